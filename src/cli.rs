@@ -1,0 +1,305 @@
+//! The command line: argument definitions and the headless commands (`export`, `run`, `check`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, process_env};
+use crate::events::{Event, EventRx};
+use crate::export::{ExportEvent, Stage, Trigger};
+use crate::logging::{self, LogTarget};
+use crate::schedule::ScheduleEvent;
+use crate::services::{ServiceSet, Services};
+use crate::testops::{TestOpsClient, TestOpsSettings};
+
+/// opsdeck: TestOps exports, Swarm releases and logs in one terminal dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "opsdeck", version, about)]
+pub struct Cli {
+    /// Config file (default: ~/.config/opsdeck/config.toml).
+    #[arg(long, global = true, env = "OPSDECK_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export now, headless: all configured groups, or those named. Prints each saved path.
+    Export {
+        /// A configured group name; repeat for several.
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
+    },
+    /// Run headless: scheduler, retention cleanup and export-dir watcher, until SIGTERM/SIGINT.
+    Run,
+    /// Validate the config and reach each configured backend; one line per check.
+    Check,
+}
+
+/// Exit code for bad input or configuration (nothing was done).
+pub const EXIT_USAGE: u8 = 2;
+
+fn load(cli: &Cli) -> Result<Config, ExitCode> {
+    Config::load(cli.config.as_deref(), &process_env).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn warn_all(cfg: &Config) {
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+        tracing::warn!("{w}");
+    }
+}
+
+/// `opsdeck export`.
+pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let _log = logging::init(
+        &cfg.logging.level,
+        &crate::paths::log_dir(),
+        cfg.logging.keep_days,
+        LogTarget::StderrAndFile,
+    );
+    warn_all(&cfg);
+    let selected = match cfg.select_groups(groups) {
+        Ok(g) if g.is_empty() => {
+            eprintln!(
+                "error: no groups configured: add [[testops.groups]] entries (name, id) to the config"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let (tx, rx) = crate::events::channel();
+    let services = match Services::start(
+        &cfg,
+        tx,
+        ServiceSet {
+            scheduler: false,
+            watcher: false,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let drain = tokio::spawn(log_events(rx));
+    let runner = services.runner.clone();
+    let outcome = tokio::select! {
+        o = runner.export(selected, Trigger::Manual) => Some(o),
+        () = shutdown_signal() => None,
+    };
+    services.shutdown().await;
+    drain.abort();
+    let Some(outcome) = outcome else {
+        eprintln!("error: interrupted; no partial file was kept");
+        return ExitCode::from(130);
+    };
+    for (_, path) in &outcome.saved {
+        println!("{}", path.display());
+    }
+    for (group, err) in &outcome.failed {
+        eprintln!("error: group {group}: {err}");
+    }
+    for group in &outcome.skipped {
+        eprintln!("error: group {group}: an export of it is already running in this process");
+    }
+    if outcome.all_saved() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `opsdeck run`.
+pub async fn run(cli: &Cli) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let _log = logging::init(
+        &cfg.logging.level,
+        &crate::paths::log_dir(),
+        cfg.logging.keep_days,
+        LogTarget::StderrAndFile,
+    );
+    warn_all(&cfg);
+    let (tx, rx) = crate::events::channel();
+    let services = match Services::start(
+        &cfg,
+        tx,
+        ServiceSet {
+            scheduler: true,
+            watcher: true,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    tracing::info!(
+        dir = %cfg.export.dir.display(),
+        schedule = cfg.export.schedule.expr(),
+        "opsdeck run started: {}",
+        cfg.export.schedule.describe()
+    );
+    let drain = tokio::spawn(log_events(rx));
+    shutdown_signal().await;
+    tracing::info!("shutting down: cancelling running exports");
+    services.shutdown().await;
+    drain.abort();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// `opsdeck check`.
+pub async fn check(cli: &Cli) -> ExitCode {
+    let cfg = match Config::load(cli.config.as_deref(), &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        failed |= !ok;
+        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+    };
+    let source = cfg
+        .path
+        .as_ref()
+        .map_or("no file, environment and defaults".into(), |p| {
+            p.display().to_string()
+        });
+    line(
+        true,
+        "config",
+        format!("{source}; {} group(s)", cfg.testops.groups.len()),
+    );
+    for w in &cfg.warnings {
+        println!("warn config: {w}");
+    }
+    line(
+        true,
+        "export.schedule",
+        format!(
+            "`{}`: {}",
+            cfg.export.schedule.expr(),
+            cfg.export.schedule.describe()
+        ),
+    );
+    let store = crate::export::ExportStore::new(&cfg.export.dir);
+    match store.ensure_writable() {
+        Ok(()) => line(
+            true,
+            "export.dir",
+            format!("{} is writable", cfg.export.dir.display()),
+        ),
+        Err(e) => line(
+            false,
+            "export.dir",
+            format!("{}: {e}", cfg.export.dir.display()),
+        ),
+    }
+    if cfg.testops.groups.is_empty() {
+        line(
+            false,
+            "testops.groups",
+            "no groups configured: add [[testops.groups]] entries".into(),
+        );
+    }
+    match TestOpsSettings::from_config(&cfg) {
+        Err(e) => line(false, "testops", e.to_string()),
+        Ok(settings) => {
+            let url = settings.base_url.clone();
+            match TestOpsClient::new(settings) {
+                Err(e) => line(false, "testops", e.to_string()),
+                Ok(client) => match client.exchange().await {
+                    Ok(exp) => line(
+                        true,
+                        "testops",
+                        format!(
+                            "{url}: token exchange succeeded{}",
+                            exp.map(|d| format!(
+                                ", access token valid for {}",
+                                humantime::format_duration(d)
+                            ))
+                            .unwrap_or_default()
+                        ),
+                    ),
+                    Err(e) => line(false, "testops", format!("{url}: {e}")),
+                },
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Logs service events for headless front ends.
+async fn log_events(mut rx: EventRx) {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Export(ExportEvent::Progress {
+                group,
+                stage,
+                attempt,
+                max_attempts,
+                ..
+            }) => match stage {
+                Stage::Preparing { poll } if poll > 1 => {
+                    tracing::debug!(%group, "attempt {attempt}/{max_attempts}: export not ready, poll {poll}")
+                }
+                Stage::Downloading { bytes, .. } => {
+                    tracing::debug!(%group, "downloading: {bytes} bytes")
+                }
+                _ => {}
+            },
+            Event::Schedule(ScheduleEvent::Next { job, at: Some(at) }) => {
+                tracing::info!(%job, "next run at {at}")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM, SIGINT or SIGHUP (the SSH link dropped).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async fn wait(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        () = wait(&mut term) => tracing::info!("SIGTERM received"),
+        () = wait(&mut hup) => tracing::info!("SIGHUP received"),
+        () = wait(&mut int) => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,153 @@
+//! The config file as written: serde structs that refuse unknown keys.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::{ConfigError, line_of};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub testops: Option<TestOpsFile>,
+    pub export: Option<ExportFile>,
+    pub releases: Option<ReleasesFile>,
+    pub logs: Option<LogsFile>,
+    pub logging: Option<LoggingFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TestOpsFile {
+    pub base_url: Option<Spanned<String>>,
+    pub token: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub project_id: Option<u64>,
+    pub tree_id: Option<u64>,
+    pub groups: Option<Vec<GroupFile>>,
+    pub mapping: Option<Vec<ColumnMapping>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub read_timeout: Option<Spanned<String>>,
+    pub poll_interval: Option<Spanned<String>>,
+    pub poll_timeout: Option<Spanned<String>>,
+}
+
+/// A `[[testops.groups]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFile {
+    pub name: Spanned<String>,
+    pub id: u64,
+    pub project_id: Option<u64>,
+    pub tree_id: Option<u64>,
+}
+
+/// One CSV column of the export request (`[[testops.mapping]]`), sent to TestOps as is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnMapping {
+    pub field: String,
+    pub name: String,
+    #[serde(
+        rename = "itemsSeparator",
+        alias = "items_separator",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub items_separator: Option<String>,
+    #[serde(
+        rename = "roleId",
+        alias = "role_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub role_id: Option<i64>,
+    #[serde(
+        rename = "customFieldId",
+        alias = "custom_field_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_field_id: Option<i64>,
+    #[serde(
+        rename = "integrationId",
+        alias = "integration_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub integration_id: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExportFile {
+    pub dir: Option<String>,
+    pub schedule: Option<Spanned<String>>,
+    pub cleanup_schedule: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+    pub retention_days: Option<u32>,
+    pub max_attempts: Option<u32>,
+    pub retry_delays: Option<Vec<Spanned<String>>>,
+    pub catch_up: Option<Spanned<String>>,
+}
+
+/// `[releases]`: read here so the whole file is validated at once; used by the release service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasesFile {
+    pub ledger: Option<String>,
+    pub deployer: Option<String>,
+    pub approvers: Option<Vec<String>>,
+}
+
+/// `[logs]`: log sources for the Logs tab.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsFile {
+    pub sources: Option<Vec<LogSourceFile>>,
+}
+
+/// A `[[logs.sources]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSourceFile {
+    pub name: String,
+    pub path: Option<String>,
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoggingFile {
+    pub keep_days: Option<usize>,
+    pub level: Option<String>,
+}
+
+/// Parses the file, turning serde's message into `file:line:col: message (in [table])`.
+pub(super) fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let line = line_of(text, offset);
+        let column = offset
+            - text[..offset.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        let message = e
+            .message()
+            .trim()
+            .replace("unknown field", "unknown key")
+            .replace("missing field", "missing key");
+        let table = text
+            .lines()
+            .take(line)
+            .filter(|l| l.trim_start().starts_with('['))
+            .last()
+            .map(|l| format!(" (in {})", l.trim()))
+            .unwrap_or_default();
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+            context: table,
+        }
+    })
+}

@@ -1,0 +1,506 @@
+//! Configuration: TOML file + environment + command line, validated before anything starts.
+//!
+//! Precedence is flag > environment > file > default (DESIGN.md). Every error names the key and,
+//! when the value came from the file, the file and line it sits on.
+
+mod file;
+mod mapping;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use file::{ColumnMapping, GroupFile};
+pub use mapping::default_mapping;
+
+use crate::schedule::CronSchedule;
+
+/// Where a configuration value came from, so errors can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Line `line` of the config file.
+    File { path: PathBuf, line: usize },
+    /// An environment variable.
+    Env(&'static str),
+    /// The built-in default.
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Default => write!(f, "built-in default"),
+        }
+    }
+}
+
+/// A configuration problem, worded for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}{context}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        context: String,
+    },
+    #[error("{origin}: invalid value for `{key}`: {message}")]
+    Invalid {
+        key: &'static str,
+        origin: Origin,
+        message: String,
+    },
+    #[error("`{key}` is not set: {hint}")]
+    Missing { key: &'static str, hint: String },
+}
+
+/// One TestOps test-case tree group to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub id: u64,
+    pub project_id: u64,
+    pub tree_id: u64,
+}
+
+/// TestOps connection settings.
+#[derive(Debug, Clone)]
+pub struct TestOpsConfig {
+    pub base_url: Option<String>,
+    /// The API token, when configured; never printed.
+    pub token: Option<SecretString>,
+    /// Where the token came from (for messages; never the token itself).
+    pub token_origin: Origin,
+    pub groups: Vec<Group>,
+    pub mapping: Vec<ColumnMapping>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub poll_interval: Duration,
+    pub poll_timeout: Duration,
+}
+
+/// Export job settings.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    pub dir: PathBuf,
+    pub schedule: CronSchedule,
+    pub cleanup_schedule: CronSchedule,
+    pub retention_days: u32,
+    pub max_attempts: u32,
+    pub retry_delays: Vec<Duration>,
+    pub catch_up: Duration,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    pub keep_days: usize,
+    pub level: String,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    pub testops: TestOpsConfig,
+    pub export: ExportConfig,
+    pub logging: LoggingConfig,
+    /// Sections owned by later services, parsed and kept for them.
+    pub releases: file::ReleasesFile,
+    pub logs: file::LogsFile,
+    /// Warnings found while loading (e.g. a token in a world-readable file).
+    pub warnings: Vec<String>,
+}
+
+/// The environment, read once so tests can pass their own.
+pub type Env = dyn Fn(&str) -> Option<String>;
+
+/// Reads the process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The default config path (`~/.config/opsdeck/config.toml` on Linux).
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "opsdeck").map(|d| d.config_dir().join("config.toml"))
+}
+
+impl Config {
+    /// Loads the configuration.
+    ///
+    /// `explicit` is the `--config` flag or `OPSDECK_CONFIG`; it must exist. Without it the
+    /// default path is used when present, else defaults and environment alone (how users of the
+    /// old exporter run with just their `.env`).
+    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
+        let (path, text) = match explicit {
+            Some(p) => (Some(p.to_path_buf()), Some(read(p)?)),
+            None => match default_path().filter(|p| p.exists()) {
+                Some(p) => {
+                    let text = read(&p)?;
+                    (Some(p), Some(text))
+                }
+                None => (None, None),
+            },
+        };
+        Self::from_parts(path.as_deref(), text.as_deref().unwrap_or(""), env)
+    }
+
+    /// Builds a configuration from file text (empty when there is no file) and the environment.
+    pub fn from_parts(path: Option<&Path>, text: &str, env: &Env) -> Result<Config, ConfigError> {
+        let display_path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("<no config file>"));
+        let raw = file::parse(&display_path, text)?;
+        let at = |span: std::ops::Range<usize>| Origin::File {
+            path: display_path.clone(),
+            line: line_of(text, span.start),
+        };
+        let mut warnings = Vec::new();
+
+        let t = raw.testops.unwrap_or_default();
+        let (base_url, url_origin) = match (env("TESTOPS_BASE_URL"), t.base_url) {
+            (Some(u), _) => (Some(u), Origin::Env("TESTOPS_BASE_URL")),
+            (None, Some(u)) => {
+                let o = at(u.span());
+                (Some(u.into_inner()), o)
+            }
+            (None, None) => (None, Origin::Default),
+        };
+        if let Some(url) = &base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "testops.base_url",
+                    origin: url_origin,
+                    message: format!("`{url}` must start with http:// or https://"),
+                });
+            }
+        }
+        let base_url = base_url.map(|u| u.trim_end_matches('/').to_string());
+
+        // Token: TESTOPS_TOKEN > TESTOPS_TOKEN_FILE > testops.token > testops.token_file.
+        let (token, token_origin) = if let Some(tok) = env("TESTOPS_TOKEN") {
+            (Some(tok), Origin::Env("TESTOPS_TOKEN"))
+        } else if let Some(f) = env("TESTOPS_TOKEN_FILE") {
+            (
+                Some(read_token_file(Path::new(&f), "testops.token_file")?),
+                Origin::Env("TESTOPS_TOKEN_FILE"),
+            )
+        } else if let Some(tok) = t.token {
+            let origin = at(tok.span());
+            if let Some(p) = path {
+                if let Some(w) = permission_warning(p) {
+                    warnings.push(w);
+                }
+            }
+            (Some(tok.into_inner()), origin)
+        } else if let Some(f) = t.token_file {
+            let origin = at(f.span());
+            (
+                Some(read_token_file(
+                    Path::new(f.get_ref()),
+                    "testops.token_file",
+                )?),
+                origin,
+            )
+        } else {
+            (None, Origin::Default)
+        };
+
+        let mut groups = Vec::new();
+        for g in t.groups.unwrap_or_default() {
+            let origin = at(g.name.span());
+            let name = g.name.into_inner();
+            if name.is_empty() || name.contains(['/', '\\']) || name.contains('_') {
+                return Err(ConfigError::Invalid {
+                    key: "testops.groups.name",
+                    origin,
+                    message: format!(
+                        "group name `{name}` must be non-empty and contain no `/`, `\\` or `_` \
+                         (it becomes part of the file name)"
+                    ),
+                });
+            }
+            let project_id = g.project_id.or(t.project_id).ok_or(ConfigError::Invalid {
+                key: "testops.project_id",
+                origin: origin.clone(),
+                message: format!(
+                    "group `{name}` has no project_id and testops.project_id is not set"
+                ),
+            })?;
+            let tree_id = g.tree_id.or(t.tree_id).ok_or(ConfigError::Invalid {
+                key: "testops.tree_id",
+                origin: origin.clone(),
+                message: format!("group `{name}` has no tree_id and testops.tree_id is not set"),
+            })?;
+            if groups.iter().any(|x: &Group| x.name == name) {
+                return Err(ConfigError::Invalid {
+                    key: "testops.groups.name",
+                    origin,
+                    message: format!("group `{name}` is configured twice"),
+                });
+            }
+            groups.push(Group {
+                name,
+                id: g.id,
+                project_id,
+                tree_id,
+            });
+        }
+
+        let dur = |key: &'static str, v: Option<toml::Spanned<String>>, default: Duration| match v {
+            None => Ok(default),
+            Some(s) => parse_duration(s.get_ref()).map_err(|message| ConfigError::Invalid {
+                key,
+                origin: at(s.span()),
+                message,
+            }),
+        };
+        let testops = TestOpsConfig {
+            base_url,
+            token: token.map(SecretString::from),
+            token_origin,
+            groups,
+            mapping: t.mapping.unwrap_or_else(default_mapping),
+            connect_timeout: dur("testops.connect_timeout", t.connect_timeout, secs(10))?,
+            read_timeout: dur("testops.read_timeout", t.read_timeout, secs(60))?,
+            poll_interval: dur("testops.poll_interval", t.poll_interval, secs(2))?,
+            poll_timeout: dur("testops.poll_timeout", t.poll_timeout, secs(600))?,
+        };
+
+        let e = raw.export.unwrap_or_default();
+        let timezone =
+            match &e.timezone {
+                None => None,
+                Some(tz) => Some(tz.get_ref().parse::<chrono_tz::Tz>().map_err(|_| {
+                    ConfigError::Invalid {
+                        key: "export.timezone",
+                        origin: at(tz.span()),
+                        message: format!(
+                            "`{}` is not an IANA time zone name (e.g. Europe/Berlin)",
+                            tz.get_ref()
+                        ),
+                    }
+                })?),
+            };
+        let cron = |key: &'static str,
+                    env_var: Option<&'static str>,
+                    v: Option<toml::Spanned<String>>,
+                    default: &str| {
+            let (expr, origin) = match (env_var.and_then(env), v) {
+                (Some(x), _) => (x, Origin::Env(env_var.unwrap_or_default())),
+                (None, Some(s)) => {
+                    let o = at(s.span());
+                    (s.into_inner(), o)
+                }
+                (None, None) => (default.to_string(), Origin::Default),
+            };
+            CronSchedule::parse(&expr, timezone).map_err(|message| ConfigError::Invalid {
+                key,
+                origin,
+                message,
+            })
+        };
+        let dir = env("EXPORT_PATH")
+            .map(PathBuf::from)
+            .or(e.dir.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("./exports"));
+        let max_attempts = e.max_attempts.unwrap_or(3);
+        if max_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                key: "export.max_attempts",
+                origin: Origin::Default,
+                message: "must be at least 1".into(),
+            });
+        }
+        let retry_delays = match e.retry_delays {
+            None => vec![secs(300), secs(600), secs(900)],
+            Some(list) => {
+                let mut out = Vec::new();
+                for s in list {
+                    out.push(parse_duration(s.get_ref()).map_err(|message| {
+                        ConfigError::Invalid {
+                            key: "export.retry_delays",
+                            origin: at(s.span()),
+                            message,
+                        }
+                    })?);
+                }
+                if out.is_empty() {
+                    out.push(Duration::ZERO);
+                }
+                out
+            }
+        };
+        let export = ExportConfig {
+            dir,
+            schedule: cron(
+                "export.schedule",
+                Some("CRON_SCHEDULE"),
+                e.schedule,
+                "0 7 * * *",
+            )?,
+            cleanup_schedule: cron(
+                "export.cleanup_schedule",
+                None,
+                e.cleanup_schedule,
+                "30 3 * * *",
+            )?,
+            retention_days: e.retention_days.unwrap_or(30),
+            max_attempts,
+            retry_delays,
+            catch_up: dur("export.catch_up", e.catch_up, secs(6 * 3600))?,
+        };
+
+        let l = raw.logging.unwrap_or_default();
+        let logging = LoggingConfig {
+            keep_days: l.keep_days.unwrap_or(14).max(1),
+            level: l.level.unwrap_or_else(|| "info".into()),
+        };
+
+        Ok(Config {
+            path: path.map(Path::to_path_buf),
+            testops,
+            export,
+            logging,
+            releases: raw.releases.unwrap_or_default(),
+            logs: raw.logs.unwrap_or_default(),
+            warnings,
+        })
+    }
+
+    /// The TestOps base URL, or an error saying how to set it.
+    pub fn require_base_url(&self) -> Result<&str, ConfigError> {
+        self.testops
+            .base_url
+            .as_deref()
+            .ok_or_else(|| ConfigError::Missing {
+                key: "testops.base_url",
+                hint: self.where_to_set("base_url", "TESTOPS_BASE_URL"),
+            })
+    }
+
+    /// The API token, or an error saying how to set it.
+    pub fn require_token(&self) -> Result<&SecretString, ConfigError> {
+        self.testops
+            .token
+            .as_ref()
+            .ok_or_else(|| ConfigError::Missing {
+                key: "testops.token",
+                hint: format!(
+                    "{} (or testops.token_file / TESTOPS_TOKEN_FILE for a Docker secret)",
+                    self.where_to_set("token", "TESTOPS_TOKEN")
+                ),
+            })
+    }
+
+    fn where_to_set(&self, key: &str, env: &str) -> String {
+        match &self.path {
+            Some(p) => format!(
+                "set {key} under [testops] in {} or the {env} environment variable",
+                p.display()
+            ),
+            None => format!(
+                "no config file was found; pass --config FILE or set the {env} environment variable"
+            ),
+        }
+    }
+
+    /// Finds configured groups by name; an unknown name is an error listing the known ones.
+    pub fn select_groups(&self, names: &[String]) -> Result<Vec<Group>, String> {
+        if names.is_empty() {
+            return Ok(self.testops.groups.clone());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.testops
+                    .groups
+                    .iter()
+                    .find(|g| g.name.eq_ignore_ascii_case(n))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let known: Vec<_> = self
+                            .testops
+                            .groups
+                            .iter()
+                            .map(|g| g.name.as_str())
+                            .collect();
+                        format!(
+                            "unknown group `{n}`; configured groups: {}",
+                            known.join(", ")
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Parses `"5m"`, `"90s"`, `"1h 30m"`, `"250ms"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write it like \"90s\", \"5m\" or \"1h\"")
+    })
+}
+
+fn read(p: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+fn read_token_file(p: &Path, key: &'static str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Invalid {
+        key,
+        origin: Origin::Default,
+        message: format!("cannot read token file {}: {e}", p.display()),
+    })?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            origin: Origin::Default,
+            message: format!("token file {} is empty", p.display()),
+        });
+    }
+    Ok(token)
+}
+
+fn permission_warning(p: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} holds testops.token and is readable by group or others (mode {:o}); run: chmod 600 {}",
+            p.display(),
+            mode & 0o777,
+            p.display()
+        )
+    })
+}
+
+/// 1-based line number of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+
+fn env_none(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_parts(Some(Path::new("/etc/opsdeck.toml")), text, &env_none)
+}
+
+#[test]
+fn defaults_match_the_design() {
+    let c = load("").unwrap();
+    assert_eq!(c.export.dir, PathBuf::from("./exports"));
+    assert_eq!(c.export.schedule.expr(), "0 7 * * *");
+    assert_eq!(c.export.retention_days, 30);
+    assert_eq!(c.export.max_attempts, 3);
+    assert_eq!(c.export.retry_delays, vec![secs(300), secs(600), secs(900)]);
+    assert_eq!(c.export.catch_up, secs(6 * 3600));
+    assert_eq!(c.testops.mapping.len(), 26);
+    assert_eq!(c.logging.keep_days, 14);
+}
+
+#[test]
+fn unknown_key_names_key_file_line_and_table() {
+    let e =
+        load("[testops]\nbase_url = \"http://x\"\n\n[export]\nretention_day = 3\n").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("/etc/opsdeck.toml:5:"), "{msg}");
+    assert!(msg.contains("unknown key `retention_day`"), "{msg}");
+    assert!(msg.contains("(in [export])"), "{msg}");
+}
+
+#[test]
+fn bad_cron_names_the_key_and_line() {
+    let e = load("[export]\n\nschedule = \"0 25 * * *\"\n").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("/etc/opsdeck.toml:3"), "{msg}");
+    assert!(msg.contains("export.schedule"), "{msg}");
+    assert!(msg.contains("0 25 * * *"), "{msg}");
+}
+
+#[test]
+fn bad_duration_and_timezone_are_explained() {
+    let e = load("[export]\nretry_delays = [\"5m\", \"soon\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(":2:") && e.contains("export.retry_delays") && e.contains("soon"),
+        "{e}"
+    );
+    let e = load("[export]\ntimezone = \"Mars/Olympus\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("export.timezone") && e.contains("Mars/Olympus"),
+        "{e}"
+    );
+}
+
+#[test]
+fn env_overrides_file_and_cli_env_names_match_the_old_exporter() {
+    let text = "[testops]\nbase_url = \"http://file\"\ntoken = \"from-file\"\n[export]\ndir = \"/file\"\nschedule = \"0 1 * * *\"\n";
+    let env = |k: &str| match k {
+        "TESTOPS_BASE_URL" => Some("http://env/".to_string()),
+        "TESTOPS_TOKEN" => Some("from-env".to_string()),
+        "EXPORT_PATH" => Some("/env".to_string()),
+        "CRON_SCHEDULE" => Some("0 2 * * *".to_string()),
+        _ => None,
+    };
+    let c = Config::from_parts(None, text, &env).unwrap();
+    assert_eq!(c.testops.base_url.as_deref(), Some("http://env"));
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(c.require_token().unwrap()),
+        "from-env"
+    );
+    assert_eq!(c.testops.token_origin, Origin::Env("TESTOPS_TOKEN"));
+    assert_eq!(c.export.dir, PathBuf::from("/env"));
+    assert_eq!(c.export.schedule.expr(), "0 2 * * *");
+    let e = Config::from_parts(None, "", &|k: &str| {
+        (k == "CRON_SCHEDULE").then(|| "nope".to_string())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("CRON_SCHEDULE"), "{e}");
+}
+
+#[test]
+fn missing_token_says_how_to_set_it_and_secrets_never_print() {
+    let c = load("[testops]\nbase_url = \"http://x\"\n").unwrap();
+    let e = c.require_token().unwrap_err().to_string();
+    assert!(
+        e.contains("testops.token")
+            && e.contains("/etc/opsdeck.toml")
+            && e.contains("TESTOPS_TOKEN"),
+        "{e}"
+    );
+    let c = load("[testops]\ntoken = \"s3cr3t-value\"\n").unwrap();
+    assert!(!format!("{c:?}").contains("s3cr3t-value"));
+}
+
+#[test]
+fn token_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("tok");
+    std::fs::write(&f, "abc123\n").unwrap();
+    let text = format!("[testops]\ntoken_file = \"{}\"\n", f.display());
+    let c = load(&text).unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(c.require_token().unwrap()),
+        "abc123"
+    );
+    std::fs::write(&f, "  \n").unwrap();
+    assert!(load(&text).unwrap_err().to_string().contains("empty"));
+}
+
+#[test]
+fn groups_inherit_project_and_tree_and_are_validated() {
+    let c = load(
+        "[testops]\nproject_id = 17\ntree_id = 937\n[[testops.groups]]\nname = \"API\"\nid = 1\n\
+         [[testops.groups]]\nname = \"UI\"\nid = 2\nproject_id = 5\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.testops.groups[0],
+        Group {
+            name: "API".into(),
+            id: 1,
+            project_id: 17,
+            tree_id: 937
+        }
+    );
+    assert_eq!(c.testops.groups[1].project_id, 5);
+    assert_eq!(c.select_groups(&["ui".into()]).unwrap()[0].name, "UI");
+    assert!(
+        c.select_groups(&["web".into()])
+            .unwrap_err()
+            .contains("API, UI")
+    );
+    let e = load("[[testops.groups]]\nname = \"A_B\"\nid = 1\nproject_id = 1\ntree_id = 1\n")
+        .unwrap_err();
+    assert!(e.to_string().contains(":2"), "{e}");
+    let e = load("[[testops.groups]]\nname = \"API\"\nid = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("testops.project_id"), "{e}");
+}
+
+#[test]
+fn custom_mapping_replaces_the_default() {
+    let c = load("[[testops.mapping]]\nfield = \"role\"\nname = \"Owner\"\nroleId = -1\nitemsSeparator = \",\"\n").unwrap();
+    assert_eq!(c.testops.mapping.len(), 1);
+    assert_eq!(c.testops.mapping[0].role_id, Some(-1));
+}

@@ -1,0 +1,32 @@
+//! The one event channel every service reports through. Front ends (CLI, daemon, TUI) drain it.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::export::{DirListing, ExportEvent};
+use crate::schedule::ScheduleEvent;
+
+/// Something a service wants its front end to know.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Export(ExportEvent),
+    Schedule(ScheduleEvent),
+    /// The export directory changed (watcher, debounced); a fresh listing.
+    ExportDir(DirListing),
+    /// Retention deleted these files.
+    RetentionDeleted {
+        files: Vec<PathBuf>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Sending half of the event channel.
+pub type EventTx = tokio::sync::mpsc::Sender<Event>;
+/// Receiving half of the event channel.
+pub type EventRx = tokio::sync::mpsc::Receiver<Event>;
+
+/// A new event channel; bounded so a stalled front end slows progress reports, not memory.
+pub fn channel() -> (EventTx, EventRx) {
+    tokio::sync::mpsc::channel(1024)
+}

@@ -1,0 +1,316 @@
+//! `ExportJob`: exports one group, with retries, streaming into a checked temporary file that
+//! is renamed to its final name only when complete.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::csv_check::{CsvError, CsvSummary};
+use super::history::{AttemptEnd, RunHistory};
+use super::sink::{CsvSink, SinkError};
+use super::store::{ExportName, ExportStore};
+use crate::config::{ColumnMapping, Group};
+use crate::events::{Event, EventTx};
+use crate::testops::{ExportSelection, TestOpsClient, TestOpsError};
+
+/// Why an export run was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A person pressed a key or ran `opsdeck export`.
+    Manual,
+    /// The scheduler, for the given scheduled instant.
+    Scheduled(DateTime<Utc>),
+    /// The scheduler catching up a run missed while no process was up.
+    CatchUp(DateTime<Utc>),
+}
+
+impl Trigger {
+    /// The name stored in the run history.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Scheduled(_) => "scheduled",
+            Trigger::CatchUp(_) => "catch-up",
+        }
+    }
+
+    /// The scheduled instant, for scheduled runs.
+    pub fn scheduled_for(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Trigger::Manual => None,
+            Trigger::Scheduled(t) | Trigger::CatchUp(t) => Some(*t),
+        }
+    }
+}
+
+/// Where an attempt is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    Requesting,
+    Preparing { poll: u32 },
+    Downloading { bytes: u64, total: Option<u64> },
+    Checking,
+}
+
+/// Progress and results of exports.
+#[derive(Debug, Clone)]
+pub enum ExportEvent {
+    Progress {
+        run_id: i64,
+        group: String,
+        attempt: u32,
+        max_attempts: u32,
+        stage: Stage,
+    },
+    RetryScheduled {
+        run_id: i64,
+        group: String,
+        attempt: u32,
+        max_attempts: u32,
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Saved {
+        run_id: i64,
+        group: String,
+        path: PathBuf,
+        bytes: u64,
+        rows: u64,
+        attempts: u32,
+    },
+    Failed {
+        run_id: i64,
+        group: String,
+        error: String,
+        attempts: u32,
+    },
+    /// The group was not started because an export of it is already running.
+    Skipped { group: String, reason: String },
+    RunFinished {
+        run_id: i64,
+        trigger: Trigger,
+        saved: usize,
+        failed: usize,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    TestOps(#[from] TestOpsError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl AttemptError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AttemptError::TestOps(e) => e.is_retryable(),
+            AttemptError::Sink(SinkError::Exists(_)) | AttemptError::Cancelled => false,
+            AttemptError::Sink(_) => true,
+        }
+    }
+}
+
+/// Everything one group export needs; shared by all runs.
+pub struct ExportJob {
+    pub client: Arc<TestOpsClient>,
+    pub store: ExportStore,
+    pub history: RunHistory,
+    pub mapping: Arc<Vec<ColumnMapping>>,
+    pub max_attempts: u32,
+    pub retry_delays: Vec<Duration>,
+    pub events: EventTx,
+}
+
+/// Progress events are sent at most this often per group, so a fast download cannot flood.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+impl ExportJob {
+    /// Exports `group`, retrying as configured. `Ok` holds the saved path and its counts.
+    pub async fn run_group(
+        &self,
+        run_id: i64,
+        group: &Group,
+        cancel: &CancellationToken,
+    ) -> Result<(PathBuf, CsvSummary), String> {
+        let max = self.max_attempts;
+        for attempt in 1..=max {
+            tracing::info!(group = %group.name, "export attempt {attempt}/{max} started");
+            let attempt_id = self
+                .history
+                .start_attempt(run_id, &group.name, attempt, max)
+                .ok();
+            let started = Utc::now();
+            let result = tokio::select! {
+                r = self.attempt(run_id, group, attempt, started) => r,
+                () = cancel.cancelled() => Err(AttemptError::Cancelled),
+            };
+            let record = |end: AttemptEnd<'_>| {
+                if let Some(id) = attempt_id {
+                    if let Err(e) = self.history.finish_attempt(id, &end) {
+                        tracing::warn!("cannot record the attempt in the run history: {e}");
+                    }
+                }
+            };
+            match result {
+                Ok((path, summary)) => {
+                    let file = path.display().to_string();
+                    record(AttemptEnd {
+                        outcome: "saved",
+                        bytes: Some(summary.bytes),
+                        rows: Some(summary.rows),
+                        file: Some(&file),
+                        error: None,
+                    });
+                    tracing::info!(group = %group.name, rows = summary.rows, bytes = summary.bytes, "export saved: {file}");
+                    self.emit(ExportEvent::Saved {
+                        run_id,
+                        group: group.name.clone(),
+                        path: path.clone(),
+                        bytes: summary.bytes,
+                        rows: summary.rows,
+                        attempts: attempt,
+                    })
+                    .await;
+                    return Ok((path, summary));
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    let last = attempt == max || !e.is_retryable();
+                    let outcome = match (&e, last) {
+                        (AttemptError::Cancelled, _) => "cancelled",
+                        (_, true) => "failed",
+                        (_, false) => "retrying",
+                    };
+                    record(AttemptEnd {
+                        outcome,
+                        error: Some(&error),
+                        ..Default::default()
+                    });
+                    if last {
+                        tracing::error!(group = %group.name, "export failed after attempt {attempt}/{max}: {error}");
+                        self.emit(ExportEvent::Failed {
+                            run_id,
+                            group: group.name.clone(),
+                            error: error.clone(),
+                            attempts: attempt,
+                        })
+                        .await;
+                        return Err(error);
+                    }
+                    let configured =
+                        self.retry_delays[(attempt as usize - 1).min(self.retry_delays.len() - 1)];
+                    let delay = e_retry_after(&e).map_or(configured, |ra| ra.max(configured));
+                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    tracing::warn!(group = %group.name, "export attempt {attempt}/{max} failed: {error}; retrying at {at}");
+                    self.emit(ExportEvent::RetryScheduled {
+                        run_id,
+                        group: group.name.clone(),
+                        attempt,
+                        max_attempts: max,
+                        at,
+                        error,
+                    })
+                    .await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = cancel.cancelled() => {
+                            let error = "cancelled while waiting to retry".to_string();
+                            self.emit(ExportEvent::Failed { run_id, group: group.name.clone(), error: error.clone(), attempts: attempt }).await;
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn attempt(
+        &self,
+        run_id: i64,
+        group: &Group,
+        attempt: u32,
+        started: DateTime<Utc>,
+    ) -> Result<(PathBuf, CsvSummary), AttemptError> {
+        let max = self.max_attempts;
+        let progress = |stage| ExportEvent::Progress {
+            run_id,
+            group: group.name.clone(),
+            attempt,
+            max_attempts: max,
+            stage,
+        };
+        self.emit(progress(Stage::Requesting)).await;
+        let sel = ExportSelection {
+            project_id: group.project_id,
+            tree_id: group.tree_id,
+            group_id: group.id,
+        };
+        let export_id = self.client.request_export(sel, &self.mapping).await?;
+        let mut dl = self
+            .client
+            .start_download(export_id, |poll| {
+                self.emit_progress(progress(Stage::Preparing { poll }))
+            })
+            .await?;
+        if dl
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.contains("html"))
+        {
+            return Err(SinkError::Csv(CsvError::NotCsv("HTML or XML")).into());
+        }
+        let mut sink = CsvSink::create(self.store.dir())?;
+        let total = dl.content_length;
+        let mut bytes = dl.first.len() as u64;
+        sink.write(std::mem::take(&mut dl.first)).await?;
+        let mut last_report = Instant::now();
+        while let Some(chunk) = dl.next_chunk(bytes).await? {
+            bytes += chunk.len() as u64;
+            sink.write(chunk).await?;
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                last_report = Instant::now();
+                self.emit_progress(progress(Stage::Downloading { bytes, total }));
+            }
+        }
+        if let Some(total) = total.filter(|&t| t != bytes) {
+            return Err(TestOpsError::Interrupted {
+                bytes,
+                message: format!("expected {total} bytes"),
+            }
+            .into());
+        }
+        self.emit(progress(Stage::Checking)).await;
+        let checked = sink.finish().await?;
+        let summary = checked.summary;
+        let name = ExportName::file_name(group.project_id, &group.name, started);
+        let dir = self.store.dir().to_path_buf();
+        let path = tokio::task::spawn_blocking(move || checked.persist(&dir, &name))
+            .await
+            .map_err(|_| SinkError::Abandoned)??;
+        Ok((path, summary))
+    }
+
+    async fn emit(&self, e: ExportEvent) {
+        let _ = self.events.send(Event::Export(e)).await;
+    }
+
+    /// Progress is droppable: when the front end lags, skip reports instead of waiting.
+    fn emit_progress(&self, e: ExportEvent) {
+        let _ = self.events.try_send(Event::Export(e));
+    }
+}
+
+fn e_retry_after(e: &AttemptError) -> Option<Duration> {
+    match e {
+        AttemptError::TestOps(t) => t.retry_after(),
+        _ => None,
+    }
+}

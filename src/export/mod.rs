@@ -1,0 +1,17 @@
+//! Exports: the job (retries, atomic save, CSV check), the store (naming, listing, retention),
+//! the run history, the runner service and the directory watcher.
+
+pub mod csv_check;
+mod history;
+mod job;
+mod runner;
+mod sink;
+mod store;
+mod watcher;
+
+pub use history::{AttemptEnd, AttemptRecord, RunHistory, RunRecord};
+pub use job::{ExportEvent, ExportJob, Stage, Trigger};
+pub use runner::{ExportRunner, ExportRunnerHandle, RunOutcome};
+pub use sink::{CsvSink, SinkError};
+pub use store::{ExportFile, ExportName, ExportStore, TEMP_PREFIX, sync_dir};
+pub use watcher::{DirListing, ExportDirWatcher};

@@ -1,0 +1,15 @@
+//! opsdeck: a terminal dashboard for TestOps exports, Swarm releases and logs.
+//!
+//! Services (`export`, `schedule`) are plain async Rust usable without a screen; the CLI and the
+//! headless daemon (`cli`) are front ends over them. See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod export;
+pub mod logging;
+pub mod paths;
+pub mod schedule;
+pub mod services;
+pub mod testops;
+pub mod testops_sim;

@@ -1,0 +1,12 @@
+//! Scheduled jobs: cron evaluation, the single-leader lock, the shared "last fired" state and
+//! the scheduler service that fires exports and retention cleanups.
+
+mod cron;
+mod lock;
+mod scheduler;
+mod state;
+
+pub use cron::CronSchedule;
+pub use lock::{Holder, LOCK_FILE, LeaderLock, whoami};
+pub use scheduler::{JobKind, JobSpec, ScheduleEvent, Scheduler};
+pub use state::{STATE_FILE, SchedulerState};

@@ -1,0 +1,116 @@
+//! Starts the export services from a configuration: runner, scheduler, watcher. Shared by the
+//! headless commands and the dashboard, so every front end runs the same stack.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::events::EventTx;
+use crate::export::{
+    ExportDirWatcher, ExportJob, ExportRunner, ExportRunnerHandle, ExportStore, RunHistory,
+};
+use crate::schedule::{JobKind, JobSpec, Scheduler};
+use crate::testops::{TestOpsClient, TestOpsSettings};
+
+/// Which optional services to run.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSet {
+    pub scheduler: bool,
+    pub watcher: bool,
+}
+
+/// The running services.
+pub struct Services {
+    pub runner: ExportRunnerHandle,
+    pub store: ExportStore,
+    pub history: RunHistory,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The scheduled jobs of a configuration.
+pub fn jobs(cfg: &Config) -> Vec<JobSpec> {
+    vec![
+        JobSpec {
+            name: "export".into(),
+            kind: JobKind::Export,
+            schedule: cfg.export.schedule.clone(),
+        },
+        JobSpec {
+            name: "cleanup".into(),
+            kind: JobKind::Cleanup,
+            schedule: cfg.export.cleanup_schedule.clone(),
+        },
+    ]
+}
+
+impl Services {
+    /// Starts the services; errors name what is missing (URL, token, unwritable directory).
+    pub fn start(cfg: &Config, events: EventTx, set: ServiceSet) -> anyhow::Result<Services> {
+        let settings = TestOpsSettings::from_config(cfg)?;
+        let client = Arc::new(TestOpsClient::new(settings)?);
+        let store = ExportStore::new(&cfg.export.dir);
+        store
+            .ensure_writable()
+            .with_context(|| format!("export.dir {} is not writable", cfg.export.dir.display()))?;
+        let history_path = crate::paths::history_db();
+        let history = RunHistory::open(&history_path)
+            .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
+        let cancel = CancellationToken::new();
+        let job = ExportJob {
+            client,
+            store: store.clone(),
+            history: history.clone(),
+            mapping: Arc::new(cfg.testops.mapping.clone()),
+            max_attempts: cfg.export.max_attempts,
+            retry_delays: cfg.export.retry_delays.clone(),
+            events: events.clone(),
+        };
+        let (runner, runner_task) =
+            ExportRunner::spawn(job, cfg.export.retention_days, cancel.child_token());
+        let mut tasks = vec![runner_task];
+        if set.scheduler {
+            let scheduler = Scheduler {
+                jobs: jobs(cfg),
+                groups: cfg.testops.groups.clone(),
+                store: store.clone(),
+                retention_days: cfg.export.retention_days,
+                catch_up: cfg.export.catch_up,
+                runner: runner.clone(),
+                history: history.clone(),
+                events: events.clone(),
+                lock_retry: Duration::from_secs(10),
+            };
+            tasks.push(scheduler.spawn(cancel.child_token()));
+        }
+        if set.watcher {
+            let w = ExportDirWatcher::spawn(
+                store.clone(),
+                Duration::from_millis(300),
+                events,
+                cancel.child_token(),
+            )
+            .context("cannot watch the export directory")?;
+            tasks.push(w);
+        }
+        Ok(Services {
+            runner,
+            store,
+            history,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Cancels running exports (their temporary files are removed) and waits for every task.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
