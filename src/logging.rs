@@ -53,9 +53,12 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
         }
         None => (None, None),
     };
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let stderr_layer = (target == LogTarget::StderrAndFile).then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(colour)
             .with_target(false)
             .with_filter(filter())
     });

@@ -192,7 +192,7 @@ pub fn sample_csv(group: &str, rows: usize, seed: u64) -> String {
         out.push_str(&format!(
             "{id};\"{group} case {i}: проверка {v}\";{group}.suite{}.case{i};{};{};\"smoke,{}\";{};\"Epic {}\"\n",
             i % 7,
-            v % 2 == 0,
+            v.is_multiple_of(2),
             statuses[(v % 4) as usize],
             group.to_lowercase(),
             owners[(v % 4) as usize],

@@ -176,14 +176,14 @@ impl Config {
             }
             (None, None) => (None, Origin::Default),
         };
-        if let Some(url) = &base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Invalid {
-                    key: "testops.base_url",
-                    origin: url_origin,
-                    message: format!("`{url}` must start with http:// or https://"),
-                });
-            }
+        if let Some(url) = &base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "testops.base_url",
+                origin: url_origin,
+                message: format!("`{url}` must start with http:// or https://"),
+            });
         }
         let base_url = base_url.map(|u| u.trim_end_matches('/').to_string());
 
@@ -197,10 +197,10 @@ impl Config {
             )
         } else if let Some(tok) = t.token {
             let origin = at(tok.span());
-            if let Some(p) = path {
-                if let Some(w) = permission_warning(p) {
-                    warnings.push(w);
-                }
+            if let Some(p) = path
+                && let Some(w) = permission_warning(p)
+            {
+                warnings.push(w);
             }
             (Some(tok.into_inner()), origin)
         } else if let Some(f) = t.token_file {

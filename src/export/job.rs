@@ -152,10 +152,10 @@ impl ExportJob {
                 () = cancel.cancelled() => Err(AttemptError::Cancelled),
             };
             let record = |end: AttemptEnd<'_>| {
-                if let Some(id) = attempt_id {
-                    if let Err(e) = self.history.finish_attempt(id, &end) {
-                        tracing::warn!("cannot record the attempt in the run history: {e}");
-                    }
+                if let Some(id) = attempt_id
+                    && let Err(e) = self.history.finish_attempt(id, &end)
+                {
+                    tracing::warn!("cannot record the attempt in the run history: {e}");
                 }
             };
             match result {
@@ -208,7 +208,7 @@ impl ExportJob {
                         self.retry_delays[(attempt as usize - 1).min(self.retry_delays.len() - 1)];
                     let delay = e_retry_after(&e).map_or(configured, |ra| ra.max(configured));
                     let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    tracing::warn!(group = %group.name, "export attempt {attempt}/{max} failed: {error}; retrying at {at}");
+                    tracing::warn!(group = %group.name, "export attempt {attempt}/{max} failed: {error}; retrying at {}", at.format("%Y-%m-%d %H:%M:%S UTC"));
                     self.emit(ExportEvent::RetryScheduled {
                         run_id,
                         group: group.name.clone(),
@@ -290,9 +290,17 @@ impl ExportJob {
         self.emit(progress(Stage::Checking)).await;
         let checked = sink.finish().await?;
         let summary = checked.summary;
-        let name = ExportName::file_name(group.project_id, &group.name, started);
+        // Two exports of a group in one second take the next free second.
+        let (project, name) = (group.project_id, group.name.clone());
+        let file_name = move |n: u32| {
+            ExportName::file_name(
+                project,
+                &name,
+                started + chrono::Duration::seconds(n.into()),
+            )
+        };
         let dir = self.store.dir().to_path_buf();
-        let path = tokio::task::spawn_blocking(move || checked.persist(&dir, &name))
+        let path = tokio::task::spawn_blocking(move || checked.persist(&dir, file_name))
             .await
             .map_err(|_| SinkError::Abandoned)??;
         Ok((path, summary))

@@ -90,18 +90,22 @@ impl CsvSink {
 }
 
 impl CheckedFile {
-    /// Renames the file to `dir/name` (never over an existing file) and syncs the directory.
-    pub fn persist(self, dir: &Path, name: &str) -> Result<PathBuf, SinkError> {
-        let path = dir.join(name);
-        match self.temp.persist_noclobber(&path) {
-            Ok(_) => {}
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(SinkError::Exists(path));
+    /// Renames the file to the first free name of `name(0)`, `name(1)`, ... (never over an
+    /// existing file) and syncs the directory.
+    pub fn persist(self, dir: &Path, name: impl Fn(u32) -> String) -> Result<PathBuf, SinkError> {
+        let mut temp = self.temp;
+        for n in 0..60 {
+            let path = dir.join(name(n));
+            match temp.persist_noclobber(&path) {
+                Ok(_) => {
+                    sync_dir(dir).map_err(|e| io_error(dir, e))?;
+                    return Ok(path);
+                }
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => temp = e.file,
+                Err(e) => return Err(io_error(dir, e.error)),
             }
-            Err(e) => return Err(io_error(dir, e.error)),
         }
-        sync_dir(dir).map_err(|e| io_error(dir, e))?;
-        Ok(path)
+        Err(SinkError::Exists(dir.join(name(0))))
     }
 }
 
@@ -187,7 +191,7 @@ mod tests {
         sink.write(Bytes::from_static(b"2\n")).await.unwrap();
         let checked = sink.finish().await.unwrap();
         assert_eq!(checked.summary.rows, 1);
-        let path = checked.persist(dir.path(), "x.csv").unwrap();
+        let path = checked.persist(dir.path(), |_| "x.csv".into()).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"a;b\n1;2\n");
         assert_eq!(temp_files(dir.path()), ["x.csv"]);
     }

@@ -40,7 +40,11 @@ impl CronSchedule {
 
     /// The expression in plain words, with its zone.
     pub fn describe(&self) -> String {
-        format!("{} ({})", self.cron.describe(), self.tz.name())
+        format!(
+            "{} ({})",
+            self.cron.describe().trim_end_matches('.'),
+            self.tz.name()
+        )
     }
 
     /// The first run strictly after `t`.

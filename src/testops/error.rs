@@ -69,22 +69,20 @@ impl TestOpsError {
     }
 
     pub(crate) fn network(what: &'static str, e: reqwest::Error) -> Self {
-        // reqwest's Display names the URL (no secrets: tokens travel in bodies and headers) and
-        // hides the cause; walk the chain so "connection refused" reaches the user.
-        let mut message = if e.is_timeout() {
-            "timed out".to_string()
-        } else {
-            e.to_string()
-        };
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            let m = s.to_string();
-            if !message.contains(&m) {
-                message.push_str(": ");
-                message.push_str(&m);
-            }
-            src = s.source();
+        // reqwest's own message repeats the URL and layers of context; the innermost cause
+        // ("Connection refused", "dns error: ...") is what a person can act on.
+        let mut root: &dyn std::error::Error = &e;
+        while let Some(next) = root.source() {
+            root = next;
         }
+        let cause = root.to_string();
+        let message = if e.is_timeout() {
+            "timed out".to_string()
+        } else if e.is_connect() {
+            format!("cannot connect: {cause}")
+        } else {
+            cause
+        };
         TestOpsError::Network { what, message }
     }
 }

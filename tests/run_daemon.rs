@@ -1,0 +1,219 @@
+//! `opsdeck run` (scheduler, leader lock, catch-up) and clean shutdown on signals.
+
+mod support;
+
+use std::process::Stdio;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Timelike, Utc};
+use support::*;
+use tokio::io::AsyncReadExt;
+
+/// A daily 6-field cron expression (with seconds) that fires at `t`.
+fn cron_at(t: DateTime<Utc>) -> String {
+    format!("{} {} {} * * *", t.second(), t.minute(), t.hour())
+}
+
+fn signal(child: &tokio::process::Child, sig: i32) {
+    let pid = child.id().expect("child still running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+async fn stop(mut child: tokio::process::Child) -> (std::process::ExitStatus, String) {
+    signal(&child, libc::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("opsdeck did not stop on SIGTERM")
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    (status, err)
+}
+
+fn spawn_run(ws: &Workspace) -> tokio::process::Child {
+    ws.command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_daemons_on_one_export_dir_run_a_scheduled_export_once() {
+    let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
+    let at = Utc::now() + chrono::Duration::seconds(4);
+    let ws = Workspace::new(&sim.base_url(), &format!("schedule = \"{}\"", cron_at(at)));
+    let a = spawn_run(&ws);
+    let b = spawn_run(&ws);
+    wait_for(Duration::from_secs(30), "two scheduled exports", || {
+        exports_only(&ws.export_files()).len() >= 2
+    })
+    .await;
+    // Give a second scheduler every chance to run the same instant too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (sa, ea) = stop(a).await;
+    let (sb, eb) = stop(b).await;
+    assert!(sa.success() && sb.success(), "{ea}\n---\n{eb}");
+    assert_eq!(
+        exports_only(&ws.export_files()).len(),
+        2,
+        "{:?}",
+        ws.export_files()
+    );
+    assert_eq!(sim.counters().export_requests.load(Relaxed), 2);
+    // One of them was leader; the other said who held the lock.
+    let follower = if ea.contains("holds the scheduler lock") {
+        &ea
+    } else {
+        &eb
+    };
+    assert!(
+        follower.contains("holds the scheduler lock") && follower.contains("pid "),
+        "{ea}\n---\n{eb}"
+    );
+    assert!(ea.contains("this process is the leader") ^ eb.contains("this process is the leader"));
+}
+
+#[tokio::test]
+async fn a_missed_run_is_caught_up_once_and_only_once() {
+    let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
+    let missed = Utc::now() - chrono::Duration::seconds(10);
+    let missed = missed.with_nanosecond(0).unwrap();
+    let ws = Workspace::new(
+        &sim.base_url(),
+        &format!("schedule = \"{}\"", cron_at(missed)),
+    );
+    std::fs::create_dir_all(&ws.export_dir).unwrap();
+    // The schedule last fired the day before: the run at `missed` was missed.
+    let state = format!(
+        r#"{{"last_fired": {{"export": "{}", "cleanup": "{}"}}}}"#,
+        (missed - chrono::Duration::days(1)).to_rfc3339(),
+        Utc::now().to_rfc3339()
+    );
+    std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
+
+    let first = spawn_run(&ws);
+    wait_for(Duration::from_secs(30), "the catch-up export", || {
+        exports_only(&ws.export_files()).len() >= 2
+    })
+    .await;
+    let (status, err) = stop(first).await;
+    assert!(status.success(), "{err}");
+    assert!(err.contains("catching up the run missed at"), "{err}");
+
+    let history = opsdeck::export::RunHistory::open(&ws.data_dir.join("history.db")).unwrap();
+    let runs = history.recent_runs("export", 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].trigger.as_str(), runs[0].scheduled_for),
+        ("catch-up", Some(missed))
+    );
+
+    // A second start finds the instant recorded and does not run it again.
+    let mut second = spawn_run(&ws);
+    let mut err = String::new();
+    let mut stderr = second.stderr.take().unwrap();
+    let mut buf = [0u8; 4096];
+    while !err.contains("next run at") {
+        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "opsdeck run exited early: {err}");
+        err.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    second.stderr = None;
+    signal(&second, libc::SIGTERM);
+    assert!(second.wait().await.unwrap().success());
+    assert!(!err.contains("catching up"), "{err}");
+    assert_eq!(sim.counters().export_requests.load(Relaxed), 2);
+    assert_eq!(history.recent_runs("export", 10).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_missed_run_older_than_catch_up_is_not_run() {
+    let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
+    let missed = (Utc::now() - chrono::Duration::seconds(30))
+        .with_nanosecond(0)
+        .unwrap();
+    let ws = Workspace::new(
+        &sim.base_url(),
+        &format!("schedule = \"{}\"\ncatch_up = \"5s\"", cron_at(missed)),
+    );
+    std::fs::create_dir_all(&ws.export_dir).unwrap();
+    let state = format!(
+        r#"{{"last_fired": {{"export": "{}"}}}}"#,
+        (missed - chrono::Duration::days(1)).to_rfc3339()
+    );
+    std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
+    let mut child = spawn_run(&ws);
+    let mut stderr = child.stderr.take().unwrap();
+    let mut err = String::new();
+    let mut buf = [0u8; 4096];
+    while !err.contains("next run at") {
+        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "opsdeck run exited early: {err}");
+        err.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    signal(&child, libc::SIGTERM);
+    assert!(child.wait().await.unwrap().success());
+    assert!(err.contains("older than export.catch_up"), "{err}");
+    assert_eq!(sim.counters().export_requests.load(Relaxed), 0);
+}
+
+#[tokio::test]
+async fn sighup_during_a_slow_export_leaves_no_temporary_file() {
+    let sim = SimTestOps::start(SimOptions {
+        chunk_delay: Some(Duration::from_millis(50)),
+        chunk_size: 1024,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.set_body(101, Body::Bytes(Bytes::from(sample_csv("API", 3000, 9))));
+    let ws = Workspace::new(&sim.base_url(), "");
+    let mut child = ws
+        .command(&["export", "--group", "API"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the temporary download file",
+        || {
+            ws.export_files()
+                .iter()
+                .any(|f| f.starts_with(".opsdeck-download-"))
+        },
+    )
+    .await;
+    signal(&child, libc::SIGHUP);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(ws.export_files().is_empty(), "{:?}", ws.export_files());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    assert!(out.is_empty(), "no path may be printed: {out}");
+}
