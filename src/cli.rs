@@ -51,7 +51,6 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
 
 fn warn_all(cfg: &Config) {
     for w in &cfg.warnings {
-        eprintln!("warning: {w}");
         tracing::warn!("{w}");
     }
 }

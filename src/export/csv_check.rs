@@ -4,7 +4,7 @@
 //! A body passes when it is UTF-8, `;`-separated, has a header, and every record has the
 //! header's field count. HTML, JSON and empty bodies are refused before a byte is trusted.
 
-use csv_core::{ReadFieldResult, Reader, ReaderBuilder};
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
 /// Why a body is not an acceptable export.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +42,7 @@ pub struct CsvSummary {
 pub struct CsvCheck {
     reader: Reader,
     scratch: Vec<u8>,
+    ends: Vec<usize>,
     bytes: u64,
     sniffed: bool,
     utf8_pending: Vec<u8>,
@@ -63,6 +64,7 @@ impl CsvCheck {
         Self {
             reader: ReaderBuilder::new().delimiter(b';').build(),
             scratch: vec![0; 64 * 1024],
+            ends: vec![0; 1024],
             bytes: 0,
             sniffed: false,
             utf8_pending: Vec::new(),
@@ -110,24 +112,26 @@ impl CsvCheck {
         })
     }
 
+    /// Counts fields per record with csv_core's DFA record reader. Field contents are not
+    /// needed, so a full output or ends buffer is simply reused.
     fn parse(&mut self, mut input: &[u8], eof: bool) -> Result<(), CsvError> {
         loop {
             // csv_core reads an empty slice as end of input: only pass one at the real end.
             if input.is_empty() && !eof {
                 return Ok(());
             }
-            let (res, nin, _) = self.reader.read_field(input, &mut self.scratch);
+            let (res, nin, _, nend) =
+                self.reader
+                    .read_record(input, &mut self.scratch, &mut self.ends);
             input = &input[nin..];
+            self.fields += nend as u64;
             match res {
-                ReadFieldResult::InputEmpty if !eof => return Ok(()),
-                ReadFieldResult::InputEmpty | ReadFieldResult::OutputFull => {}
-                ReadFieldResult::Field { record_end } => {
-                    self.fields += 1;
-                    if record_end {
-                        self.end_record()?;
-                    }
-                }
-                ReadFieldResult::End => return Ok(()),
+                ReadRecordResult::InputEmpty if !eof => return Ok(()),
+                ReadRecordResult::InputEmpty
+                | ReadRecordResult::OutputFull
+                | ReadRecordResult::OutputEndsFull => {}
+                ReadRecordResult::Record => self.end_record()?,
+                ReadRecordResult::End => return Ok(()),
             }
         }
     }
@@ -152,7 +156,7 @@ impl CsvCheck {
     /// Quote parity over the whole body: `"` toggles, a doubled `""` toggles twice. An odd
     /// count at the end means the body stopped inside a quoted field.
     fn track_quotes(&mut self, chunk: &[u8]) {
-        let quotes = memchr_count(b'"', chunk);
+        let quotes = memchr::memchr_iter(b'"', chunk).count();
         if quotes % 2 == 1 {
             self.in_quotes = !self.in_quotes;
         }
@@ -169,12 +173,16 @@ impl CsvCheck {
             if self.utf8_pending.len() < width {
                 return Ok(());
             }
-            if std::str::from_utf8(&self.utf8_pending).is_err() {
+            if simdutf8::basic::from_utf8(&self.utf8_pending).is_err() {
                 return Err(CsvError::NotUtf8(offset - width as u64));
             }
             self.utf8_pending.clear();
         }
-        match std::str::from_utf8(chunk) {
+        // The fast check first; the compat one only to locate an error.
+        if simdutf8::basic::from_utf8(chunk).is_ok() {
+            return Ok(());
+        }
+        match simdutf8::compat::from_utf8(chunk) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
                 self.utf8_pending = chunk[e.valid_up_to()..].to_vec();
@@ -192,10 +200,6 @@ fn utf8_width(first: u8) -> usize {
         0xF0..=0xF7 => 4,
         _ => 1,
     }
-}
-
-fn memchr_count(needle: u8, hay: &[u8]) -> usize {
-    hay.iter().filter(|&&b| b == needle).count()
 }
 
 /// Refuses bodies that are obviously something else, looking at the first bytes only.

@@ -43,32 +43,48 @@ pub struct CheckedFile {
     pub summary: CsvSummary,
 }
 
-/// The writing end of a download.
+/// The writing end of a download: one thread writes the file, another checks the CSV, so
+/// checking a large export costs no extra wall time beyond the download itself.
 pub struct CsvSink {
-    tx: mpsc::Sender<Msg>,
-    worker: tokio::task::JoinHandle<Result<CheckedFile, SinkError>>,
+    write_tx: mpsc::Sender<Msg>,
+    check_tx: mpsc::Sender<Msg>,
+    writer: tokio::task::JoinHandle<Result<NamedTempFile, SinkError>>,
+    checker: tokio::task::JoinHandle<Result<CsvSummary, CsvError>>,
 }
 
-/// Start writeback every this many bytes so the final fsync has little left to do.
+/// Writeback window: each full window is sent to disk while the next one downloads, so the
+/// final fsync has at most two windows left to write instead of the whole file.
 const WRITEBACK_EVERY: u64 = 8 << 20;
+/// Chunks in flight per thread; with reqwest's reads of up to a few hundred KB this bounds
+/// the memory a download holds to a few MB.
+const IN_FLIGHT: usize = 8;
 
 impl CsvSink {
-    /// Creates the temporary file in `dir` and starts the writer thread.
+    /// Creates the temporary file in `dir` and starts the writer and checker threads.
     pub fn create(dir: &Path) -> Result<Self, SinkError> {
         let temp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .tempfile_in(dir)
             .map_err(|e| io_error(dir, e))?;
-        let (tx, rx) = mpsc::channel(64);
+        let (write_tx, write_rx) = mpsc::channel(IN_FLIGHT);
+        let (check_tx, check_rx) = mpsc::channel(IN_FLIGHT);
         let dir = dir.to_path_buf();
-        let worker = tokio::task::spawn_blocking(move || write_loop(temp, rx, &dir));
-        Ok(Self { tx, worker })
+        let writer = tokio::task::spawn_blocking(move || write_loop(temp, write_rx, &dir));
+        let checker = tokio::task::spawn_blocking(move || check_loop(check_rx));
+        Ok(Self {
+            write_tx,
+            check_tx,
+            writer,
+            checker,
+        })
     }
 
-    /// Hands a chunk to the writer. Fails early when the writer already failed (a CSV or disk
+    /// Hands a chunk to both threads. Fails early when either already failed (a CSV or disk
     /// error), so a bad download stops instead of streaming to the end.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        if self.tx.send(Msg::Chunk(chunk)).await.is_err() {
+        let checked = self.check_tx.send(Msg::Chunk(chunk.clone())).await.is_ok();
+        let written = checked && self.write_tx.send(Msg::Chunk(chunk)).await.is_ok();
+        if !written {
             return Err(self.failure().await);
         }
         Ok(())
@@ -76,13 +92,27 @@ impl CsvSink {
 
     /// Ends the body: the last checks run, the file is flushed and fsynced.
     pub async fn finish(self) -> Result<CheckedFile, SinkError> {
-        let _ = self.tx.send(Msg::Finish).await;
-        drop(self.tx);
-        self.worker.await.unwrap_or(Err(SinkError::Abandoned))
+        let _ = self.check_tx.send(Msg::Finish).await;
+        let _ = self.write_tx.send(Msg::Finish).await;
+        drop((self.check_tx, self.write_tx));
+        let summary = self.checker.await.unwrap_or(Err(CsvError::Empty));
+        let temp = self.writer.await.unwrap_or(Err(SinkError::Abandoned));
+        // A CSV error explains more than the writer stopping because of it.
+        let summary = summary?;
+        Ok(CheckedFile {
+            temp: temp?,
+            summary,
+        })
     }
 
     async fn failure(&mut self) -> SinkError {
-        match (&mut self.worker).await {
+        // Close both channels so the surviving thread stops (and drops the temp file).
+        self.check_tx = mpsc::channel(1).0;
+        self.write_tx = mpsc::channel(1).0;
+        if let Ok(Err(e)) = (&mut self.checker).await {
+            return SinkError::Csv(e);
+        }
+        match (&mut self.writer).await {
             Ok(Err(e)) => e,
             _ => SinkError::Abandoned,
         }
@@ -126,21 +156,21 @@ fn write_loop(
     temp: NamedTempFile,
     mut rx: mpsc::Receiver<Msg>,
     dir: &Path,
-) -> Result<CheckedFile, SinkError> {
-    let mut check = CsvCheck::new();
+) -> Result<NamedTempFile, SinkError> {
     let file = temp.as_file().try_clone().map_err(|e| io_error(dir, e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut written = 0u64;
     let mut flushed_to = 0u64;
+    let mut prev_window = 0u64;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Chunk(chunk)) => {
-                check.feed(&chunk)?;
                 out.write_all(&chunk).map_err(|e| io_error(dir, e))?;
                 written += chunk.len() as u64;
                 if written - flushed_to >= WRITEBACK_EVERY {
                     out.flush().map_err(|e| io_error(dir, e))?;
-                    start_writeback(out.get_ref(), flushed_to, written - flushed_to);
+                    writeback(out.get_ref(), prev_window, flushed_to, written);
+                    prev_window = flushed_to;
                     flushed_to = written;
                 }
             }
@@ -148,29 +178,54 @@ fn write_loop(
             None => return Err(SinkError::Abandoned),
         }
     }
-    let summary = check.finish()?;
     out.flush().map_err(|e| io_error(dir, e))?;
     out.get_ref().sync_all().map_err(|e| io_error(dir, e))?;
-    Ok(CheckedFile { temp, summary })
+    Ok(temp)
 }
 
-/// Asks the kernel to start writing a range to disk without waiting for it.
+fn check_loop(mut rx: mpsc::Receiver<Msg>) -> Result<CsvSummary, CsvError> {
+    let mut check = CsvCheck::new();
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Chunk(chunk)) => check.feed(&chunk)?,
+            Some(Msg::Finish) => return check.finish(),
+            // Abandoned: the caller no longer cares about the verdict.
+            None => return Err(CsvError::Empty),
+        }
+    }
+}
+
+/// Starts writing `[start, end)` to disk and waits until the window before it,
+/// `[prev, start)`, is on disk. This keeps the dirty backlog at two windows: the disk works
+/// during the download, and the page cache is not flooded with a 200 MB burst at the end.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+fn writeback(file: &std::fs::File, prev: u64, start: u64, end: u64) {
     use std::os::fd::AsRawFd;
-    // SAFETY: a valid open fd and a range inside the file; the call only schedules I/O.
+    let fd = file.as_raw_fd();
+    // SAFETY: a valid open fd and ranges inside the file; these calls only schedule or await
+    // I/O. Errors are ignored: the final fsync reports any real write failure.
     unsafe {
         libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
+            fd,
+            start as i64,
+            (end - start) as i64,
             libc::SYNC_FILE_RANGE_WRITE,
         );
+        if start > prev {
+            libc::sync_file_range(
+                fd,
+                prev as i64,
+                (start - prev) as i64,
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            );
+        }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+fn writeback(_file: &std::fs::File, _prev: u64, _start: u64, _end: u64) {}
 
 #[cfg(test)]
 mod tests {
