@@ -157,7 +157,7 @@ async fn run(rounds: usize) {
         opsdeck_runs.push(o);
     }
     let med = |v: &mut Vec<(Duration, f64)>| {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|r| r.0);
         v[v.len() / 2]
     };
     let (ct, crss) = med(&mut curl_runs);
@@ -189,6 +189,8 @@ async fn run(rounds: usize) {
 /// Runs a command to completion; returns wall time and peak RSS in MB (ru_maxrss of the child).
 fn measure(mut cmd: Command) -> (Duration, f64) {
     let start = Instant::now();
+    // wait4 reaps the child and reports its peak RSS, which Child::wait cannot.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().unwrap();
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid out-parameter; we wait for our own child exactly once.
