@@ -152,3 +152,47 @@ fn custom_mapping_replaces_the_default() {
     assert_eq!(c.testops.mapping.len(), 1);
     assert_eq!(c.testops.mapping[0].role_id, Some(-1));
 }
+
+#[test]
+fn example_config_parses_and_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let c = Config::from_parts(Some(&path), &text, &|k: &str| {
+        // token_file points at a Docker secret that does not exist here.
+        (k == "TESTOPS_TOKEN").then(|| "t".to_string())
+    })
+    .unwrap();
+    assert_eq!(c.testops.groups.len(), 2);
+    // Every key of DESIGN.md's table, and every env var, is mentioned.
+    for key in [
+        "base_url",
+        "token",
+        "token_file",
+        "project_id",
+        "tree_id",
+        "[[testops.groups]]",
+        "dir",
+        "schedule",
+        "timezone",
+        "retention_days",
+        "max_attempts",
+        "retry_delays",
+        "catch_up",
+        "ledger",
+        "deployer",
+        "approvers",
+        "sources",
+        "keep_days",
+        "[[testops.mapping]]",
+        "TESTOPS_BASE_URL",
+        "TESTOPS_TOKEN",
+        "TESTOPS_TOKEN_FILE",
+        "EXPORT_PATH",
+        "CRON_SCHEDULE",
+    ] {
+        assert!(
+            text.contains(key),
+            "config.example.toml does not mention {key}"
+        );
+    }
+}

@@ -49,7 +49,8 @@ pub struct CsvSink {
     write_tx: mpsc::Sender<Msg>,
     check_tx: mpsc::Sender<Msg>,
     writer: tokio::task::JoinHandle<Result<NamedTempFile, SinkError>>,
-    checker: tokio::task::JoinHandle<Result<CsvSummary, CsvError>>,
+    /// `None` when abandoned before the end.
+    checker: tokio::task::JoinHandle<Option<Result<CsvSummary, CsvError>>>,
 }
 
 /// Writeback window: each full window is sent to disk while the next one downloads, so the
@@ -95,10 +96,10 @@ impl CsvSink {
         let _ = self.check_tx.send(Msg::Finish).await;
         let _ = self.write_tx.send(Msg::Finish).await;
         drop((self.check_tx, self.write_tx));
-        let summary = self.checker.await.unwrap_or(Err(CsvError::Empty));
+        let summary = self.checker.await.ok().flatten();
         let temp = self.writer.await.unwrap_or(Err(SinkError::Abandoned));
         // A CSV error explains more than the writer stopping because of it.
-        let summary = summary?;
+        let summary = summary.ok_or(SinkError::Abandoned)??;
         Ok(CheckedFile {
             temp: temp?,
             summary,
@@ -106,14 +107,15 @@ impl CsvSink {
     }
 
     async fn failure(&mut self) -> SinkError {
-        // Close both channels so the surviving thread stops (and drops the temp file).
+        // Close both channels so the surviving thread stops, and wait for both: once this
+        // returns, the temporary file is gone.
         self.check_tx = mpsc::channel(1).0;
         self.write_tx = mpsc::channel(1).0;
-        if let Ok(Err(e)) = (&mut self.checker).await {
-            return SinkError::Csv(e);
-        }
-        match (&mut self.writer).await {
-            Ok(Err(e)) => e,
+        let checked = (&mut self.checker).await;
+        let written = (&mut self.writer).await;
+        match (checked, written) {
+            (Ok(Some(Err(e))), _) => SinkError::Csv(e),
+            (_, Ok(Err(e))) => e,
             _ => SinkError::Abandoned,
         }
     }
@@ -183,14 +185,17 @@ fn write_loop(
     Ok(temp)
 }
 
-fn check_loop(mut rx: mpsc::Receiver<Msg>) -> Result<CsvSummary, CsvError> {
+fn check_loop(mut rx: mpsc::Receiver<Msg>) -> Option<Result<CsvSummary, CsvError>> {
     let mut check = CsvCheck::new();
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Chunk(chunk)) => check.feed(&chunk)?,
-            Some(Msg::Finish) => return check.finish(),
-            // Abandoned: the caller no longer cares about the verdict.
-            None => return Err(CsvError::Empty),
+            Some(Msg::Chunk(chunk)) => {
+                if let Err(e) = check.feed(&chunk) {
+                    return Some(Err(e));
+                }
+            }
+            Some(Msg::Finish) => return Some(check.finish()),
+            None => return None,
         }
     }
 }
