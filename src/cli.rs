@@ -84,10 +84,12 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
     let (tx, rx) = crate::events::channel();
     let services = match Services::start(
         &cfg,
+        &crate::paths::data_dir(),
         tx,
         ServiceSet {
             scheduler: false,
             watcher: false,
+            health: false,
         },
     ) {
         Ok(s) => s,
@@ -140,10 +142,12 @@ pub async fn run(cli: &Cli) -> ExitCode {
     let (tx, rx) = crate::events::channel();
     let services = match Services::start(
         &cfg,
+        &crate::paths::data_dir(),
         tx,
         ServiceSet {
             scheduler: true,
             watcher: true,
+            health: false,
         },
     ) {
         Ok(s) => s,

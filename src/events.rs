@@ -19,6 +19,14 @@ pub enum Event {
         files: Vec<PathBuf>,
         at: DateTime<Utc>,
     },
+    /// A job that is not an export (the cleanup) finished; its run is in the history.
+    JobFinished {
+        job: String,
+    },
+    /// TestOps reachability: `Ok` after a successful token exchange, else the reason.
+    TestOpsHealth(Result<(), String>),
+    /// Free bytes on the export directory's file system.
+    DiskFree(u64),
 }
 
 /// Sending half of the event channel.

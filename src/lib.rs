@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod export;
+pub mod health;
 pub mod logging;
 pub mod paths;
 pub mod schedule;

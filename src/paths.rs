@@ -17,7 +17,5 @@ pub fn log_dir() -> PathBuf {
     data_dir().join("logs")
 }
 
-/// The export run history database.
-pub fn history_db() -> PathBuf {
-    data_dir().join("history.db")
-}
+/// File name of the export run history database inside the data dir.
+pub const HISTORY_DB: &str = "history.db";

@@ -1,6 +1,7 @@
 //! Starts the export services from a configuration: runner, scheduler, watcher. Shared by the
 //! headless commands and the dashboard, so every front end runs the same stack.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::events::EventTx;
 use crate::export::{
     ExportDirWatcher, ExportJob, ExportRunner, ExportRunnerHandle, ExportStore, RunHistory,
 };
-use crate::schedule::{JobKind, JobSpec, Scheduler};
+use crate::schedule::{JobKind, JobSpec, Scheduler, SchedulerCommand};
 use crate::testops::{TestOpsClient, TestOpsSettings};
 
 /// Which optional services to run.
@@ -21,11 +22,15 @@ use crate::testops::{TestOpsClient, TestOpsSettings};
 pub struct ServiceSet {
     pub scheduler: bool,
     pub watcher: bool,
+    /// TestOps reachability and free disk space, for the status bar.
+    pub health: bool,
 }
 
 /// The running services.
 pub struct Services {
     pub runner: ExportRunnerHandle,
+    /// Commands for the scheduler, when it runs.
+    pub scheduler: Option<tokio::sync::mpsc::Sender<SchedulerCommand>>,
     pub store: ExportStore,
     pub history: RunHistory,
     cancel: CancellationToken,
@@ -49,20 +54,26 @@ pub fn jobs(cfg: &Config) -> Vec<JobSpec> {
 }
 
 impl Services {
-    /// Starts the services; errors name what is missing (URL, token, unwritable directory).
-    pub fn start(cfg: &Config, events: EventTx, set: ServiceSet) -> anyhow::Result<Services> {
+    /// Starts the services with their files in `data_dir` (history); errors name what is
+    /// missing (URL, token, unwritable directory).
+    pub fn start(
+        cfg: &Config,
+        data_dir: &Path,
+        events: EventTx,
+        set: ServiceSet,
+    ) -> anyhow::Result<Services> {
         let settings = TestOpsSettings::from_config(cfg)?;
         let client = Arc::new(TestOpsClient::new(settings)?);
         let store = ExportStore::new(&cfg.export.dir);
         store
             .ensure_writable()
             .with_context(|| format!("export.dir {} is not writable", cfg.export.dir.display()))?;
-        let history_path = crate::paths::history_db();
+        let history_path = data_dir.join(crate::paths::HISTORY_DB);
         let history = RunHistory::open(&history_path)
             .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
         let cancel = CancellationToken::new();
         let job = ExportJob {
-            client,
+            client: client.clone(),
             store: store.clone(),
             history: history.clone(),
             mapping: Arc::new(cfg.testops.mapping.clone()),
@@ -73,7 +84,10 @@ impl Services {
         let (runner, runner_task) =
             ExportRunner::spawn(job, cfg.export.retention_days, cancel.child_token());
         let mut tasks = vec![runner_task];
+        let mut scheduler_tx = None;
         if set.scheduler {
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            scheduler_tx = Some(tx);
             let scheduler = Scheduler {
                 jobs: jobs(cfg),
                 groups: cfg.testops.groups.clone(),
@@ -84,6 +98,7 @@ impl Services {
                 history: history.clone(),
                 events: events.clone(),
                 lock_retry: Duration::from_secs(10),
+                commands: Some(rx),
             };
             tasks.push(scheduler.spawn(cancel.child_token()));
         }
@@ -91,14 +106,23 @@ impl Services {
             let w = ExportDirWatcher::spawn(
                 store.clone(),
                 Duration::from_millis(300),
-                events,
+                events.clone(),
                 cancel.child_token(),
             )
             .context("cannot watch the export directory")?;
             tasks.push(w);
         }
+        if set.health {
+            tasks.push(crate::health::spawn(
+                Some(client),
+                cfg.export.dir.clone(),
+                events,
+                cancel.child_token(),
+            ));
+        }
         Ok(Services {
             runner,
+            scheduler: scheduler_tx,
             store,
             history,
             cancel,

@@ -22,16 +22,16 @@ async fn a_group_is_never_exported_twice_at_once() {
     .unwrap();
     sim.set_body(101, Body::Bytes(Bytes::from(sample_csv("API", 1000, 1))));
     let ws = Workspace::new(&sim.base_url(), "");
-    // SAFETY: set before any thread of this test reads the environment.
-    unsafe { std::env::set_var("OPSDECK_DATA_DIR", &ws.data_dir) };
     let cfg = Config::load(Some(&ws.config), &process_env).unwrap();
     let (tx, mut rx) = opsdeck::events::channel();
     let services = Services::start(
         &cfg,
+        &ws.data_dir,
         tx,
         ServiceSet {
             scheduler: false,
             watcher: false,
+            health: false,
         },
     )
     .unwrap();

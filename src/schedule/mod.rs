@@ -3,10 +3,12 @@
 
 mod cron;
 mod lock;
+mod paused;
 mod scheduler;
 mod state;
 
 pub use cron::CronSchedule;
 pub use lock::{Holder, LOCK_FILE, LeaderLock, whoami};
-pub use scheduler::{JobKind, JobSpec, ScheduleEvent, Scheduler};
+pub use paused::{PAUSED_FILE, load_paused, set_paused};
+pub use scheduler::{JobKind, JobSpec, ScheduleEvent, Scheduler, SchedulerCommand, run_cleanup};
 pub use state::{STATE_FILE, SchedulerState};

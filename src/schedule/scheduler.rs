@@ -59,6 +59,13 @@ pub enum ScheduleEvent {
     },
 }
 
+/// Changes to a running scheduler.
+#[derive(Debug, Clone)]
+pub enum SchedulerCommand {
+    /// Replace a job's schedule (after the user edited it).
+    SetSchedule { job: String, schedule: CronSchedule },
+}
+
 /// The scheduler service.
 pub struct Scheduler {
     pub jobs: Vec<JobSpec>,
@@ -71,6 +78,8 @@ pub struct Scheduler {
     pub events: EventTx,
     /// How often a follower tries to take over the lock.
     pub lock_retry: Duration,
+    /// Commands from a front end; `None` for a scheduler nobody changes.
+    pub commands: Option<tokio::sync::mpsc::Receiver<SchedulerCommand>>,
 }
 
 /// Wall-clock sleeps are cut into pieces so a clock change or suspend is noticed.
@@ -82,7 +91,7 @@ impl Scheduler {
         tokio::spawn(async move { self.run(cancel).await })
     }
 
-    async fn run(self, cancel: CancellationToken) {
+    async fn run(mut self, cancel: CancellationToken) {
         let dir: PathBuf = self.store.dir().to_path_buf();
         let Some(_lock) = self.become_leader(&dir, &cancel).await else {
             return;
@@ -137,7 +146,9 @@ impl Scheduler {
                 cancel.cancelled().await;
                 return;
             };
-            // Sleep towards the soonest instant in bounded steps.
+            // Sleep towards the soonest instant in bounded steps; a changed schedule restarts
+            // the computation.
+            let mut changed = false;
             loop {
                 let wait = (soonest - Utc::now()).to_std().unwrap_or_default();
                 if wait.is_zero() {
@@ -146,8 +157,17 @@ impl Scheduler {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
+                    Some(cmd) = recv(&mut self.commands) => {
+                        self.apply(cmd);
+                        changed = true;
+                        break;
+                    }
                 }
             }
+            if changed {
+                continue;
+            }
+            let paused = super::paused::load_paused(&dir);
             let now = Utc::now();
             for (i, at) in next {
                 let Some(at) = at.filter(|at| *at <= now) else {
@@ -156,6 +176,10 @@ impl Scheduler {
                 let job = &self.jobs[i];
                 state.last_fired.insert(job.name.clone(), at);
                 self.save(&state, &dir);
+                if paused.contains(&job.name) {
+                    tracing::info!(job = %job.name, "scheduled run for {at} skipped: the job is paused");
+                    continue;
+                }
                 if (now - at).to_std().unwrap_or_default() > self.catch_up {
                     self.emit(ScheduleEvent::MissedTooOld {
                         job: job.name.clone(),
@@ -165,6 +189,17 @@ impl Scheduler {
                     continue;
                 }
                 self.fire(job, Trigger::Scheduled(at)).await;
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: SchedulerCommand) {
+        match cmd {
+            SchedulerCommand::SetSchedule { job, schedule } => {
+                if let Some(j) = self.jobs.iter_mut().find(|j| j.name == job) {
+                    tracing::info!(%job, "schedule changed to `{}`", schedule.expr());
+                    j.schedule = schedule;
+                }
             }
         }
     }
@@ -227,36 +262,14 @@ impl Scheduler {
                     self.events.clone(),
                     self.retention_days,
                 );
-                let label = trigger.label();
-                let name = job.name.clone();
-                tokio::spawn(async move {
-                    let run = history
-                        .start_run(&name, label, trigger.scheduled_for())
-                        .ok();
-                    let res = tokio::task::spawn_blocking(move || {
-                        store.apply_retention(days, Utc::now())
-                    })
-                    .await;
-                    let (outcome, detail) = match res {
-                        Ok(Ok(files)) => {
-                            let detail = format!("{} file(s) deleted", files.len());
-                            if !files.is_empty() {
-                                let _ = events
-                                    .send(Event::RetentionDeleted {
-                                        files,
-                                        at: Utc::now(),
-                                    })
-                                    .await;
-                            }
-                            ("ok", detail)
-                        }
-                        Ok(Err(e)) => ("failed", e.to_string()),
-                        Err(e) => ("failed", e.to_string()),
-                    };
-                    if let Some(run) = run {
-                        let _ = history.finish_run(run, outcome, Some(&detail));
-                    }
-                });
+                tokio::spawn(run_cleanup(
+                    store,
+                    history,
+                    events,
+                    days,
+                    job.name.clone(),
+                    trigger,
+                ));
             }
         }
     }
@@ -273,4 +286,48 @@ impl Scheduler {
     async fn emit(&self, e: ScheduleEvent) {
         let _ = self.events.send(Event::Schedule(e)).await;
     }
+}
+
+async fn recv(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<SchedulerCommand>>,
+) -> Option<SchedulerCommand> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the retention cleanup once and records it as a run of `job` in the history.
+pub async fn run_cleanup(
+    store: ExportStore,
+    history: RunHistory,
+    events: crate::events::EventTx,
+    days: u32,
+    job: String,
+    trigger: Trigger,
+) {
+    let run = history
+        .start_run(&job, trigger.label(), trigger.scheduled_for())
+        .ok();
+    let res = tokio::task::spawn_blocking(move || store.apply_retention(days, Utc::now())).await;
+    let (outcome, detail) = match res {
+        Ok(Ok(files)) => {
+            let detail = format!("{} file(s) deleted", files.len());
+            if !files.is_empty() {
+                let _ = events
+                    .send(Event::RetentionDeleted {
+                        files,
+                        at: Utc::now(),
+                    })
+                    .await;
+            }
+            ("ok", detail)
+        }
+        Ok(Err(e)) => ("failed", e.to_string()),
+        Err(e) => ("failed", e.to_string()),
+    };
+    if let Some(run) = run {
+        let _ = history.finish_run(run, outcome, Some(&detail));
+    }
+    let _ = events.send(Event::JobFinished { job }).await;
 }
