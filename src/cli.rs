@@ -27,6 +27,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The dashboard (also what `opsdeck` alone opens).
+    Tui,
+    /// The dashboard against a built-in simulated TestOps: no config, network or Docker needed.
+    Demo,
     /// Export now, headless: all configured groups, or those named. Prints each saved path.
     Export {
         /// A configured group name; repeat for several.
@@ -304,5 +308,57 @@ pub async fn shutdown_signal() {
         () = wait(&mut term) => tracing::info!("SIGTERM received"),
         () = wait(&mut hup) => tracing::info!("SIGHUP received"),
         () = wait(&mut int) => tracing::info!("SIGINT received"),
+    }
+}
+
+/// `opsdeck` / `opsdeck tui`.
+pub async fn tui(cli: &Cli) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let data_dir = crate::paths::data_dir();
+    let _log = logging::init(
+        &cfg.logging.level,
+        &data_dir.join("logs"),
+        cfg.logging.keep_days,
+        LogTarget::FileOnly,
+    );
+    warn_all(&cfg);
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    match crate::tui::run(cfg, &data_dir, false).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `opsdeck demo`.
+pub async fn demo() -> ExitCode {
+    let demo = match crate::demo::start().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot start the demo: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log = logging::init(
+        "info",
+        &demo.data_dir().join("logs"),
+        1,
+        LogTarget::FileOnly,
+    );
+    tracing::info!(dir = %demo.root.path().display(), "demo started");
+    let result = crate::tui::run(demo.config.clone(), &demo.data_dir(), true).await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

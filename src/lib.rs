@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod export;
 pub mod health;
@@ -14,3 +15,4 @@ pub mod schedule;
 pub mod services;
 pub mod testops;
 pub mod testops_sim;
+pub mod tui;

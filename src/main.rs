@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use opsdeck::cli::{self, Cli, Command};
 
 #[tokio::main]
@@ -10,9 +10,7 @@ async fn main() -> ExitCode {
         Some(Command::Export { groups }) => cli::export(&cli, groups).await,
         Some(Command::Run) => cli::run(&cli).await,
         Some(Command::Check) => cli::check(&cli).await,
-        None => {
-            let _ = Cli::command().print_help();
-            ExitCode::from(cli::EXIT_USAGE)
-        }
+        Some(Command::Demo) => cli::demo().await,
+        Some(Command::Tui) | None => cli::tui(&cli).await,
     }
 }

@@ -3,6 +3,7 @@
 //! Precedence is flag > environment > file > default (DESIGN.md). Every error names the key and,
 //! when the value came from the file, the file and line it sits on.
 
+pub mod edit;
 mod file;
 mod mapping;
 

@@ -194,6 +194,39 @@ impl RunHistory {
             .pop())
     }
 
+    /// Saved exports (group, file, rows, when), oldest first, the last `limit` of them.
+    pub fn saved_exports(&self, limit: usize) -> Result<Vec<(String, String, u64, DateTime<Utc>)>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT group_name, file, rows, COALESCE(finished_at, started_at) FROM attempts
+                 WHERE outcome = 'saved' AND file IS NOT NULL ORDER BY id DESC LIMIT ?1",
+            )?;
+            let mut v: Vec<_> = st
+                .query_map(params![limit as i64], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<u64>>(2)?.unwrap_or(0),
+                        time_opt(Some(r.get(3)?)).unwrap_or_default(),
+                    ))
+                })?
+                .collect::<Result<_>>()?;
+            v.reverse();
+            Ok(v)
+        })
+    }
+
+    /// The number of attempts of a run.
+    pub fn attempt_count(&self, run_id: i64) -> Result<u32> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+        })
+    }
+
     fn query_attempts(&self, tail: &str, p: impl rusqlite::Params) -> Result<Vec<AttemptRecord>> {
         self.with(|c| {
             let sql = format!(

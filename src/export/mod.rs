@@ -2,8 +2,10 @@
 //! the run history, the runner service and the directory watcher.
 
 pub mod csv_check;
+pub mod diff;
 mod history;
 mod job;
+pub mod preview;
 mod runner;
 mod sink;
 mod store;

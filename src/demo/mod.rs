@@ -1,0 +1,135 @@
+//! `opsdeck demo`: the dashboard against a simulated TestOps on 127.0.0.1, a temporary export
+//! directory holding 30 days of plausible exports, and a run history to match. Works with no
+//! config, no network and no Docker; pressing `e` exports for real over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration as Days, TimeZone, Utc};
+
+use crate::config::Config;
+use crate::export::{AttemptEnd, ExportName, RunHistory};
+use crate::testops_sim::{Body, SimOptions, SimTestOps};
+
+/// Project id of the demo's groups.
+pub const PROJECT: u64 = 17;
+/// The demo's groups: name, TestOps group id, test cases 30 days ago.
+pub const GROUPS: [(&str, u64, usize); 2] = [("API", 26961091, 180), ("UI", 26961092, 95)];
+
+/// A running demo: keep it alive as long as the dashboard runs; dropping it removes its files.
+pub struct Demo {
+    pub sim: SimTestOps,
+    pub root: tempfile::TempDir,
+    pub config: Config,
+}
+
+impl Demo {
+    pub fn export_dir(&self) -> PathBuf {
+        self.root.path().join("exports")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+}
+
+/// The CSV of a demo group on day `day` (0 = 30 days ago): cases are added most days, a few
+/// change status or owner, one is removed now and then, so diffs and trends have a story.
+/// Returns the CSV and its number of test cases.
+pub fn group_csv(group: &str, base_rows: usize, day: u32) -> (String, u64) {
+    let statuses = ["Active", "Draft", "Review", "Outdated"];
+    let owners = ["anna", "boris", "chen", "dmitry"];
+    let mut out =
+        String::from("allure_id;name;full_name;automated;status;scenario;tag;Owner;Epic\n");
+    let rows = base_rows + day as usize * 3;
+    let mut count = 0;
+    for i in 0..rows {
+        // Every 41st case was removed on day i % 30.
+        if i % 41 == 7 && (day as usize) > (i % 30) {
+            continue;
+        }
+        let id = 40_000 + i;
+        let drift = (i as u32 + day) % 11 == 0;
+        let status = statuses[(i + if drift { day as usize } else { 0 }) % 4];
+        let owner = owners[(i / 13 + usize::from(drift && day % 3 == 0)) % 4];
+        out.push_str(&format!(
+            "{id};\"{group}: проверка сценария {i}\";{}.suite{}.case{i};{};{status};\"1. open the page\n2. check case {i}\";\"smoke,{}\";{owner};\"Epic {}\"\n",
+            group.to_lowercase(),
+            i % 9,
+            i % 3 != 0,
+            group.to_lowercase(),
+            i % 6,
+        ));
+        count += 1;
+    }
+    (out, count)
+}
+
+/// Starts the simulation and fills a temporary export dir and history.
+pub async fn start() -> anyhow::Result<Demo> {
+    let root = tempfile::Builder::new().prefix("opsdeck-demo-").tempdir()?;
+    let sim = SimTestOps::start(SimOptions {
+        api_token: "demo-token".into(),
+        not_ready_polls: 2,
+        chunk_size: 8 * 1024,
+        chunk_delay: Some(Duration::from_millis(40)),
+        ..SimOptions::default()
+    })
+    .await?;
+    for (name, id, base) in GROUPS {
+        sim.set_body(id, Body::Bytes(Bytes::from(group_csv(name, base, 30).0)));
+    }
+    let export_dir = root.path().join("exports");
+    let data_dir = root.path().join("data");
+    std::fs::create_dir_all(&export_dir)?;
+    std::fs::create_dir_all(&data_dir)?;
+    let now = Utc::now();
+    seed(&export_dir, &data_dir.join(crate::paths::HISTORY_DB), now)?;
+
+    let mut text = format!(
+        "# opsdeck demo configuration (temporary)\n[testops]\nbase_url = \"{}\"\ntoken = \"demo-token\"\nproject_id = {PROJECT}\ntree_id = 937\npoll_interval = \"400ms\"\n",
+        sim.base_url()
+    );
+    for (name, id, _) in GROUPS {
+        text.push_str(&format!(
+            "\n[[testops.groups]]\nname = \"{name}\"\nid = {id}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\n[export]\ndir = \"{}\"\nschedule = \"0 7 * * *\"\nretention_days = 30\nretry_delays = [\"10s\"]\n",
+        export_dir.display()
+    ));
+    let config_path = root.path().join("config.toml");
+    std::fs::write(&config_path, &text)?;
+    let config = Config::from_parts(Some(&config_path), &text, &|_| None)?;
+    Ok(Demo { sim, root, config })
+}
+
+/// 30 days of daily 07:00 exports for every group, with a matching run history.
+fn seed(export_dir: &Path, history_path: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let history = RunHistory::open(history_path)?;
+    let today = Utc.from_utc_datetime(&now.date_naive().and_hms_opt(7, 0, 0).unwrap_or_default());
+    for day in 0..30u32 {
+        let at = today - Days::days(i64::from(30 - day));
+        let run = history.start_run("export", "scheduled", Some(at))?;
+        for (name, _, base) in GROUPS {
+            let (csv, rows) = group_csv(name, base, day);
+            let file = export_dir.join(ExportName::file_name(PROJECT, name, at));
+            std::fs::write(&file, &csv)?;
+            let a = history.start_attempt(run, name, 1, 3)?;
+            let file_s = file.display().to_string();
+            history.finish_attempt(
+                a,
+                &AttemptEnd {
+                    outcome: "saved",
+                    bytes: Some(csv.len() as u64),
+                    rows: Some(rows),
+                    file: Some(&file_s),
+                    error: None,
+                },
+            )?;
+        }
+        history.finish_run(run, "ok", None)?;
+    }
+    Ok(())
+}

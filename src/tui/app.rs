@@ -1,0 +1,1009 @@
+//! The dashboard's state and `update`, the only place it changes. `update` is a plain
+//! function: tests feed it messages and check the state and the commands it returns.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+use super::keymap::{Action, Scope, action_for};
+use super::layout;
+use crate::events::Event;
+use crate::export::diff::CsvDiff;
+use crate::export::preview::PreviewBatch;
+use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
+use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
+
+/// The four tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Exports,
+    Schedules,
+    Releases,
+    Logs,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Exports, Tab::Schedules, Tab::Releases, Tab::Logs];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Exports => "Exports",
+            Tab::Schedules => "Schedules",
+            Tab::Releases => "Releases",
+            Tab::Logs => "Logs",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// What a group is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupStatus {
+    Idle,
+    Running {
+        attempt: u32,
+        max: u32,
+        stage: Stage,
+    },
+    Retrying {
+        attempt: u32,
+        max: u32,
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Failed {
+        error: String,
+        at: DateTime<Utc>,
+    },
+    Saved {
+        at: DateTime<Utc>,
+    },
+}
+
+/// One configured group on the Exports tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub name: String,
+    pub status: GroupStatus,
+    /// Row counts of its last exports, oldest first (the sparkline).
+    pub trend: Vec<u64>,
+}
+
+/// One file of the export directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub path: PathBuf,
+    pub group: String,
+    pub taken_at: DateTime<Utc>,
+    pub size: u64,
+}
+
+/// One scheduled job on the Schedules tab.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub name: String,
+    pub kind: JobKind,
+    pub schedule: CronSchedule,
+    pub paused: bool,
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
+}
+
+/// A saved export as the run history knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedExport {
+    pub group: String,
+    pub file: PathBuf,
+    pub rows: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// What the run history holds for the dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryView {
+    pub runs: HashMap<String, Vec<RunRecord>>,
+    /// Attempts made by each export run (by run id).
+    pub attempts: HashMap<i64, u32>,
+    /// Oldest first.
+    pub saved: Vec<SavedExport>,
+}
+
+/// Scheduler lock as this process sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    Unknown,
+    Leader,
+    Follower(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+/// A transient message in the corner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub text: String,
+    pub level: Level,
+    pub until: DateTime<Utc>,
+}
+
+/// The CSV preview.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    pub path: PathBuf,
+    pub generation: u64,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub done: bool,
+    pub error: Option<String>,
+    pub top: usize,
+    pub first_col: usize,
+    pub search: String,
+    pub search_input: Option<Input>,
+    pub matches: Vec<usize>,
+}
+
+/// The diff of two exports.
+#[derive(Debug, Clone)]
+pub struct DiffView {
+    pub old: PathBuf,
+    pub new: PathBuf,
+    pub result: Option<Result<CsvDiff, String>>,
+    pub top: usize,
+}
+
+/// Editing a job's cron expression.
+#[derive(Debug, Clone)]
+pub struct CronEdit {
+    pub job: String,
+    pub input: Input,
+    /// The next run, or why the expression is invalid.
+    pub check: Result<DateTime<Utc>, String>,
+}
+
+/// What covers the tab.
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help(Scope),
+    ConfirmQuit,
+    ConfirmDelete(PathBuf),
+    Preview(Box<Preview>),
+    Diff(Box<DiffView>),
+    EditCron(CronEdit),
+}
+
+/// Which Exports pane has the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Groups,
+    Files,
+}
+
+/// Everything the dashboard shows.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub tab: Tab,
+    pub now: DateTime<Utc>,
+    pub demo: bool,
+    pub color: bool,
+    pub size: (u16, u16),
+    pub export_dir: PathBuf,
+    pub groups: Vec<GroupRow>,
+    pub group_sel: usize,
+    pub files: Vec<FileRow>,
+    pub file_sel: usize,
+    pub pane: Pane,
+    pub total_bytes: u64,
+    pub rows_by_file: HashMap<PathBuf, u64>,
+    pub run_attempts: HashMap<i64, u32>,
+    pub jobs: Vec<JobRow>,
+    pub job_sel: usize,
+    pub filters: HashMap<Tab, String>,
+    pub filter_input: Option<Input>,
+    pub lock: LockState,
+    pub testops: Option<Result<(), String>>,
+    pub disk_free: Option<u64>,
+    pub toasts: Vec<Toast>,
+    pub overlay: Option<Overlay>,
+    pub quit: bool,
+    generation: u64,
+}
+
+/// A message to `update`.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    Tick(DateTime<Utc>),
+    Service(Event),
+    History(HistoryView),
+    Preview {
+        generation: u64,
+        batch: PreviewBatch,
+    },
+    Diff {
+        generation: u64,
+        result: Result<CsvDiff, String>,
+    },
+    Paused(BTreeSet<String>),
+    CronSaved {
+        job: String,
+        schedule: CronSchedule,
+    },
+    /// An effect finished: a line for a toast.
+    Done(Result<String, String>),
+    /// SIGTERM / SIGHUP / SIGINT: leave now.
+    Signal,
+}
+
+/// What `update` asks the outside world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    Export(Vec<String>),
+    RunCleanup,
+    SetPaused {
+        job: String,
+        paused: bool,
+    },
+    SaveCron {
+        job: String,
+        expr: String,
+    },
+    Delete(PathBuf),
+    Preview {
+        path: PathBuf,
+        generation: u64,
+    },
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        generation: u64,
+    },
+    Pager(PathBuf),
+    Copy(String),
+    LoadHistory,
+}
+
+const TOAST_SECS: i64 = 4;
+
+impl App {
+    /// A dashboard over these groups and jobs.
+    pub fn new(
+        groups: Vec<String>,
+        jobs: Vec<JobRow>,
+        export_dir: PathBuf,
+        now: DateTime<Utc>,
+    ) -> App {
+        App {
+            tab: Tab::Exports,
+            now,
+            demo: false,
+            color: true,
+            size: (80, 24),
+            export_dir,
+            groups: groups
+                .into_iter()
+                .map(|name| GroupRow {
+                    name,
+                    status: GroupStatus::Idle,
+                    trend: vec![],
+                })
+                .collect(),
+            group_sel: 0,
+            files: vec![],
+            file_sel: 0,
+            pane: Pane::Groups,
+            total_bytes: 0,
+            rows_by_file: HashMap::new(),
+            run_attempts: HashMap::new(),
+            jobs,
+            job_sel: 0,
+            filters: HashMap::new(),
+            filter_input: None,
+            lock: LockState::Unknown,
+            testops: None,
+            disk_free: None,
+            toasts: vec![],
+            overlay: None,
+            quit: false,
+            generation: 0,
+        }
+    }
+
+    /// True while an export runs or waits to retry.
+    pub fn exporting(&self) -> bool {
+        self.groups.iter().any(|g| {
+            matches!(
+                g.status,
+                GroupStatus::Running { .. } | GroupStatus::Retrying { .. }
+            )
+        })
+    }
+
+    /// True while something on screen moves by itself (gauge, countdown, toast).
+    pub fn animating(&self) -> bool {
+        self.exporting() || !self.toasts.is_empty()
+    }
+
+    /// The filter of the current tab.
+    pub fn filter(&self) -> &str {
+        self.filters.get(&self.tab).map_or("", String::as_str)
+    }
+
+    /// Indexes of the files that pass the filter.
+    pub fn visible_files(&self) -> Vec<usize> {
+        let f = self
+            .filters
+            .get(&Tab::Exports)
+            .map(|s| s.to_lowercase())
+            .unwrap_or_default();
+        (0..self.files.len())
+            .filter(|&i| {
+                f.is_empty() || {
+                    let file = &self.files[i];
+                    file.group.to_lowercase().contains(&f)
+                        || file
+                            .path
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().to_lowercase().contains(&f))
+                }
+            })
+            .collect()
+    }
+
+    /// Indexes of the jobs that pass the filter.
+    pub fn visible_jobs(&self) -> Vec<usize> {
+        let f = self
+            .filters
+            .get(&Tab::Schedules)
+            .map(|s| s.to_lowercase())
+            .unwrap_or_default();
+        (0..self.jobs.len())
+            .filter(|&i| f.is_empty() || self.jobs[i].name.to_lowercase().contains(&f))
+            .collect()
+    }
+
+    /// The selected file, if any.
+    pub fn selected_file(&self) -> Option<&FileRow> {
+        self.visible_files()
+            .get(self.file_sel)
+            .map(|&i| &self.files[i])
+    }
+
+    fn toast(&mut self, level: Level, text: impl Into<String>) {
+        self.toasts.push(Toast {
+            text: text.into(),
+            level,
+            until: self.now + chrono::Duration::seconds(TOAST_SECS),
+        });
+        if self.toasts.len() > 3 {
+            self.toasts.remove(0);
+        }
+    }
+
+    fn group_mut(&mut self, name: &str) -> Option<&mut GroupRow> {
+        self.groups.iter_mut().find(|g| g.name == name)
+    }
+
+    fn scope(&self) -> Scope {
+        match &self.overlay {
+            Some(Overlay::Preview(_)) => Scope::Preview,
+            _ => Scope::Tab(self.tab),
+        }
+    }
+
+    /// The previous export of the selected file's group, for `D`.
+    pub fn previous_of(&self, file: &FileRow) -> Option<&FileRow> {
+        self.files
+            .iter()
+            .filter(|f| f.group == file.group && f.taken_at < file.taken_at)
+            .max_by_key(|f| f.taken_at)
+    }
+}
+
+/// Applies a message. Returns the effects to run; `app.quit` asks the loop to stop.
+/// The boolean says whether anything visible changed (the loop redraws only then).
+pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
+    let mut cmds = Vec::new();
+    let changed = match msg {
+        Msg::Key(k) => {
+            on_key(app, k, &mut cmds);
+            true
+        }
+        Msg::Mouse(m) => on_mouse(app, m),
+        Msg::Resize(w, h) => {
+            app.size = (w, h);
+            true
+        }
+        Msg::Tick(now) => {
+            let minute_changed = now.timestamp() / 60 != app.now.timestamp() / 60;
+            app.now = now;
+            let before = app.toasts.len();
+            app.toasts.retain(|t| t.until > now);
+            minute_changed || before != app.toasts.len() || app.exporting()
+        }
+        Msg::Service(ev) => on_service(app, ev, &mut cmds),
+        Msg::History(h) => {
+            apply_history(app, h);
+            true
+        }
+        Msg::Preview { generation, batch } => match &mut app.overlay {
+            Some(Overlay::Preview(p)) if p.generation == generation => {
+                if let Some(h) = batch.header {
+                    p.header = h;
+                }
+                let start = p.rows.len();
+                p.rows.extend(batch.rows);
+                p.done = batch.done;
+                p.error = batch.error;
+                if !p.search.is_empty() {
+                    let needle = p.search.to_lowercase();
+                    let hits = (start..p.rows.len()).filter(|&i| row_matches(&p.rows[i], &needle));
+                    p.matches.extend(hits);
+                }
+                true
+            }
+            _ => false,
+        },
+        Msg::Diff { generation, result } => match &mut app.overlay {
+            Some(Overlay::Diff(d)) if generation == app.generation => {
+                d.result = Some(result);
+                true
+            }
+            _ => false,
+        },
+        Msg::Paused(set) => {
+            for j in &mut app.jobs {
+                j.paused = set.contains(&j.name);
+            }
+            true
+        }
+        Msg::CronSaved { job, schedule } => {
+            let expr = schedule.expr().to_string();
+            if let Some(j) = app.jobs.iter_mut().find(|j| j.name == job) {
+                j.schedule = schedule;
+            }
+            app.toast(Level::Info, format!("{job}: schedule saved as `{expr}`"));
+            true
+        }
+        Msg::Done(Ok(text)) => {
+            app.toast(Level::Info, text);
+            true
+        }
+        Msg::Done(Err(text)) => {
+            app.toast(Level::Error, text);
+            true
+        }
+        Msg::Signal => {
+            app.quit = true;
+            true
+        }
+    };
+    (cmds, changed)
+}
+
+fn apply_history(app: &mut App, h: HistoryView) {
+    for job in &mut app.jobs {
+        if let Some(runs) = h.runs.get(&job.name) {
+            job.runs = runs.clone();
+        }
+    }
+    for g in &mut app.groups {
+        let saved: Vec<&SavedExport> = h.saved.iter().filter(|s| s.group == g.name).collect();
+        g.trend = saved.iter().rev().take(30).rev().map(|s| s.rows).collect();
+        if g.status == GroupStatus::Idle {
+            if let Some(last) = saved.last() {
+                g.status = GroupStatus::Saved { at: last.at };
+            }
+        }
+    }
+    app.rows_by_file = h.saved.into_iter().map(|s| (s.file, s.rows)).collect();
+    app.run_attempts = h.attempts;
+}
+
+fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
+    match ev {
+        Event::Export(e) => match e {
+            ExportEvent::Progress {
+                group,
+                attempt,
+                max_attempts,
+                stage,
+                ..
+            } => {
+                if let Some(g) = app.group_mut(&group) {
+                    g.status = GroupStatus::Running {
+                        attempt,
+                        max: max_attempts,
+                        stage,
+                    };
+                }
+            }
+            ExportEvent::RetryScheduled {
+                group,
+                attempt,
+                max_attempts,
+                at,
+                error,
+                ..
+            } => {
+                if let Some(g) = app.group_mut(&group) {
+                    g.status = GroupStatus::Retrying {
+                        attempt,
+                        max: max_attempts,
+                        at,
+                        error,
+                    };
+                }
+            }
+            ExportEvent::Saved {
+                group, path, rows, ..
+            } => {
+                let at = app.now;
+                if let Some(g) = app.group_mut(&group) {
+                    g.status = GroupStatus::Saved { at };
+                    g.trend.push(rows);
+                    if g.trend.len() > 30 {
+                        g.trend.remove(0);
+                    }
+                }
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                app.rows_by_file.insert(path, rows);
+                app.toast(
+                    Level::Info,
+                    format!("{group}: saved {name} ({rows} test cases)"),
+                );
+            }
+            ExportEvent::Failed { group, error, .. } => {
+                let at = app.now;
+                if let Some(g) = app.group_mut(&group) {
+                    g.status = GroupStatus::Failed {
+                        error: error.clone(),
+                        at,
+                    };
+                }
+                app.toast(Level::Error, format!("{group}: export failed: {error}"));
+            }
+            ExportEvent::Skipped { group, reason } => {
+                app.toast(Level::Info, format!("{group}: {reason}"))
+            }
+            ExportEvent::RunFinished { .. } => cmds.push(Cmd::LoadHistory),
+        },
+        Event::ExportDir(listing) => apply_listing(app, listing),
+        Event::Schedule(s) => match s {
+            ScheduleEvent::Leader => app.lock = LockState::Leader,
+            ScheduleEvent::Follower { holder } => app.lock = LockState::Follower(holder),
+            ScheduleEvent::Fired { job, catch_up, .. } => {
+                let what = if catch_up {
+                    "catching up a missed run"
+                } else {
+                    "scheduled run started"
+                };
+                app.toast(Level::Info, format!("{job}: {what}"));
+            }
+            ScheduleEvent::MissedTooOld { job, scheduled_for } => app.toast(
+                Level::Error,
+                format!(
+                    "{job}: run missed at {} was not caught up",
+                    scheduled_for.format("%Y-%m-%d %H:%M UTC")
+                ),
+            ),
+            // Next runs are computed from the schedule and the clock by the view.
+            ScheduleEvent::Next { .. } => return false,
+        },
+        Event::RetentionDeleted { files, .. } => {
+            app.toast(
+                Level::Info,
+                format!("retention deleted {} old export(s)", files.len()),
+            );
+        }
+        Event::JobFinished { .. } => cmds.push(Cmd::LoadHistory),
+        Event::TestOpsHealth(h) => app.testops = Some(h),
+        Event::DiskFree(b) => app.disk_free = Some(b),
+    }
+    true
+}
+
+fn apply_listing(app: &mut App, listing: DirListing) {
+    let selected = app.selected_file().map(|f| f.path.clone());
+    app.files = listing
+        .files
+        .into_iter()
+        .map(|f| FileRow {
+            path: f.path,
+            group: f.name.group,
+            taken_at: f.name.taken_at,
+            size: f.size,
+        })
+        .collect();
+    app.total_bytes = listing.total_bytes;
+    // Keep the selection on the same file when others come and go.
+    let visible = app.visible_files();
+    app.file_sel = selected
+        .and_then(|p| visible.iter().position(|&i| app.files[i].path == p))
+        .unwrap_or(app.file_sel)
+        .min(visible.len().saturating_sub(1));
+}
+
+fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    if k.kind == crossterm::event::KeyEventKind::Release {
+        return;
+    }
+    if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
+        app.quit = true;
+        return;
+    }
+    if app.filter_input.is_some() {
+        return filter_key(app, k);
+    }
+    match app.overlay.take() {
+        None => {}
+        Some(o) => return overlay_key(app, o, k, cmds),
+    }
+    let Some(action) = action_for(app.scope(), &k) else {
+        return;
+    };
+    let page = layout::page_rows(app.size);
+    match action {
+        Action::Quit => {
+            if app.exporting() {
+                app.overlay = Some(Overlay::ConfirmQuit);
+            } else {
+                app.quit = true;
+            }
+        }
+        Action::ForceQuit => app.quit = true,
+        Action::NextTab => app.tab = Tab::ALL[(app.tab.index() + 1) % 4],
+        Action::PrevTab => app.tab = Tab::ALL[(app.tab.index() + 3) % 4],
+        Action::GoTab(i) => app.tab = Tab::ALL[i.min(3)],
+        Action::Down => move_sel(app, 1),
+        Action::Up => move_sel(app, -1),
+        Action::PageDown => move_sel(app, page as i64),
+        Action::PageUp => move_sel(app, -(page as i64)),
+        Action::Top => move_sel(app, i64::MIN / 2),
+        Action::Bottom => move_sel(app, i64::MAX / 2),
+        Action::Left => app.pane = Pane::Groups,
+        Action::Right => app.pane = Pane::Files,
+        Action::Filter => {
+            app.filter_input = Some(Input::new(app.filter().to_string()));
+        }
+        Action::Help => app.overlay = Some(Overlay::Help(app.scope())),
+        Action::Close => {
+            app.filters.remove(&app.tab);
+        }
+        Action::Export => {
+            if let Some(g) = app.groups.get(app.group_sel) {
+                cmds.push(Cmd::Export(vec![g.name.clone()]));
+            }
+        }
+        Action::ExportAll => cmds.push(Cmd::Export(
+            app.groups.iter().map(|g| g.name.clone()).collect(),
+        )),
+        Action::Open => {
+            if let Some(f) = app.selected_file() {
+                let path = f.path.clone();
+                app.generation += 1;
+                app.overlay = Some(Overlay::Preview(Box::new(Preview {
+                    path: path.clone(),
+                    generation: app.generation,
+                    ..Default::default()
+                })));
+                cmds.push(Cmd::Preview {
+                    path,
+                    generation: app.generation,
+                });
+            } else {
+                app.toast(Level::Info, "no file selected");
+            }
+        }
+        Action::Diff => match app.selected_file() {
+            None => app.toast(Level::Info, "select a file (l) to compare"),
+            Some(f) => match app.previous_of(f) {
+                None => app.toast(
+                    Level::Info,
+                    format!("no earlier export of {} to compare with", f.group),
+                ),
+                Some(prev) => {
+                    let (old, new) = (prev.path.clone(), f.path.clone());
+                    app.generation += 1;
+                    app.overlay = Some(Overlay::Diff(Box::new(DiffView {
+                        old: old.clone(),
+                        new: new.clone(),
+                        result: None,
+                        top: 0,
+                    })));
+                    cmds.push(Cmd::Diff {
+                        old,
+                        new,
+                        generation: app.generation,
+                    });
+                }
+            },
+        },
+        Action::Delete => {
+            if let Some(f) = app.selected_file() {
+                app.overlay = Some(Overlay::ConfirmDelete(f.path.clone()));
+            }
+        }
+        Action::Pager => {
+            if let Some(f) = app.selected_file() {
+                cmds.push(Cmd::Pager(f.path.clone()));
+            }
+        }
+        Action::Copy => {
+            if let Some(f) = app.selected_file() {
+                let path = f.path.display().to_string();
+                cmds.push(Cmd::Copy(path.clone()));
+                app.toast(Level::Info, format!("copied {path}"));
+            }
+        }
+        Action::RunNow => {
+            if let Some(j) = selected_job(app) {
+                cmds.push(match j.kind {
+                    JobKind::Export => {
+                        Cmd::Export(app.groups.iter().map(|g| g.name.clone()).collect())
+                    }
+                    JobKind::Cleanup => Cmd::RunCleanup,
+                });
+            }
+        }
+        Action::Pause => {
+            if let Some(j) = selected_job(app) {
+                cmds.push(Cmd::SetPaused {
+                    job: j.name.clone(),
+                    paused: !j.paused,
+                });
+            }
+        }
+        Action::EditCron => {
+            if let Some(j) = selected_job(app) {
+                let input = Input::new(j.schedule.expr().to_string());
+                let check = check_cron(&j.schedule, input.value(), app.now);
+                app.overlay = Some(Overlay::EditCron(CronEdit {
+                    job: j.name.clone(),
+                    input,
+                    check,
+                }));
+            }
+        }
+        Action::Search | Action::NextMatch | Action::PrevMatch => {}
+    }
+}
+
+fn selected_job(app: &App) -> Option<&JobRow> {
+    app.visible_jobs().get(app.job_sel).map(|&i| &app.jobs[i])
+}
+
+fn check_cron(
+    current: &CronSchedule,
+    expr: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, String> {
+    let s = CronSchedule::parse(expr, Some(current.timezone()))?;
+    s.next_after(now)
+        .ok_or_else(|| "this expression never runs".to_string())
+}
+
+fn filter_key(app: &mut App, k: KeyEvent) {
+    let Some(input) = app.filter_input.as_mut() else {
+        return;
+    };
+    match k.code {
+        KeyCode::Enter => {
+            app.filter_input = None;
+        }
+        KeyCode::Esc => {
+            app.filter_input = None;
+            app.filters.remove(&app.tab);
+        }
+        _ => {
+            input.handle_event(&crossterm::event::Event::Key(k));
+            let value = input.value().to_string();
+            app.filters.insert(app.tab, value);
+            app.file_sel = 0;
+            app.job_sel = 0;
+        }
+    }
+}
+
+fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    let keep = match overlay {
+        Overlay::Help(_) => None,
+        Overlay::ConfirmQuit => match k.code {
+            KeyCode::Char('y') => {
+                app.quit = true;
+                None
+            }
+            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Enter => None,
+            _ => Some(Overlay::ConfirmQuit),
+        },
+        Overlay::ConfirmDelete(path) => match k.code {
+            KeyCode::Char('y') => {
+                cmds.push(Cmd::Delete(path));
+                None
+            }
+            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Enter => None,
+            _ => Some(Overlay::ConfirmDelete(path)),
+        },
+        Overlay::Diff(mut d) => match k.code {
+            KeyCode::Esc | KeyCode::Char('q') => None,
+            KeyCode::Char('j') | KeyCode::Down => {
+                d.top += 1;
+                Some(Overlay::Diff(d))
+            }
+            KeyCode::Char('k') | KeyCode::Up => {
+                d.top = d.top.saturating_sub(1);
+                Some(Overlay::Diff(d))
+            }
+            KeyCode::PageDown => {
+                d.top += layout::page_rows(app.size);
+                Some(Overlay::Diff(d))
+            }
+            KeyCode::PageUp => {
+                d.top = d.top.saturating_sub(layout::page_rows(app.size));
+                Some(Overlay::Diff(d))
+            }
+            KeyCode::Char('g') => {
+                d.top = 0;
+                Some(Overlay::Diff(d))
+            }
+            _ => Some(Overlay::Diff(d)),
+        },
+        Overlay::EditCron(mut e) => match k.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                if e.check.is_ok() {
+                    cmds.push(Cmd::SaveCron {
+                        job: e.job.clone(),
+                        expr: e.input.value().trim().to_string(),
+                    });
+                    None
+                } else {
+                    Some(Overlay::EditCron(e))
+                }
+            }
+            _ => {
+                e.input.handle_event(&crossterm::event::Event::Key(k));
+                if let Some(j) = app.jobs.iter().find(|j| j.name == e.job) {
+                    e.check = check_cron(&j.schedule, e.input.value(), app.now);
+                }
+                Some(Overlay::EditCron(e))
+            }
+        },
+        Overlay::Preview(p) => preview_key(app, p, k),
+    };
+    app.overlay = keep;
+}
+
+fn preview_key(app: &mut App, mut p: Box<Preview>, k: KeyEvent) -> Option<Overlay> {
+    if let Some(input) = p.search_input.as_mut() {
+        match k.code {
+            KeyCode::Enter | KeyCode::Esc => {
+                let search = if k.code == KeyCode::Enter {
+                    input.value().to_string()
+                } else {
+                    String::new()
+                };
+                p.search_input = None;
+                p.search = search;
+                let needle = p.search.to_lowercase();
+                p.matches = if needle.is_empty() {
+                    vec![]
+                } else {
+                    (0..p.rows.len())
+                        .filter(|&i| row_matches(&p.rows[i], &needle))
+                        .collect()
+                };
+                jump_match(&mut p, true);
+            }
+            _ => {
+                input.handle_event(&crossterm::event::Event::Key(k));
+            }
+        }
+        return Some(Overlay::Preview(p));
+    }
+    let page = layout::page_rows(app.size).saturating_sub(2);
+    let last = p.rows.len().saturating_sub(1);
+    match action_for(Scope::Preview, &k) {
+        Some(Action::Close) | Some(Action::Quit) => return None,
+        Some(Action::Down) => p.top = (p.top + 1).min(last),
+        Some(Action::Up) => p.top = p.top.saturating_sub(1),
+        Some(Action::PageDown) => p.top = (p.top + page).min(last),
+        Some(Action::PageUp) => p.top = p.top.saturating_sub(page),
+        Some(Action::Top) => p.top = 0,
+        Some(Action::Bottom) => p.top = last,
+        Some(Action::Left) => p.first_col = p.first_col.saturating_sub(1),
+        Some(Action::Right) => {
+            p.first_col = (p.first_col + 1).min(p.header.len().saturating_sub(1))
+        }
+        Some(Action::Search) => p.search_input = Some(Input::new(p.search.clone())),
+        Some(Action::NextMatch) => jump_match(&mut p, true),
+        Some(Action::PrevMatch) => jump_match(&mut p, false),
+        Some(Action::Help) => return Some(Overlay::Help(Scope::Preview)),
+        _ => {}
+    }
+    Some(Overlay::Preview(p))
+}
+
+fn row_matches(row: &[String], needle: &str) -> bool {
+    row.iter().any(|c| c.to_lowercase().contains(needle))
+}
+
+fn jump_match(p: &mut Preview, forward: bool) {
+    let next = if forward {
+        p.matches.iter().find(|&&m| m > p.top).or(p.matches.first())
+    } else {
+        p.matches
+            .iter()
+            .rev()
+            .find(|&&m| m < p.top)
+            .or(p.matches.last())
+    };
+    if let Some(&m) = next {
+        p.top = m;
+    }
+}
+
+fn move_sel(app: &mut App, delta: i64) {
+    let (sel, len) = match (app.tab, app.pane) {
+        (Tab::Exports, Pane::Groups) => (&mut app.group_sel, app.groups.len()),
+        (Tab::Exports, Pane::Files) => {
+            let len = app.visible_files().len();
+            (&mut app.file_sel, len)
+        }
+        (Tab::Schedules, _) => {
+            let len = app.visible_jobs().len();
+            (&mut app.job_sel, len)
+        }
+        _ => return,
+    };
+    let max = len.saturating_sub(1) as i64;
+    *sel = (*sel as i64).saturating_add(delta).clamp(0, max) as usize;
+}
+
+fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
+    if app.overlay.is_some() {
+        return false;
+    }
+    match m.kind {
+        MouseEventKind::ScrollDown => move_sel(app, 1),
+        MouseEventKind::ScrollUp => move_sel(app, -1),
+        MouseEventKind::Down(MouseButton::Left) => {
+            if let Some(tab) = layout::tab_at(app.size, m.column, m.row) {
+                app.tab = tab;
+            } else if let Some((pane, index)) = layout::row_at(app, m.column, m.row) {
+                match pane {
+                    layout::Clicked::Group => {
+                        app.pane = Pane::Groups;
+                        app.group_sel = index.min(app.groups.len().saturating_sub(1));
+                    }
+                    layout::Clicked::File => {
+                        app.pane = Pane::Files;
+                        app.file_sel = index.min(app.visible_files().len().saturating_sub(1));
+                    }
+                    layout::Clicked::Job => {
+                        app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
+                    }
+                }
+            } else {
+                return false;
+            }
+        }
+        _ => return false,
+    }
+    true
+}

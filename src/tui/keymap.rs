@@ -1,0 +1,388 @@
+//! The one key map. Key handling looks actions up here and the `?` overlay is drawn from the
+//! same table, so help never drifts from behaviour.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::Tab;
+
+/// What a key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    ForceQuit,
+    NextTab,
+    PrevTab,
+    GoTab(usize),
+    Down,
+    Up,
+    PageDown,
+    PageUp,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    Filter,
+    Help,
+    Close,
+    // Exports
+    Export,
+    ExportAll,
+    Open,
+    Diff,
+    Delete,
+    Pager,
+    Copy,
+    // Schedules
+    RunNow,
+    Pause,
+    EditCron,
+    // Preview
+    Search,
+    NextMatch,
+    PrevMatch,
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Tab(Tab),
+    Preview,
+}
+
+/// A key (or keys) bound to an action, with the words the help overlay shows.
+pub struct Binding {
+    pub keys: &'static [Key],
+    pub label: &'static str,
+    pub help: &'static str,
+    pub action: Action,
+    pub scope: Scope,
+}
+
+/// A key as the table names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Char(char),
+    Ctrl(char),
+    Code(KeyCode),
+}
+
+impl Key {
+    fn matches(self, ev: &KeyEvent) -> bool {
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        match self {
+            Key::Char(c) => !ctrl && ev.code == KeyCode::Char(c),
+            Key::Ctrl(c) => ctrl && ev.code == KeyCode::Char(c),
+            Key::Code(code) => ev.code == code,
+        }
+    }
+}
+
+use Key::{Char, Code, Ctrl};
+use KeyCode::{
+    BackTab, Down as KDown, End, Enter, Esc, Home, Left as KLeft, PageDown as KPgDn,
+    PageUp as KPgUp,
+};
+
+const EXPORTS: Scope = Scope::Tab(Tab::Exports);
+const SCHEDULES: Scope = Scope::Tab(Tab::Schedules);
+
+/// Every binding, in the order the help overlay lists them.
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        keys: &[Char('1'), Char('2'), Char('3'), Char('4')],
+        label: "1-4",
+        help: "switch tab",
+        action: Action::GoTab(0),
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Code(KeyCode::Tab)],
+        label: "Tab",
+        help: "next tab",
+        action: Action::NextTab,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Code(BackTab)],
+        label: "Shift-Tab",
+        help: "previous tab",
+        action: Action::PrevTab,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('j'), Code(KDown)],
+        label: "j/↓",
+        help: "down",
+        action: Action::Down,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('k'), Code(KeyCode::Up)],
+        label: "k/↑",
+        help: "up",
+        action: Action::Up,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Code(KPgDn), Ctrl('d')],
+        label: "PgDn",
+        help: "page down",
+        action: Action::PageDown,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Code(KPgUp), Ctrl('u')],
+        label: "PgUp",
+        help: "page up",
+        action: Action::PageUp,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('g'), Code(Home)],
+        label: "g",
+        help: "first row",
+        action: Action::Top,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('G'), Code(End)],
+        label: "G",
+        help: "last row",
+        action: Action::Bottom,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('/')],
+        label: "/",
+        help: "filter the list",
+        action: Action::Filter,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('?')],
+        label: "?",
+        help: "this help",
+        action: Action::Help,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Code(Esc)],
+        label: "Esc",
+        help: "close / clear filter",
+        action: Action::Close,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('q')],
+        label: "q",
+        help: "quit (asks while an export runs)",
+        action: Action::Quit,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Ctrl('c')],
+        label: "Ctrl-C",
+        help: "quit now",
+        action: Action::ForceQuit,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char('h'), Code(KLeft)],
+        label: "h/←",
+        help: "groups pane",
+        action: Action::Left,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('l'), Code(KeyCode::Right)],
+        label: "l/→",
+        help: "files pane",
+        action: Action::Right,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('e')],
+        label: "e",
+        help: "export the selected group now",
+        action: Action::Export,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('E')],
+        label: "E",
+        help: "export all groups now",
+        action: Action::ExportAll,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Code(Enter)],
+        label: "Enter",
+        help: "preview the selected file",
+        action: Action::Open,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('D')],
+        label: "D",
+        help: "diff with the group's previous export",
+        action: Action::Diff,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('d')],
+        label: "d",
+        help: "delete the selected file (asks)",
+        action: Action::Delete,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('o')],
+        label: "o",
+        help: "open in $PAGER",
+        action: Action::Pager,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('y')],
+        label: "y",
+        help: "copy the full path (OSC 52, works over SSH)",
+        action: Action::Copy,
+        scope: EXPORTS,
+    },
+    Binding {
+        keys: &[Char('r')],
+        label: "r",
+        help: "run the selected job now",
+        action: Action::RunNow,
+        scope: SCHEDULES,
+    },
+    Binding {
+        keys: &[Char('p')],
+        label: "p",
+        help: "pause / resume the job (kept across restarts)",
+        action: Action::Pause,
+        scope: SCHEDULES,
+    },
+    Binding {
+        keys: &[Char('c')],
+        label: "c",
+        help: "edit the cron expression",
+        action: Action::EditCron,
+        scope: SCHEDULES,
+    },
+    Binding {
+        keys: &[Char('h'), Code(KLeft)],
+        label: "h/←",
+        help: "scroll left",
+        action: Action::Left,
+        scope: Scope::Preview,
+    },
+    Binding {
+        keys: &[Char('l'), Code(KeyCode::Right)],
+        label: "l/→",
+        help: "scroll right",
+        action: Action::Right,
+        scope: Scope::Preview,
+    },
+    Binding {
+        keys: &[Char('/')],
+        label: "/",
+        help: "search",
+        action: Action::Search,
+        scope: Scope::Preview,
+    },
+    Binding {
+        keys: &[Char('n')],
+        label: "n",
+        help: "next match",
+        action: Action::NextMatch,
+        scope: Scope::Preview,
+    },
+    Binding {
+        keys: &[Char('N')],
+        label: "N",
+        help: "previous match",
+        action: Action::PrevMatch,
+        scope: Scope::Preview,
+    },
+];
+
+/// The action a key asks for in `scope` (scoped bindings win over global ones).
+pub fn action_for(scope: Scope, ev: &KeyEvent) -> Option<Action> {
+    let lookup = |s: Scope| {
+        BINDINGS
+            .iter()
+            .filter(|b| b.scope == s)
+            .find_map(|b| b.keys.iter().position(|k| k.matches(ev)).map(|i| (b, i)))
+    };
+    let (b, i) = lookup(scope).or_else(|| {
+        if scope == Scope::Global {
+            None
+        } else {
+            lookup(Scope::Global)
+        }
+    })?;
+    Some(match b.action {
+        Action::GoTab(_) => Action::GoTab(i),
+        a => a,
+    })
+}
+
+/// The bindings the help overlay lists for a scope: its own, then the global ones.
+pub fn help_for(scope: Scope) -> Vec<&'static Binding> {
+    let own = BINDINGS
+        .iter()
+        .filter(|b| b.scope == scope && scope != Scope::Global);
+    own.chain(BINDINGS.iter().filter(|b| b.scope == Scope::Global))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn scoped_keys_win_and_tabs_map_by_position() {
+        assert_eq!(
+            action_for(EXPORTS, &key(KeyCode::Char('e'))),
+            Some(Action::Export)
+        );
+        assert_eq!(action_for(SCHEDULES, &key(KeyCode::Char('e'))), None);
+        assert_eq!(
+            action_for(Scope::Preview, &key(KeyCode::Char('/'))),
+            Some(Action::Search)
+        );
+        assert_eq!(
+            action_for(EXPORTS, &key(KeyCode::Char('/'))),
+            Some(Action::Filter)
+        );
+        assert_eq!(
+            action_for(EXPORTS, &key(KeyCode::Char('3'))),
+            Some(Action::GoTab(2))
+        );
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(action_for(SCHEDULES, &ctrl_c), Some(Action::ForceQuit));
+    }
+
+    #[test]
+    fn every_action_of_a_tab_is_in_its_help() {
+        let help = help_for(EXPORTS);
+        for a in [
+            Action::Export,
+            Action::ExportAll,
+            Action::Diff,
+            Action::Copy,
+            Action::Quit,
+        ] {
+            assert!(
+                help.iter().any(|b| b.action == a),
+                "{a:?} missing from help"
+            );
+        }
+    }
+}

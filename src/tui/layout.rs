@@ -1,0 +1,130 @@
+//! Screen geometry, shared by the views (where to draw) and `update` (what a click hit).
+//! Pure functions of the terminal size and the state.
+
+use ratatui::layout::Rect;
+
+use super::app::{App, Tab};
+
+/// Below this the dashboard shows "terminal too small" instead of its tabs.
+pub const MIN_SIZE: (u16, u16) = (50, 12);
+
+/// What a mouse click landed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clicked {
+    Group,
+    File,
+    Job,
+}
+
+/// The whole screen.
+pub fn screen(size: (u16, u16)) -> Rect {
+    Rect::new(0, 0, size.0, size.1)
+}
+
+/// Tab bar, content, status bar.
+pub fn frame(size: (u16, u16)) -> (Rect, Rect, Rect) {
+    let s = screen(size);
+    let tabs = Rect::new(0, 0, s.width, 1.min(s.height));
+    let status = Rect::new(0, s.height.saturating_sub(1), s.width, 1.min(s.height));
+    let content = Rect::new(0, 1, s.width, s.height.saturating_sub(2));
+    (tabs, content, status)
+}
+
+/// The labels of the tab bar, with their x ranges.
+pub fn tab_labels() -> Vec<(Tab, String, u16, u16)> {
+    let mut x = 0u16;
+    Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let label = format!(" {} {} ", i + 1, t.title());
+            let start = x;
+            x += label.chars().count() as u16 + 1;
+            (*t, label, start, x - 1)
+        })
+        .collect()
+}
+
+/// The tab under a click on the tab bar.
+pub fn tab_at(_size: (u16, u16), x: u16, y: u16) -> Option<Tab> {
+    (y == 0).then(|| {
+        tab_labels()
+            .into_iter()
+            .find(|(_, _, a, b)| x >= *a && x < *b)
+            .map(|(t, ..)| t)
+    })?
+}
+
+/// Exports tab: the groups table and the files table.
+pub fn exports(app: &App) -> (Rect, Rect) {
+    let (_, content, _) = frame(app.size);
+    let wanted = app.groups.len() as u16 + 3;
+    let groups_h = wanted.min(content.height / 2).max(3.min(content.height));
+    let groups = Rect {
+        height: groups_h,
+        ..content
+    };
+    let files = Rect {
+        y: content.y + groups_h,
+        height: content.height - groups_h,
+        ..content
+    };
+    (groups, files)
+}
+
+/// Schedules tab: the jobs table and the details of the selected job.
+pub fn schedules(app: &App) -> (Rect, Rect) {
+    let (_, content, _) = frame(app.size);
+    let jobs_h = (app.jobs.len() as u16 + 3).min(content.height / 2);
+    let jobs = Rect {
+        height: jobs_h,
+        ..content
+    };
+    let details = Rect {
+        y: content.y + jobs_h,
+        height: content.height - jobs_h,
+        ..content
+    };
+    (jobs, details)
+}
+
+/// Data rows a bordered table with a header shows in `area`.
+pub fn table_rows(area: Rect) -> usize {
+    area.height.saturating_sub(3) as usize
+}
+
+/// The first row shown so that `selected` is visible in `visible` rows.
+pub fn scroll_offset(selected: usize, visible: usize) -> usize {
+    if visible == 0 {
+        selected
+    } else {
+        selected.saturating_sub(visible - 1)
+    }
+}
+
+/// Rows a page key moves.
+pub fn page_rows(size: (u16, u16)) -> usize {
+    (size.1.saturating_sub(6) as usize).max(1)
+}
+
+/// The table row under a click, if any.
+pub fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
+    let hit = |area: Rect, selected: usize| -> Option<usize> {
+        let first = area.y + 2;
+        let inside = x >= area.x
+            && x < area.x + area.width
+            && y >= first
+            && y < area.y + area.height.saturating_sub(1);
+        inside.then(|| scroll_offset(selected, table_rows(area)) + (y - first) as usize)
+    };
+    match app.tab {
+        Tab::Exports => {
+            let (groups, files) = exports(app);
+            hit(groups, app.group_sel)
+                .map(|i| (Clicked::Group, i))
+                .or_else(|| hit(files, app.file_sel).map(|i| (Clicked::File, i)))
+        }
+        Tab::Schedules => hit(schedules(app).0, app.job_sel).map(|i| (Clicked::Job, i)),
+        _ => None,
+    }
+}

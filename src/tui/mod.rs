@@ -1,0 +1,98 @@
+//! The terminal dashboard: one front end over the services. Knows nothing of HTTP or SQL; it
+//! sends commands through handles and draws what the services report.
+
+pub mod app;
+pub mod effects;
+pub mod event_loop;
+pub mod keymap;
+pub mod layout;
+mod terminal;
+pub mod view;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::services::{ServiceSet, Services};
+use app::{App, Cmd, JobRow};
+use effects::{Effects, Suspend};
+
+/// Builds the initial state from a configuration.
+pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) -> App {
+    let jobs = crate::services::jobs(cfg)
+        .into_iter()
+        .map(|j| JobRow {
+            paused: paused.contains(&j.name),
+            name: j.name,
+            kind: j.kind,
+            schedule: j.schedule,
+            runs: vec![],
+        })
+        .collect();
+    let groups = cfg.testops.groups.iter().map(|g| g.name.clone()).collect();
+    let mut app = App::new(groups, jobs, cfg.export.dir.clone(), Utc::now());
+    app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app
+}
+
+/// Runs the dashboard until the user quits or a signal arrives; then cancels exports
+/// (no partial file is kept), restores the terminal and flushes the log.
+pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
+    let (tx, rx) = crate::events::channel();
+    let set = ServiceSet {
+        scheduler: true,
+        watcher: true,
+        health: true,
+    };
+    let services = Services::start(&cfg, data_dir, tx.clone(), set)?;
+    let paused = crate::schedule::load_paused(&cfg.export.dir);
+    let mut app = initial_app(&cfg, &paused);
+    app.demo = demo;
+    let (results_tx, results_rx) = tokio::sync::mpsc::channel(256);
+    let mut effects = Effects {
+        job_names: app.jobs.iter().map(|j| j.name.clone()).collect(),
+        cfg: Arc::new(cfg),
+        runner: services.runner.clone(),
+        scheduler: services.scheduler.clone(),
+        store: services.store.clone(),
+        history: services.history.clone(),
+        events: tx,
+        results: results_tx,
+        clipboard: Box::new(std::io::stdout()),
+    };
+    effects.run(Cmd::LoadHistory);
+
+    let mut term = terminal::enter().context("cannot set up the terminal")?;
+    let size = term.size().map(|s| (s.width, s.height)).unwrap_or((80, 24));
+    app.size = size;
+    let mut inputs = event_loop::Inputs {
+        terminal: crossterm::event::EventStream::new(),
+        events: rx,
+        results: results_rx,
+    };
+    let result = event_loop::run(
+        &mut term,
+        &mut app,
+        &mut inputs,
+        &mut effects,
+        |t, inputs, s| match s {
+            Suspend::Pager(path) => terminal::run_pager(t, inputs, &path),
+        },
+        crate::cli::shutdown_signal(),
+    )
+    .await;
+    terminal::restore();
+    match &result {
+        Ok(stats) => tracing::info!(
+            frames = stats.frames,
+            messages = stats.messages,
+            "dashboard closed"
+        ),
+        Err(e) => tracing::error!("dashboard failed: {e}"),
+    }
+    services.shutdown().await;
+    result.map(drop).context("terminal error")
+}

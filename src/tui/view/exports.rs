@@ -1,0 +1,182 @@
+//! The Exports tab: groups with status and trend, then the export directory's files.
+
+use ratatui::Frame;
+use ratatui::layout::Constraint;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Row, Table};
+
+use super::Theme;
+use super::format::{bytes, countdown, gauge, short_time, span, sparkline};
+use crate::export::Stage;
+use crate::tui::app::{App, GroupStatus, Pane};
+use crate::tui::layout;
+
+pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
+    let (groups_area, files_area) = layout::exports(app);
+
+    let header = Row::new(["Group", "Last export", "Rows", "Size", "Trend", "Status"])
+        .style(theme.title().add_modifier(Modifier::BOLD));
+    let rows = app.groups.iter().enumerate().map(|(i, g)| {
+        let last = app.files.iter().find(|f| f.group == g.name);
+        let (when, rows, size) = match last {
+            Some(f) => (
+                format!(
+                    "{} {:>3}",
+                    short_time(f.taken_at),
+                    span(app.now - f.taken_at)
+                ),
+                app.rows_by_file
+                    .get(&f.path)
+                    .map_or("?".into(), |r| r.to_string()),
+                bytes(f.size),
+            ),
+            None => ("never".into(), "—".into(), "—".into()),
+        };
+        let (status, style) = status_text(app, &g.status, theme);
+        let row = Row::new([
+            Cell::from(g.name.clone()),
+            Cell::from(when),
+            Cell::from(rows),
+            Cell::from(size),
+            Cell::from(sparkline(&g.trend)),
+            Cell::from(Span::styled(status, style)),
+        ]);
+        if app.pane == Pane::Groups && i == app.group_sel {
+            row.style(theme.selected())
+        } else {
+            row
+        }
+    });
+    let widths = [
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Length(7),
+        Constraint::Length(9),
+        Constraint::Length(12),
+        Constraint::Min(10),
+    ];
+    let focus = |p: Pane| {
+        if app.pane == p {
+            theme.title()
+        } else {
+            theme.dim()
+        }
+    };
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(Block::bordered().title(Span::styled(
+            " Groups  e export · E all ",
+            focus(Pane::Groups),
+        )));
+    f.render_widget(table, groups_area);
+
+    let visible = app.visible_files();
+    let shown = layout::table_rows(files_area);
+    let offset = layout::scroll_offset(app.file_sel, shown);
+    let header = Row::new(["Taken (UTC)", "Group", "Size", "Rows", "File"]).style(theme.title());
+    let rows = visible
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(shown)
+        .map(|(n, &i)| {
+            let file = &app.files[i];
+            let row = Row::new([
+                file.taken_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                file.group.clone(),
+                bytes(file.size),
+                app.rows_by_file
+                    .get(&file.path)
+                    .map_or("?".into(), |r| r.to_string()),
+                file.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ]);
+            if app.pane == Pane::Files && n == app.file_sel {
+                row.style(theme.selected())
+            } else {
+                row
+            }
+        });
+    let filter = match (
+        &app.filter_input,
+        app.filters.get(&crate::tui::app::Tab::Exports),
+    ) {
+        (Some(input), _) => format!(" /{}▏", input.value()),
+        (None, Some(f)) if !f.is_empty() => format!(" /{f} (Esc clears)"),
+        _ => String::new(),
+    };
+    let title = Line::from(vec![
+        Span::styled(
+            format!(
+                " Files: {} · {} in {} ",
+                app.files.len(),
+                bytes(app.total_bytes),
+                app.export_dir.display()
+            ),
+            focus(Pane::Files),
+        ),
+        Span::styled(filter, theme.busy()),
+    ]);
+    let widths = [
+        Constraint::Length(19),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Min(10),
+    ];
+    let table =
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::bordered().title(title).title_bottom(Span::styled(
+                " Enter preview · D diff · d delete · o pager · y copy path ",
+                theme.dim(),
+            )));
+    f.render_widget(table, files_area);
+}
+
+/// The status cell of a group.
+fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::style::Style) {
+    match s {
+        GroupStatus::Idle => ("—".into(), theme.dim()),
+        GroupStatus::Saved { at } => (format!("ok ({} ago)", span(app.now - *at)), theme.ok()),
+        GroupStatus::Failed { error, .. } => (format!("failed: {error}"), theme.bad()),
+        GroupStatus::Retrying {
+            attempt,
+            max,
+            at,
+            error,
+        } => (
+            format!(
+                "retry {}/{max} in {}: {error}",
+                attempt + 1,
+                countdown(*at - app.now)
+            ),
+            theme.busy(),
+        ),
+        GroupStatus::Running {
+            attempt,
+            max,
+            stage,
+        } => {
+            let (step, what) = match stage {
+                Stage::Requesting => (1, "requesting".to_string()),
+                Stage::Preparing { poll } => (2, format!("preparing (poll {poll})")),
+                Stage::Downloading { bytes: b, total } => (
+                    3,
+                    match total {
+                        Some(t) if *t > 0 => format!("downloading {} / {}", bytes(*b), bytes(*t)),
+                        _ => format!("downloading {}", bytes(*b)),
+                    },
+                ),
+                Stage::Checking => (4, "checking".to_string()),
+            };
+            (
+                format!("{} {what} · {attempt}/{max}", gauge(step, 5)),
+                theme.busy(),
+            )
+        }
+    }
+}

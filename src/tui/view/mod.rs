@@ -1,0 +1,203 @@
+//! Drawing. Pure: reads `&App` only, never the clock or the disk (`app.now` is the time).
+
+mod exports;
+mod format;
+mod overlays;
+mod schedules;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::app::{App, Level, LockState, Tab};
+use super::layout;
+
+pub use format::{bytes, sparkline};
+
+/// Styles that honour `NO_COLOR` (modifiers stay, colours go).
+pub(crate) struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+    fn ok(&self) -> Style {
+        self.fg(Color::Green)
+    }
+    fn bad(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    fn busy(&self) -> Style {
+        self.fg(Color::Yellow)
+    }
+    fn dim(&self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new()
+        }
+    }
+    fn selected(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+    fn title(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+}
+
+/// Draws the whole dashboard.
+pub fn draw(f: &mut Frame, app: &App) {
+    let theme = Theme { color: app.color };
+    let area = f.area();
+    if area.width < layout::MIN_SIZE.0 || area.height < layout::MIN_SIZE.1 {
+        let msg = format!(
+            "terminal too small: {}x{}, opsdeck needs {}x{}",
+            area.width,
+            area.height,
+            layout::MIN_SIZE.0,
+            layout::MIN_SIZE.1
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let (tabs, content, status) = layout::frame((area.width, area.height));
+    draw_tabs(f, app, &theme, tabs);
+    match app.tab {
+        Tab::Exports => exports::draw(f, app, &theme),
+        Tab::Schedules => schedules::draw(f, app, &theme),
+        Tab::Releases => placeholder(
+            f,
+            content,
+            &theme,
+            "Releases",
+            "The release ledger arrives with the releases issue: releases awaiting approval, in \
+             progress, deployed and failed, with approve (a), reject (x) and roll back (r) acting \
+             on the Swarm, and each release's audit trail.",
+        ),
+        Tab::Logs => placeholder(
+            f,
+            content,
+            &theme,
+            "Logs",
+            "Log tailing arrives with the logs issue: opsdeck's own log, deploy logs, other files \
+             and Swarm service logs, followed live, with search, level filters and merge.",
+        ),
+    }
+    draw_status(f, app, &theme, status);
+    overlays::draw(f, app, &theme);
+    draw_toasts(f, app, &theme, status);
+}
+
+fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let mut spans = Vec::new();
+    for (tab, label, _, _) in layout::tab_labels() {
+        let style = if tab == app.tab {
+            theme.selected().add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(label, style));
+        spans.push(Span::styled("│", theme.dim()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    if app.demo {
+        let badge = " DEMO ";
+        let w = badge.len() as u16;
+        let r = Rect {
+            x: area.x + area.width.saturating_sub(w),
+            width: w.min(area.width),
+            ..area
+        };
+        let style = if app.color {
+            Style::new()
+                .bg(Color::Magenta)
+                .fg(Color::Black)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        };
+        f.render_widget(Paragraph::new(Span::styled(badge, style)), r);
+    }
+}
+
+fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let sep = || Span::styled(" │ ", theme.dim());
+    let mut spans = vec![Span::raw(" TestOps ")];
+    spans.push(match &app.testops {
+        None => Span::styled("checking…", theme.dim()),
+        Some(Ok(())) => Span::styled("ok", theme.ok()),
+        Some(Err(e)) => Span::styled(format!("failing: {e}"), theme.bad()),
+    });
+    spans.push(sep());
+    spans.push(Span::raw(match app.disk_free {
+        Some(b) => format!("{} free", bytes(b)),
+        None => "disk …".into(),
+    }));
+    spans.push(sep());
+    spans.push(match &app.lock {
+        LockState::Unknown => Span::styled("scheduler …", theme.dim()),
+        LockState::Leader => Span::styled("scheduler: this process", theme.ok()),
+        LockState::Follower(h) => Span::styled(format!("scheduler: {h}"), theme.busy()),
+    });
+    let clock = format!(" {} UTC │ ? help ", app.now.format("%H:%M"));
+    let left: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let room = (area.width as usize).saturating_sub(clock.chars().count());
+    let line = if left > room {
+        // Narrow terminal: shorten the left part, keep the clock.
+        let text: String = spans.iter().map(|s| s.content.as_ref()).collect::<String>();
+        let cut: String = text.chars().take(room.saturating_sub(1)).collect();
+        Line::from(vec![
+            Span::raw(cut),
+            Span::raw("…"),
+            Span::styled(clock, theme.dim()),
+        ])
+    } else {
+        spans.push(Span::raw(" ".repeat(room - left)));
+        spans.push(Span::styled(clock, theme.dim()));
+        Line::from(spans)
+    };
+    f.render_widget(
+        Paragraph::new(line).style(theme.dim().add_modifier(Modifier::REVERSED)),
+        area,
+    );
+}
+
+fn draw_toasts(f: &mut Frame, app: &App, theme: &Theme, status: Rect) {
+    for (i, t) in app.toasts.iter().rev().enumerate() {
+        let text = format!(" {} ", t.text);
+        let w = (text.chars().count() as u16).min(status.width);
+        let y = status.y.saturating_sub(1 + i as u16);
+        if y == 0 {
+            break;
+        }
+        let r = Rect {
+            x: status.width - w,
+            y,
+            width: w,
+            height: 1,
+        };
+        let style = match t.level {
+            Level::Info => theme.ok().add_modifier(Modifier::REVERSED),
+            Level::Error => theme.bad().add_modifier(Modifier::REVERSED),
+        };
+        f.render_widget(ratatui::widgets::Clear, r);
+        f.render_widget(Paragraph::new(Span::styled(text, style)), r);
+    }
+}
+
+fn placeholder(f: &mut Frame, area: Rect, theme: &Theme, title: &str, text: &str) {
+    let block = ratatui::widgets::Block::bordered()
+        .title(Span::styled(format!(" {title} "), theme.title()));
+    f.render_widget(
+        Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+        area,
+    );
+}
