@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
 
 use crate::config::Config;
-use crate::export::{AttemptEnd, ExportName, RunHistory};
+use crate::export::{ExportName, RunHistory};
 use crate::testops_sim::{Body, SimOptions, SimTestOps};
 
 /// Project id of the demo's groups.
@@ -105,31 +105,30 @@ pub async fn start() -> anyhow::Result<Demo> {
     Ok(Demo { sim, root, config })
 }
 
-/// 30 days of daily 07:00 exports for every group, with a matching run history.
+/// 30 days of daily 07:00 exports for every group, with a matching run history; all within
+/// the retention period, so none is deleted at start.
 fn seed(export_dir: &Path, history_path: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
     let history = RunHistory::open(history_path)?;
-    let today = Utc.from_utc_datetime(&now.date_naive().and_hms_opt(7, 0, 0).unwrap_or_default());
+    let mut latest =
+        Utc.from_utc_datetime(&now.date_naive().and_hms_opt(7, 0, 0).unwrap_or_default());
+    if latest > now {
+        latest -= Days::days(1);
+    }
     for day in 0..30u32 {
-        let at = today - Days::days(i64::from(30 - day));
-        let run = history.start_run("export", "scheduled", Some(at))?;
+        let at = latest - Days::days(i64::from(29 - day));
+        let mut saved = Vec::new();
         for (name, _, base) in GROUPS {
             let (csv, rows) = group_csv(name, base, day);
             let file = export_dir.join(ExportName::file_name(PROJECT, name, at));
             std::fs::write(&file, &csv)?;
-            let a = history.start_attempt(run, name, 1, 3)?;
-            let file_s = file.display().to_string();
-            history.finish_attempt(
-                a,
-                &AttemptEnd {
-                    outcome: "saved",
-                    bytes: Some(csv.len() as u64),
-                    rows: Some(rows),
-                    file: Some(&file_s),
-                    error: None,
-                },
-            )?;
+            saved.push((name, rows, csv.len() as u64, file.display().to_string()));
         }
-        history.finish_run(run, "ok", None)?;
+        let took = Days::seconds(4 + i64::from(day % 5));
+        let rows: Vec<(&str, u64, u64, &str)> = saved
+            .iter()
+            .map(|(n, r, b, f)| (*n, *r, *b, f.as_str()))
+            .collect();
+        history.record_past_run("export", at, took, &rows)?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Offset, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
@@ -194,6 +194,8 @@ pub enum Pane {
 pub struct App {
     pub tab: Tab,
     pub now: DateTime<Utc>,
+    /// The user's UTC offset, for "local time" columns (read once at start).
+    pub local: chrono::FixedOffset,
     pub demo: bool,
     pub color: bool,
     pub size: (u16, u16),
@@ -288,6 +290,7 @@ impl App {
         App {
             tab: Tab::Exports,
             now,
+            local: chrono::Utc.fix(),
             demo: false,
             color: true,
             size: (80, 24),

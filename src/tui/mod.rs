@@ -4,9 +4,12 @@
 pub mod app;
 pub mod effects;
 pub mod event_loop;
+mod fixture;
 pub mod keymap;
 pub mod layout;
 mod terminal;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::path::Path;
@@ -35,6 +38,7 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     let groups = cfg.testops.groups.iter().map(|g| g.name.clone()).collect();
     let mut app = App::new(groups, jobs, cfg.export.dir.clone(), Utc::now());
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.local = *chrono::Local::now().offset();
     app
 }
 

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 
 use super::Theme;
-use super::format::{bytes, countdown, gauge, short_time, span, sparkline};
+use super::format::{bytes, countdown, gauge, short_time, sparkline};
 use crate::export::Stage;
 use crate::tui::app::{App, GroupStatus, Pane};
 use crate::tui::layout;
@@ -15,17 +15,21 @@ use crate::tui::layout;
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (groups_area, files_area) = layout::exports(app);
 
-    let header = Row::new(["Group", "Last export", "Rows", "Size", "Trend", "Status"])
+    // The trend gets the room a wide terminal has; at 80 columns the status needs it.
+    let trend_width = if groups_area.width >= 140 {
+        30
+    } else if groups_area.width >= 110 {
+        15
+    } else {
+        8
+    };
+    let header = Row::new(["Group", "Last export", "Rows", "Size", "Status", "Trend"])
         .style(theme.title().add_modifier(Modifier::BOLD));
     let rows = app.groups.iter().enumerate().map(|(i, g)| {
         let last = app.files.iter().find(|f| f.group == g.name);
         let (when, rows, size) = match last {
             Some(f) => (
-                format!(
-                    "{} {:>3}",
-                    short_time(f.taken_at),
-                    span(app.now - f.taken_at)
-                ),
+                short_time(f.taken_at),
                 app.rows_by_file
                     .get(&f.path)
                     .map_or("?".into(), |r| r.to_string()),
@@ -39,8 +43,10 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             Cell::from(when),
             Cell::from(rows),
             Cell::from(size),
-            Cell::from(sparkline(&g.trend)),
             Cell::from(Span::styled(status, style)),
+            Cell::from(sparkline(
+                &g.trend[g.trend.len().saturating_sub(trend_width)..],
+            )),
         ]);
         if app.pane == Pane::Groups && i == app.group_sel {
             row.style(theme.selected())
@@ -49,12 +55,12 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         }
     });
     let widths = [
-        Constraint::Length(10),
-        Constraint::Length(16),
-        Constraint::Length(7),
-        Constraint::Length(9),
-        Constraint::Length(12),
-        Constraint::Min(10),
+        Constraint::Length(8),
+        Constraint::Length(11),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Min(20),
+        Constraint::Length(trend_width as u16),
     ];
     let focus = |p: Pane| {
         if app.pane == p {
@@ -141,7 +147,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
 fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::style::Style) {
     match s {
         GroupStatus::Idle => ("—".into(), theme.dim()),
-        GroupStatus::Saved { at } => (format!("ok ({} ago)", span(app.now - *at)), theme.ok()),
+        GroupStatus::Saved { .. } => ("ok".into(), theme.ok()),
         GroupStatus::Failed { error, .. } => (format!("failed: {error}"), theme.bad()),
         GroupStatus::Retrying {
             attempt,
@@ -167,14 +173,14 @@ fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::s
                 Stage::Downloading { bytes: b, total } => (
                     3,
                     match total {
-                        Some(t) if *t > 0 => format!("downloading {} / {}", bytes(*b), bytes(*t)),
-                        _ => format!("downloading {}", bytes(*b)),
+                        Some(t) if *t > 0 => format!("↓ {}/{}", bytes(*b), bytes(*t)),
+                        _ => format!("↓ {}", bytes(*b)),
                     },
                 ),
                 Stage::Checking => (4, "checking".to_string()),
             };
             (
-                format!("{} {what} · {attempt}/{max}", gauge(step, 5)),
+                format!("{} {what} {attempt}/{max}", gauge(step, 5)),
                 theme.busy(),
             )
         }

@@ -134,7 +134,19 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     spans.push(match &app.testops {
         None => Span::styled("checking…", theme.dim()),
         Some(Ok(())) => Span::styled("ok", theme.ok()),
-        Some(Err(e)) => Span::styled(format!("failing: {e}"), theme.bad()),
+        Some(Err(e)) => {
+            // Keep room for the other fields; the whole reason is in the log and `opsdeck check`.
+            let room = (area.width as usize).saturating_sub(62).max(12);
+            let reason: String = if e.chars().count() > room {
+                e.chars()
+                    .take(room - 1)
+                    .chain(std::iter::once('…'))
+                    .collect()
+            } else {
+                e.clone()
+            };
+            Span::styled(format!("failing: {reason}"), theme.bad())
+        }
     });
     spans.push(sep());
     spans.push(Span::raw(match app.disk_free {
@@ -144,7 +156,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     spans.push(sep());
     spans.push(match &app.lock {
         LockState::Unknown => Span::styled("scheduler …", theme.dim()),
-        LockState::Leader => Span::styled("scheduler: this process", theme.ok()),
+        LockState::Leader => Span::styled("scheduler: here", theme.ok()),
         LockState::Follower(h) => Span::styled(format!("scheduler: {h}"), theme.busy()),
     });
     let clock = format!(" {} UTC │ ? help ", app.now.format("%H:%M"));

@@ -94,11 +94,18 @@ fn one_line(s: &str) -> String {
 fn preview(f: &mut Frame, p: &Preview, theme: &Theme, area: Rect) {
     f.render_widget(Clear, area);
     let inner_w = area.width.saturating_sub(2);
-    // Columns from `first_col` that fit, each as wide as its header or 8..32 characters.
+    let shown = area.height.saturating_sub(3) as usize;
+    let visible_rows = || p.rows.iter().skip(p.top).take(shown);
+    // Columns from `first_col` that fit, each as wide as its widest shown cell (6..40).
     let mut widths = Vec::new();
     let mut used = 0u16;
-    for h in p.header.iter().skip(p.first_col) {
-        let w = (h.chars().count() as u16).clamp(8, 32);
+    for (c, h) in p.header.iter().enumerate().skip(p.first_col) {
+        let widest = visible_rows()
+            .map(|r| r.get(c).map_or(0, |v| v.chars().count()))
+            .chain(std::iter::once(h.chars().count()))
+            .max()
+            .unwrap_or(0);
+        let w = (widest as u16).clamp(6, 40);
         if used + w > inner_w && !widths.is_empty() {
             break;
         }
@@ -106,7 +113,6 @@ fn preview(f: &mut Frame, p: &Preview, theme: &Theme, area: Rect) {
         used += w + 1;
     }
     let cols = p.first_col..p.first_col + widths.len();
-    let shown = area.height.saturating_sub(3) as usize;
     let needle = p.search.to_lowercase();
     let rows = p
         .rows

@@ -1,6 +1,5 @@
 //! The Schedules tab: every job with its cron, next runs, last runs and lock holder.
 
-use chrono::Local;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
@@ -63,17 +62,17 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         return;
     };
     let [left, right] =
-        Layout::horizontal([Constraint::Length(40), Constraint::Min(20)]).areas(details_area);
+        Layout::horizontal([Constraint::Length(37), Constraint::Min(20)]).areas(details_area);
 
     let mut lines = vec![Line::from(Span::styled(
-        "Next runs      UTC            local",
+        "Next runs (UTC)  local",
         theme.title(),
     ))];
     for t in job.schedule.upcoming(app.now, 5) {
         lines.push(Line::from(format!(
-            "  {}  {}",
+            "{}  {}",
             t.format("%a %m-%d %H:%M"),
-            t.with_timezone(&Local).format("%a %m-%d %H:%M")
+            t.with_timezone(&app.local).format("%a %m-%d %H:%M")
         )));
     }
     lines.push(Line::from(""));
@@ -108,8 +107,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         left,
     );
 
-    let header =
-        Row::new(["Started (UTC)", "Took", "Result", "Tries", "Trigger"]).style(theme.title());
+    let header = Row::new(["Started", "Took", "Result", "Tries", "Trigger"]).style(theme.title());
     let rows = job.runs.iter().map(|r| {
         let took = r
             .finished_at
@@ -124,7 +122,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             .get(&r.id)
             .map_or("—".into(), |n| n.to_string());
         Row::new([
-            r.started_at.format("%m-%d %H:%M:%S").to_string(),
+            r.started_at.format("%m-%d %H:%M").to_string(),
             took,
             r.outcome.clone(),
             tries,
@@ -133,9 +131,9 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         .style(style)
     });
     let widths = [
-        Constraint::Length(15),
+        Constraint::Length(11),
+        Constraint::Length(5),
         Constraint::Length(7),
-        Constraint::Length(8),
         Constraint::Length(5),
         Constraint::Min(9),
     ];

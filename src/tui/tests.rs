@@ -1,0 +1,517 @@
+//! `update` driven by messages, and snapshots of the views in a `TestBackend`.
+
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::app::{Cmd, GroupStatus, Msg, Overlay, Pane, Tab, update};
+use super::fixture;
+use crate::events::Event;
+use crate::export::{DirListing, ExportEvent, ExportFile, ExportName, Stage};
+
+fn key(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn render(app: &super::app::App) -> String {
+    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    t.draw(|f| super::view::draw(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn progress(group: &str, stage: Stage) -> Msg {
+    Msg::Service(Event::Export(ExportEvent::Progress {
+        run_id: 1,
+        group: group.into(),
+        attempt: 1,
+        max_attempts: 3,
+        stage,
+    }))
+}
+
+#[test]
+fn export_keys_ask_for_exports() {
+    let mut app = fixture::app((80, 24));
+    assert_eq!(
+        update(&mut app, key('e')).0,
+        [Cmd::Export(vec!["API".into()])]
+    );
+    update(&mut app, key('j'));
+    assert_eq!(
+        update(&mut app, key('e')).0,
+        [Cmd::Export(vec!["UI".into()])]
+    );
+    assert_eq!(
+        update(&mut app, key('E')).0,
+        [Cmd::Export(vec!["API".into(), "UI".into()])]
+    );
+}
+
+#[test]
+fn quitting_asks_while_an_export_runs() {
+    let mut app = fixture::app((80, 24));
+    update(
+        &mut app,
+        progress(
+            "API",
+            Stage::Downloading {
+                bytes: 1000,
+                total: Some(4000),
+            },
+        ),
+    );
+    assert!(matches!(app.groups[0].status, GroupStatus::Running { .. }));
+    update(&mut app, key('q'));
+    assert!(!app.quit && matches!(app.overlay, Some(Overlay::ConfirmQuit)));
+    update(&mut app, key('n'));
+    assert!(!app.quit && app.overlay.is_none());
+    update(&mut app, key('q'));
+    update(&mut app, key('y'));
+    assert!(app.quit);
+    // Idle: q quits at once; Ctrl-C always does.
+    let mut idle = fixture::app((80, 24));
+    update(&mut idle, key('q'));
+    assert!(idle.quit);
+    let mut busy = fixture::app((80, 24));
+    update(&mut busy, progress("UI", Stage::Checking));
+    update(
+        &mut busy,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(busy.quit);
+}
+
+#[test]
+fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
+    let mut app = fixture::app((80, 24));
+    let before = app.groups[0].trend.len();
+    let path = PathBuf::from("/srv/exports/testops_export_17_API_2026-11-23_09-41-00.csv");
+    let (cmds, changed) = update(
+        &mut app,
+        Msg::Service(Event::Export(ExportEvent::Saved {
+            run_id: 1,
+            group: "API".into(),
+            path: path.clone(),
+            bytes: 10,
+            rows: 277,
+            attempts: 1,
+        })),
+    );
+    assert!(changed && cmds.is_empty());
+    assert!(matches!(app.groups[0].status, GroupStatus::Saved { .. }));
+    assert_eq!(app.groups[0].trend.len(), before.min(29) + 1);
+    assert_eq!(app.rows_by_file[&path], 277);
+    assert_eq!(app.toasts.len(), 1);
+    update(
+        &mut app,
+        Msg::Service(Event::Export(ExportEvent::Failed {
+            run_id: 1,
+            group: "UI".into(),
+            error: "HTTP 503".into(),
+            attempts: 3,
+        })),
+    );
+    assert!(
+        matches!(&app.groups[1].status, GroupStatus::Failed { error, .. } if error == "HTTP 503")
+    );
+    // A tick within the same minute with toasts alive redraws; after they fade, a tick in the
+    // same minute with nothing moving does not.
+    let later = fixture::now() + chrono::Duration::seconds(10);
+    let (_, changed) = update(&mut app, Msg::Tick(later));
+    assert!(changed && app.toasts.is_empty());
+    let (_, changed) = update(&mut app, Msg::Tick(later + chrono::Duration::seconds(5)));
+    assert!(
+        !changed,
+        "an idle tick within the same minute must not redraw"
+    );
+    let (_, changed) = update(&mut app, Msg::Tick(later + chrono::Duration::seconds(30)));
+    assert!(changed, "the clock's minute changed");
+    let (cmds, _) = update(
+        &mut app,
+        Msg::Service(Event::Export(ExportEvent::RunFinished {
+            run_id: 1,
+            trigger: crate::export::Trigger::Manual,
+            saved: 1,
+            failed: 1,
+        })),
+    );
+    assert_eq!(cmds, [Cmd::LoadHistory]);
+}
+
+#[test]
+fn filter_narrows_files_and_esc_clears_it() {
+    let mut app = fixture::app((80, 24));
+    assert_eq!(app.visible_files().len(), 60);
+    update(&mut app, key('/'));
+    for c in "ui_2026-11-0".chars() {
+        update(&mut app, key(c));
+    }
+    update(&mut app, code(KeyCode::Enter));
+    assert_eq!(app.visible_files().len(), 9);
+    assert!(
+        app.visible_files()
+            .iter()
+            .all(|&i| app.files[i].group == "UI")
+    );
+    update(&mut app, code(KeyCode::Esc));
+    assert_eq!(app.visible_files().len(), 60);
+}
+
+#[test]
+fn a_new_listing_keeps_the_selection_on_the_same_file() {
+    let mut app = fixture::app((80, 24));
+    update(&mut app, key('l'));
+    update(&mut app, key('j'));
+    update(&mut app, key('j'));
+    let selected = app.selected_file().unwrap().path.clone();
+    let mut files: Vec<ExportFile> = app
+        .files
+        .iter()
+        .map(|f| ExportFile {
+            path: f.path.clone(),
+            name: ExportName::parse(&f.path.file_name().unwrap().to_string_lossy()).unwrap(),
+            size: f.size,
+            modified: None,
+        })
+        .collect();
+    let new = "testops_export_17_UI_2026-11-23_09-00-00.csv";
+    files.insert(
+        0,
+        ExportFile {
+            path: PathBuf::from("/srv/exports").join(new),
+            name: ExportName::parse(new).unwrap(),
+            size: 1,
+            modified: None,
+        },
+    );
+    update(
+        &mut app,
+        Msg::Service(Event::ExportDir(DirListing {
+            files,
+            total_bytes: 0,
+            at: fixture::now(),
+        })),
+    );
+    assert_eq!(app.files.len(), 61);
+    assert_eq!(app.selected_file().unwrap().path, selected);
+}
+
+#[test]
+fn diff_preview_and_delete_target_the_selected_file() {
+    let mut app = fixture::app((80, 24));
+    update(&mut app, key('l'));
+    let newest = app.selected_file().unwrap().path.clone();
+    let (cmds, _) = update(&mut app, key('D'));
+    let Cmd::Diff { old, new, .. } = &cmds[0] else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(new, &newest);
+    assert!(old.to_string_lossy().contains("UI_2026-11-21"), "{old:?}");
+    update(&mut app, code(KeyCode::Esc));
+    // The oldest file has nothing before it.
+    update(&mut app, key('G'));
+    let (cmds, _) = update(&mut app, key('D'));
+    assert!(
+        cmds.is_empty()
+            && app
+                .toasts
+                .last()
+                .unwrap()
+                .text
+                .contains("no earlier export")
+    );
+    let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[0], Cmd::Preview { path, .. } if path.to_string_lossy().contains("API_2026-10-24"))
+    );
+    update(&mut app, code(KeyCode::Esc));
+    update(&mut app, key('d'));
+    assert!(matches!(app.overlay, Some(Overlay::ConfirmDelete(_))));
+    let (cmds, _) = update(&mut app, key('y'));
+    assert!(matches!(&cmds[0], Cmd::Delete(p) if p.to_string_lossy().contains("API_2026-10-24")));
+}
+
+#[test]
+fn cron_edit_validates_as_you_type_and_saves_only_valid_input() {
+    let mut app = fixture::app((80, 24));
+    update(&mut app, key('2'));
+    assert_eq!(app.tab, Tab::Schedules);
+    update(&mut app, key('c'));
+    for _ in 0..9 {
+        update(&mut app, code(KeyCode::Backspace));
+    }
+    for c in "0 61 * * *".chars() {
+        update(&mut app, key(c));
+    }
+    let Some(Overlay::EditCron(e)) = &app.overlay else {
+        panic!()
+    };
+    assert!(e.check.is_err());
+    let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+    assert!(cmds.is_empty() && app.overlay.is_some());
+    for _ in 0..8 {
+        update(&mut app, code(KeyCode::Backspace));
+    }
+    for c in "6 * * 1-5".chars() {
+        update(&mut app, key(c));
+    }
+    let Some(Overlay::EditCron(e)) = &app.overlay else {
+        panic!()
+    };
+    assert_eq!(e.check, Ok("2026-11-24T06:00:00Z".parse().unwrap()));
+    let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        [Cmd::SaveCron {
+            job: "export".into(),
+            expr: "0 6 * * 1-5".into()
+        }]
+    );
+    // r runs the selected job, p toggles its pause.
+    assert_eq!(update(&mut app, key('j')).0, []);
+    assert_eq!(update(&mut app, key('r')).0, [Cmd::RunCleanup]);
+    assert_eq!(
+        update(&mut app, key('p')).0,
+        [Cmd::SetPaused {
+            job: "cleanup".into(),
+            paused: false
+        }]
+    );
+}
+
+#[test]
+fn mouse_clicks_tabs_and_rows() {
+    let mut app = fixture::app((80, 24));
+    let click = |x, y| {
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    update(&mut app, click(16, 0));
+    assert_eq!(app.tab, Tab::Schedules);
+    update(&mut app, click(2, 0));
+    assert_eq!(app.tab, Tab::Exports);
+    // Files table: groups block is 5 rows (y 1..6), files block starts at y 6, data at y 8.
+    update(&mut app, click(10, 10));
+    assert_eq!((app.pane, app.file_sel), (Pane::Files, 2));
+    update(
+        &mut app,
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 10,
+            row: 10,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(app.file_sel, 3);
+}
+
+#[test]
+fn snapshot_exports_tab_with_a_running_export_and_an_error() {
+    for size in [(80, 24), (160, 48)] {
+        let mut app = fixture::app(size);
+        update(
+            &mut app,
+            progress(
+                "API",
+                Stage::Downloading {
+                    bytes: 1_200_000,
+                    total: Some(4_800_000),
+                },
+            ),
+        );
+        update(
+            &mut app,
+            Msg::Service(Event::Export(ExportEvent::RetryScheduled {
+                run_id: 1,
+                group: "UI".into(),
+                attempt: 1,
+                max_attempts: 3,
+                at: fixture::now() + chrono::Duration::seconds(252),
+                error: "TestOps answered HTTP 503 to the export request".into(),
+            })),
+        );
+        app.testops = Some(Err(
+            "cannot reach TestOps for the token exchange: timed out".into(),
+        ));
+        insta::assert_snapshot!(
+            format!("exports_running_{}x{}", size.0, size.1),
+            render(&app)
+        );
+    }
+}
+
+#[test]
+fn snapshot_exports_tab_idle_demo_follower() {
+    let mut app = fixture::app((80, 24));
+    app.demo = true;
+    app.lock = super::app::LockState::Follower("pid 4242 on manager-1 (user deploy)".into());
+    insta::assert_snapshot!("exports_idle_80x24", render(&app));
+}
+
+#[test]
+fn snapshot_schedules_tab() {
+    for size in [(80, 24), (160, 48)] {
+        let mut app = fixture::app(size);
+        update(&mut app, key('2'));
+        insta::assert_snapshot!(format!("schedules_{}x{}", size.0, size.1), render(&app));
+    }
+}
+
+#[test]
+fn snapshot_placeholders_help_confirm_and_cron_edit() {
+    let mut app = fixture::app((80, 24));
+    update(&mut app, key('3'));
+    insta::assert_snapshot!("releases_placeholder", render(&app));
+    update(&mut app, key('1'));
+    update(&mut app, key('?'));
+    insta::assert_snapshot!("help_exports", render(&app));
+    update(&mut app, key('x'));
+    update(&mut app, key('2'));
+    update(&mut app, key('c'));
+    update(&mut app, code(KeyCode::Backspace));
+    insta::assert_snapshot!("cron_edit_invalid", render(&app));
+}
+
+#[test]
+fn snapshot_preview_and_diff() {
+    use crate::export::diff::{CaseRef, ChangedCase, ColumnChange, CsvDiff};
+    use crate::export::preview::PreviewBatch;
+    let mut app = fixture::app((80, 24));
+    update(&mut app, key('l'));
+    let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+    let Cmd::Preview { generation, .. } = cmds[0].clone() else {
+        panic!()
+    };
+    let header = ["allure_id", "name", "scenario", "status"]
+        .map(String::from)
+        .to_vec();
+    let rows = (0..40)
+        .map(|i| {
+            vec![
+                format!("{}", 40000 + i),
+                format!("Проверка {i}"),
+                "1. open\n2. check".into(),
+                "Active".into(),
+            ]
+        })
+        .collect();
+    update(
+        &mut app,
+        Msg::Preview {
+            generation,
+            batch: PreviewBatch {
+                header: Some(header),
+                rows,
+                done: false,
+                error: None,
+            },
+        },
+    );
+    insta::assert_snapshot!("preview_loading", render(&app));
+    // A stale batch (an earlier preview) is ignored.
+    let (_, changed) = update(
+        &mut app,
+        Msg::Preview {
+            generation: generation - 1,
+            batch: PreviewBatch {
+                header: None,
+                rows: vec![],
+                done: true,
+                error: None,
+            },
+        },
+    );
+    assert!(!changed);
+    update(&mut app, code(KeyCode::Esc));
+    let (cmds, _) = update(&mut app, key('D'));
+    let Cmd::Diff { generation, .. } = cmds[0].clone() else {
+        panic!()
+    };
+    let diff = CsvDiff {
+        key_column: "allure_id".into(),
+        old_rows: 272,
+        new_rows: 274,
+        added: vec![
+            CaseRef {
+                key: "40272".into(),
+                name: "Pay by card".into(),
+            },
+            CaseRef {
+                key: "40273".into(),
+                name: "Refund".into(),
+            },
+        ],
+        removed: vec![],
+        changed: vec![ChangedCase {
+            key: "40006".into(),
+            name: "Login".into(),
+            changes: vec![ColumnChange {
+                column: "status".into(),
+                old: "Draft".into(),
+                new: "Active".into(),
+            }],
+        }],
+    };
+    update(
+        &mut app,
+        Msg::Diff {
+            generation,
+            result: Ok(diff),
+        },
+    );
+    insta::assert_snapshot!("diff", render(&app));
+}
+
+#[test]
+fn tiny_terminal_says_so_instead_of_panicking() {
+    for size in [(20, 5), (49, 30), (80, 11)] {
+        let app = fixture::app(size);
+        let out = render(&app);
+        assert!(
+            out.replace('\n', "").contains("terminal too small"),
+            "{size:?}:\n{out}"
+        );
+    }
+    // Even a single cell renders (the start of the message) without panicking.
+    assert_eq!(render(&fixture::app((1, 1))), "t\n");
+}
+
+#[test]
+fn no_color_keeps_modifiers_but_drops_colours() {
+    let mut app = fixture::app((80, 24));
+    app.color = false;
+    app.testops = Some(Err("x".into()));
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| super::view::draw(f, &app)).unwrap();
+    let buf = t.backend().buffer();
+    for cell in buf.content() {
+        assert_eq!(
+            cell.fg,
+            ratatui::style::Color::Reset,
+            "a coloured cell with NO_COLOR"
+        );
+        assert_eq!(
+            cell.bg,
+            ratatui::style::Color::Reset,
+            "a coloured cell with NO_COLOR"
+        );
+    }
+}
