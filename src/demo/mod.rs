@@ -49,9 +49,9 @@ pub fn group_csv(group: &str, base_rows: usize, day: u32) -> (String, u64) {
             continue;
         }
         let id = 40_000 + i;
-        let drift = (i as u32 + day) % 11 == 0;
+        let drift = (i as u32 + day).is_multiple_of(11);
         let status = statuses[(i + if drift { day as usize } else { 0 }) % 4];
-        let owner = owners[(i / 13 + usize::from(drift && day % 3 == 0)) % 4];
+        let owner = owners[(i / 13 + usize::from(drift && day.is_multiple_of(3))) % 4];
         out.push_str(&format!(
             "{id};\"{group}: проверка сценария {i}\";{}.suite{}.case{i};{};{status};\"1. open the page\n2. check case {i}\";\"smoke,{}\";{owner};\"Epic {}\"\n",
             group.to_lowercase(),

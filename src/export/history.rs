@@ -39,6 +39,15 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+/// A saved export as the history records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFile {
+    pub group: String,
+    pub file: String,
+    pub rows: u64,
+    pub at: DateTime<Utc>,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptEnd<'a> {
@@ -223,8 +232,8 @@ impl RunHistory {
             .pop())
     }
 
-    /// Saved exports (group, file, rows, when), oldest first, the last `limit` of them.
-    pub fn saved_exports(&self, limit: usize) -> Result<Vec<(String, String, u64, DateTime<Utc>)>> {
+    /// Saved exports, oldest first, the last `limit` of them.
+    pub fn saved_exports(&self, limit: usize) -> Result<Vec<SavedFile>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT group_name, file, rows, COALESCE(finished_at, started_at) FROM attempts
@@ -232,12 +241,12 @@ impl RunHistory {
             )?;
             let mut v: Vec<_> = st
                 .query_map(params![limit as i64], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<u64>>(2)?.unwrap_or(0),
-                        time_opt(Some(r.get(3)?)).unwrap_or_default(),
-                    ))
+                    Ok(SavedFile {
+                        group: r.get(0)?,
+                        file: r.get(1)?,
+                        rows: r.get::<_, Option<u64>>(2)?.unwrap_or(0),
+                        at: time_opt(Some(r.get(3)?)).unwrap_or_default(),
+                    })
                 })?
                 .collect::<Result<_>>()?;
             v.reverse();

@@ -191,10 +191,10 @@ pub fn load_history(history: &RunHistory, jobs: &[String]) -> Option<HistoryView
     for job in jobs {
         let recent = history.recent_runs(job, 10).ok()?;
         for r in &recent {
-            if let Ok(n) = history.attempt_count(r.id) {
-                if n > 0 {
-                    attempts.insert(r.id, n);
-                }
+            if let Ok(n) = history.attempt_count(r.id)
+                && n > 0
+            {
+                attempts.insert(r.id, n);
             }
         }
         runs.insert(job.clone(), recent);
@@ -203,11 +203,11 @@ pub fn load_history(history: &RunHistory, jobs: &[String]) -> Option<HistoryView
         .saved_exports(20_000)
         .ok()?
         .into_iter()
-        .map(|(group, file, rows, at)| SavedExport {
-            group,
-            file: PathBuf::from(file),
-            rows,
-            at,
+        .map(|s| SavedExport {
+            group: s.group,
+            file: PathBuf::from(s.file),
+            rows: s.rows,
+            at: s.at,
         })
         .collect();
     Some(HistoryView {

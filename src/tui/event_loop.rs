@@ -55,6 +55,10 @@ where
     tokio::pin!(shutdown);
     let mut input_open = true;
     loop {
+        // Quit first: after a hang-up the terminal is gone and drawing would fail.
+        if app.quit {
+            return Ok(stats);
+        }
         if dirty {
             let since = last_frame.map_or(FRAME, |t| t.elapsed());
             if since >= FRAME {
@@ -65,9 +69,6 @@ where
                 last_frame = Some(Instant::now());
                 dirty = false;
             }
-        }
-        if app.quit {
-            return Ok(stats);
         }
         let wake = next_wake(app, dirty, last_frame);
         let mut msgs: Vec<Msg> = Vec::new();

@@ -1,0 +1,225 @@
+//! End to end: the real `opsdeck` binary in tmux against the simulated TestOps, driven with
+//! `send-keys` and read with `capture-pane`.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::*;
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// `None` (with the reason printed) when tmux is missing outside CI; CI must have it.
+    fn start(cmd: &str, width: u16, height: u16) -> Option<Tmux> {
+        let socket = format!("opsdeck-test-{}-{}", std::process::id(), rand_suffix());
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .arg(cmd)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmux { socket }),
+            other => {
+                let why = format!("{other:?}");
+                assert!(std::env::var_os("CI").is_none(), "CI must have tmux: {why}");
+                eprintln!("skipped: tmux is not available here: {why}");
+                None
+            }
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn send(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", "t", keys]);
+    }
+
+    fn capture(&self) -> String {
+        text(&self.tmux(&["capture-pane", "-p", "-t", "t"]).stdout)
+    }
+
+    fn pane_pid(&self) -> i32 {
+        text(
+            &self
+                .tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
+                .stdout,
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    }
+
+    async fn wait_screen(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let screen = self.capture();
+            if cond(&screen) {
+                return screen;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let log = std::env::var("OPSDECK_TEST_LOG_DIR")
+                    .ok()
+                    .and_then(|d| std::fs::read_dir(d).ok()?.next()?.ok())
+                    .and_then(|e| std::fs::read_to_string(e.path()).ok())
+                    .unwrap_or_default();
+                panic!("timed out waiting for {what}; screen:\n{screen}\nlog:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_007
+}
+
+fn shell_command(ws: &Workspace, tail: &str) -> String {
+    format!(
+        "env OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' TERM=xterm-256color {}{tail}",
+        ws.config.display(),
+        ws.data_dir.display(),
+        env!("CARGO_BIN_EXE_opsdeck"),
+    )
+}
+
+#[tokio::test]
+async fn export_all_shows_files_lists_a_copied_file_shows_schedule_and_quits_cleanly() {
+    let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
+    let ws = Workspace::new(&sim.base_url(), "");
+    let cmd = shell_command(&ws, "; echo OPSDECK-EXIT=$?; sleep 60");
+    let Some(tmux) = Tmux::start(&cmd, 140, 32) else {
+        return;
+    };
+    // SAFETY: only read by this test's own failure message.
+    unsafe { std::env::set_var("OPSDECK_TEST_LOG_DIR", ws.data_dir.join("logs")) };
+    tmux.wait_screen("the dashboard", |s| {
+        s.contains("Groups") && s.contains("TestOps ok")
+    })
+    .await;
+
+    tmux.send("E");
+    wait_for(Duration::from_secs(30), "two exports on disk", || {
+        exports_only(&ws.export_files()).len() == 2
+    })
+    .await;
+    let files = exports_only(&ws.export_files());
+    // The toasts name the files at once; the list follows through the watcher.
+    let screen = tmux
+        .wait_screen("both files listed", |s| s.contains("Files: 2"))
+        .await;
+    let listed = |name: &str| {
+        screen
+            .lines()
+            .any(|l| l.starts_with("│20") && l.contains(name))
+    };
+    assert!(files.iter().all(|f| listed(f)), "{screen}");
+
+    // A file copied in by someone else appears within a second or so (the watcher).
+    let outside = "testops_export_17_WEB_2026-11-01_07-00-00.csv";
+    std::fs::write(ws.export_dir.join(outside), "allure_id;name\n1;x\n").unwrap();
+    tmux.wait_screen("the copied file", |s| {
+        s.contains(outside) && s.contains("Files: 3")
+    })
+    .await;
+
+    tmux.send("2");
+    let screen = tmux
+        .wait_screen("the Schedules tab", |s| s.contains("Next run (UTC)"))
+        .await;
+    assert!(
+        screen.contains("0 7 * * *") && screen.contains("(in "),
+        "{screen}"
+    );
+
+    tmux.send("q");
+    let screen = tmux
+        .wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+        .await;
+    // The alternate screen is gone: none of the dashboard is left on the shell's screen.
+    assert!(
+        !screen.contains("Next run") && !screen.contains("Groups"),
+        "{screen}"
+    );
+}
+
+#[tokio::test]
+async fn hangup_during_a_slow_export_leaves_no_temporary_file() {
+    let sim = SimTestOps::start(SimOptions {
+        chunk_delay: Some(Duration::from_millis(50)),
+        chunk_size: 1024,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.set_body(101, Body::Bytes(Bytes::from(sample_csv("API", 3000, 2))));
+    let ws = Workspace::new(&sim.base_url(), "");
+    let cmd = format!("exec {}", shell_command(&ws, ""));
+    let Some(tmux) = Tmux::start(&cmd, 100, 30) else {
+        return;
+    };
+    tmux.wait_screen("the dashboard", |s| s.contains("Groups"))
+        .await;
+    let pid = tmux.pane_pid();
+    tmux.send("e");
+    wait_for(Duration::from_secs(30), "the temporary download", || {
+        ws.export_files()
+            .iter()
+            .any(|f| f.starts_with(".opsdeck-download-"))
+    })
+    .await;
+    // Closing the session hangs up the terminal, as a dropped SSH connection does.
+    tmux.tmux(&["kill-server"]);
+    wait_for(Duration::from_secs(20), "opsdeck to exit", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
+    .await;
+    let left: Vec<String> = ws
+        .export_files()
+        .into_iter()
+        .filter(|f| !f.starts_with(".opsdeck-scheduler") && !f.starts_with(".opsdeck-paused"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The log was flushed on the way out.
+    let logs = std::fs::read_dir(ws.data_dir.join("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = std::fs::read_to_string(logs).unwrap();
+    assert!(log.contains("dashboard closed"), "{log}");
+}
