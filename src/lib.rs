@@ -11,6 +11,7 @@ pub mod export;
 pub mod health;
 pub mod logging;
 pub mod paths;
+pub mod release;
 pub mod schedule;
 pub mod services;
 pub mod testops;

@@ -1,0 +1,1 @@
+//! Deployers (filled in by the next step).

@@ -1,0 +1,412 @@
+//! `Ledger`: releases and their append-only audit trail in SQLite (WAL, busy timeout, schema
+//! versioned with `user_version`). Every status change is a compare-and-set inside
+//! `BEGIN IMMEDIATE`; the lifecycle is also enforced by SQL triggers, so no writer at all can
+//! store a forbidden status.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::actor::Actor;
+use super::lifecycle::{self, Status};
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// A release row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Release {
+    pub id: i64,
+    pub service_name: String,
+    pub release_tag: String,
+    pub rollback_to_tag: Option<String>,
+    /// Image repository, when given at creation (else the service's configured one).
+    pub image: Option<String>,
+    #[serde(serialize_with = "ser_status")]
+    pub status: Status,
+    pub initiated_by: Option<String>,
+    pub github_run_id: Option<String>,
+    pub github_action_link: Option<String>,
+    pub github_ref: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+fn ser_status<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+/// One audited transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub sudo_user: Option<String>,
+    pub ssh_client: Option<String>,
+    pub from: Option<String>,
+    pub to: String,
+    pub note: Option<String>,
+}
+
+/// What `create` needs.
+#[derive(Debug, Clone, Default)]
+pub struct NewRelease {
+    pub service_name: String,
+    pub release_tag: String,
+    pub image: Option<String>,
+    pub initiated_by: Option<String>,
+    pub github_run_id: Option<String>,
+    pub github_action_link: Option<String>,
+    pub github_ref: Option<String>,
+    pub status: Option<Status>,
+}
+
+/// Why a ledger call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("no release with id {0}")]
+    NotFound(i64),
+    #[error("release {id} is {current}{}; {}", last_change(.last), forbidden_text(*.current, *.to))]
+    Forbidden {
+        id: i64,
+        current: Status,
+        to: Status,
+        last: Option<AuditEntry>,
+    },
+    #[error("the ledger: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+fn last_change(last: &Option<AuditEntry>) -> String {
+    match last {
+        Some(a) => format!(
+            " ({} by {} at {})",
+            a.to,
+            a.actor,
+            a.at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => String::new(),
+    }
+}
+
+fn forbidden_text(current: Status, to: Status) -> String {
+    lifecycle::check(current, to)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+/// The ledger.
+pub struct Ledger {
+    conn: Connection,
+}
+
+/// Only these transitions may be written: generated from the lifecycle table.
+fn lifecycle_trigger() -> String {
+    let pairs: Vec<String> = Status::ALL
+        .iter()
+        .flat_map(|from| {
+            from.next()
+                .iter()
+                .map(move |to| format!("(OLD.status = '{from}' AND NEW.status = '{to}')"))
+        })
+        .collect();
+    format!(
+        "CREATE TRIGGER IF NOT EXISTS releases_lifecycle BEFORE UPDATE OF status ON releases
+         WHEN OLD.status <> NEW.status AND NOT ({})
+         BEGIN SELECT RAISE(ABORT, 'the release lifecycle forbids this transition'); END;",
+        pairs.join(" OR ")
+    )
+}
+
+impl Ledger {
+    /// Opens (creating and migrating) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < 1 {
+            let statuses: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS releases (
+                   id INTEGER PRIMARY KEY,
+                   service_name TEXT NOT NULL,
+                   release_tag TEXT NOT NULL,
+                   rollback_to_tag TEXT,
+                   image TEXT,
+                   status TEXT NOT NULL CHECK (status IN ({})),
+                   initiated_by TEXT, github_run_id TEXT, github_action_link TEXT, github_ref TEXT,
+                   created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT);
+                 CREATE TABLE IF NOT EXISTS audit (
+                   id INTEGER PRIMARY KEY,
+                   release_id INTEGER NOT NULL REFERENCES releases(id),
+                   at TEXT NOT NULL, actor TEXT NOT NULL, sudo_user TEXT, ssh_client TEXT,
+                   from_status TEXT, to_status TEXT NOT NULL, note TEXT);
+                 CREATE INDEX IF NOT EXISTS audit_release ON audit(release_id, id);
+                 CREATE INDEX IF NOT EXISTS releases_service ON releases(service_name, id);
+                 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+                   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+                   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                 {}
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;",
+                statuses.join(", "),
+                lifecycle_trigger()
+            ))?;
+        }
+        Ok(Ledger { conn })
+    }
+
+    /// Registers a release (status `initiated`, or `building`/`manual_testing` when CI says
+    /// so) and audits its creation.
+    pub fn create(&mut self, new: &NewRelease, actor: &Actor) -> Result<Release, LedgerError> {
+        let status = new.status.unwrap_or(Status::Initiated);
+        let now = Utc::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO releases (service_name, release_tag, image, status, initiated_by, github_run_id,
+                                   github_action_link, github_ref, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                new.service_name,
+                new.release_tag,
+                new.image,
+                status.as_str(),
+                new.initiated_by,
+                new.github_run_id,
+                new.github_action_link,
+                new.github_ref,
+                now.to_rfc3339()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        audit(&tx, id, actor, None, status, Some("created"))?;
+        tx.commit()?;
+        self.get(id)?.ok_or(LedgerError::NotFound(id))
+    }
+
+    /// One release.
+    pub fn get(&self, id: i64) -> Result<Option<Release>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(&format!("{SELECT} WHERE id = ?1"), params![id], row)
+            .optional()?)
+    }
+
+    /// Releases, newest first, optionally of one service and/or status.
+    pub fn list(
+        &self,
+        service: Option<&str>,
+        status: Option<Status>,
+    ) -> Result<Vec<Release>, LedgerError> {
+        let mut st = self.conn.prepare(&format!(
+            "{SELECT} WHERE (?1 IS NULL OR service_name = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id DESC"
+        ))?;
+        let rows = st.query_map(params![service, status.map(|s| s.as_str())], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The audit trail of a release, oldest first.
+    pub fn audit(&self, id: i64) -> Result<Vec<AuditEntry>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT at, actor, sudo_user, ssh_client, from_status, to_status, note FROM audit
+             WHERE release_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![id], audit_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves a release to `to` if the lifecycle allows it from its current status, as one
+    /// compare-and-set: concurrent callers serialise on the write lock and the loser is told
+    /// the status it lost to, who set it, and when.
+    pub fn transition(
+        &mut self,
+        id: i64,
+        to: Status,
+        actor: &Actor,
+        note: Option<&str>,
+        rollback_to: Option<&str>,
+    ) -> Result<Release, LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT status FROM releases WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let current: Status =
+            current
+                .ok_or(LedgerError::NotFound(id))?
+                .parse()
+                .map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?;
+        if lifecycle::check(current, to).is_err() {
+            let last = tx
+                .query_row(
+                    "SELECT at, actor, sudo_user, ssh_client, from_status, to_status, note FROM audit
+                     WHERE release_id = ?1 ORDER BY id DESC LIMIT 1",
+                    params![id],
+                    audit_row,
+                )
+                .optional()?;
+            return Err(LedgerError::Forbidden {
+                id,
+                current,
+                to,
+                last,
+            });
+        }
+        let now = Utc::now().to_rfc3339();
+        let started = matches!(to, Status::Deploying | Status::Rollback);
+        let completed = matches!(
+            to,
+            Status::Deployed
+                | Status::ProductionFailed
+                | Status::RollbackDone
+                | Status::RollbackFailed
+                | Status::StagingFailed
+                | Status::ManualTestFailed
+        );
+        tx.execute(
+            "UPDATE releases SET status = ?2,
+               started_at = CASE WHEN ?3 THEN ?4 ELSE started_at END,
+               completed_at = CASE WHEN ?5 THEN ?4 WHEN ?3 THEN NULL ELSE completed_at END,
+               rollback_to_tag = COALESCE(?6, rollback_to_tag)
+             WHERE id = ?1 AND status = ?7",
+            params![
+                id,
+                to.as_str(),
+                started,
+                now,
+                completed,
+                rollback_to,
+                current.as_str()
+            ],
+        )?;
+        audit(&tx, id, actor, Some(current), to, note)?;
+        tx.commit()?;
+        self.get(id)?.ok_or(LedgerError::NotFound(id))
+    }
+
+    /// Tags of a service's releases that reached `deployed`, newest first (rollback targets).
+    pub fn deployed_tags(
+        &self,
+        service: &str,
+    ) -> Result<Vec<(i64, String, DateTime<Utc>)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT r.id, r.release_tag, MAX(a.at) FROM releases r JOIN audit a ON a.release_id = r.id
+             WHERE r.service_name = ?1 AND a.to_status = 'deployed'
+             GROUP BY r.id ORDER BY MAX(a.id) DESC",
+        )?;
+        let rows = st.query_map(params![service], |r| {
+            Ok((r.get(0)?, r.get(1)?, parse_time(r.get(2)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Changes when any connection commits; cheap to poll for "something changed".
+    pub fn data_version(&self) -> Result<i64, LedgerError> {
+        let files: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))?;
+        Ok(files * 1_000_000_007 + rows)
+    }
+
+    /// The raw connection, for tests that play a foreign writer.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+const SELECT: &str = "SELECT id, service_name, release_tag, rollback_to_tag, image, status, initiated_by,
+    github_run_id, github_action_link, github_ref, created_at, started_at, completed_at FROM releases";
+
+fn parse_time(s: String) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Release> {
+    let status: String = r.get(5)?;
+    Ok(Release {
+        id: r.get(0)?,
+        service_name: r.get(1)?,
+        release_tag: r.get(2)?,
+        rollback_to_tag: r.get(3)?,
+        image: r.get(4)?,
+        status: status.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
+        })?,
+        initiated_by: r.get(6)?,
+        github_run_id: r.get(7)?,
+        github_action_link: r.get(8)?,
+        github_ref: r.get(9)?,
+        created_at: parse_time(r.get(10)?),
+        started_at: r.get::<_, Option<String>>(11)?.map(parse_time),
+        completed_at: r.get::<_, Option<String>>(12)?.map(parse_time),
+    })
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: parse_time(r.get(0)?),
+        actor: r.get(1)?,
+        sudo_user: r.get(2)?,
+        ssh_client: r.get(3)?,
+        from: r.get(4)?,
+        to: r.get(5)?,
+        note: r.get(6)?,
+    })
+}
+
+fn audit(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    actor: &Actor,
+    from: Option<Status>,
+    to: Status,
+    note: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO audit (release_id, at, actor, sudo_user, ssh_client, from_status, to_status, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            Utc::now().to_rfc3339(),
+            actor.user,
+            actor.sudo_user,
+            actor.ssh_client,
+            from.map(|s| s.as_str()),
+            to.as_str(),
+            note
+        ],
+    )
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests;

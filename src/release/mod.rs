@@ -1,0 +1,11 @@
+//! Releases: the lifecycle, the ledger, who may act, and the deployers that act on the Swarm
+//! or run the team's deploy command.
+
+pub mod actor;
+pub mod deploy;
+pub mod ledger;
+pub mod lifecycle;
+
+pub use actor::{Actor, may_act, valid_tag};
+pub use ledger::{AuditEntry, Ledger, LedgerError, NewRelease, Release};
+pub use lifecycle::Status;
