@@ -93,8 +93,28 @@ pub(super) struct ExportFile {
 #[serde(deny_unknown_fields)]
 pub struct ReleasesFile {
     pub ledger: Option<String>,
-    pub deployer: Option<String>,
+    pub deployer: Option<Spanned<String>>,
     pub approvers: Option<Vec<String>>,
+    pub services: Option<Vec<ServiceFile>>,
+    pub command: Option<CommandFile>,
+    pub deploy_timeout: Option<Spanned<String>>,
+}
+
+/// A `[[releases.services]]` entry: a release service name, its Swarm service and image.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub name: String,
+    pub service: Option<String>,
+    pub repository: Option<String>,
+}
+
+/// `[releases.command]`: the team's deploy and rollback commands, argv arrays (no shell).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    pub deploy: Option<Vec<String>>,
+    pub rollback: Option<Vec<String>>,
 }
 
 /// `[logs]`: log sources for the Logs tab.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use file::{ColumnMapping, GroupFile};
+pub use file::{ColumnMapping, CommandFile, GroupFile, ServiceFile};
 pub use mapping::default_mapping;
 
 use crate::schedule::CronSchedule;
@@ -108,6 +108,43 @@ pub struct LoggingConfig {
     pub level: String,
 }
 
+/// Which deployer acts on approve and rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployerKind {
+    Swarm,
+    Command,
+}
+
+/// A service releases are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseService {
+    /// The name CI uses in `release create --service`.
+    pub name: String,
+    /// The Swarm service to update (default: `name`).
+    pub swarm_service: String,
+    /// The image repository, e.g. `registry.example.com/team/api`.
+    pub repository: Option<String>,
+}
+
+/// Release settings.
+#[derive(Debug, Clone)]
+pub struct ReleasesConfig {
+    /// `None`: `<data dir>/releases.db`.
+    pub ledger: Option<PathBuf>,
+    pub deployer: DeployerKind,
+    pub approvers: Vec<String>,
+    pub services: Vec<ReleaseService>,
+    pub command: CommandFile,
+    pub deploy_timeout: Duration,
+}
+
+impl ReleasesConfig {
+    /// A configured service by name.
+    pub fn service(&self, name: &str) -> Option<&ReleaseService> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -116,8 +153,8 @@ pub struct Config {
     pub testops: TestOpsConfig,
     pub export: ExportConfig,
     pub logging: LoggingConfig,
+    pub releases: ReleasesConfig,
     /// Sections owned by later services, parsed and kept for them.
-    pub releases: file::ReleasesFile,
     pub logs: file::LogsFile,
     /// Warnings found while loading (e.g. a token in a world-readable file).
     pub warnings: Vec<String>,
@@ -368,12 +405,55 @@ impl Config {
             level: l.level.unwrap_or_else(|| "info".into()),
         };
 
+        let r = raw.releases.unwrap_or_default();
+        let deployer = match &r.deployer {
+            None => DeployerKind::Swarm,
+            Some(d) => match d.get_ref().as_str() {
+                "swarm" => DeployerKind::Swarm,
+                "command" => DeployerKind::Command,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key: "releases.deployer",
+                        origin: at(d.span()),
+                        message: format!(
+                            "`{other}` is not a deployer; use \"swarm\" or \"command\""
+                        ),
+                    });
+                }
+            },
+        };
+        let command = r.command.unwrap_or_default();
+        if deployer == DeployerKind::Command && command.deploy.as_ref().is_none_or(|d| d.is_empty())
+        {
+            return Err(ConfigError::Missing {
+                key: "releases.command.deploy",
+                hint: "releases.deployer is \"command\": set [releases.command] deploy = [\"./deploy.sh\", \"{image}\"]".into(),
+            });
+        }
+        let releases = ReleasesConfig {
+            ledger: r.ledger.map(PathBuf::from),
+            deployer,
+            approvers: r.approvers.unwrap_or_default(),
+            services: r
+                .services
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| ReleaseService {
+                    swarm_service: s.service.unwrap_or_else(|| s.name.clone()),
+                    name: s.name,
+                    repository: s.repository,
+                })
+                .collect(),
+            command,
+            deploy_timeout: dur("releases.deploy_timeout", r.deploy_timeout, secs(600))?,
+        };
+
         Ok(Config {
             path: path.map(Path::to_path_buf),
             testops,
             export,
             logging,
-            releases: raw.releases.unwrap_or_default(),
+            releases,
             logs: raw.logs.unwrap_or_default(),
             warnings,
         })

@@ -1,1 +1,0 @@
-//! Deployers (filled in by the next step).

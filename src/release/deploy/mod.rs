@@ -1,0 +1,6 @@
+//! Deployers: `swarm` (the Docker Engine API) or `command` (the team's deploy script).
+
+pub mod command;
+pub mod swarm;
+
+pub use swarm::{ServiceState, SwarmDeployer};
