@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
         Some(Command::Run) => cli::run(&cli).await,
         Some(Command::Check) => cli::check(&cli).await,
         Some(Command::Demo) => cli::demo().await,
+        Some(Command::Release { cmd }) => cli::release::run(&cli, cmd).await,
         Some(Command::Tui) | None => cli::tui(&cli).await,
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod actor;
 pub mod deploy;
+pub mod desk;
 pub mod ledger;
 pub mod lifecycle;
 
 pub use actor::{Actor, may_act, valid_tag};
+pub use desk::{DeskError, ReleaseDesk};
 pub use ledger::{AuditEntry, Ledger, LedgerError, NewRelease, Release};
 pub use lifecycle::Status;

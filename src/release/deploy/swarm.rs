@@ -53,6 +53,20 @@ impl SwarmDeployer {
         self.watch(service, image, started, timeout).await
     }
 
+    /// Watches an update someone else started (reconciliation after a restart).
+    pub async fn update_image_watch_only(
+        &self,
+        service: &str,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let state = self.state(service).await?;
+        if state.image != image {
+            return Err(format!("{service} runs {} instead of {image}", state.image));
+        }
+        self.watch(service, image, Instant::now(), timeout).await
+    }
+
     /// One service update with the current version index; a stale index is re-read and tried
     /// once more, then reported as a conflict.
     async fn apply(&self, service: &str, image: &str) -> Result<(), String> {

@@ -73,13 +73,13 @@ pub enum LedgerError {
         id: i64,
         current: Status,
         to: Status,
-        last: Option<AuditEntry>,
+        last: Option<Box<AuditEntry>>,
     },
     #[error("the ledger: {0}")]
     Sql(#[from] rusqlite::Error),
 }
 
-fn last_change(last: &Option<AuditEntry>) -> String {
+fn last_change(last: &Option<Box<AuditEntry>>) -> String {
     match last {
         Some(a) => format!(
             " ({} by {} at {})",
@@ -267,7 +267,8 @@ impl Ledger {
                     params![id],
                     audit_row,
                 )
-                .optional()?;
+                .optional()?
+                .map(Box::new);
             return Err(LedgerError::Forbidden {
                 id,
                 current,
@@ -305,6 +306,32 @@ impl Ledger {
         audit(&tx, id, actor, Some(current), to, note)?;
         tx.commit()?;
         self.get(id)?.ok_or(LedgerError::NotFound(id))
+    }
+
+    /// Audits a refused action without changing the status.
+    pub fn record_refusal(
+        &mut self,
+        id: i64,
+        actor: &Actor,
+        note: &str,
+    ) -> Result<(), LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT status FROM releases WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let current: Status = current
+            .ok_or(LedgerError::NotFound(id))?
+            .parse()
+            .unwrap_or(Status::Initiated);
+        audit(&tx, id, actor, Some(current), current, Some(note))?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Tags of a service's releases that reached `deployed`, newest first (rollback targets).

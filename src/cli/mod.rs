@@ -1,4 +1,7 @@
-//! The command line: argument definitions and the headless commands (`export`, `run`, `check`).
+//! The command line: argument definitions and the headless commands (`export`, `run`,
+//! `check`, `release`).
+
+pub mod release;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,12 +44,17 @@ pub enum Command {
     Run,
     /// Validate the config and reach each configured backend; one line per check.
     Check,
+    /// The release ledger: create, status, list, show, approve, reject, rollback.
+    Release {
+        #[command(subcommand)]
+        cmd: release::ReleaseCmd,
+    },
 }
 
 /// Exit code for bad input or configuration (nothing was done).
 pub const EXIT_USAGE: u8 = 2;
 
-fn load(cli: &Cli) -> Result<Config, ExitCode> {
+pub(crate) fn load(cli: &Cli) -> Result<Config, ExitCode> {
     Config::load(cli.config.as_deref(), &process_env).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_USAGE)

@@ -1,0 +1,246 @@
+//! `opsdeck release ...`: the ledger from scripts and CI.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::{Cli, EXIT_USAGE, load};
+use crate::logging::{self, LogTarget};
+use crate::release::{Actor, DeskError, Ledger, NewRelease, Release, ReleaseDesk, Status};
+
+/// The release subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCmd {
+    /// Register a release; prints its id.
+    Create {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        tag: String,
+        /// Image repository (default: the service's configured one).
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long = "initiated-by")]
+        initiated_by: Option<String>,
+        #[arg(long = "github-run-id")]
+        github_run_id: Option<String>,
+        #[arg(long = "github-link")]
+        github_link: Option<String>,
+        #[arg(long = "github-ref")]
+        github_ref: Option<String>,
+        /// Start as building or manual_testing instead of initiated.
+        #[arg(long)]
+        status: Option<Status>,
+    },
+    /// CI's own steps: building, manual_testing, staging_failed.
+    Status {
+        id: i64,
+        status: Status,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Releases, newest first.
+    List {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        status: Option<Status>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One release with its audit trail.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a release waiting for manual testing, and deploy it.
+    Approve { id: i64 },
+    /// Reject a release waiting for manual testing.
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Roll a deployed (or failed) release back to the previous deployed tag, or --to TAG.
+    Rollback {
+        id: i64,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Settle releases left in deploying or rollback by a stopped process.
+    Reconcile,
+}
+
+/// Runs a release subcommand. Exit 0 on success, 2 on bad input (nothing written), 1 when a
+/// valid action failed or was refused.
+pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
+    let cfg = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let data_dir = crate::paths::data_dir();
+    let _log = logging::init(
+        &cfg.logging.level,
+        &data_dir.join("logs"),
+        cfg.logging.keep_days,
+        LogTarget::FileOnly,
+    );
+    let path = cfg
+        .releases
+        .ledger
+        .clone()
+        .unwrap_or_else(|| data_dir.join("releases.db"));
+    let ledger = match Ledger::open(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot open the ledger {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut desk = ReleaseDesk {
+        ledger,
+        cfg: cfg.releases.clone(),
+        actor: Actor::current(),
+        data_dir,
+        progress: Box::new(|line| eprintln!("{line}")),
+    };
+    let result: Result<(), DeskError> = match cmd {
+        ReleaseCmd::Create {
+            service,
+            tag,
+            image,
+            initiated_by,
+            github_run_id,
+            github_link,
+            github_ref,
+            status,
+        } => desk
+            .create(NewRelease {
+                service_name: service.clone(),
+                release_tag: tag.clone(),
+                image: image.clone(),
+                initiated_by: initiated_by.clone(),
+                github_run_id: github_run_id.clone(),
+                github_action_link: github_link.clone(),
+                github_ref: github_ref.clone(),
+                status: *status,
+            })
+            .map(|r| println!("{}", r.id)),
+        ReleaseCmd::Status { id, status, note } => desk
+            .ci_status(*id, *status, note.as_deref())
+            .map(|r| print_line(&r)),
+        ReleaseCmd::List {
+            service,
+            status,
+            json,
+        } => desk
+            .ledger
+            .list(service.as_deref(), *status)
+            .map_err(DeskError::from)
+            .map(|list| {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).unwrap_or_default()
+                    );
+                } else {
+                    println!(
+                        "{:>5}  {:<14} {:<16} {:<19} {:<12} created (UTC)",
+                        "id", "service", "tag", "status", "by"
+                    );
+                    for r in &list {
+                        print_line(r);
+                    }
+                }
+            }),
+        ReleaseCmd::Show { id, json } => show(&desk, *id, *json),
+        ReleaseCmd::Approve { id } => desk.approve(*id).await.map(|r| print_line(&r)),
+        ReleaseCmd::Reject { id, reason } => desk.reject(*id, reason).map(|r| print_line(&r)),
+        ReleaseCmd::Rollback { id, to } => desk
+            .rollback(*id, to.as_deref())
+            .await
+            .map(|r| print_line(&r)),
+        ReleaseCmd::Reconcile => desk.reconcile().await.map(|list| {
+            for r in &list {
+                print_line(r);
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ DeskError::Invalid(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_line(r: &Release) {
+    println!(
+        "{:>5}  {:<14} {:<16} {:<19} {:<12} {}",
+        r.id,
+        r.service_name,
+        r.release_tag,
+        r.status.as_str(),
+        r.initiated_by.as_deref().unwrap_or("-"),
+        r.created_at.format("%Y-%m-%d %H:%M")
+    );
+}
+
+fn show(desk: &ReleaseDesk, id: i64, json: bool) -> Result<(), DeskError> {
+    let r = desk
+        .ledger
+        .get(id)?
+        .ok_or(DeskError::Invalid(format!("no release with id {id}")))?;
+    let audit = desk.ledger.audit(id)?;
+    if json {
+        let v = serde_json::json!({ "release": r, "audit": audit });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "release {}: {} {} — {}",
+        r.id, r.service_name, r.release_tag, r.status
+    );
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("  initiated by   {}", opt(&r.initiated_by));
+    println!("  rollback to    {}", opt(&r.rollback_to_tag));
+    println!(
+        "  GitHub run     {} {}",
+        opt(&r.github_run_id),
+        opt(&r.github_action_link)
+    );
+    println!("  GitHub ref     {}", opt(&r.github_ref));
+    println!("  created        {}", r.created_at.to_rfc3339());
+    println!(
+        "  started        {}",
+        r.started_at.map_or("-".into(), |t| t.to_rfc3339())
+    );
+    println!(
+        "  completed      {}",
+        r.completed_at.map_or("-".into(), |t| t.to_rfc3339())
+    );
+    println!("audit:");
+    for a in audit {
+        println!(
+            "  {}  {:<18} -> {:<18} {}{}{}  {}",
+            a.at.format("%Y-%m-%d %H:%M:%S"),
+            a.from.as_deref().unwrap_or("-"),
+            a.to,
+            a.actor,
+            a.sudo_user
+                .map(|s| format!(" (sudo {s})"))
+                .unwrap_or_default(),
+            a.ssh_client
+                .map(|s| format!(" from {s}"))
+                .unwrap_or_default(),
+            a.note.unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! `ReleaseDesk`: the release actions (create, CI status, approve, reject, roll back,
+//! reconcile) over the ledger and the configured deployer. Used by the CLI; the dashboard
+//! runs the CLI detached, so a deploy outlives the dashboard.
+
+use std::path::PathBuf;
+
+use super::actor::{Actor, may_act, valid_tag};
+use super::deploy::command::{self, CommandVars};
+use super::deploy::{ServiceState, SwarmDeployer};
+use super::ledger::{Ledger, LedgerError, NewRelease, Release};
+use super::lifecycle::Status;
+use crate::config::{DeployerKind, ReleaseService, ReleasesConfig};
+
+/// Why a release action did not happen or did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Bad input: nothing was written (exit 2).
+    #[error("{0}")]
+    Invalid(String),
+    /// Not an approver: refused, and the refusal audited (exit 1).
+    #[error("{0}")]
+    Refused(String),
+    /// The action was valid but failed, e.g. the deploy (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<LedgerError> for DeskError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::NotFound(_) | LedgerError::Forbidden { .. } => {
+                DeskError::Invalid(e.to_string())
+            }
+            LedgerError::Sql(_) => DeskError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The desk.
+pub struct ReleaseDesk {
+    pub ledger: Ledger,
+    pub cfg: ReleasesConfig,
+    pub actor: Actor,
+    pub data_dir: PathBuf,
+    /// Progress lines for the person waiting (the CLI prints them).
+    pub progress: Box<dyn FnMut(&str) + Send>,
+}
+
+impl ReleaseDesk {
+    fn say(&mut self, line: &str) {
+        (self.progress)(line);
+        tracing::info!("{line}");
+    }
+
+    fn service(&self, name: &str) -> Result<&ReleaseService, DeskError> {
+        self.cfg.service(name).ok_or_else(|| {
+            let known: Vec<_> = self.cfg.services.iter().map(|s| s.name.as_str()).collect();
+            DeskError::Invalid(format!(
+                "service `{name}` is not configured; configured services: {} (add a [[releases.services]] entry)",
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ))
+        })
+    }
+
+    fn require_approver(&mut self, id: i64, what: &str) -> Result<Release, DeskError> {
+        let release = self
+            .ledger
+            .get(id)?
+            .ok_or(DeskError::Invalid(format!("no release with id {id}")))?;
+        if !may_act(&self.cfg.approvers, self.actor.person()) {
+            let note = format!(
+                "refused {what}: {} is not in releases.approvers",
+                self.actor.person()
+            );
+            self.ledger.record_refusal(id, &self.actor, &note)?;
+            return Err(DeskError::Refused(format!(
+                "{note} ({}); the refusal is recorded in the audit trail",
+                self.cfg.approvers.join(", ")
+            )));
+        }
+        Ok(release)
+    }
+
+    /// `release create`.
+    pub fn create(&mut self, new: NewRelease) -> Result<Release, DeskError> {
+        self.service(&new.service_name)?;
+        if !valid_tag(&new.release_tag) {
+            return Err(DeskError::Invalid(format!(
+                "`{}` is not a valid tag: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}",
+                new.release_tag
+            )));
+        }
+        if let Some(s) = new.status.filter(|s| {
+            !matches!(
+                s,
+                Status::Initiated | Status::Building | Status::ManualTesting
+            )
+        }) {
+            return Err(DeskError::Invalid(format!(
+                "a release starts as initiated, building or manual_testing, not {s}"
+            )));
+        }
+        Ok(self.ledger.create(&new, &self.actor)?)
+    }
+
+    /// `release status ID STATUS`: CI's own steps only.
+    pub fn ci_status(
+        &mut self,
+        id: i64,
+        to: Status,
+        note: Option<&str>,
+    ) -> Result<Release, DeskError> {
+        if !matches!(
+            to,
+            Status::Building | Status::ManualTesting | Status::StagingFailed
+        ) {
+            return Err(DeskError::Invalid(format!(
+                "`release status` sets building, manual_testing or staging_failed; use approve, reject or rollback for {to}"
+            )));
+        }
+        Ok(self.ledger.transition(id, to, &self.actor, note, None)?)
+    }
+
+    /// `release approve`: manual_testing → manual_test_passed → deploying → deployed or
+    /// production_failed.
+    pub async fn approve(&mut self, id: i64) -> Result<Release, DeskError> {
+        let release = self.require_approver(id, "approve")?;
+        let service = self.service(&release.service_name)?.clone();
+        self.ledger.transition(
+            id,
+            Status::ManualTestPassed,
+            &self.actor,
+            Some("approved"),
+            None,
+        )?;
+        self.say(&format!("release {id}: approved by {}", self.actor));
+        let release = self
+            .ledger
+            .transition(id, Status::Deploying, &self.actor, None, None)?;
+        let image = image_of(&service, release.image.as_deref(), &release.release_tag);
+        self.say(&format!(
+            "release {id}: deploying {image} to {}",
+            service.swarm_service
+        ));
+        let result = self.run_deployer(&service, &release, &image, false).await;
+        self.finish(id, result, Status::Deployed, Status::ProductionFailed)
+    }
+
+    /// `release reject`.
+    pub fn reject(&mut self, id: i64, reason: &str) -> Result<Release, DeskError> {
+        if reason.trim().is_empty() {
+            return Err(DeskError::Invalid(
+                "a rejection needs a reason (--reason TEXT)".into(),
+            ));
+        }
+        self.require_approver(id, "reject")?;
+        Ok(self.ledger.transition(
+            id,
+            Status::ManualTestFailed,
+            &self.actor,
+            Some(reason),
+            None,
+        )?)
+    }
+
+    /// The tags a release could be rolled back to: earlier deployed tags of its service.
+    pub fn rollback_targets(&self, release: &Release) -> Result<Vec<String>, DeskError> {
+        let mut tags: Vec<String> = self
+            .ledger
+            .deployed_tags(&release.service_name)?
+            .into_iter()
+            .filter(|(rid, tag, _)| *rid != release.id && *tag != release.release_tag)
+            .map(|(_, tag, _)| tag)
+            .collect();
+        tags.dedup();
+        Ok(tags)
+    }
+
+    /// `release rollback`: deployed | production_failed → rollback → rollback_done or
+    /// rollback_failed, to `to` or the service's previous deployed tag.
+    pub async fn rollback(&mut self, id: i64, to: Option<&str>) -> Result<Release, DeskError> {
+        let release = self.require_approver(id, "roll back")?;
+        let service = self.service(&release.service_name)?.clone();
+        let target = match to {
+            Some(t) if !valid_tag(t) => {
+                return Err(DeskError::Invalid(format!("`{t}` is not a valid tag")));
+            }
+            Some(t) => t.to_string(),
+            None => self
+                .rollback_targets(&release)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    DeskError::Invalid(format!(
+                        "no earlier deployed tag of {} in the ledger; name one with --to TAG",
+                        release.service_name
+                    ))
+                })?,
+        };
+        let release = self.ledger.transition(
+            id,
+            Status::Rollback,
+            &self.actor,
+            Some(&format!("to {target}")),
+            Some(&target),
+        )?;
+        let image = image_of(&service, release.image.as_deref(), &target);
+        self.say(&format!(
+            "release {id}: rolling {} back to {image}",
+            service.swarm_service
+        ));
+        let result = self.run_deployer(&service, &release, &image, true).await;
+        self.finish(id, result, Status::RollbackDone, Status::RollbackFailed)
+    }
+
+    fn finish(
+        &mut self,
+        id: i64,
+        result: Result<String, String>,
+        ok: Status,
+        failed: Status,
+    ) -> Result<Release, DeskError> {
+        match result {
+            Ok(msg) => {
+                let r = self
+                    .ledger
+                    .transition(id, ok, &self.actor, Some(&msg), None)?;
+                self.say(&format!("release {id}: {ok}: {msg}"));
+                Ok(r)
+            }
+            Err(msg) => {
+                self.ledger
+                    .transition(id, failed, &self.actor, Some(&msg), None)?;
+                self.say(&format!("release {id}: {failed}: {msg}"));
+                Err(DeskError::Failed(format!("release {id}: {failed}: {msg}")))
+            }
+        }
+    }
+
+    async fn run_deployer(
+        &mut self,
+        service: &ReleaseService,
+        release: &Release,
+        image: &str,
+        rollback: bool,
+    ) -> Result<String, String> {
+        let timeout = self.cfg.deploy_timeout;
+        match self.cfg.deployer {
+            DeployerKind::Swarm => {
+                let swarm = SwarmDeployer::connect().await?;
+                swarm
+                    .update_image(&service.swarm_service, image, timeout)
+                    .await
+            }
+            DeployerKind::Command => {
+                let argv = if rollback {
+                    self.cfg.command.rollback.clone()
+                } else {
+                    self.cfg.command.deploy.clone()
+                };
+                let argv = argv.filter(|a| !a.is_empty()).ok_or_else(|| {
+                    format!(
+                        "releases.command.{} is not configured",
+                        if rollback { "rollback" } else { "deploy" }
+                    )
+                })?;
+                let tag = if rollback {
+                    release.rollback_to_tag.clone().unwrap_or_default()
+                } else {
+                    release.release_tag.clone()
+                };
+                let vars = CommandVars {
+                    service: service.name.clone(),
+                    tag: release.release_tag.clone(),
+                    image: image.to_string(),
+                    rollback_to_tag: release.rollback_to_tag.clone().unwrap_or_default(),
+                };
+                let log = command::log_path(
+                    &self.data_dir,
+                    &service.name,
+                    if rollback { &release.release_tag } else { &tag },
+                    rollback,
+                );
+                command::run(&argv, &vars, &log, timeout).await
+            }
+        }
+    }
+
+    /// Settles releases left in deploying or rollback by a process that stopped: the Swarm's
+    /// actual state decides (still updating: watched to the end); the command deployer cannot
+    /// know, so they are marked failed with a note.
+    pub async fn reconcile(&mut self) -> Result<Vec<Release>, DeskError> {
+        let mut settled = Vec::new();
+        for status in [Status::Deploying, Status::Rollback] {
+            for r in self.ledger.list(None, Some(status))? {
+                let (ok, failed) = if status == Status::Deploying {
+                    (Status::Deployed, Status::ProductionFailed)
+                } else {
+                    (Status::RollbackDone, Status::RollbackFailed)
+                };
+                let result = match (
+                    self.cfg.deployer,
+                    self.cfg.service(&r.service_name).cloned(),
+                ) {
+                    (DeployerKind::Command, _) => {
+                        Err("interrupted: opsdeck stopped while the deploy command ran".to_string())
+                    }
+                    (DeployerKind::Swarm, None) => Err(format!(
+                        "service {} is no longer configured",
+                        r.service_name
+                    )),
+                    (DeployerKind::Swarm, Some(svc)) => {
+                        let tag = if status == Status::Rollback {
+                            r.rollback_to_tag.clone().unwrap_or_default()
+                        } else {
+                            r.release_tag.clone()
+                        };
+                        let image = image_of(&svc, r.image.as_deref(), &tag);
+                        match SwarmDeployer::connect().await {
+                            Err(e) => Err(e),
+                            Ok(s) => {
+                                s.update_image_watch_only(
+                                    &svc.swarm_service,
+                                    &image,
+                                    self.cfg.deploy_timeout,
+                                )
+                                .await
+                            }
+                        }
+                    }
+                };
+                let note = match &result {
+                    Ok(m) => format!("reconciled: {m}"),
+                    Err(m) => format!("reconciled: {m}"),
+                };
+                let to = if result.is_ok() { ok } else { failed };
+                settled.push(
+                    self.ledger
+                        .transition(r.id, to, &self.actor, Some(&note), None)?,
+                );
+            }
+        }
+        Ok(settled)
+    }
+
+    /// The live state of a release's service (Swarm deployer only).
+    pub async fn service_state(&self, service: &str) -> Option<ServiceState> {
+        let svc = self.cfg.service(service)?;
+        if self.cfg.deployer != DeployerKind::Swarm {
+            return None;
+        }
+        SwarmDeployer::connect()
+            .await
+            .ok()?
+            .state(&svc.swarm_service)
+            .await
+            .ok()
+    }
+}
+
+/// `<repository>:<tag>`; the repository comes from the release, else the service config,
+/// else the service name.
+pub fn image_of(service: &ReleaseService, release_image: Option<&str>, tag: &str) -> String {
+    let repo = release_image
+        .or(service.repository.as_deref())
+        .unwrap_or(&service.name);
+    format!("{repo}:{tag}")
+}

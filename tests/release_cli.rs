@@ -1,0 +1,371 @@
+//! `opsdeck release ...` through the real binary, with the command deployer.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+struct Desk {
+    _root: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Desk {
+    /// A config with services `api` and `web`; the deploy fails while `<dir>/fail` exists.
+    fn new(extra: &str) -> Desk {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().to_path_buf();
+        let config = dir.join("config.toml");
+        let fail = dir.join("fail");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[releases]
+deployer = "command"
+{extra}
+
+[[releases.services]]
+name = "api"
+repository = "registry.example.com/team/api"
+
+[[releases.services]]
+name = "web"
+
+[releases.command]
+deploy = ["sh", "-c", "sleep 0.3; echo deploying $OPSDECK_IMAGE; test ! -e \"$0\"", "{fail}"]
+rollback = ["sh", "-c", "echo rolling back to {{rollback_to_tag}} $OPSDECK_ROLLBACK_TO_TAG"]
+"#,
+                fail = fail.display()
+            ),
+        )
+        .unwrap();
+        Desk {
+            _root: root,
+            dir,
+            config,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"));
+        c.arg("release")
+            .args(args)
+            .env("OPSDECK_CONFIG", &self.config)
+            .env("OPSDECK_DATA_DIR", self.dir.join("data"));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn create(&self, service: &str, tag: &str) -> i64 {
+        self.ok(&[
+            "create",
+            "--service",
+            service,
+            "--tag",
+            tag,
+            "--status",
+            "manual_testing",
+            "--initiated-by",
+            "ci",
+        ])
+        .trim()
+        .parse()
+        .unwrap()
+    }
+}
+
+fn status_of(d: &Desk, id: i64) -> String {
+    d.json(&["show", &id.to_string(), "--json"])["release"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn create_list_show_and_their_json_shapes() {
+    let d = Desk::new("");
+    let id = d
+        .ok(&[
+            "create",
+            "--service",
+            "api",
+            "--tag",
+            "v1.2.0",
+            "--initiated-by",
+            "ci-bot",
+            "--github-run-id",
+            "77",
+            "--github-link",
+            "https://github.com/o/r/actions/runs/77",
+            "--github-ref",
+            "refs/tags/v1.2.0",
+        ])
+        .trim()
+        .parse::<i64>()
+        .unwrap();
+    d.ok(&["status", &id.to_string(), "building"]);
+    d.ok(&[
+        "status",
+        &id.to_string(),
+        "manual_testing",
+        "--note",
+        "staging ok",
+    ]);
+    let list = d.json(&["list", "--json"]);
+    let r = &list.as_array().unwrap()[0];
+    for key in [
+        "id",
+        "service_name",
+        "release_tag",
+        "rollback_to_tag",
+        "status",
+        "initiated_by",
+        "github_run_id",
+        "github_action_link",
+        "github_ref",
+        "created_at",
+        "started_at",
+        "completed_at",
+    ] {
+        assert!(r.get(key).is_some(), "list --json lacks {key}: {r}");
+    }
+    assert_eq!(
+        (r["status"].as_str(), r["github_run_id"].as_str()),
+        (Some("manual_testing"), Some("77"))
+    );
+    let show = d.json(&["show", &id.to_string(), "--json"]);
+    let audit = show["audit"].as_array().unwrap();
+    assert_eq!(audit.len(), 3);
+    assert_eq!(audit[2]["to"], "manual_testing");
+    assert_eq!(audit[2]["note"], "staging ok");
+    assert!(audit[2]["actor"].as_str().is_some_and(|a| !a.is_empty()));
+    assert_eq!(
+        d.json(&["list", "--service", "web", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        d.json(&["list", "--status", "manual_testing", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let human = d.ok(&["show", &id.to_string()]);
+    assert!(
+        human.contains("api v1.2.0 — manual_testing") && human.contains("staging ok"),
+        "{human}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let d = Desk::new("");
+    for (args, says) in [
+        (
+            vec!["create", "--service", "api", "--tag=-bad"],
+            "not a valid tag",
+        ),
+        (
+            vec!["create", "--service", "api", "--tag", "v1:latest"],
+            "not a valid tag",
+        ),
+        (
+            vec!["create", "--service", "db", "--tag", "v1"],
+            "service `db` is not configured; configured services: api, web",
+        ),
+        (
+            vec![
+                "create",
+                "--service",
+                "api",
+                "--tag",
+                "v1",
+                "--status",
+                "deployed",
+            ],
+            "starts as initiated",
+        ),
+        (
+            vec![
+                "create",
+                "--service",
+                "api",
+                "--tag",
+                "v1",
+                "--status",
+                "approved",
+            ],
+            "unknown status",
+        ),
+    ] {
+        let out = d.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(d.json(&["list", "--json"]).as_array().unwrap().len(), 0);
+
+    let id = d
+        .ok(&["create", "--service", "api", "--tag", "v1"])
+        .trim()
+        .to_string();
+    let out = d.run(&["approve", &id]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("release 1 is initiated")
+            && err.contains("from initiated only building is allowed"),
+        "{err}"
+    );
+    let out = d.run(&["status", &id, "deployed"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("use approve, reject or rollback"));
+    assert_eq!(d.run(&["show", "99"]).status.code(), Some(2));
+    assert_eq!(
+        d.json(&["show", &id, "--json"])["audit"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn approve_deploys_with_the_command_and_rollback_returns_to_the_previous_tag() {
+    let d = Desk::new("");
+    let v1 = d.create("api", "v1");
+    d.ok(&["approve", &v1.to_string()]);
+    assert_eq!(status_of(&d, v1), "deployed");
+    let log = d.dir.join("data/deployments/api/v1-prod.log");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("deploying registry.example.com/team/api:v1")
+    );
+
+    let v2 = d.create("api", "v2");
+    d.ok(&["approve", &v2.to_string()]);
+    let out = d.ok(&["rollback", &v2.to_string()]);
+    assert!(out.contains("rollback_done"), "{out}");
+    let show = d.json(&["show", &v2.to_string(), "--json"]);
+    assert_eq!(show["release"]["rollback_to_tag"], "v1");
+    let log = std::fs::read_to_string(d.dir.join("data/deployments/api/v2-rollback.log")).unwrap();
+    assert!(log.contains("rolling back to v1 v1"), "{log}");
+
+    // A failing deploy: production_failed and exit 1; then it can be rolled back --to a tag.
+    std::fs::write(d.dir.join("fail"), "").unwrap();
+    let v3 = d.create("api", "v3");
+    let out = d.run(&["approve", &v3.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("production_failed"));
+    assert_eq!(status_of(&d, v3), "production_failed");
+    d.ok(&["rollback", &v3.to_string(), "--to", "v1"]);
+    assert_eq!(status_of(&d, v3), "rollback_done");
+    // Nothing deployed before web: rollback needs --to.
+    let w = d.create("web", "w1");
+    d.ok(&[
+        "reject",
+        &w.to_string(),
+        "--reason",
+        "login broken on Safari",
+    ]);
+    let show = d.json(&["show", &w.to_string(), "--json"]);
+    assert_eq!(show["release"]["status"], "manual_test_failed");
+    assert_eq!(show["audit"][1]["note"], "login broken on Safari");
+}
+
+#[test]
+fn only_approvers_may_act_and_refusals_are_audited() {
+    let d = Desk::new(r#"approvers = ["somebody-else", "@no-such-group"]"#);
+    let id = d.create("api", "v1");
+    for args in [
+        vec!["approve", "1"],
+        vec!["reject", "1", "--reason", "no"],
+        vec!["rollback", "1", "--to", "v0"],
+    ] {
+        let out = d.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("is not in releases.approvers"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let show = d.json(&["show", &id.to_string(), "--json"]);
+    assert_eq!(show["release"]["status"], "manual_testing");
+    let audit = show["audit"].as_array().unwrap();
+    assert_eq!(audit.len(), 4);
+    assert!(
+        audit[1]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused approve")
+    );
+    // Anyone may look.
+    d.ok(&["list"]);
+}
+
+#[test]
+fn two_processes_approving_at_once_one_wins() {
+    let d = Desk::new("");
+    let id = d.create("api", "v1").to_string();
+    let a = d
+        .cmd(&["approve", &id])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = d
+        .cmd(&["approve", &id])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(2)),
+        "{codes:?}"
+    );
+    let loser = if a.status.success() { &b } else { &a };
+    let err = text(&loser.stderr);
+    assert!(
+        err.contains("manual_test_passed by")
+            || err.contains("deploying by")
+            || err.contains("deployed by"),
+        "{err}"
+    );
+    assert_eq!(status_of(&d, id.parse().unwrap()), "deployed");
+    let audit = d.json(&["show", &id, "--json"])["audit"]
+        .as_array()
+        .unwrap()
+        .len();
+    // created (manual_testing), manual_test_passed, deploying, deployed.
+    assert_eq!(audit, 4);
+}
