@@ -27,6 +27,10 @@ pub enum Event {
     TestOpsHealth(Result<(), String>),
     /// Free bytes on the export directory's file system.
     DiskFree(u64),
+    /// The release ledger changed: every release, newest first.
+    Releases(Vec<crate::release::Release>),
+    /// The ledger cannot be opened.
+    ReleasesUnavailable(String),
 }
 
 /// Sending half of the event channel.

@@ -223,3 +223,74 @@ async fn hangup_during_a_slow_export_leaves_no_temporary_file() {
     let log = std::fs::read_to_string(logs).unwrap();
     assert!(log.contains("dashboard closed"), "{log}");
 }
+
+#[tokio::test]
+async fn a_release_created_with_the_cli_appears_and_a_then_y_deploys_it() {
+    let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
+    let ws = Workspace::new(&sim.base_url(), "");
+    let mut cfg = std::fs::read_to_string(&ws.config).unwrap();
+    cfg.push_str(
+        "\n[releases]\ndeployer = \"command\"\n\n[[releases.services]]\nname = \"api\"\nrepository = \"registry.example.com/api\"\n\n\
+         [releases.command]\ndeploy = [\"sh\", \"-c\", \"echo deploying $OPSDECK_IMAGE\"]\n",
+    );
+    std::fs::write(&ws.config, cfg).unwrap();
+    let cmd = shell_command(&ws, "; echo OPSDECK-EXIT=$?; sleep 60");
+    let Some(tmux) = Tmux::start(&cmd, 120, 32) else {
+        return;
+    };
+    tmux.wait_screen("the dashboard", |s| s.contains("Groups"))
+        .await;
+    tmux.send("3");
+    tmux.wait_screen("the Releases tab", |s| s.contains("no releases yet"))
+        .await;
+
+    let release = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+            .arg("release")
+            .args(args)
+            .env("OPSDECK_CONFIG", &ws.config)
+            .env("OPSDECK_DATA_DIR", &ws.data_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let id = release(&[
+        "create",
+        "--service",
+        "api",
+        "--tag",
+        "v7.0.1",
+        "--status",
+        "manual_testing",
+    ]);
+    let id = id.trim();
+    tmux.wait_screen("the new release", |s| {
+        s.contains("v7.0.1") && s.contains("manual_testing")
+    })
+    .await;
+    tmux.send("a");
+    tmux.wait_screen("the approve dialog", |s| {
+        s.contains("Approve release") && s.contains("→ v7.0.1")
+    })
+    .await;
+    tmux.send("y");
+    wait_for(
+        Duration::from_secs(30),
+        "the ledger to say deployed",
+        || release(&["show", id, "--json"]).contains("\"status\": \"deployed\""),
+    )
+    .await;
+    tmux.wait_screen("deployed on screen", |s| {
+        s.contains("✔ deployed") && s.contains("v7.0.1")
+    })
+    .await;
+    let log = std::fs::read_to_string(ws.data_dir.join("deployments/api/v7.0.1-prod.log")).unwrap();
+    assert!(
+        log.contains("deploying registry.example.com/api:v7.0.1"),
+        "{log}"
+    );
+    tmux.send("q");
+    tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+        .await;
+}

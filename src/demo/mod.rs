@@ -99,10 +99,111 @@ pub async fn start() -> anyhow::Result<Demo> {
         "\n[export]\ndir = \"{}\"\nschedule = \"0 7 * * *\"\nretention_days = 30\nretry_delays = [\"10s\"]\n",
         export_dir.display()
     ));
+    text.push_str(DEMO_RELEASES);
+    seed_releases(&data_dir.join("releases.db"))?;
     let config_path = root.path().join("config.toml");
     std::fs::write(&config_path, &text)?;
     let config = Config::from_parts(Some(&config_path), &text, &|_| None)?;
     Ok(Demo { sim, root, config })
+}
+
+/// The demo's services and its simulated deployer: a script that talks like a Swarm update.
+const DEMO_RELEASES: &str = r#"
+[releases]
+deployer = "command"
+deploy_timeout = "2m"
+
+[[releases.services]]
+name = "api"
+repository = "registry.example.com/shop/api"
+
+[[releases.services]]
+name = "web"
+repository = "registry.example.com/shop/web"
+
+[[releases.services]]
+name = "worker"
+repository = "registry.example.com/shop/worker"
+
+[releases.command]
+deploy = ["sh", "-c", "echo \"pulling $OPSDECK_IMAGE\"; sleep 1; echo 'updating 1/2 tasks'; sleep 1; echo 'updating 2/2 tasks'; sleep 1; echo 'service converged'"]
+rollback = ["sh", "-c", "echo \"rolling back to $OPSDECK_ROLLBACK_TO_TAG\"; sleep 2; echo 'rolled back'"]
+"#;
+
+/// Sample releases in every section of the Releases tab.
+fn seed_releases(path: &Path) -> anyhow::Result<()> {
+    use crate::release::{Actor, Ledger, NewRelease, Status};
+    let mut ledger = Ledger::open(path)?;
+    let ci = Actor {
+        user: "ci".into(),
+        sudo_user: None,
+        ssh_client: Some("10.0.4.12".into()),
+    };
+    let qa = Actor {
+        user: "olga".into(),
+        sudo_user: None,
+        ssh_client: Some("10.0.9.31".into()),
+    };
+    let mut add = |service: &str, tag: &str, run: u32, path: &[Status]| -> anyhow::Result<()> {
+        let r = ledger.create(
+            &NewRelease {
+                service_name: service.into(),
+                release_tag: tag.into(),
+                initiated_by: Some("github-actions".into()),
+                github_run_id: Some(run.to_string()),
+                github_action_link: Some(format!(
+                    "https://github.com/shop/{service}/actions/runs/{run}"
+                )),
+                github_ref: Some(format!("refs/tags/{tag}")),
+                ..Default::default()
+            },
+            &ci,
+        )?;
+        for (i, to) in path.iter().enumerate() {
+            let who = if i < 2 { &ci } else { &qa };
+            let note = match to {
+                Status::ManualTestFailed => Some("checkout button missing on mobile"),
+                Status::ProductionFailed => Some("update paused: task exited with 137 (OOM)"),
+                _ => None,
+            };
+            ledger.transition(r.id, *to, who, note, None)?;
+        }
+        Ok(())
+    };
+    use Status::*;
+    let shipped = [
+        Building,
+        ManualTesting,
+        ManualTestPassed,
+        Deploying,
+        Deployed,
+    ];
+    add("api", "v1.3.2", 9101, &shipped)?;
+    add(
+        "web",
+        "2.2.0",
+        9102,
+        &[Building, ManualTesting, ManualTestFailed],
+    )?;
+    add("web", "2.3.1", 9103, &shipped)?;
+    add("worker", "0.9.1", 9104, &shipped)?;
+    add("api", "v1.4.0", 9105, &shipped)?;
+    add(
+        "worker",
+        "0.9.2",
+        9106,
+        &[
+            Building,
+            ManualTesting,
+            ManualTestPassed,
+            Deploying,
+            ProductionFailed,
+        ],
+    )?;
+    add("web", "2.4.0", 9107, &[Building])?;
+    add("api", "v1.5.0", 9108, &[Building, ManualTesting])?;
+    add("web", "2.3.2", 9109, &[Building, ManualTesting])?;
+    Ok(())
 }
 
 /// 30 days of daily 07:00 exports for every group, with a matching run history; all within

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod desk;
 pub mod ledger;
 pub mod lifecycle;
+pub mod watcher;
 
 pub use actor::{Actor, may_act, valid_tag};
 pub use desk::{DeskError, ReleaseDesk};

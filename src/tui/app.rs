@@ -15,6 +15,8 @@ use crate::events::Event;
 use crate::export::diff::CsvDiff;
 use crate::export::preview::PreviewBatch;
 use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
+use crate::release::deploy::ServiceState;
+use crate::release::{AuditEntry, Release};
 use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
 
 /// The four tabs.
@@ -180,6 +182,42 @@ pub enum Overlay {
     Preview(Box<Preview>),
     Diff(Box<DiffView>),
     EditCron(CronEdit),
+    Approve {
+        id: i64,
+        service: String,
+        from: String,
+        to: String,
+    },
+    Reject {
+        id: i64,
+        input: Input,
+    },
+    RollbackPick {
+        id: i64,
+        service: String,
+        targets: Vec<String>,
+        sel: usize,
+    },
+    RollbackConfirm {
+        id: i64,
+        service: String,
+        to: String,
+        input: Input,
+    },
+    ReleaseInfo(i64),
+}
+
+/// What the details pane and the details view show of one release.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseDetail {
+    pub id: i64,
+    pub audit: Vec<AuditEntry>,
+    /// The last lines of its deploy and rollback logs.
+    pub log: Vec<String>,
+    /// Live Swarm state of its service, when the deployer is swarm and the engine answers.
+    pub state: Option<ServiceState>,
+    /// Earlier deployed tags of its service (rollback targets), newest first.
+    pub targets: Vec<String>,
 }
 
 /// Which Exports pane has the selection.
@@ -213,6 +251,10 @@ pub struct App {
     pub filters: HashMap<Tab, String>,
     pub filter_input: Option<Input>,
     pub lock: LockState,
+    pub releases: Vec<Release>,
+    pub release_sel: usize,
+    pub release_detail: Option<ReleaseDetail>,
+    pub releases_error: Option<String>,
     pub testops: Option<Result<(), String>>,
     pub disk_free: Option<u64>,
     pub toasts: Vec<Toast>,
@@ -241,6 +283,7 @@ pub enum Msg {
         result: Result<CsvDiff, String>,
     },
     Paused(BTreeSet<String>),
+    ReleaseDetail(ReleaseDetail),
     CronSaved {
         job: String,
         schedule: CronSchedule,
@@ -277,6 +320,26 @@ pub enum Cmd {
     Pager(PathBuf),
     Copy(String),
     LoadHistory,
+    Approve {
+        id: i64,
+        service: String,
+        tag: String,
+    },
+    Reject {
+        id: i64,
+        reason: String,
+    },
+    Rollback {
+        id: i64,
+        to: String,
+        service: String,
+        tag: String,
+    },
+    LoadRelease {
+        id: i64,
+        service: String,
+        tag: String,
+    },
 }
 
 const TOAST_SECS: i64 = 4;
@@ -317,6 +380,10 @@ impl App {
             filters: HashMap::new(),
             filter_input: None,
             lock: LockState::Unknown,
+            releases: vec![],
+            release_sel: 0,
+            release_detail: None,
+            releases_error: None,
             testops: None,
             disk_free: None,
             toasts: vec![],
@@ -386,7 +453,7 @@ impl App {
             .map(|&i| &self.files[i])
     }
 
-    fn toast(&mut self, level: Level, text: impl Into<String>) {
+    pub(crate) fn toast(&mut self, level: Level, text: impl Into<String>) {
         self.toasts.push(Toast {
             text: text.into(),
             level,
@@ -468,6 +535,10 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             }
             _ => false,
         },
+        Msg::ReleaseDetail(d) => {
+            app.release_detail = Some(d);
+            true
+        }
         Msg::Paused(set) => {
             for j in &mut app.jobs {
                 j.paused = set.contains(&j.name);
@@ -617,6 +688,8 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
             );
         }
         Event::JobFinished { .. } => cmds.push(Cmd::LoadHistory),
+        Event::Releases(list) => super::releases::apply_list(app, list, cmds),
+        Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
         Event::TestOpsHealth(h) => app.testops = Some(h),
         Event::DiskFree(b) => app.disk_free = Some(b),
     }
@@ -698,6 +771,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::ExportAll => cmds.push(Cmd::Export(
             app.groups.iter().map(|g| g.name.clone()).collect(),
         )),
+        Action::Open if app.tab == Tab::Releases => super::releases::action(app, action),
         Action::Open => {
             if let Some(f) = app.selected_file() {
                 let path = f.path.clone();
@@ -785,7 +859,11 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 }));
             }
         }
+        Action::Approve | Action::Reject | Action::Rollback => super::releases::action(app, action),
         Action::Search | Action::NextMatch | Action::PrevMatch => {}
+    }
+    if app.tab == Tab::Releases {
+        super::releases::follow_selection(app, cmds);
     }
 }
 
@@ -890,6 +968,11 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
             }
         },
         Overlay::Preview(p) => preview_key(app, p, k),
+        o @ (Overlay::Approve { .. }
+        | Overlay::Reject { .. }
+        | Overlay::RollbackPick { .. }
+        | Overlay::RollbackConfirm { .. }
+        | Overlay::ReleaseInfo(_)) => super::releases::overlay_key(app, o, k, cmds),
     };
     app.overlay = keep;
 }
@@ -973,6 +1056,10 @@ fn move_sel(app: &mut App, delta: i64) {
         (Tab::Schedules, _) => {
             let len = app.visible_jobs().len();
             (&mut app.job_sel, len)
+        }
+        (Tab::Releases, _) => {
+            let len = super::releases::ordered(app).len();
+            (&mut app.release_sel, len)
         }
         _ => return,
     };

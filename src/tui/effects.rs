@@ -35,6 +35,9 @@ pub struct Effects {
     /// Where OSC 52 copy sequences go (the terminal; a buffer in tests).
     pub clipboard: Box<dyn Write + Send>,
     pub job_names: Vec<String>,
+    /// opsdeck's data dir (deploy logs) and the ledger path, for the release actions.
+    pub data_dir: PathBuf,
+    pub ledger_path: PathBuf,
 }
 
 impl Effects {
@@ -122,6 +125,59 @@ impl Effects {
                 let _ = write!(self.clipboard, "\x1b]52;c;{b64}\x07");
                 let _ = self.clipboard.flush();
             }
+            Cmd::Approve { id, service, tag } => {
+                self.detached(&["approve", &id.to_string()], &service, &tag, false);
+            }
+            Cmd::Rollback {
+                id,
+                to,
+                service,
+                tag,
+            } => {
+                self.detached(
+                    &["rollback", &id.to_string(), "--to", &to],
+                    &service,
+                    &tag,
+                    true,
+                );
+            }
+            Cmd::Reject { id, reason } => {
+                let (cfg, ledger_path, data_dir, results) = (
+                    self.cfg.releases.clone(),
+                    self.ledger_path.clone(),
+                    self.data_dir.clone(),
+                    self.results.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    let msg = crate::release::Ledger::open(&ledger_path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|ledger| {
+                            let mut desk = crate::release::ReleaseDesk {
+                                ledger,
+                                cfg,
+                                actor: crate::release::Actor::current(),
+                                data_dir,
+                                progress: Box::new(|_| {}),
+                            };
+                            desk.reject(id, &reason).map_err(|e| e.to_string())
+                        })
+                        .map(|r| format!("release {} rejected", r.id));
+                    let _ = results.blocking_send(Msg::Done(msg));
+                });
+            }
+            Cmd::LoadRelease { id, service, tag } => {
+                let (cfg, ledger_path, data_dir, results) = (
+                    self.cfg.releases.clone(),
+                    self.ledger_path.clone(),
+                    self.data_dir.clone(),
+                    self.results.clone(),
+                );
+                tokio::spawn(async move {
+                    let detail =
+                        load_release(cfg, &ledger_path, &data_dir, id, &service, &tag).await;
+                    let _ = results.send(Msg::ReleaseDetail(detail)).await;
+                });
+            }
             Cmd::LoadHistory => {
                 let history = self.history.clone();
                 let results = self.results.clone();
@@ -134,6 +190,43 @@ impl Effects {
             }
         }
         None
+    }
+
+    /// Runs `opsdeck release ARGS` in its own process group, so the deploy goes on when the
+    /// dashboard quits or the SSH connection drops; its output goes to the deploy log.
+    fn detached(&self, args: &[&str], service: &str, tag: &str, rollback: bool) {
+        let log = crate::release::deploy::command::log_path(&self.data_dir, service, tag, rollback);
+        let started = (|| -> std::io::Result<()> {
+            if let Some(dir) = log.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?;
+            let mut cmd = std::process::Command::new(std::env::current_exe()?);
+            if let Some(p) = &self.cfg.path {
+                cmd.arg("--config").arg(p);
+            }
+            use std::os::unix::process::CommandExt;
+            cmd.arg("release")
+                .args(args)
+                .env("OPSDECK_DATA_DIR", &self.data_dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .process_group(0);
+            let mut child = cmd.spawn()?;
+            // Reap it when it ends (if we are still here); it outlives us otherwise.
+            std::thread::spawn(move || child.wait());
+            Ok(())
+        })();
+        if let Err(e) = started {
+            let _ = self.results.try_send(Msg::Done(Err(format!(
+                "cannot start opsdeck release {}: {e}",
+                args.join(" ")
+            ))));
+        }
     }
 
     fn reply(&self, msg: Msg) -> Option<Suspend> {
@@ -215,4 +308,59 @@ pub fn load_history(history: &RunHistory, jobs: &[String]) -> Option<HistoryView
         attempts,
         saved,
     })
+}
+
+/// The details of one release: audit trail, deploy log tail, live service state, targets.
+async fn load_release(
+    cfg: crate::config::ReleasesConfig,
+    ledger_path: &std::path::Path,
+    data_dir: &std::path::Path,
+    id: i64,
+    service: &str,
+    tag: &str,
+) -> super::app::ReleaseDetail {
+    let mut detail = super::app::ReleaseDetail {
+        id,
+        ..Default::default()
+    };
+    let (path, svc, tag_s) = (
+        ledger_path.to_path_buf(),
+        service.to_string(),
+        tag.to_string(),
+    );
+    let read = tokio::task::spawn_blocking(move || {
+        let ledger = crate::release::Ledger::open(&path).ok()?;
+        let audit = ledger.audit(id).ok()?;
+        let mut targets: Vec<String> = ledger
+            .deployed_tags(&svc)
+            .ok()?
+            .into_iter()
+            .filter(|(rid, t, _)| *rid != id && *t != tag_s)
+            .map(|(_, t, _)| t)
+            .collect();
+        targets.dedup();
+        Some((audit, targets))
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some((audit, targets)) = read {
+        detail.audit = audit;
+        detail.targets = targets;
+    }
+    let mut log = Vec::new();
+    for rollback in [false, true] {
+        let p = crate::release::deploy::command::log_path(data_dir, service, tag, rollback);
+        if let Ok(text) = tokio::fs::read(&p).await {
+            log.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
+        }
+    }
+    detail.log = log.split_off(log.len().saturating_sub(200));
+    if cfg.deployer == crate::config::DeployerKind::Swarm
+        && let Some(svc) = cfg.service(service)
+        && let Ok(swarm) = crate::release::deploy::SwarmDeployer::connect().await
+    {
+        detail.state = swarm.state(&svc.swarm_service).await.ok();
+    }
+    detail
 }

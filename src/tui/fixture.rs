@@ -88,3 +88,42 @@ pub fn app(size: (u16, u16)) -> App {
     app.disk_free = Some(80_200_000_000);
     app
 }
+
+/// Releases in every section, timestamps fixed relative to `now()`.
+pub fn releases() -> Vec<crate::release::Release> {
+    use crate::release::{Release, Status};
+    let mk = |id: i64, service: &str, tag: &str, status: Status, hours: i64| Release {
+        id,
+        service_name: service.into(),
+        release_tag: tag.into(),
+        rollback_to_tag: None,
+        image: None,
+        status,
+        initiated_by: Some("github".into()),
+        github_run_id: Some(format!("{}", 9000 + id)),
+        github_action_link: None,
+        github_ref: None,
+        created_at: now() - Duration::hours(hours),
+        started_at: None,
+        completed_at: (status == Status::Deployed)
+            .then(|| now() - Duration::hours(hours) + Duration::minutes(30)),
+    };
+    vec![
+        mk(9, "api", "v1.5.0", Status::ManualTesting, 2),
+        mk(8, "web", "2.4.0", Status::Building, 3),
+        mk(7, "worker", "0.9.2", Status::ProductionFailed, 20),
+        mk(6, "api", "v1.4.0", Status::Deployed, 30),
+        mk(5, "web", "2.3.2", Status::ManualTesting, 40),
+        mk(3, "api", "v1.3.2", Status::Deployed, 200),
+    ]
+}
+
+pub fn app_on_releases(size: (u16, u16)) -> App {
+    let mut app = app(size);
+    app.tab = super::app::Tab::Releases;
+    update(
+        &mut app,
+        Msg::Service(crate::events::Event::Releases(releases())),
+    );
+    app
+}

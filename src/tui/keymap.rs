@@ -36,6 +36,10 @@ pub enum Action {
     RunNow,
     Pause,
     EditCron,
+    // Releases
+    Approve,
+    Reject,
+    Rollback,
     // Preview
     Search,
     NextMatch,
@@ -86,6 +90,7 @@ use KeyCode::{
 
 const EXPORTS: Scope = Scope::Tab(Tab::Exports);
 const SCHEDULES: Scope = Scope::Tab(Tab::Schedules);
+const RELEASES: Scope = Scope::Tab(Tab::Releases);
 
 /// Every binding, in the order the help overlay lists them.
 pub const BINDINGS: &[Binding] = &[
@@ -270,6 +275,34 @@ pub const BINDINGS: &[Binding] = &[
         help: "edit the cron expression",
         action: Action::EditCron,
         scope: SCHEDULES,
+    },
+    Binding {
+        keys: &[Char('a')],
+        label: "a",
+        help: "approve the selected release (then y)",
+        action: Action::Approve,
+        scope: RELEASES,
+    },
+    Binding {
+        keys: &[Char('x')],
+        label: "x",
+        help: "reject it, with a reason",
+        action: Action::Reject,
+        scope: RELEASES,
+    },
+    Binding {
+        keys: &[Char('r')],
+        label: "r",
+        help: "roll it back (pick a tag, type the service name)",
+        action: Action::Rollback,
+        scope: RELEASES,
+    },
+    Binding {
+        keys: &[Code(Enter)],
+        label: "Enter",
+        help: "details: audit trail and deploy log",
+        action: Action::Open,
+        scope: RELEASES,
     },
     Binding {
         keys: &[Char('h'), Code(KLeft)],

@@ -7,6 +7,7 @@ pub mod event_loop;
 mod fixture;
 pub mod keymap;
 pub mod layout;
+pub mod releases;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -52,6 +53,14 @@ pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()>
         health: true,
     };
     let services = Services::start(&cfg, data_dir, tx.clone(), set)?;
+    let ledger_path = cfg
+        .releases
+        .ledger
+        .clone()
+        .unwrap_or_else(|| data_dir.join("releases.db"));
+    let ledger_cancel = tokio_util::sync::CancellationToken::new();
+    let ledger_task =
+        crate::release::watcher::spawn(ledger_path.clone(), tx.clone(), ledger_cancel.clone());
     let paused = crate::schedule::load_paused(&cfg.export.dir);
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
@@ -66,6 +75,8 @@ pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()>
         events: tx,
         results: results_tx,
         clipboard: Box::new(std::io::stdout()),
+        data_dir: data_dir.to_path_buf(),
+        ledger_path,
     };
     effects.run(Cmd::LoadHistory);
 
@@ -97,6 +108,8 @@ pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()>
         ),
         Err(e) => tracing::error!("dashboard failed: {e}"),
     }
+    ledger_cancel.cancel();
+    let _ = ledger_task.await;
     services.shutdown().await;
     result.map(drop).context("terminal error")
 }

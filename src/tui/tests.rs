@@ -378,8 +378,8 @@ fn snapshot_schedules_tab() {
 #[test]
 fn snapshot_placeholders_help_confirm_and_cron_edit() {
     let mut app = fixture::app((80, 24));
-    update(&mut app, key('3'));
-    insta::assert_snapshot!("releases_placeholder", render(&app));
+    update(&mut app, key('4'));
+    insta::assert_snapshot!("logs_placeholder", render(&app));
     update(&mut app, key('1'));
     update(&mut app, key('?'));
     insta::assert_snapshot!("help_exports", render(&app));
@@ -513,5 +513,184 @@ fn no_color_keeps_modifiers_but_drops_colours() {
             ratatui::style::Color::Reset,
             "a coloured cell with NO_COLOR"
         );
+    }
+}
+
+mod releases {
+    use super::*;
+    use crate::tui::app::ReleaseDetail;
+    use crate::tui::releases::{Section, ordered};
+
+    #[test]
+    fn sections_order_awaiting_oldest_first_and_superseded_deploys_as_history() {
+        let app = fixture::app_on_releases((80, 24));
+        let rows: Vec<(Section, i64)> = ordered(&app)
+            .into_iter()
+            .map(|(s, i)| (s, app.releases[i].id))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Section::Awaiting, 5),
+                (Section::Awaiting, 9),
+                (Section::InProgress, 8),
+                (Section::Deployed, 6),
+                (Section::Failed, 7),
+                (Section::History, 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn approve_needs_y_and_only_works_on_releases_awaiting_approval() {
+        let mut app = fixture::app_on_releases((80, 24));
+        // The first row is release 5 (web 2.3.2), awaiting approval.
+        update(&mut app, key('a'));
+        let Some(Overlay::Approve { id, from, to, .. }) = &app.overlay else {
+            panic!("{:?}", app.overlay)
+        };
+        assert_eq!((*id, from.as_str(), to.as_str()), (5, "(none)", "2.3.2"));
+        // Anything but y cancels.
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(cmds.is_empty() && app.overlay.is_none());
+        update(&mut app, key('j'));
+        update(&mut app, key('a'));
+        let (cmds, _) = update(&mut app, key('y'));
+        assert_eq!(
+            cmds,
+            [Cmd::Approve {
+                id: 9,
+                service: "api".into(),
+                tag: "v1.5.0".into()
+            }]
+        );
+        // A deployed release cannot be approved.
+        update(&mut app, key('j'));
+        update(&mut app, key('j'));
+        update(&mut app, key('a'));
+        assert!(app.overlay.is_none());
+        assert!(
+            app.toasts
+                .last()
+                .unwrap()
+                .text
+                .contains("only releases awaiting approval")
+        );
+    }
+
+    #[test]
+    fn reject_needs_a_reason() {
+        let mut app = fixture::app_on_releases((80, 24));
+        update(&mut app, key('x'));
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(cmds.is_empty() && matches!(app.overlay, Some(Overlay::Reject { .. })));
+        for c in "broken login".chars() {
+            update(&mut app, key(c));
+        }
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert_eq!(
+            cmds,
+            [Cmd::Reject {
+                id: 5,
+                reason: "broken login".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn rollback_picks_a_target_and_needs_the_service_name_typed() {
+        let mut app = fixture::app_on_releases((80, 24));
+        for _ in 0..3 {
+            update(&mut app, key('j'));
+        }
+        let (cmds, _) = update(&mut app, key('j'));
+        assert!(
+            matches!(&cmds[..], [Cmd::LoadRelease { id: 7, .. }]),
+            "{cmds:?}"
+        );
+        update(&mut app, key('k'));
+        // Release 6, api v1.4.0, deployed; its details name v1.3.2 as a target.
+        update(
+            &mut app,
+            Msg::ReleaseDetail(ReleaseDetail {
+                id: 6,
+                targets: vec!["v1.3.2".into()],
+                ..Default::default()
+            }),
+        );
+        update(&mut app, key('r'));
+        update(&mut app, code(KeyCode::Enter));
+        assert!(
+            matches!(&app.overlay, Some(Overlay::RollbackConfirm { to, .. }) if to == "v1.3.2")
+        );
+        for c in "ap".chars() {
+            update(&mut app, key(c));
+        }
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(cmds.is_empty(), "a partial name must not confirm");
+        update(&mut app, key('i'));
+        insta::assert_snapshot!("rollback_confirm", render(&app));
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert_eq!(
+            cmds,
+            [Cmd::Rollback {
+                id: 6,
+                to: "v1.3.2".into(),
+                service: "api".into(),
+                tag: "v1.4.0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_release_created_elsewhere_appears_with_a_toast_and_keeps_the_selection() {
+        let mut app = fixture::app_on_releases((80, 24));
+        update(&mut app, key('j'));
+        let mut list = fixture::releases();
+        let mut new = list[0].clone();
+        new.id = 10;
+        new.release_tag = "v1.6.0".into();
+        new.created_at = fixture::now() - chrono::Duration::hours(50);
+        list.insert(0, new);
+        update(&mut app, Msg::Service(Event::Releases(list)));
+        assert_eq!(crate::tui::releases::selected(&app).unwrap().id, 9);
+        assert!(
+            app.toasts
+                .last()
+                .unwrap()
+                .text
+                .contains("new release: api v1.6.0")
+        );
+    }
+
+    #[test]
+    fn snapshots_of_the_releases_tab_and_approve_dialog() {
+        for size in [(80, 24), (160, 48)] {
+            let mut app = fixture::app_on_releases(size);
+            update(
+                &mut app,
+                Msg::ReleaseDetail(ReleaseDetail {
+                    id: 5,
+                    audit: vec![],
+                    log: vec![
+                        "pulling registry/web:2.3.2".into(),
+                        "service converged".into(),
+                    ],
+                    state: Some(crate::release::deploy::ServiceState {
+                        image: "registry/web:2.3.1".into(),
+                        running: 2,
+                        desired: 2,
+                        update_state: "completed".into(),
+                        update_message: String::new(),
+                    }),
+                    targets: vec![],
+                }),
+            );
+            insta::assert_snapshot!(format!("releases_{}x{}", size.0, size.1), render(&app));
+        }
+        let mut app = fixture::app_on_releases((80, 24));
+        update(&mut app, key('j'));
+        update(&mut app, key('a'));
+        insta::assert_snapshot!("approve_dialog", render(&app));
     }
 }

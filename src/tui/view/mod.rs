@@ -3,6 +3,7 @@
 mod exports;
 mod format;
 mod overlays;
+mod releases;
 mod schedules;
 
 use ratatui::Frame;
@@ -73,15 +74,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     match app.tab {
         Tab::Exports => exports::draw(f, app, &theme),
         Tab::Schedules => schedules::draw(f, app, &theme),
-        Tab::Releases => placeholder(
-            f,
-            content,
-            &theme,
-            "Releases",
-            "The release ledger arrives with the releases issue: releases awaiting approval, in \
-             progress, deployed and failed, with approve (a), reject (x) and roll back (r) acting \
-             on the Swarm, and each release's audit trail.",
-        ),
+        Tab::Releases => releases::draw(f, app, &theme),
         Tab::Logs => placeholder(
             f,
             content,

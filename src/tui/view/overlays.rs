@@ -2,7 +2,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
 
@@ -35,6 +35,91 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Some(Overlay::Preview(p)) => preview(f, p, theme, content),
         Some(Overlay::Diff(d)) => diff(f, d, theme, content),
         Some(Overlay::EditCron(e)) => edit_cron(f, e, theme, content),
+        Some(Overlay::Approve {
+            id,
+            service,
+            from,
+            to,
+        }) => confirm(
+            f,
+            theme,
+            content,
+            &format!(" Approve release {id}? "),
+            &format!("Deploy {service}: {from} → {to}"),
+            "y approve and deploy · n/Esc cancel",
+        ),
+        Some(Overlay::Reject { id, input }) => {
+            let r = centered(content, 64, 6);
+            f.render_widget(Clear, r);
+            let lines = vec![
+                Line::from("Why? (recorded in the audit trail)"),
+                Line::from(format!("> {}▏", input.value())),
+                Line::from(""),
+                Line::from(Span::styled("Enter reject · Esc cancel", theme.dim())),
+            ];
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(Block::bordered().title(format!(" Reject release {id} "))),
+                r,
+            );
+        }
+        Some(Overlay::RollbackPick {
+            id,
+            service,
+            targets,
+            sel,
+        }) => {
+            let r = centered(content, 50, targets.len() as u16 + 4);
+            f.render_widget(Clear, r);
+            let mut lines = vec![Line::from(format!("Roll {service} back to:"))];
+            for (i, t) in targets.iter().enumerate() {
+                let style = if i == *sel {
+                    theme.selected()
+                } else {
+                    Style::default()
+                };
+                lines.push(Line::from(Span::styled(format!("  {t}"), style)));
+            }
+            lines.push(Line::from(Span::styled(
+                "j/k choose · Enter next · Esc cancel",
+                theme.dim(),
+            )));
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(Block::bordered().title(format!(" Roll back release {id} "))),
+                r,
+            );
+        }
+        Some(Overlay::RollbackConfirm {
+            id,
+            service,
+            to,
+            input,
+        }) => {
+            let r = centered(content, 64, 6);
+            f.render_widget(Clear, r);
+            let ok = input.value() == service;
+            let lines = vec![
+                Line::from(format!(
+                    "Roll {service} back to {to}. Type the service name to confirm:"
+                )),
+                Line::from(Span::styled(
+                    format!("> {}▏", input.value()),
+                    if ok { theme.ok() } else { theme.busy() },
+                )),
+                Line::from(""),
+                Line::from(Span::styled(
+                    "Enter roll back (when the name matches) · Esc cancel",
+                    theme.dim(),
+                )),
+            ];
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(Block::bordered().title(format!(" Roll back release {id} "))),
+                r,
+            );
+        }
+        Some(Overlay::ReleaseInfo(id)) => release_info(f, app, *id, theme, content),
     }
 }
 
@@ -227,6 +312,65 @@ fn diff(f: &mut Frame, d: &DiffView, theme: &Theme, area: Rect) {
             Block::bordered()
                 .title(title)
                 .title_bottom(Span::styled(" j/k scroll · Esc close ", theme.dim())),
+        ),
+        area,
+    );
+}
+
+fn release_info(f: &mut Frame, app: &App, id: i64, theme: &Theme, area: Rect) {
+    f.render_widget(Clear, area);
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(r) = app.releases.iter().find(|r| r.id == id) {
+        lines.push(Line::from(Span::styled(
+            format!("{} {} — {}", r.service_name, r.release_tag, r.status),
+            theme.title(),
+        )));
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        lines.push(Line::from(format!(
+            "initiated by {} · GitHub {} {} · ref {}",
+            opt(&r.initiated_by),
+            opt(&r.github_run_id),
+            opt(&r.github_action_link),
+            opt(&r.github_ref)
+        )));
+        lines.push(Line::from(""));
+    }
+    let detail = app.release_detail.as_ref().filter(|d| d.id == id);
+    lines.push(Line::from(Span::styled("Audit trail", theme.title())));
+    for a in detail.map(|d| d.audit.as_slice()).unwrap_or_default() {
+        lines.push(Line::from(format!(
+            "{}  {:<18} → {:<18} {}{}{}  {}",
+            a.at.format("%Y-%m-%d %H:%M:%S"),
+            a.from.as_deref().unwrap_or("-"),
+            a.to,
+            a.actor,
+            a.sudo_user
+                .as_ref()
+                .map(|s| format!(" (sudo {s})"))
+                .unwrap_or_default(),
+            a.ssh_client
+                .as_ref()
+                .map(|s| format!(" from {s}"))
+                .unwrap_or_default(),
+            a.note.clone().unwrap_or_default()
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled("Deploy log", theme.title())));
+    let room = (area.height as usize).saturating_sub(lines.len() + 2);
+    if let Some(d) = detail {
+        lines.extend(
+            d.log
+                .iter()
+                .skip(d.log.len().saturating_sub(room))
+                .map(|l| Line::from(l.clone())),
+        );
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(format!(" Release {id} "))
+                .title_bottom(Span::styled(" Esc close ", theme.dim())),
         ),
         area,
     );
