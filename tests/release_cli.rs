@@ -369,3 +369,41 @@ fn two_processes_approving_at_once_one_wins() {
     // created (manual_testing), manual_test_passed, deploying, deployed.
     assert_eq!(audit, 4);
 }
+
+#[test]
+fn reconcile_settles_a_deploy_left_hanging_but_not_one_still_running() {
+    use opsdeck::release::{Actor, Ledger, Status};
+    let d = Desk::new("");
+    let id = d.create("api", "v1");
+    // A process that died mid-deploy left the release in deploying.
+    let mut ledger = Ledger::open(&d.dir.join("data/releases.db")).unwrap();
+    let actor = Actor {
+        user: "gone".into(),
+        sudo_user: None,
+        ssh_client: None,
+    };
+    ledger
+        .transition(id, Status::ManualTestPassed, &actor, None, None)
+        .unwrap();
+    ledger
+        .transition(id, Status::Deploying, &actor, None, None)
+        .unwrap();
+
+    // While another process holds the release's work lock, it is left alone.
+    let lock_dir = d.dir.join("data/deployments");
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    let lock = std::fs::File::create(lock_dir.join(format!(".release-{id}.lock"))).unwrap();
+    lock.lock().unwrap();
+    d.ok(&["reconcile"]);
+    assert_eq!(status_of(&d, id), "deploying");
+    drop(lock);
+
+    d.ok(&["reconcile"]);
+    assert_eq!(status_of(&d, id), "production_failed");
+    let show = d.json(&["show", &id.to_string(), "--json"]);
+    let note = show["audit"].as_array().unwrap().last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(note.contains("interrupted"), "{note}");
+}

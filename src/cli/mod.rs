@@ -174,6 +174,13 @@ pub async fn run(cli: &Cli) -> ExitCode {
         "opsdeck run started: {}",
         cfg.export.schedule.describe()
     );
+    let data_dir = crate::paths::data_dir();
+    let ledger = cfg
+        .releases
+        .ledger
+        .clone()
+        .unwrap_or_else(|| data_dir.join("releases.db"));
+    crate::release::desk::reconcile_in_background(cfg.releases.clone(), ledger, data_dir);
     let drain = tokio::spawn(log_events(rx));
     shutdown_signal().await;
     tracing::info!("shutting down: cancelling running exports");

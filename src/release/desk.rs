@@ -121,11 +121,43 @@ impl ReleaseDesk {
         Ok(self.ledger.transition(id, to, &self.actor, note, None)?)
     }
 
+    /// A lock held while this process deploys or rolls back release `id`: reconciliation
+    /// leaves releases alone whose lock someone holds.
+    fn work_lock(&self, id: i64) -> Result<std::fs::File, DeskError> {
+        let dir = self.data_dir.join("deployments");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DeskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!(".release-{id}.lock")))
+            .map_err(|e| DeskError::Failed(e.to_string()))?;
+        f.try_lock().map_err(|_| {
+            DeskError::Invalid(format!(
+                "release {id} is being worked on by another process"
+            ))
+        })?;
+        Ok(f)
+    }
+
+    fn in_progress_elsewhere(&self, id: i64) -> bool {
+        let path = self
+            .data_dir
+            .join("deployments")
+            .join(format!(".release-{id}.lock"));
+        match std::fs::OpenOptions::new().write(true).open(path) {
+            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
     /// `release approve`: manual_testing → manual_test_passed → deploying → deployed or
     /// production_failed.
     pub async fn approve(&mut self, id: i64) -> Result<Release, DeskError> {
         let release = self.require_approver(id, "approve")?;
         let service = self.service(&release.service_name)?.clone();
+        let _lock = self.work_lock(id)?;
         self.ledger.transition(
             id,
             Status::ManualTestPassed,
@@ -181,6 +213,7 @@ impl ReleaseDesk {
     pub async fn rollback(&mut self, id: i64, to: Option<&str>) -> Result<Release, DeskError> {
         let release = self.require_approver(id, "roll back")?;
         let service = self.service(&release.service_name)?.clone();
+        let _lock = self.work_lock(id)?;
         let target = match to {
             Some(t) if !valid_tag(t) => {
                 return Err(DeskError::Invalid(format!("`{t}` is not a valid tag")));
@@ -293,6 +326,9 @@ impl ReleaseDesk {
         let mut settled = Vec::new();
         for status in [Status::Deploying, Status::Rollback] {
             for r in self.ledger.list(None, Some(status))? {
+                if self.in_progress_elsewhere(r.id) {
+                    continue;
+                }
                 let (ok, failed) = if status == Status::Deploying {
                     (Status::Deployed, Status::ProductionFailed)
                 } else {
@@ -365,4 +401,29 @@ pub fn image_of(service: &ReleaseService, release_image: Option<&str>, tag: &str
         .or(service.repository.as_deref())
         .unwrap_or(&service.name);
     format!("{repo}:{tag}")
+}
+
+/// Settles releases a stopped process left in deploying or rollback, without holding up the
+/// caller (the dashboard or the daemon at start).
+pub fn reconcile_in_background(cfg: ReleasesConfig, ledger: PathBuf, data_dir: PathBuf) {
+    tokio::spawn(async move {
+        let Ok(ledger) = Ledger::open(&ledger) else {
+            return;
+        };
+        let mut desk = ReleaseDesk {
+            ledger,
+            cfg,
+            actor: Actor::current(),
+            data_dir,
+            progress: Box::new(|_| {}),
+        };
+        match desk.reconcile().await {
+            Ok(settled) => {
+                for r in settled {
+                    tracing::info!(id = r.id, status = %r.status, "reconciled a release left in progress");
+                }
+            }
+            Err(e) => tracing::warn!("release reconciliation failed: {e}"),
+        }
+    });
 }

@@ -403,9 +403,10 @@ impl App {
         })
     }
 
-    /// True while something on screen moves by itself (gauge, countdown, toast).
+    /// True while something on screen moves by itself (gauge, countdown, toast, a deploy
+    /// whose progress the Releases tab shows).
     pub fn animating(&self) -> bool {
-        self.exporting() || !self.toasts.is_empty()
+        self.exporting() || !self.toasts.is_empty() || super::releases::watching_deploy(self)
     }
 
     /// The filter of the current tab.
@@ -503,6 +504,9 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             app.now = now;
             let before = app.toasts.len();
             app.toasts.retain(|t| t.until > now);
+            if super::releases::watching_deploy(app) {
+                super::releases::refresh_selected(app, &mut cmds);
+            }
             minute_changed || before != app.toasts.len() || app.exporting()
         }
         Msg::Service(ev) => on_service(app, ev, &mut cmds),

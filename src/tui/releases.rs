@@ -364,3 +364,16 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
         other => Some(other),
     }
 }
+
+/// True while the Releases tab shows a release that is deploying or rolling back.
+pub fn watching_deploy(app: &App) -> bool {
+    app.tab == Tab::Releases
+        && selected(app).is_some_and(|r| matches!(r.status, Status::Deploying | Status::Rollback))
+}
+
+/// Reloads the selected release's details (deploy log, live state) on each tick of a deploy.
+pub fn refresh_selected(app: &App, cmds: &mut Vec<Cmd>) {
+    if let Some(r) = selected(app) {
+        cmds.push(load(r));
+    }
+}
