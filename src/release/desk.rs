@@ -157,7 +157,8 @@ impl ReleaseDesk {
     pub async fn approve(&mut self, id: i64) -> Result<Release, DeskError> {
         let release = self.require_approver(id, "approve")?;
         let service = self.service(&release.service_name)?.clone();
-        let _lock = self.work_lock(id)?;
+        // The compare-and-set first: a concurrent approver learns who won and when. The work
+        // lock is held before the status becomes deploying, so reconciliation never races it.
         self.ledger.transition(
             id,
             Status::ManualTestPassed,
@@ -165,6 +166,7 @@ impl ReleaseDesk {
             Some("approved"),
             None,
         )?;
+        let _lock = self.work_lock(id)?;
         self.say(&format!("release {id}: approved by {}", self.actor));
         let release = self
             .ledger
