@@ -903,6 +903,7 @@ fn filter_key(app: &mut App, k: KeyEvent) {
             app.filters.insert(app.tab, value);
             app.file_sel = 0;
             app.job_sel = 0;
+            app.release_sel = 0;
         }
     }
 }
