@@ -10,6 +10,7 @@ pub mod events;
 pub mod export;
 pub mod health;
 pub mod logging;
+pub mod logs;
 pub mod paths;
 pub mod release;
 pub mod schedule;
