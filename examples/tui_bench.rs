@@ -88,6 +88,7 @@ async fn first_frame_with_files(root: &Path, n: usize) -> Duration {
             scheduler: true,
             watcher: true,
             health: true,
+            exports_optional: false,
         };
         let services = Services::start(&cfg, &data, tx, set).unwrap();
         let mut app = opsdeck::tui::initial_app(&cfg, &Default::default());

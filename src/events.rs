@@ -31,6 +31,8 @@ pub enum Event {
     Releases(Vec<crate::release::Release>),
     /// The ledger cannot be opened.
     ReleasesUnavailable(String),
+    /// Log sources and their new lines.
+    Log(crate::logs::LogEvent),
 }
 
 /// Sending half of the event channel.

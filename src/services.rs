@@ -24,6 +24,9 @@ pub struct ServiceSet {
     pub watcher: bool,
     /// TestOps reachability and free disk space, for the status bar.
     pub health: bool,
+    /// Start without TestOps settings (the dashboard): exports then fail with the reason,
+    /// and everything else works.
+    pub exports_optional: bool,
 }
 
 /// The running services.
@@ -62,8 +65,14 @@ impl Services {
         events: EventTx,
         set: ServiceSet,
     ) -> anyhow::Result<Services> {
-        let settings = TestOpsSettings::from_config(cfg)?;
-        let client = Arc::new(TestOpsClient::new(settings)?);
+        let client = match TestOpsSettings::from_config(cfg)
+            .map_err(|e| e.to_string())
+            .and_then(|s| TestOpsClient::new(s).map_err(|e| e.to_string()))
+        {
+            Ok(c) => Ok(Arc::new(c)),
+            Err(e) if set.exports_optional => Err(e),
+            Err(e) => anyhow::bail!(e),
+        };
         let store = ExportStore::new(&cfg.export.dir);
         store
             .ensure_writable()
@@ -72,6 +81,33 @@ impl Services {
         let history = RunHistory::open(&history_path)
             .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
         let cancel = CancellationToken::new();
+        let client = match client {
+            Ok(c) => c,
+            Err(reason) => {
+                let runner = ExportRunner::spawn_disabled(
+                    reason.clone(),
+                    events.clone(),
+                    cancel.child_token(),
+                );
+                let mut tasks = vec![runner.1];
+                if set.health {
+                    tasks.push(crate::health::spawn(
+                        None,
+                        cfg.export.dir.clone(),
+                        events,
+                        cancel.child_token(),
+                    ));
+                }
+                return Ok(Services {
+                    runner: runner.0,
+                    scheduler: None,
+                    store,
+                    history,
+                    cancel,
+                    tasks,
+                });
+            }
+        };
         let job = ExportJob {
             client: client.clone(),
             store: store.clone(),

@@ -32,6 +32,7 @@ async fn a_group_is_never_exported_twice_at_once() {
             scheduler: false,
             watcher: false,
             health: false,
+            exports_optional: false,
         },
     )
     .unwrap();

@@ -55,6 +55,7 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
             scheduler: true,
             watcher: true,
             health: false,
+            exports_optional: false,
         },
     )
     .unwrap();

@@ -44,6 +44,12 @@ pub enum Command {
     Run,
     /// Validate the config and reach each configured backend; one line per check.
     Check,
+    /// The dashboard on the Logs tab, following these sources (configured names or file
+    /// paths; globs follow the newest match), the way `lnav FILE` does.
+    Logs {
+        #[arg(value_name = "SOURCE|PATH")]
+        sources: Vec<String>,
+    },
     /// The release ledger: create, status, list, show, approve, reject, rollback.
     Release {
         #[command(subcommand)]
@@ -102,6 +108,7 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
             scheduler: false,
             watcher: false,
             health: false,
+            exports_optional: false,
         },
     ) {
         Ok(s) => s,
@@ -160,6 +167,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
             scheduler: true,
             watcher: true,
             health: false,
+            exports_optional: false,
         },
     ) {
         Ok(s) => s,
@@ -328,6 +336,11 @@ pub async fn shutdown_signal() {
 
 /// `opsdeck` / `opsdeck tui`.
 pub async fn tui(cli: &Cli) -> ExitCode {
+    tui_on(cli, &[]).await
+}
+
+/// The dashboard, opening on the Logs tab with `logs` when any are given.
+pub async fn tui_on(cli: &Cli, logs: &[String]) -> ExitCode {
     let cfg = match load(cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -343,7 +356,7 @@ pub async fn tui(cli: &Cli) -> ExitCode {
     for w in &cfg.warnings {
         eprintln!("warning: {w}");
     }
-    match crate::tui::run(cfg, &data_dir, false).await {
+    match crate::tui::run_on(cfg, &data_dir, false, logs).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

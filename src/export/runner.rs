@@ -114,6 +114,46 @@ impl ExportRunner {
         (ExportRunnerHandle { tx }, tokio::spawn(runner.run(rx)))
     }
 
+    /// A runner for a configuration without TestOps settings: every export fails at once
+    /// with `reason`, so the dashboard still works for everything else.
+    pub fn spawn_disabled(
+        reason: String,
+        events: crate::events::EventTx,
+        cancel: CancellationToken,
+    ) -> (ExportRunnerHandle, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Command>(16);
+        let task = tokio::spawn(async move {
+            loop {
+                let cmd = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    cmd = rx.recv() => match cmd { Some(c) => c, None => return },
+                };
+                let Command::Export { groups, reply, .. } = cmd;
+                let error = format!("exports are not configured: {reason}");
+                for g in &groups {
+                    let _ = events
+                        .send(Event::Export(ExportEvent::Failed {
+                            run_id: -1,
+                            group: g.name.clone(),
+                            error: error.clone(),
+                            attempts: 0,
+                        }))
+                        .await;
+                }
+                if let Some(r) = reply {
+                    let _ = r.send(RunOutcome {
+                        failed: groups
+                            .into_iter()
+                            .map(|g| (g.name, error.clone()))
+                            .collect(),
+                        ..Default::default()
+                    });
+                }
+            }
+        });
+        (ExportRunnerHandle { tx }, task)
+    }
+
     async fn run(self, mut rx: mpsc::Receiver<Command>) {
         let mut running: HashSet<String> = HashSet::new();
         let mut tasks: JoinSet<Vec<String>> = JoinSet::new();

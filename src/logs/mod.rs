@@ -1,7 +1,9 @@
 //! Logs: log lines (levels, sanitising) and the tailer that follows files like `tail -F`.
 
 pub mod line;
+pub mod service;
 pub mod tail;
 
 pub use line::{Level, LogLine};
+pub use service::{LogEvent, LogSource, LogTailerHandle};
 pub use tail::{Tail, TailEvent};

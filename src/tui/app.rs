@@ -253,6 +253,7 @@ pub struct App {
     pub lock: LockState,
     pub releases: Vec<Release>,
     pub release_sel: usize,
+    pub logs: super::logs::LogsState,
     pub release_detail: Option<ReleaseDetail>,
     pub releases_error: Option<String>,
     pub testops: Option<Result<(), String>>,
@@ -340,6 +341,11 @@ pub enum Cmd {
         service: String,
         tag: String,
     },
+    /// Writes lines of a log source to a file and says where.
+    SaveLog {
+        name: String,
+        lines: Vec<String>,
+    },
 }
 
 const TOAST_SECS: i64 = 4;
@@ -382,6 +388,7 @@ impl App {
             lock: LockState::Unknown,
             releases: vec![],
             release_sel: 0,
+            logs: Default::default(),
             release_detail: None,
             releases_error: None,
             testops: None,
@@ -694,6 +701,7 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::JobFinished { .. } => cmds.push(Cmd::LoadHistory),
         Event::Releases(list) => super::releases::apply_list(app, list, cmds),
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
+        Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => app.testops = Some(h),
         Event::DiskFree(b) => app.disk_free = Some(b),
     }
@@ -731,6 +739,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     }
     if app.filter_input.is_some() {
         return filter_key(app, k);
+    }
+    if app.tab == Tab::Logs && app.logs.search_input.is_some() && app.overlay.is_none() {
+        return super::logs::search_key(app, k);
     }
     match app.overlay.take() {
         None => {}
@@ -864,7 +875,16 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             }
         }
         Action::Approve | Action::Reject | Action::Rollback => super::releases::action(app, action),
-        Action::Search | Action::NextMatch | Action::PrevMatch => {}
+        Action::Search
+        | Action::NextMatch
+        | Action::PrevMatch
+        | Action::OnlyMatching
+        | Action::LevelCycle
+        | Action::NextError
+        | Action::PrevError
+        | Action::Wrap
+        | Action::Save
+        | Action::Follow => {}
     }
     if app.tab == Tab::Releases {
         super::releases::follow_selection(app, cmds);
@@ -1077,6 +1097,8 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
         return false;
     }
     match m.kind {
+        MouseEventKind::ScrollDown if app.tab == Tab::Logs => super::logs::scroll(app, 3),
+        MouseEventKind::ScrollUp if app.tab == Tab::Logs => super::logs::scroll(app, -3),
         MouseEventKind::ScrollDown => move_sel(app, 1),
         MouseEventKind::ScrollUp => move_sel(app, -1),
         MouseEventKind::Down(MouseButton::Left) => {

@@ -40,6 +40,24 @@ pub struct Effects {
     pub ledger_path: PathBuf,
 }
 
+/// Where `s` on the Logs tab saves: `<data dir>/saved/<source>-<UTC time>.log`.
+pub fn saved_log_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    data_dir.join("saved").join(format!(
+        "{safe}-{}.log",
+        chrono::Utc::now().format("%Y-%m-%d_%H-%M-%S")
+    ))
+}
+
 impl Effects {
     /// Starts one command; returns a suspension the loop has to perform itself.
     pub fn run(&mut self, cmd: Cmd) -> Option<Suspend> {
@@ -176,6 +194,25 @@ impl Effects {
                     let detail =
                         load_release(cfg, &ledger_path, &data_dir, id, &service, &tag).await;
                     let _ = results.send(Msg::ReleaseDetail(detail)).await;
+                });
+            }
+            Cmd::SaveLog { name, lines } => {
+                let path = saved_log_path(&self.data_dir, &name);
+                let results = self.results.clone();
+                tokio::task::spawn_blocking(move || {
+                    let write = || -> std::io::Result<()> {
+                        if let Some(dir) = path.parent() {
+                            std::fs::create_dir_all(dir)?;
+                        }
+                        let mut text = lines.join("\n");
+                        text.push('\n');
+                        std::fs::write(&path, text)
+                    };
+                    let msg = match write() {
+                        Ok(()) => Ok(format!("saved {} lines to {}", lines.len(), path.display())),
+                        Err(e) => Err(format!("cannot save to {}: {e}", path.display())),
+                    };
+                    let _ = results.blocking_send(Msg::Done(msg));
                 });
             }
             Cmd::LoadHistory => {

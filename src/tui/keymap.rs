@@ -40,6 +40,14 @@ pub enum Action {
     Approve,
     Reject,
     Rollback,
+    // Logs
+    OnlyMatching,
+    LevelCycle,
+    NextError,
+    PrevError,
+    Wrap,
+    Save,
+    Follow,
     // Preview
     Search,
     NextMatch,
@@ -91,6 +99,7 @@ use KeyCode::{
 const EXPORTS: Scope = Scope::Tab(Tab::Exports);
 const SCHEDULES: Scope = Scope::Tab(Tab::Schedules);
 const RELEASES: Scope = Scope::Tab(Tab::Releases);
+const LOGS: Scope = Scope::Tab(Tab::Logs);
 
 /// Every binding, in the order the help overlay lists them.
 pub const BINDINGS: &[Binding] = &[
@@ -275,6 +284,90 @@ pub const BINDINGS: &[Binding] = &[
         help: "edit the cron expression",
         action: Action::EditCron,
         scope: SCHEDULES,
+    },
+    Binding {
+        keys: &[Code(KLeft), Char('[')],
+        label: "←/[",
+        help: "previous source",
+        action: Action::Left,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Code(KeyCode::Right), Char(']')],
+        label: "→/]",
+        help: "next source",
+        action: Action::Right,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('/')],
+        label: "/",
+        help: "search (regex, smart case)",
+        action: Action::Search,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('n')],
+        label: "n",
+        help: "next match",
+        action: Action::NextMatch,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('N')],
+        label: "N",
+        help: "previous match",
+        action: Action::PrevMatch,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('&')],
+        label: "&",
+        help: "only lines matching the search (toggle)",
+        action: Action::OnlyMatching,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('l')],
+        label: "l",
+        help: "cycle the minimum level: all, ERROR, WARN, INFO, DEBUG",
+        action: Action::LevelCycle,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('e')],
+        label: "e",
+        help: "next error",
+        action: Action::NextError,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('E')],
+        label: "E",
+        help: "previous error",
+        action: Action::PrevError,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('w')],
+        label: "w",
+        help: "wrap long lines (toggle)",
+        action: Action::Wrap,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('F'), Code(End)],
+        label: "F/End",
+        help: "follow again (scrolling up pauses)",
+        action: Action::Follow,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('s')],
+        label: "s",
+        help: "save the shown (filtered) lines to a file",
+        action: Action::Save,
+        scope: LOGS,
     },
     Binding {
         keys: &[Char('a')],

@@ -7,6 +7,7 @@ pub mod event_loop;
 mod fixture;
 pub mod keymap;
 pub mod layout;
+pub mod logs;
 pub mod releases;
 mod terminal;
 #[cfg(test)]
@@ -45,12 +46,62 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
 
 /// Runs the dashboard until the user quits or a signal arrives; then cancels exports
 /// (no partial file is kept), restores the terminal and flushes the log.
+/// The log sources the Logs tab always has, then the configured ones, then `extra`.
+pub fn log_sources(cfg: &Config, data_dir: &Path, extra: &[String]) -> Vec<crate::logs::LogSource> {
+    use crate::logs::LogSource;
+    let mut v = vec![
+        LogSource {
+            name: "opsdeck".into(),
+            spec: data_dir.join("logs/opsdeck.*.log").display().to_string(),
+        },
+        LogSource {
+            name: "deploys".into(),
+            spec: data_dir.join("deployments/*/*.log").display().to_string(),
+        },
+    ];
+    for s in cfg.logs.sources.iter().flatten() {
+        match (&s.path, &s.service) {
+            (Some(p), _) => v.push(LogSource {
+                name: s.name.clone(),
+                spec: p.clone(),
+            }),
+            (None, Some(svc)) => tracing::warn!(
+                "log source {}: Swarm service logs ({svc}) are not supported yet",
+                s.name
+            ),
+            (None, None) => tracing::warn!("log source {} has neither path nor service", s.name),
+        }
+    }
+    for e in extra {
+        match v.iter().find(|s| &s.name == e) {
+            Some(_) => {}
+            None => v.push(LogSource {
+                name: e.clone(),
+                spec: e.clone(),
+            }),
+        }
+    }
+    v
+}
+
 pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
+    run_on(cfg, data_dir, demo, &[]).await
+}
+
+/// Like `run`, opening on the Logs tab with `logs` (source names or paths) selected when
+/// any are given (`opsdeck logs ...`).
+pub async fn run_on(
+    cfg: Config,
+    data_dir: &Path,
+    demo: bool,
+    logs: &[String],
+) -> anyhow::Result<()> {
     let (tx, rx) = crate::events::channel();
     let set = ServiceSet {
         scheduler: true,
         watcher: true,
         health: true,
+        exports_optional: true,
     };
     let services = Services::start(&cfg, data_dir, tx.clone(), set)?;
     let ledger_path = cfg
@@ -61,9 +112,27 @@ pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()>
     let ledger_cancel = tokio_util::sync::CancellationToken::new();
     let ledger_task =
         crate::release::watcher::spawn(ledger_path.clone(), tx.clone(), ledger_cancel.clone());
+    crate::release::desk::reconcile_in_background(
+        cfg.releases.clone(),
+        ledger_path.clone(),
+        data_dir.to_path_buf(),
+    );
+    let (_log_tailer, log_task) = crate::logs::service::spawn(
+        log_sources(&cfg, data_dir, logs),
+        tx.clone(),
+        ledger_cancel.clone(),
+    );
     let paused = crate::schedule::load_paused(&cfg.export.dir);
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
+    if let Some(first) = logs.first() {
+        app.tab = app::Tab::Logs;
+        let base = log_sources(&cfg, data_dir, &[]);
+        app.logs.sel = base
+            .iter()
+            .position(|s| &s.name == first)
+            .unwrap_or(base.len());
+    }
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(256);
     let mut effects = Effects {
         job_names: app.jobs.iter().map(|j| j.name.clone()).collect(),
@@ -110,6 +179,7 @@ pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()>
     }
     ledger_cancel.cancel();
     let _ = ledger_task.await;
+    let _ = log_task.await;
     services.shutdown().await;
     result.map(drop).context("terminal error")
 }

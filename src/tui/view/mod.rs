@@ -2,6 +2,7 @@
 
 mod exports;
 mod format;
+mod logs;
 mod overlays;
 mod releases;
 mod schedules;
@@ -69,20 +70,13 @@ pub fn draw(f: &mut Frame, app: &App) {
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
-    let (tabs, content, status) = layout::frame((area.width, area.height));
+    let (tabs, _, status) = layout::frame((area.width, area.height));
     draw_tabs(f, app, &theme, tabs);
     match app.tab {
         Tab::Exports => exports::draw(f, app, &theme),
         Tab::Schedules => schedules::draw(f, app, &theme),
         Tab::Releases => releases::draw(f, app, &theme),
-        Tab::Logs => placeholder(
-            f,
-            content,
-            &theme,
-            "Logs",
-            "Log tailing arrives with the logs issue: opsdeck's own log, deploy logs, other files \
-             and Swarm service logs, followed live, with search, level filters and merge.",
-        ),
+        Tab::Logs => logs::draw(f, app, &theme),
     }
     draw_status(f, app, &theme, status);
     overlays::draw(f, app, &theme);
@@ -196,13 +190,4 @@ fn draw_toasts(f: &mut Frame, app: &App, theme: &Theme, status: Rect) {
         f.render_widget(ratatui::widgets::Clear, r);
         f.render_widget(Paragraph::new(Span::styled(text, style)), r);
     }
-}
-
-fn placeholder(f: &mut Frame, area: Rect, theme: &Theme, title: &str, text: &str) {
-    let block = ratatui::widgets::Block::bordered()
-        .title(Span::styled(format!(" {title} "), theme.title()));
-    f.render_widget(
-        Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
-        area,
-    );
 }

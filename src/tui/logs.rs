@@ -1,0 +1,290 @@
+//! The Logs tab's state and its part of `update`: a ring buffer per source, follow and pause,
+//! search (regex, smart case) with n/N, only-matching lines, a minimum level, error jumps.
+
+use std::collections::VecDeque;
+
+use crossterm::event::{KeyCode, KeyEvent};
+use regex::Regex;
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+use super::app::{App, Cmd, Level as ToastLevel};
+use super::keymap::Action;
+use crate::logs::{Level, LogEvent, LogLine, LogSource, TailEvent};
+
+/// Lines kept per source (`logs.max_lines`): memory stays bounded under any log flood.
+pub const MAX_LINES: usize = 100_000;
+
+/// One source as the tab holds it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceView {
+    pub name: String,
+    pub spec: String,
+    pub lines: VecDeque<LogLine>,
+    /// The latest note (rotated, missing, binary).
+    pub note: Option<String>,
+}
+
+/// The tab's state.
+#[derive(Debug, Clone)]
+pub struct LogsState {
+    pub sources: Vec<SourceView>,
+    pub sel: usize,
+    /// Lines between the bottom of the view and the newest line; 0 while following.
+    pub offset: usize,
+    pub follow: bool,
+    /// Lines that arrived while paused.
+    pub new_lines: usize,
+    pub search: String,
+    pub regex: Option<Regex>,
+    pub search_input: Option<Input>,
+    pub only_matching: bool,
+    pub min_level: Option<Level>,
+    pub wrap: bool,
+    pub max_lines: usize,
+}
+
+impl Default for LogsState {
+    fn default() -> Self {
+        LogsState {
+            sources: vec![],
+            sel: 0,
+            offset: 0,
+            follow: true,
+            new_lines: 0,
+            search: String::new(),
+            regex: None,
+            search_input: None,
+            only_matching: false,
+            min_level: None,
+            wrap: false,
+            max_lines: MAX_LINES,
+        }
+    }
+}
+
+impl LogsState {
+    /// True when a line passes the level and only-matching filters.
+    pub fn shows(&self, l: &LogLine) -> bool {
+        let level_ok = match self.min_level {
+            None => true,
+            Some(min) => l.level.is_some_and(|lv| lv <= min),
+        };
+        level_ok && (!self.only_matching || self.regex.as_ref().is_none_or(|r| r.is_match(&l.text)))
+    }
+
+    /// Indexes of the selected source's lines that pass the filters.
+    pub fn visible(&self) -> Vec<usize> {
+        let Some(src) = self.sources.get(self.sel) else {
+            return vec![];
+        };
+        if self.min_level.is_none() && !(self.only_matching && self.regex.is_some()) {
+            return (0..src.lines.len()).collect();
+        }
+        src.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| self.shows(l))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// A regex with smart case: case-insensitive unless the pattern has an upper-case letter.
+pub fn smart_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    let insensitive = !pattern.chars().any(char::is_uppercase);
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(insensitive)
+        .build()
+}
+
+/// Applies the tailer's report.
+pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
+    let logs = &mut app.logs;
+    match ev {
+        LogEvent::Added(LogSource { name, spec }) => {
+            logs.sources.push(SourceView {
+                name,
+                spec,
+                ..Default::default()
+            });
+            true
+        }
+        LogEvent::Tail { source, event } => {
+            let max = logs.max_lines;
+            let shown_before = source == logs.sel;
+            let Some(src) = logs.sources.get_mut(source) else {
+                return false;
+            };
+            match event {
+                TailEvent::Note(n) => src.note = Some(n),
+                TailEvent::Lines(lines) => {
+                    let added = lines.len();
+                    src.lines.extend(lines);
+                    let overflow = src.lines.len().saturating_sub(max);
+                    src.lines.drain(..overflow);
+                    if shown_before && !logs.follow {
+                        // Paused: keep the view where it is and count what arrived.
+                        logs.new_lines += added;
+                        logs.offset += added;
+                    }
+                }
+            }
+            shown_before || matches!(app.tab, super::app::Tab::Logs)
+        }
+    }
+}
+
+fn page(app: &App) -> usize {
+    super::layout::page_rows(app.size)
+}
+
+/// Scrolls by `delta` lines (negative: towards older lines); leaving the bottom pauses.
+pub fn scroll(app: &mut App, delta: i64) {
+    let total = app.logs.visible().len();
+    let h = page(app);
+    let max_offset = total.saturating_sub(h) as i64;
+    let offset = (app.logs.offset as i64 - delta).clamp(0, max_offset.max(0)) as usize;
+    app.logs.offset = offset;
+    if offset == 0 {
+        resume(app);
+    } else {
+        app.logs.follow = false;
+    }
+}
+
+fn resume(app: &mut App) {
+    app.logs.follow = true;
+    app.logs.offset = 0;
+    app.logs.new_lines = 0;
+}
+
+/// Puts visible line `idx` (an index into `visible()`) on screen, pausing the follow.
+fn show_line(app: &mut App, idx: usize, total: usize) {
+    let h = page(app);
+    app.logs.offset = total
+        .saturating_sub(idx + h / 2 + 1)
+        .min(total.saturating_sub(h));
+    app.logs.follow = app.logs.offset == 0;
+}
+
+/// The visible index at the middle of the screen.
+fn current(app: &App, total: usize) -> usize {
+    let h = page(app);
+    total.saturating_sub(app.logs.offset + h / 2 + 1)
+}
+
+fn jump(app: &mut App, forward: bool, hit: impl Fn(&LogLine) -> bool, what: &str) {
+    let visible = app.logs.visible();
+    let total = visible.len();
+    let Some(src) = app.logs.sources.get(app.logs.sel) else {
+        return;
+    };
+    let here = current(app, total);
+    let found = if forward {
+        (here + 1..total).find(|&i| hit(&src.lines[visible[i]]))
+    } else {
+        (0..here).rev().find(|&i| hit(&src.lines[visible[i]]))
+    };
+    match found {
+        Some(i) => show_line(app, i, total),
+        None => app.toast(
+            ToastLevel::Info,
+            format!("no {what} {}", if forward { "below" } else { "above" }),
+        ),
+    }
+}
+
+/// Keys of the Logs tab.
+pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
+    match action {
+        Action::Down => scroll(app, 1),
+        Action::Up => scroll(app, -1),
+        Action::PageDown => scroll(app, page(app) as i64),
+        Action::PageUp => scroll(app, -(page(app) as i64)),
+        Action::Top => scroll(app, i64::MIN / 2),
+        Action::Bottom | Action::Follow => resume(app),
+        Action::Left => select(app, app.logs.sel.saturating_sub(1)),
+        Action::Right => select(app, app.logs.sel + 1),
+        Action::Search => app.logs.search_input = Some(Input::new(app.logs.search.clone())),
+        Action::NextMatch | Action::PrevMatch => match app.logs.regex.clone() {
+            Some(r) => jump(
+                app,
+                action == Action::NextMatch,
+                |l| r.is_match(&l.text),
+                "match",
+            ),
+            None => app.toast(ToastLevel::Info, "search first with /"),
+        },
+        Action::OnlyMatching => {
+            app.logs.only_matching = !app.logs.only_matching;
+            app.logs.offset = 0;
+            app.logs.follow = true;
+        }
+        Action::LevelCycle => {
+            app.logs.min_level = match app.logs.min_level {
+                None => Some(Level::Error),
+                Some(Level::Error) => Some(Level::Warn),
+                Some(Level::Warn) => Some(Level::Info),
+                Some(Level::Info) => Some(Level::Debug),
+                Some(Level::Debug) | Some(Level::Trace) => None,
+            };
+            app.logs.offset = 0;
+            app.logs.follow = true;
+        }
+        Action::NextError | Action::PrevError => jump(
+            app,
+            action == Action::NextError,
+            |l| l.level == Some(Level::Error),
+            "error",
+        ),
+        Action::Wrap => app.logs.wrap = !app.logs.wrap,
+        Action::Save => {
+            let visible = app.logs.visible();
+            if let Some(src) = app.logs.sources.get(app.logs.sel) {
+                let lines = visible.iter().map(|&i| src.lines[i].text.clone()).collect();
+                cmds.push(Cmd::SaveLog {
+                    name: src.name.clone(),
+                    lines,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+fn select(app: &mut App, i: usize) {
+    app.logs.sel = i.min(app.logs.sources.len().saturating_sub(1));
+    resume(app);
+}
+
+/// Keys while the search is typed.
+pub fn search_key(app: &mut App, k: KeyEvent) {
+    let Some(input) = app.logs.search_input.as_mut() else {
+        return;
+    };
+    match k.code {
+        KeyCode::Esc => app.logs.search_input = None,
+        KeyCode::Enter => {
+            let pattern = input.value().to_string();
+            app.logs.search_input = None;
+            if pattern.is_empty() {
+                app.logs.search.clear();
+                app.logs.regex = None;
+                return;
+            }
+            match smart_regex(&pattern) {
+                Ok(r) => {
+                    app.logs.search = pattern;
+                    app.logs.regex = Some(r.clone());
+                    // Jump to the newest match at or above the view.
+                    jump(app, false, |l| r.is_match(&l.text), "match");
+                }
+                Err(e) => app.toast(ToastLevel::Error, format!("not a regex: {e}")),
+            }
+        }
+        _ => {
+            input.handle_event(&crossterm::event::Event::Key(k));
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The Logs tab: sources on the left, the selected one's lines on the right, coloured by
+//! level, search matches highlighted, follow state and filters in the title.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::Theme;
+use crate::logs::Level;
+use crate::tui::app::App;
+use crate::tui::layout;
+
+fn level_style(l: Option<Level>, theme: &Theme) -> Style {
+    match l {
+        Some(Level::Error) => theme.bad(),
+        Some(Level::Warn) => theme.busy(),
+        Some(Level::Debug) | Some(Level::Trace) => theme.dim(),
+        _ => Style::new(),
+    }
+}
+
+pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
+    let (_, content, _) = layout::frame(app.size);
+    let [list, body] =
+        Layout::horizontal([Constraint::Length(22), Constraint::Min(10)]).areas(content);
+    let logs = &app.logs;
+    let items: Vec<Line> = logs
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let text = format!("{} ({})", s.name, s.lines.len());
+            if i == logs.sel {
+                Line::from(Span::styled(text, theme.selected()))
+            } else {
+                Line::from(text)
+            }
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(items).block(Block::bordered().title(" Sources ←/→ ")),
+        list,
+    );
+
+    let Some(src) = logs.sources.get(logs.sel) else {
+        f.render_widget(
+            Paragraph::new("no log sources").block(Block::bordered()),
+            body,
+        );
+        return;
+    };
+    let visible = logs.visible();
+    let h = body.height.saturating_sub(2) as usize;
+    let end = visible.len().saturating_sub(logs.offset);
+    let start = end.saturating_sub(h);
+    let lines: Vec<Line> = visible[start..end]
+        .iter()
+        .map(|&i| {
+            let l = &src.lines[i];
+            let style = level_style(l.level, theme);
+            match &logs.regex {
+                Some(r) if !logs.search.is_empty() => {
+                    let mut spans = Vec::new();
+                    let mut at = 0;
+                    for m in r.find_iter(&l.text) {
+                        spans.push(Span::styled(l.text[at..m.start()].to_string(), style));
+                        spans.push(Span::styled(
+                            m.as_str().to_string(),
+                            style.add_modifier(Modifier::REVERSED),
+                        ));
+                        at = m.end();
+                    }
+                    spans.push(Span::styled(l.text[at..].to_string(), style));
+                    Line::from(spans)
+                }
+                _ => Line::from(Span::styled(l.text.clone(), style)),
+            }
+        })
+        .collect();
+    let mut title = vec![Span::styled(format!(" {} ", src.name), theme.title())];
+    if logs.follow {
+        title.push(Span::styled("FOLLOW ", theme.ok()));
+    } else {
+        title.push(Span::styled(
+            format!("PAUSED · {} new lines (F follows) ", logs.new_lines),
+            theme.busy(),
+        ));
+    }
+    if let Some(min) = logs.min_level {
+        title.push(Span::raw(format!("· ≥{} ", min.as_str())));
+    }
+    if logs.only_matching {
+        title.push(Span::raw("· & only matches "));
+    }
+    let bottom = match (&logs.search_input, &src.note) {
+        (Some(i), _) => format!(" /{}▏", i.value()),
+        (None, _) if !logs.search.is_empty() => format!(" /{} · n/N · & filter ", logs.search),
+        (None, Some(n)) => format!(" {n} "),
+        _ => " / search · l level · e/E errors · w wrap · s save ".into(),
+    };
+    let mut p = Paragraph::new(lines).block(
+        Block::bordered()
+            .title(Line::from(title))
+            .title_bottom(Span::styled(bottom, theme.dim())),
+    );
+    if logs.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    f.render_widget(p, body);
+}
