@@ -111,26 +111,26 @@ impl Tail {
         match (self.file.is_some().then_some(()), meta) {
             (None, Some(m)) => {
                 // The file appeared.
-                if let Some(p) = now.clone() {
-                    if let Ok(f) = File::open(&p) {
-                        events.push(TailEvent::Note(format!("{} appeared", p.display())));
-                        self.switch(p, f, m.ino());
-                    }
+                if let Some(p) = now.clone()
+                    && let Ok(f) = File::open(&p)
+                {
+                    events.push(TailEvent::Note(format!("{} appeared", p.display())));
+                    self.switch(p, f, m.ino());
                 }
             }
             (None, None) => return events,
             (Some(_), Some(m)) if m.ino() != self.ino || now.as_ref() != self.path.as_ref() => {
                 // Rotated (or a newer glob match): finish the old file, then follow the new one.
                 self.read_new(&mut events);
-                if let Some(p) = now.clone() {
-                    if let Ok(f) = File::open(&p) {
-                        events.push(TailEvent::Note(format!(
-                            "{} was rotated; following the new file",
-                            p.display()
-                        )));
-                        self.flush_partial(&mut events);
-                        self.switch(p, f, m.ino());
-                    }
+                if let Some(p) = now.clone()
+                    && let Ok(f) = File::open(&p)
+                {
+                    events.push(TailEvent::Note(format!(
+                        "{} was rotated; following the new file",
+                        p.display()
+                    )));
+                    self.flush_partial(&mut events);
+                    self.switch(p, f, m.ino());
                 }
             }
             (Some(_), Some(m)) if m.len() < self.offset || rewritten => {
@@ -276,9 +276,7 @@ pub fn read_last_lines(f: &mut File, len: u64, n: usize) -> (Vec<Vec<u8>>, u64) 
     }
     let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
     let mut lines: Vec<Vec<u8>> = body.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    if pos > 0 && lines.len() > n {
-        lines.drain(..lines.len() - n);
-    } else if lines.len() > n {
+    if lines.len() > n {
         lines.drain(..lines.len() - n);
     }
     if tail.is_empty() {
