@@ -45,6 +45,52 @@ pub const MAX_LINE: usize = 16 * 1024;
 pub struct LogLine {
     pub text: String,
     pub level: Option<Level>,
+    /// The leading timestamp, when the line starts with one (RFC 3339, or `YYYY-MM-DD
+    /// HH:MM:SS[.fff]`, optionally in brackets), taken as UTC when it has no offset.
+    pub ts: Option<chrono::DateTime<chrono::Utc>>,
+    /// Bytes of `text` the timestamp takes (hidden by `t`).
+    pub ts_len: usize,
+}
+
+impl LogLine {
+    /// The text without its leading timestamp.
+    pub fn without_ts(&self) -> &str {
+        self.text[self.ts_len..].trim_start()
+    }
+}
+
+/// Finds a timestamp at the start of a line.
+pub fn parse_ts(text: &str) -> Option<(chrono::DateTime<chrono::Utc>, usize)> {
+    let lead = text.len() - text.trim_start().len();
+    let t = &text[lead..];
+    let (open, t) = match t.strip_prefix('[') {
+        Some(rest) => (1, rest),
+        None => (0, t),
+    };
+    let first_end = t.find(char::is_whitespace).unwrap_or(t.len());
+    let first = t[..first_end].trim_end_matches(']');
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(first) {
+        let len = lead + open + first_end;
+        return Some((dt.with_timezone(&chrono::Utc), len));
+    }
+    // "2026-11-23 10:00:01" and "2026-11-23 10:00:01.123" / ",123".
+    if first.len() == 10 && first.as_bytes().get(4) == Some(&b'-') {
+        let rest = &t[first_end..];
+        let second_start = rest.len() - rest.trim_start().len();
+        let second_end = rest[second_start..]
+            .find(char::is_whitespace)
+            .map_or(rest.len(), |e| second_start + e);
+        let second = rest[second_start..second_end]
+            .trim_end_matches(']')
+            .replace(',', ".");
+        let joined = format!("{first} {second}");
+        for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
+            if let Ok(n) = chrono::NaiveDateTime::parse_from_str(&joined, fmt) {
+                return Some((n.and_utc(), lead + open + first_end + second_end));
+            }
+        }
+    }
+    None
 }
 
 impl LogLine {
@@ -61,7 +107,13 @@ impl LogLine {
             text.push_str(&format!(" …[{cut} more bytes]"));
         }
         let level = detect_level(&text);
-        LogLine { text, level }
+        let (ts, ts_len) = parse_ts(&text).map_or((None, 0), |(t, l)| (Some(t), l));
+        LogLine {
+            text,
+            level,
+            ts,
+            ts_len,
+        }
     }
 }
 
@@ -166,6 +218,20 @@ mod tests {
         ] {
             assert_eq!(LogLine::parse(line.as_bytes()).level, level, "{line}");
         }
+    }
+
+    #[test]
+    fn leading_timestamps() {
+        let l = LogLine::parse(b"2026-11-23T10:00:01.5Z  INFO started");
+        assert_eq!(l.ts, Some("2026-11-23T10:00:01.5Z".parse().unwrap()));
+        assert_eq!(l.without_ts(), "INFO started");
+        let l = LogLine::parse(b"[2026-11-23 10:00:01,250] WARN slow");
+        assert_eq!(l.ts, Some("2026-11-23T10:00:01.25Z".parse().unwrap()));
+        assert_eq!(l.without_ts(), "WARN slow");
+        let l = LogLine::parse(b"2026-11-23T12:00:01+02:00 x");
+        assert_eq!(l.ts, Some("2026-11-23T10:00:01Z".parse().unwrap()));
+        assert_eq!(LogLine::parse(b"no time here").ts, None);
+        assert_eq!(LogLine::parse(b"2026-11-23 not a time").ts, None);
     }
 
     #[test]

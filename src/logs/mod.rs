@@ -1,6 +1,7 @@
 //! Logs: log lines (levels, sanitising) and the tailer that follows files like `tail -F`.
 
 pub mod line;
+pub mod search;
 pub mod service;
 pub mod tail;
 

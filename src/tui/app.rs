@@ -285,6 +285,14 @@ pub enum Msg {
     },
     Paused(BTreeSet<String>),
     ReleaseDetail(ReleaseDetail),
+    /// A whole-file log search progressed or ended.
+    Search {
+        generation: u64,
+        done: u64,
+        total: u64,
+        matches: u64,
+        finished: bool,
+    },
     CronSaved {
         job: String,
         schedule: CronSchedule,
@@ -346,6 +354,13 @@ pub enum Cmd {
         name: String,
         lines: Vec<String>,
     },
+    /// Searches a log source's whole file in the background.
+    SearchFile {
+        spec: String,
+        pattern: String,
+        generation: u64,
+    },
+    CancelSearch,
 }
 
 const TOAST_SECS: i64 = 4;
@@ -546,6 +561,13 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             }
             _ => false,
         },
+        Msg::Search {
+            generation,
+            done,
+            total,
+            matches,
+            finished,
+        } => super::logs::on_search(app, generation, done, total, matches, finished),
         Msg::ReleaseDetail(d) => {
             app.release_detail = Some(d);
             true
@@ -741,7 +763,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return filter_key(app, k);
     }
     if app.tab == Tab::Logs && app.logs.search_input.is_some() && app.overlay.is_none() {
-        return super::logs::search_key(app, k);
+        return super::logs::search_key(app, k, cmds);
     }
     match app.overlay.take() {
         None => {}
@@ -776,6 +798,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         Action::Help => app.overlay = Some(Overlay::Help(app.scope())),
         Action::Close => {
+            if app.tab == Tab::Logs {
+                super::logs::clear_search(app, cmds);
+            }
             app.filters.remove(&app.tab);
         }
         Action::Export => {
@@ -884,7 +909,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::PrevError
         | Action::Wrap
         | Action::Save
-        | Action::Follow => {}
+        | Action::Follow
+        | Action::Merge
+        | Action::Timestamps => {}
     }
     if app.tab == Tab::Releases {
         super::releases::follow_selection(app, cmds);

@@ -38,6 +38,8 @@ pub struct Effects {
     /// opsdeck's data dir (deploy logs) and the ledger path, for the release actions.
     pub data_dir: PathBuf,
     pub ledger_path: PathBuf,
+    /// Cancels the running whole-file log search.
+    pub search_cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where `s` on the Logs tab saves: `<data dir>/saved/<source>-<UTC time>.log`.
@@ -194,6 +196,58 @@ impl Effects {
                     let detail =
                         load_release(cfg, &ledger_path, &data_dir, id, &service, &tag).await;
                     let _ = results.send(Msg::ReleaseDetail(detail)).await;
+                });
+            }
+            Cmd::CancelSearch => self
+                .search_cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed),
+            Cmd::SearchFile {
+                spec,
+                pattern,
+                generation,
+            } => {
+                self.search_cancel
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                self.search_cancel = cancel.clone();
+                let results = self.results.clone();
+                tokio::task::spawn_blocking(move || {
+                    let Some(path) = crate::logs::tail::resolve(&spec).filter(|p| p.is_file())
+                    else {
+                        return;
+                    };
+                    let Ok(re) = crate::logs::search::smart_bytes_regex(&pattern) else {
+                        return;
+                    };
+                    let mut last = std::time::Instant::now();
+                    let res = crate::logs::search::search_file(
+                        &path,
+                        &re,
+                        &cancel,
+                        |done, total, matches| {
+                            // A report at most every 100 ms: progress, not a flood.
+                            if last.elapsed() >= std::time::Duration::from_millis(100) {
+                                last = std::time::Instant::now();
+                                let _ = results.try_send(Msg::Search {
+                                    generation,
+                                    done,
+                                    total,
+                                    matches,
+                                    finished: false,
+                                });
+                            }
+                        },
+                    );
+                    if let Some(r) = res.ok().filter(|r| !r.cancelled) {
+                        let total = std::fs::metadata(&path).map_or(r.bytes, |m| m.len());
+                        let _ = results.blocking_send(Msg::Search {
+                            generation,
+                            done: r.bytes,
+                            total,
+                            matches: r.matches,
+                            finished: true,
+                        });
+                    }
                 });
             }
             Cmd::SaveLog { name, lines } => {

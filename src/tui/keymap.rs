@@ -48,6 +48,8 @@ pub enum Action {
     Wrap,
     Save,
     Follow,
+    Merge,
+    Timestamps,
     // Preview
     Search,
     NextMatch,
@@ -360,6 +362,20 @@ pub const BINDINGS: &[Binding] = &[
         label: "F/End",
         help: "follow again (scrolling up pauses)",
         action: Action::Follow,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('m')],
+        label: "m",
+        help: "merge all sources by timestamp (toggle)",
+        action: Action::Merge,
+        scope: LOGS,
+    },
+    Binding {
+        keys: &[Char('t')],
+        label: "t",
+        help: "show or hide the lines' timestamps",
+        action: Action::Timestamps,
         scope: LOGS,
     },
     Binding {

@@ -25,9 +25,21 @@ pub struct SourceView {
     pub note: Option<String>,
 }
 
+/// A whole-file search running (or done) in the background.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSearch {
+    pub generation: u64,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    pub matches: u64,
+    pub finished: bool,
+}
+
 /// The tab's state.
 #[derive(Debug, Clone)]
 pub struct LogsState {
+    pub file_search: Option<FileSearch>,
+    pub search_generation: u64,
     pub sources: Vec<SourceView>,
     pub sel: usize,
     /// Lines between the bottom of the view and the newest line; 0 while following.
@@ -41,12 +53,18 @@ pub struct LogsState {
     pub only_matching: bool,
     pub min_level: Option<Level>,
     pub wrap: bool,
+    /// All sources in one view, ordered by timestamp, each line tagged with its source.
+    pub merged: bool,
+    /// Show the lines' own timestamps.
+    pub timestamps: bool,
     pub max_lines: usize,
 }
 
 impl Default for LogsState {
     fn default() -> Self {
         LogsState {
+            file_search: None,
+            search_generation: 0,
             sources: vec![],
             sel: 0,
             offset: 0,
@@ -58,6 +76,8 @@ impl Default for LogsState {
             only_matching: false,
             min_level: None,
             wrap: false,
+            merged: false,
+            timestamps: true,
             max_lines: MAX_LINES,
         }
     }
@@ -73,20 +93,52 @@ impl LogsState {
         level_ok && (!self.only_matching || self.regex.as_ref().is_none_or(|r| r.is_match(&l.text)))
     }
 
-    /// Indexes of the selected source's lines that pass the filters.
-    pub fn visible(&self) -> Vec<usize> {
-        let Some(src) = self.sources.get(self.sel) else {
-            return vec![];
-        };
-        if self.min_level.is_none() && !(self.only_matching && self.regex.is_some()) {
-            return (0..src.lines.len()).collect();
+    /// The lines the view shows, as (source, line index): the selected source's, or with
+    /// `merged` every source's, ordered by timestamp (a line without one keeps its place
+    /// after the previous line of its source).
+    pub fn visible(&self) -> Vec<(usize, usize)> {
+        if !self.merged {
+            let Some(src) = self.sources.get(self.sel) else {
+                return vec![];
+            };
+            return src
+                .lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| self.shows(l))
+                .map(|(i, _)| (self.sel, i))
+                .collect();
         }
-        src.lines
+        // k-way merge of sources that are each in time order already.
+        let mut keyed: Vec<Vec<(Option<chrono::DateTime<chrono::Utc>>, usize)>> = self
+            .sources
             .iter()
-            .enumerate()
-            .filter(|(_, l)| self.shows(l))
-            .map(|(i, _)| i)
-            .collect()
+            .map(|src| {
+                let mut last = None;
+                src.lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| self.shows(l))
+                    .map(|(i, l)| {
+                        last = l.ts.or(last);
+                        (last, i)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut pos = vec![0usize; keyed.len()];
+        let total: usize = keyed.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(total);
+        for _ in 0..total {
+            let next = (0..keyed.len())
+                .filter(|&s| pos[s] < keyed[s].len())
+                .min_by_key(|&s| (keyed[s][pos[s]].0, s))
+                .unwrap_or(0);
+            out.push((next, keyed[next][pos[next]].1));
+            pos[next] += 1;
+        }
+        keyed.clear();
+        out
     }
 }
 
@@ -100,6 +152,8 @@ pub fn smart_regex(pattern: &str) -> Result<Regex, regex::Error> {
 
 /// Applies the tailer's report.
 pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
+    // Only the Logs tab shows log lines (and the sources' line counts).
+    let on_tab = app.tab == super::app::Tab::Logs;
     let logs = &mut app.logs;
     match ev {
         LogEvent::Added(LogSource { name, spec }) => {
@@ -123,14 +177,14 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
                     src.lines.extend(lines);
                     let overflow = src.lines.len().saturating_sub(max);
                     src.lines.drain(..overflow);
-                    if shown_before && !logs.follow {
+                    if (shown_before || logs.merged) && !logs.follow {
                         // Paused: keep the view where it is and count what arrived.
                         logs.new_lines += added;
                         logs.offset += added;
                     }
                 }
             }
-            shown_before || matches!(app.tab, super::app::Tab::Logs)
+            on_tab
         }
     }
 }
@@ -177,14 +231,12 @@ fn current(app: &App, total: usize) -> usize {
 fn jump(app: &mut App, forward: bool, hit: impl Fn(&LogLine) -> bool, what: &str) {
     let visible = app.logs.visible();
     let total = visible.len();
-    let Some(src) = app.logs.sources.get(app.logs.sel) else {
-        return;
-    };
+    let line = |i: usize| &app.logs.sources[visible[i].0].lines[visible[i].1];
     let here = current(app, total);
     let found = if forward {
-        (here + 1..total).find(|&i| hit(&src.lines[visible[i]]))
+        (here + 1..total).find(|&i| hit(line(i)))
     } else {
-        (0..here).rev().find(|&i| hit(&src.lines[visible[i]]))
+        (0..here).rev().find(|&i| hit(line(i)))
     };
     match found {
         Some(i) => show_line(app, i, total),
@@ -241,14 +293,32 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
         Action::Wrap => app.logs.wrap = !app.logs.wrap,
         Action::Save => {
             let visible = app.logs.visible();
-            if let Some(src) = app.logs.sources.get(app.logs.sel) {
-                let lines = visible.iter().map(|&i| src.lines[i].text.clone()).collect();
-                cmds.push(Cmd::SaveLog {
-                    name: src.name.clone(),
-                    lines,
-                });
-            }
+            let logs = &app.logs;
+            let lines = visible
+                .iter()
+                .map(|&(s, i)| {
+                    let l = &logs.sources[s].lines[i];
+                    if logs.merged {
+                        format!("[{}] {}", logs.sources[s].name, l.text)
+                    } else {
+                        l.text.clone()
+                    }
+                })
+                .collect();
+            let name = if logs.merged {
+                "merged".to_string()
+            } else {
+                logs.sources
+                    .get(logs.sel)
+                    .map_or("log".into(), |s| s.name.clone())
+            };
+            cmds.push(Cmd::SaveLog { name, lines });
         }
+        Action::Merge => {
+            app.logs.merged = !app.logs.merged;
+            resume(app);
+        }
+        Action::Timestamps => app.logs.timestamps = !app.logs.timestamps,
         _ => {}
     }
 }
@@ -259,7 +329,7 @@ fn select(app: &mut App, i: usize) {
 }
 
 /// Keys while the search is typed.
-pub fn search_key(app: &mut App, k: KeyEvent) {
+pub fn search_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     let Some(input) = app.logs.search_input.as_mut() else {
         return;
     };
@@ -275,8 +345,22 @@ pub fn search_key(app: &mut App, k: KeyEvent) {
             }
             match smart_regex(&pattern) {
                 Ok(r) => {
-                    app.logs.search = pattern;
+                    app.logs.search = pattern.clone();
                     app.logs.regex = Some(r.clone());
+                    // The whole file too, beyond what the ring buffer holds.
+                    if let Some(src) = app.logs.sources.get(app.logs.sel) {
+                        app.logs.search_generation += 1;
+                        let generation = app.logs.search_generation;
+                        app.logs.file_search = Some(FileSearch {
+                            generation,
+                            ..Default::default()
+                        });
+                        cmds.push(Cmd::SearchFile {
+                            spec: src.spec.clone(),
+                            pattern,
+                            generation,
+                        });
+                    }
                     // Jump to the newest match at or above the view.
                     jump(app, false, |l| r.is_match(&l.text), "match");
                 }
@@ -287,4 +371,39 @@ pub fn search_key(app: &mut App, k: KeyEvent) {
             input.handle_event(&crossterm::event::Event::Key(k));
         }
     }
+}
+
+/// Progress or the end of a whole-file search.
+pub fn on_search(
+    app: &mut App,
+    generation: u64,
+    done: u64,
+    total: u64,
+    matches: u64,
+    finished: bool,
+) -> bool {
+    match app.logs.file_search.as_mut() {
+        Some(fs) if fs.generation == generation => {
+            *fs = FileSearch {
+                generation,
+                done_bytes: done,
+                total_bytes: total,
+                matches,
+                finished,
+            };
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Esc on the Logs tab: stop a running file search and clear the search.
+pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
+    if app.logs.file_search.as_ref().is_some_and(|f| !f.finished) {
+        cmds.push(Cmd::CancelSearch);
+    }
+    app.logs.file_search = None;
+    app.logs.search.clear();
+    app.logs.regex = None;
+    app.logs.only_matching = false;
 }

@@ -146,6 +146,7 @@ pub async fn run_on(
         clipboard: Box::new(std::io::stdout()),
         data_dir: data_dir.to_path_buf(),
         ledger_path,
+        search_cancel: Default::default(),
     };
     effects.run(Cmd::LoadHistory);
 

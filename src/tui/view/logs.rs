@@ -51,35 +51,57 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         );
         return;
     };
+    let name_w = logs
+        .sources
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
     let visible = logs.visible();
     let h = body.height.saturating_sub(2) as usize;
     let end = visible.len().saturating_sub(logs.offset);
     let start = end.saturating_sub(h);
     let lines: Vec<Line> = visible[start..end]
         .iter()
-        .map(|&i| {
-            let l = &src.lines[i];
+        .map(|&(s, i)| {
+            let l = &logs.sources[s].lines[i];
             let style = level_style(l.level, theme);
+            let text = if logs.timestamps {
+                l.text.as_str()
+            } else {
+                l.without_ts()
+            };
+            let mut spans = Vec::new();
+            if logs.merged {
+                spans.push(Span::styled(
+                    format!("{:<name_w$} ", logs.sources[s].name),
+                    theme.title(),
+                ));
+            }
             match &logs.regex {
                 Some(r) if !logs.search.is_empty() => {
-                    let mut spans = Vec::new();
                     let mut at = 0;
-                    for m in r.find_iter(&l.text) {
-                        spans.push(Span::styled(l.text[at..m.start()].to_string(), style));
+                    for m in r.find_iter(text) {
+                        spans.push(Span::styled(text[at..m.start()].to_string(), style));
                         spans.push(Span::styled(
                             m.as_str().to_string(),
                             style.add_modifier(Modifier::REVERSED),
                         ));
                         at = m.end();
                     }
-                    spans.push(Span::styled(l.text[at..].to_string(), style));
-                    Line::from(spans)
+                    spans.push(Span::styled(text[at..].to_string(), style));
                 }
-                _ => Line::from(Span::styled(l.text.clone(), style)),
+                _ => spans.push(Span::styled(text.to_string(), style)),
             }
+            Line::from(spans)
         })
         .collect();
-    let mut title = vec![Span::styled(format!(" {} ", src.name), theme.title())];
+    let shown_name = if logs.merged {
+        "all sources, by time"
+    } else {
+        src.name.as_str()
+    };
+    let mut title = vec![Span::styled(format!(" {shown_name} "), theme.title())];
     if logs.follow {
         title.push(Span::styled("FOLLOW ", theme.ok()));
     } else {
@@ -96,9 +118,22 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     }
     let bottom = match (&logs.search_input, &src.note) {
         (Some(i), _) => format!(" /{}▏", i.value()),
-        (None, _) if !logs.search.is_empty() => format!(" /{} · n/N · & filter ", logs.search),
+        (None, _) if !logs.search.is_empty() => {
+            let file = match &logs.file_search {
+                Some(fs) if fs.finished => format!(" · whole file: {} matching lines", fs.matches),
+                Some(fs) => format!(
+                    " · whole file: {} so far ({}%, Esc cancels)",
+                    fs.matches,
+                    (fs.done_bytes * 100)
+                        .checked_div(fs.total_bytes)
+                        .unwrap_or(0)
+                ),
+                None => String::new(),
+            };
+            format!(" /{} · n/N · & filter{file} ", logs.search)
+        }
         (None, Some(n)) => format!(" {n} "),
-        _ => " / search · l level · e/E errors · w wrap · s save ".into(),
+        _ => " / search · & · l level · e/E errors · m merge · t time · w wrap · s save ".into(),
     };
     let mut p = Paragraph::new(lines).block(
         Block::bordered()
