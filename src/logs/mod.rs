@@ -6,5 +6,5 @@ pub mod service;
 pub mod tail;
 
 pub use line::{Level, LogLine};
-pub use service::{LogEvent, LogSource, LogTailerHandle};
+pub use service::{LogEvent, LogSource, LogTailerHandle, SourceKind};
 pub use tail::{Tail, TailEvent};

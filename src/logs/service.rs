@@ -1,48 +1,95 @@
-//! `LogTailer`: follows every log source on one blocking thread and reports new lines through
-//! the event channel in batches, so a writer of 100 000 lines a second costs a few events a
-//! second, never a key press.
+//! `LogTailer`: follows the log sources and reports new lines through the event channel in
+//! batches, so a writer of 100 000 lines a second costs a few events a second, never a key
+//! press. Files are polled on one blocking thread; Swarm services stream from the Docker
+//! Engine API (follow, timestamps, `since` on reconnect).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::line::LogLine;
 use super::tail::{Tail, TailEvent};
 use crate::events::{Event, EventTx};
 
 /// Lines read from the end of each source when it is opened.
 pub const INITIAL_LINES: usize = 2000;
-/// How often the sources are polled.
+/// How often file sources are polled.
 pub const POLL: Duration = Duration::from_millis(200);
 
-/// A log source: a name and a file path or glob.
+/// Where a source's lines come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A file path or glob (the newest match is followed).
+    File(String),
+    /// A Swarm service's logs.
+    Service(String),
+}
+
+/// A named log source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
     pub name: String,
-    pub spec: String,
+    pub kind: SourceKind,
 }
 
-/// What the tailer reports.
+impl LogSource {
+    pub fn file(name: impl Into<String>, spec: impl Into<String>) -> LogSource {
+        LogSource {
+            name: name.into(),
+            kind: SourceKind::File(spec.into()),
+        }
+    }
+
+    /// The file spec, for file sources.
+    pub fn spec(&self) -> Option<&str> {
+        match &self.kind {
+            SourceKind::File(s) => Some(s),
+            SourceKind::Service(_) => None,
+        }
+    }
+}
+
+/// What the tailer reports. `id` identifies a source for its whole life.
 #[derive(Debug, Clone)]
 pub enum LogEvent {
-    /// A source was added; its index is its position in the order of `Added` events.
-    Added(LogSource),
-    Tail {
-        source: usize,
-        event: TailEvent,
-    },
+    Added { id: usize, source: LogSource },
+    Tail { id: usize, event: TailEvent },
 }
 
 /// Adds sources to a running tailer.
 #[derive(Clone)]
 pub struct LogTailerHandle {
-    tx: mpsc::UnboundedSender<LogSource>,
+    files: mpsc::UnboundedSender<(usize, String)>,
+    events: EventTx,
+    next_id: Arc<AtomicUsize>,
+    cancel: CancellationToken,
 }
 
 impl LogTailerHandle {
-    /// Follows one more source (e.g. the deploy log of the selected release).
+    /// Follows one more source.
     pub fn add(&self, source: LogSource) {
-        let _ = self.tx.send(source);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _ = self.events.try_send(Event::Log(LogEvent::Added {
+            id,
+            source: source.clone(),
+        }));
+        match source.kind {
+            SourceKind::File(spec) => {
+                let _ = self.files.send((id, spec));
+            }
+            SourceKind::Service(service) => {
+                tokio::spawn(follow_service(
+                    service,
+                    id,
+                    self.events.clone(),
+                    self.cancel.clone(),
+                ));
+            }
+        }
     }
 }
 
@@ -52,34 +99,30 @@ pub fn spawn(
     events: EventTx,
     cancel: CancellationToken,
 ) -> (LogTailerHandle, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<LogSource>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, String)>();
+    let handle = LogTailerHandle {
+        files: tx,
+        events: events.clone(),
+        next_id: Arc::new(AtomicUsize::new(0)),
+        cancel: cancel.clone(),
+    };
     for s in sources {
-        let _ = tx.send(s);
+        handle.add(s);
     }
     let task = tokio::task::spawn_blocking(move || {
-        let mut tails: Vec<Tail> = Vec::new();
+        let mut tails: Vec<(usize, Tail)> = Vec::new();
         while !cancel.is_cancelled() {
-            while let Ok(src) = rx.try_recv() {
-                let (tail, evs) = Tail::open(&src.spec, INITIAL_LINES);
-                let index = tails.len();
-                tails.push(tail);
-                if events
-                    .blocking_send(Event::Log(LogEvent::Added(src)))
-                    .is_err()
-                {
-                    return;
-                }
+            while let Ok((id, spec)) = rx.try_recv() {
+                let (tail, evs) = Tail::open(&spec, INITIAL_LINES);
+                tails.push((id, tail));
                 for event in evs {
-                    let _ = events.blocking_send(Event::Log(LogEvent::Tail {
-                        source: index,
-                        event,
-                    }));
+                    let _ = events.blocking_send(Event::Log(LogEvent::Tail { id, event }));
                 }
             }
-            for (source, tail) in tails.iter_mut().enumerate() {
+            for (id, tail) in tails.iter_mut() {
                 for event in tail.poll() {
                     if events
-                        .blocking_send(Event::Log(LogEvent::Tail { source, event }))
+                        .blocking_send(Event::Log(LogEvent::Tail { id: *id, event }))
                         .is_err()
                     {
                         return;
@@ -89,5 +132,85 @@ pub fn spawn(
             std::thread::sleep(POLL);
         }
     });
-    (LogTailerHandle { tx }, task)
+    (handle, task)
+}
+
+/// Streams a Swarm service's logs, reconnecting (from the last timestamp seen) when the
+/// stream ends, until cancelled.
+async fn follow_service(service: String, id: usize, events: EventTx, cancel: CancellationToken) {
+    let send = |event: TailEvent| {
+        let events = events.clone();
+        async move {
+            events
+                .send(Event::Log(LogEvent::Tail { id, event }))
+                .await
+                .is_ok()
+        }
+    };
+    let mut since: i32 = 0;
+    let mut first = true;
+    loop {
+        let docker = match crate::release::deploy::SwarmDeployer::docker().await {
+            Ok(d) => d,
+            Err(e) => {
+                if !send(TailEvent::Note(format!("{service}: {e}"))).await {
+                    return;
+                }
+                tokio::select! { () = cancel.cancelled() => return, () = tokio::time::sleep(Duration::from_secs(5)) => continue }
+            }
+        };
+        let options = bollard::query_parameters::LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since,
+            tail: if first {
+                INITIAL_LINES.to_string()
+            } else {
+                "all".into()
+            },
+            ..Default::default()
+        };
+        first = false;
+        let mut stream = docker.service_logs(&service, Some(options));
+        let mut batch: Vec<LogLine> = Vec::new();
+        let mut partial: Vec<u8> = Vec::new();
+        let ended = loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => return,
+                n = tokio::time::timeout(Duration::from_millis(100), stream.next()) => n,
+            };
+            match next {
+                Err(_) => {}
+                Ok(None) => break "the log stream ended".to_string(),
+                Ok(Some(Err(e))) => break e.to_string(),
+                Ok(Some(Ok(out))) => {
+                    partial.extend_from_slice(&out.into_bytes());
+                    while let Some(nl) = memchr::memchr(b'\n', &partial) {
+                        let line = LogLine::parse(&partial[..nl]);
+                        if let Some(ts) = line.ts {
+                            since = ts.timestamp() as i32;
+                        }
+                        batch.push(line);
+                        partial.drain(..=nl);
+                    }
+                    if batch.len() < 500 {
+                        continue;
+                    }
+                }
+            }
+            if !batch.is_empty() && !send(TailEvent::Lines(std::mem::take(&mut batch))).await {
+                return;
+            }
+        };
+        if !batch.is_empty() && !send(TailEvent::Lines(batch)).await {
+            return;
+        }
+        if !send(TailEvent::Note(format!("{service}: {ended}; reconnecting"))).await {
+            return;
+        }
+        tokio::select! { () = cancel.cancelled() => return, () = tokio::time::sleep(Duration::from_secs(2)) => {} }
+        // Lines of the last second may come again; better twice than lost.
+    }
 }

@@ -772,6 +772,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     let Some(action) = action_for(app.scope(), &k) else {
         return;
     };
+    if app.tab == Tab::Logs && app.overlay.is_none() && is_logs_action(action) {
+        return super::logs::action(app, action, cmds);
+    }
     let page = layout::page_rows(app.size);
     match action {
         Action::Quit => {
@@ -916,6 +919,33 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     if app.tab == Tab::Releases {
         super::releases::follow_selection(app, cmds);
     }
+}
+
+/// Actions the Logs tab handles itself (its scrolling works on lines, not a selection).
+fn is_logs_action(a: Action) -> bool {
+    matches!(
+        a,
+        Action::Down
+            | Action::Up
+            | Action::PageDown
+            | Action::PageUp
+            | Action::Top
+            | Action::Bottom
+            | Action::Left
+            | Action::Right
+            | Action::Search
+            | Action::NextMatch
+            | Action::PrevMatch
+            | Action::OnlyMatching
+            | Action::LevelCycle
+            | Action::NextError
+            | Action::PrevError
+            | Action::Wrap
+            | Action::Save
+            | Action::Follow
+            | Action::Merge
+            | Action::Timestamps
+    )
 }
 
 fn selected_job(app: &App) -> Option<&JobRow> {

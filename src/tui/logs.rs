@@ -10,7 +10,7 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::app::{App, Cmd, Level as ToastLevel};
 use super::keymap::Action;
-use crate::logs::{Level, LogEvent, LogLine, LogSource, TailEvent};
+use crate::logs::{Level, LogEvent, LogLine, SourceKind, TailEvent};
 
 /// Lines kept per source (`logs.max_lines`): memory stays bounded under any log flood.
 pub const MAX_LINES: usize = 100_000;
@@ -18,6 +18,7 @@ pub const MAX_LINES: usize = 100_000;
 /// One source as the tab holds it.
 #[derive(Debug, Clone, Default)]
 pub struct SourceView {
+    pub id: usize,
     pub name: String,
     pub spec: String,
     pub lines: VecDeque<LogLine>,
@@ -40,6 +41,8 @@ pub struct FileSearch {
 pub struct LogsState {
     pub file_search: Option<FileSearch>,
     pub search_generation: u64,
+    /// The line the last jump (n/N, e/E) went to, as an index into `visible()`.
+    pub cursor: Option<usize>,
     pub sources: Vec<SourceView>,
     pub sel: usize,
     /// Lines between the bottom of the view and the newest line; 0 while following.
@@ -65,6 +68,7 @@ impl Default for LogsState {
         LogsState {
             file_search: None,
             search_generation: 0,
+            cursor: None,
             sources: vec![],
             sel: 0,
             offset: 0,
@@ -156,20 +160,25 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
     let on_tab = app.tab == super::app::Tab::Logs;
     let logs = &mut app.logs;
     match ev {
-        LogEvent::Added(LogSource { name, spec }) => {
+        LogEvent::Added { id, source } => {
+            let spec = match &source.kind {
+                SourceKind::File(s) => s.clone(),
+                SourceKind::Service(s) => format!("swarm service {s}"),
+            };
             logs.sources.push(SourceView {
-                name,
+                id,
+                name: source.name,
                 spec,
                 ..Default::default()
             });
-            true
         }
-        LogEvent::Tail { source, event } => {
+        LogEvent::Tail { id, event } => {
             let max = logs.max_lines;
-            let shown_before = source == logs.sel;
-            let Some(src) = logs.sources.get_mut(source) else {
+            let Some(source) = logs.sources.iter().position(|s| s.id == id) else {
                 return false;
             };
+            let shown = source == logs.sel || logs.merged;
+            let src = &mut logs.sources[source];
             match event {
                 TailEvent::Note(n) => src.note = Some(n),
                 TailEvent::Lines(lines) => {
@@ -177,16 +186,16 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
                     src.lines.extend(lines);
                     let overflow = src.lines.len().saturating_sub(max);
                     src.lines.drain(..overflow);
-                    if (shown_before || logs.merged) && !logs.follow {
+                    if shown && !logs.follow {
                         // Paused: keep the view where it is and count what arrived.
                         logs.new_lines += added;
                         logs.offset += added;
                     }
                 }
             }
-            on_tab
         }
     }
+    on_tab
 }
 
 fn page(app: &App) -> usize {
@@ -208,6 +217,7 @@ pub fn scroll(app: &mut App, delta: i64) {
 }
 
 fn resume(app: &mut App) {
+    app.logs.cursor = None;
     app.logs.follow = true;
     app.logs.offset = 0;
     app.logs.new_lines = 0;
@@ -232,14 +242,24 @@ fn jump(app: &mut App, forward: bool, hit: impl Fn(&LogLine) -> bool, what: &str
     let visible = app.logs.visible();
     let total = visible.len();
     let line = |i: usize| &app.logs.sources[visible[i].0].lines[visible[i].1];
-    let here = current(app, total);
+    // From the last jump's line; else following, the newest line; else the middle of the
+    // screen.
+    let here = match app.logs.cursor {
+        Some(c) => c,
+        None if app.logs.follow => total,
+        None => current(app, total),
+    };
     let found = if forward {
         (here + 1..total).find(|&i| hit(line(i)))
     } else {
         (0..here).rev().find(|&i| hit(line(i)))
     };
     match found {
-        Some(i) => show_line(app, i, total),
+        Some(i) => {
+            show_line(app, i, total);
+            app.logs.cursor = Some(i);
+            app.logs.follow = false;
+        }
         None => app.toast(
             ToastLevel::Info,
             format!("no {what} {}", if forward { "below" } else { "above" }),

@@ -48,37 +48,30 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
 /// (no partial file is kept), restores the terminal and flushes the log.
 /// The log sources the Logs tab always has, then the configured ones, then `extra`.
 pub fn log_sources(cfg: &Config, data_dir: &Path, extra: &[String]) -> Vec<crate::logs::LogSource> {
-    use crate::logs::LogSource;
+    use crate::logs::{LogSource, SourceKind};
     let mut v = vec![
-        LogSource {
-            name: "opsdeck".into(),
-            spec: data_dir.join("logs/opsdeck.*.log").display().to_string(),
-        },
-        LogSource {
-            name: "deploys".into(),
-            spec: data_dir.join("deployments/*/*.log").display().to_string(),
-        },
+        LogSource::file(
+            "opsdeck",
+            data_dir.join("logs/opsdeck.*.log").display().to_string(),
+        ),
+        LogSource::file(
+            "deploys",
+            data_dir.join("deployments/*/*.log").display().to_string(),
+        ),
     ];
     for s in cfg.logs.sources.iter().flatten() {
         match (&s.path, &s.service) {
-            (Some(p), _) => v.push(LogSource {
+            (Some(p), _) => v.push(LogSource::file(s.name.clone(), p.clone())),
+            (None, Some(svc)) => v.push(LogSource {
                 name: s.name.clone(),
-                spec: p.clone(),
+                kind: SourceKind::Service(svc.clone()),
             }),
-            (None, Some(svc)) => tracing::warn!(
-                "log source {}: Swarm service logs ({svc}) are not supported yet",
-                s.name
-            ),
             (None, None) => tracing::warn!("log source {} has neither path nor service", s.name),
         }
     }
     for e in extra {
-        match v.iter().find(|s| &s.name == e) {
-            Some(_) => {}
-            None => v.push(LogSource {
-                name: e.clone(),
-                spec: e.clone(),
-            }),
+        if !v.iter().any(|s| &s.name == e) {
+            v.push(LogSource::file(e.clone(), e.clone()));
         }
     }
     v

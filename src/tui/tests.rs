@@ -694,3 +694,192 @@ mod releases {
         insta::assert_snapshot!("approve_dialog", render(&app));
     }
 }
+
+mod logs {
+    use super::*;
+    use crate::logs::{LogEvent, LogLine, LogSource, TailEvent};
+
+    fn feed(app: &mut crate::tui::app::App, id: usize, lines: &[&str]) {
+        let lines = lines.iter().map(|l| LogLine::parse(l.as_bytes())).collect();
+        update(
+            app,
+            Msg::Service(Event::Log(LogEvent::Tail {
+                id,
+                event: TailEvent::Lines(lines),
+            })),
+        );
+    }
+
+    fn app_with_logs() -> crate::tui::app::App {
+        let mut app = fixture::app((100, 20));
+        update(&mut app, key('4'));
+        for (id, name) in [(0, "app"), (1, "worker")] {
+            update(
+                &mut app,
+                Msg::Service(Event::Log(LogEvent::Added {
+                    id,
+                    source: LogSource::file(name, format!("/var/log/{name}.log")),
+                })),
+            );
+        }
+        let app_lines: Vec<String> = (0..40)
+            .map(|i| {
+                let level = if i % 10 == 3 { "ERROR" } else { "INFO" };
+                format!(
+                    "2026-11-23T09:00:{:02}Z {level} request {i} user{}",
+                    i,
+                    i % 7
+                )
+            })
+            .collect();
+        feed(
+            &mut app,
+            0,
+            &app_lines.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        feed(
+            &mut app,
+            1,
+            &[
+                "2026-11-23T09:00:05.5Z WARN worker slow",
+                "2026-11-23T09:00:30.5Z INFO worker done",
+            ],
+        );
+        app
+    }
+
+    fn shown(app: &crate::tui::app::App) -> Vec<String> {
+        app.logs
+            .visible()
+            .iter()
+            .map(|&(s, i)| app.logs.sources[s].lines[i].text.clone())
+            .collect()
+    }
+
+    #[test]
+    fn scrolling_up_pauses_and_counts_new_lines_f_follows_again() {
+        let mut app = app_with_logs();
+        assert!(app.logs.follow);
+        update(&mut app, key('k'));
+        update(&mut app, key('k'));
+        assert!(!app.logs.follow && app.logs.offset == 2);
+        feed(
+            &mut app,
+            0,
+            &[
+                "2026-11-23T09:01:00Z INFO late 1",
+                "2026-11-23T09:01:01Z INFO late 2",
+            ],
+        );
+        assert_eq!(
+            (app.logs.new_lines, app.logs.offset),
+            (2, 4),
+            "the view stays put while paused"
+        );
+        let screen = render(&app);
+        assert!(screen.contains("PAUSED · 2 new lines"), "{screen}");
+        update(&mut app, key('F'));
+        assert!(app.logs.follow && app.logs.offset == 0 && app.logs.new_lines == 0);
+    }
+
+    #[test]
+    fn search_smart_case_next_match_and_only_matching() {
+        let mut app = app_with_logs();
+        update(&mut app, key('/'));
+        for c in "user3$".chars() {
+            update(&mut app, key(c));
+        }
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(
+            matches!(&cmds[..], [Cmd::SearchFile { pattern, .. }] if pattern == "user3$"),
+            "{cmds:?}"
+        );
+        assert!(
+            app.logs.regex.as_ref().unwrap().is_match("USER3"),
+            "lower-case pattern: case-insensitive"
+        );
+        update(&mut app, key('&'));
+        assert_eq!(shown(&app).len(), 6);
+        assert!(shown(&app).iter().all(|l| l.ends_with("user3")));
+        update(&mut app, key('&'));
+        assert_eq!(shown(&app).len(), 40);
+        // An upper-case letter makes the search case-sensitive.
+        assert!(
+            !crate::tui::logs::smart_regex("User")
+                .unwrap()
+                .is_match("user")
+        );
+        // Esc clears the search and cancels the file search.
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert_eq!(cmds, [Cmd::CancelSearch]);
+        assert!(app.logs.regex.is_none());
+    }
+
+    #[test]
+    fn level_filter_error_jumps_merge_and_timestamps() {
+        let mut app = app_with_logs();
+        update(&mut app, key('l'));
+        assert_eq!(shown(&app).len(), 4, "ERROR only");
+        update(&mut app, key('l'));
+        update(&mut app, key('l'));
+        update(&mut app, key('l'));
+        update(&mut app, key('l'));
+        assert_eq!(shown(&app).len(), 40, "back to all");
+        // The newest error first (on the bottom screen already), then the one before it.
+        update(&mut app, key('E'));
+        assert_eq!(app.logs.cursor, Some(33));
+        update(&mut app, key('E'));
+        assert!(!app.logs.follow, "jumping to an earlier error pauses");
+        let screen = render(&app);
+        assert!(screen.contains("ERROR request 23"), "{screen}");
+        update(&mut app, key('e'));
+        assert!(render(&app).contains("ERROR request 33"));
+        update(&mut app, key('F'));
+        update(&mut app, key('m'));
+        let merged = shown(&app);
+        assert_eq!(merged.len(), 42);
+        assert_eq!(
+            merged[6], "2026-11-23T09:00:05.5Z WARN worker slow",
+            "merged by time: {merged:?}"
+        );
+        assert_eq!(merged[32], "2026-11-23T09:00:30.5Z INFO worker done");
+        update(&mut app, key('t'));
+        let screen = render(&app);
+        assert!(
+            screen.contains("worker INFO worker done") && !screen.contains("09:00:30.5Z"),
+            "{screen}"
+        );
+        insta::assert_snapshot!("logs_merged_no_timestamps", screen);
+        let (cmds, _) = update(&mut app, key('s'));
+        assert!(
+            matches!(&cmds[..], [Cmd::SaveLog { name, lines }] if name == "merged" && lines.len() == 42)
+        );
+    }
+
+    #[test]
+    fn the_ring_buffer_is_bounded() {
+        let mut app = app_with_logs();
+        app.logs.max_lines = 100;
+        let many: Vec<String> = (0..250).map(|i| format!("flood {i}")).collect();
+        feed(
+            &mut app,
+            0,
+            &many.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(app.logs.sources[0].lines.len(), 100);
+        assert_eq!(app.logs.sources[0].lines.back().unwrap().text, "flood 249");
+    }
+
+    #[test]
+    fn snapshot_logs_tab() {
+        let mut app = app_with_logs();
+        update(
+            &mut app,
+            Msg::Service(Event::Log(LogEvent::Tail {
+                id: 0,
+                event: TailEvent::Note("app.log was rotated; following the new file".into()),
+            })),
+        );
+        insta::assert_snapshot!("logs_follow", render(&app));
+    }
+}

@@ -29,16 +29,20 @@ pub struct SwarmDeployer {
 impl SwarmDeployer {
     /// Connects to the local engine (or `DOCKER_HOST`) and negotiates the API version.
     pub async fn connect() -> Result<SwarmDeployer, String> {
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
         Ok(SwarmDeployer {
-            docker,
+            docker: Self::docker().await?,
             poll: Duration::from_millis(500),
         })
+    }
+
+    /// A client of the local engine (or `DOCKER_HOST`), API version negotiated.
+    pub async fn docker() -> Result<Docker, String> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+        docker
+            .negotiate_version()
+            .await
+            .map_err(|e| format!("cannot reach the Docker engine: {e}"))
     }
 
     /// Updates `service` to `image` and waits for the outcome; `Ok` holds the engine's message.

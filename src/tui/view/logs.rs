@@ -63,7 +63,8 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let start = end.saturating_sub(h);
     let lines: Vec<Line> = visible[start..end]
         .iter()
-        .map(|&(s, i)| {
+        .zip(start..)
+        .map(|(&(s, i), n)| {
             let l = &logs.sources[s].lines[i];
             let style = level_style(l.level, theme);
             let text = if logs.timestamps {
@@ -93,7 +94,12 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                 }
                 _ => spans.push(Span::styled(text.to_string(), style)),
             }
-            Line::from(spans)
+            let line = Line::from(spans);
+            if logs.cursor == Some(n) {
+                line.style(Style::new().add_modifier(Modifier::UNDERLINED))
+            } else {
+                line
+            }
         })
         .collect();
     let shown_name = if logs.merged {
