@@ -112,14 +112,18 @@ fn service_image(service: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
+/// The tests share the engine's swarm state (init, leave): one at a time.
+static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Checks the engine and makes it a swarm. `None` (after saying why) when the test must
+/// skip; `Some(true)` when this test initialised the swarm and must leave it.
+fn engine_ready() -> Option<bool> {
     let info = Command::new("docker")
         .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
         .output();
     let Ok(info) = info else {
         require(false, "the docker CLI is not installed");
-        return;
+        return None;
     };
     if !require(
         info.status.success(),
@@ -128,15 +132,14 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
             text(&info.stderr).trim()
         ),
     ) {
-        return;
+        return None;
     }
     if !require(
         Path::new("/bin/busybox").exists(),
         "/bin/busybox is missing (apt-get install busybox-static)",
     ) {
-        return;
+        return None;
     }
-    let mut left_swarm = false;
     if text(&info.stdout).trim() != "active" {
         let out = docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         assert!(
@@ -144,8 +147,91 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
             "the engine refuses swarm mode: {}",
             text(&out.stderr)
         );
-        left_swarm = true;
+        return Some(true);
     }
+    Some(false)
+}
+
+#[test]
+fn a_service_log_streams_into_the_log_tailer() {
+    let _one = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(left_swarm) = engine_ready() else {
+        return;
+    };
+    let id = std::process::id();
+    let fx = Fixture {
+        service: format!("opsdeck-logs-{id}"),
+        repo: format!("opsdeck-logs-{id}/app"),
+        left_swarm,
+        root: tempfile::tempdir().unwrap(),
+    };
+    import_image(
+        fx.root.path(),
+        &fx.repo,
+        "v1",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    );
+    let out = docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        &fx.service,
+        "--no-resolve-image",
+        &format!("{}:v1", fx.repo),
+    ]);
+    assert!(
+        out.status.success(),
+        "docker service create: {}",
+        text(&out.stderr)
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let seen = rt.block_on(async {
+        let (tx, mut rx) = opsdeck::events::channel();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let source = opsdeck::logs::LogSource {
+            name: "svc".into(),
+            kind: opsdeck::logs::SourceKind::Service(fx.service.clone()),
+        };
+        let (_h, task) = opsdeck::logs::service::spawn(vec![source], tx, cancel.clone());
+        let mut seen: Vec<opsdeck::logs::LogLine> = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !seen.iter().any(|l| l.text.contains("tick 5")) {
+            let ev = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("no service log within 60 s");
+            if let Some(opsdeck::events::Event::Log(opsdeck::logs::LogEvent::Tail {
+                event: opsdeck::logs::TailEvent::Lines(l),
+                ..
+            })) = ev
+            {
+                seen.extend(l);
+            }
+        }
+        cancel.cancel();
+        let _ = task.await;
+        seen
+    });
+    let ticks: Vec<&opsdeck::logs::LogLine> =
+        seen.iter().filter(|l| l.text.contains("tick ")).collect();
+    assert!(ticks.len() >= 6);
+    // The engine's timestamps are parsed, and lines come in order.
+    assert!(ticks.iter().all(|l| l.ts.is_some()), "{:?}", ticks[0]);
+    assert!(ticks.windows(2).all(|w| w[0].ts <= w[1].ts));
+    assert!(
+        ticks[0].without_ts().starts_with("tick 0"),
+        "{:?}",
+        ticks[0].text
+    );
+}
+
+#[test]
+fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
+    let _one = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(left_swarm) = engine_ready() else {
+        return;
+    };
     let id = std::process::id();
     let fx = Fixture {
         service: format!("opsdeck-test-{id}"),

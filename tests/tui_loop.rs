@@ -76,6 +76,8 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         data_dir: ws.data_dir.clone(),
         ledger_path: ws.data_dir.join("releases.db"),
         search_cancel: Default::default(),
+        log_tailer: None,
+        followed_deploys: Default::default(),
     };
     effects.run(Cmd::LoadHistory);
     let (keys_tx, keys_rx) = tokio::sync::mpsc::unbounded_channel();

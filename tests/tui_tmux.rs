@@ -294,3 +294,47 @@ async fn a_release_created_with_the_cli_appears_and_a_then_y_deploys_it() {
     tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
         .await;
 }
+
+#[tokio::test]
+async fn opsdeck_logs_follows_a_file_and_shows_appended_lines() {
+    let root = tempfile::tempdir().unwrap();
+    let log = root.path().join("app.log");
+    std::fs::write(&log, "2026-11-23T10:00:00Z INFO started\n").unwrap();
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[export]\ndir = \"{}\"\n",
+            root.path().join("exports").display()
+        ),
+    )
+    .unwrap();
+    let cmd = format!(
+        "env OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' TERM=xterm-256color {} logs '{}'; echo OPSDECK-EXIT=$?; sleep 60",
+        config.display(),
+        root.path().join("data").display(),
+        env!("CARGO_BIN_EXE_opsdeck"),
+        log.display()
+    );
+    let Some(tmux) = Tmux::start(&cmd, 110, 24) else {
+        return;
+    };
+    // No TestOps configured: the dashboard still opens, straight on the Logs tab.
+    tmux.wait_screen("the log", |s| {
+        s.contains("INFO started") && s.contains("FOLLOW")
+    })
+    .await;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"2026-11-23T10:00:01Z ERROR payment gateway timeout\n",
+    )
+    .unwrap();
+    tmux.wait_screen("the appended line", |s| {
+        s.contains("ERROR payment gateway timeout")
+    })
+    .await;
+    tmux.send("q");
+    tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+        .await;
+}

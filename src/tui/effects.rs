@@ -40,6 +40,10 @@ pub struct Effects {
     pub ledger_path: PathBuf,
     /// Cancels the running whole-file log search.
     pub search_cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// Adds log sources (the deploy log of a selected release).
+    pub log_tailer: Option<crate::logs::LogTailerHandle>,
+    /// Releases whose deploy log is already a source.
+    pub followed_deploys: std::collections::HashSet<i64>,
 }
 
 /// Where `s` on the Logs tab saves: `<data dir>/saved/<source>-<UTC time>.log`.
@@ -146,6 +150,7 @@ impl Effects {
                 let _ = self.clipboard.flush();
             }
             Cmd::Approve { id, service, tag } => {
+                self.follow_deploy_log(id, &service, &tag, true);
                 self.detached(&["approve", &id.to_string()], &service, &tag, false);
             }
             Cmd::Rollback {
@@ -186,6 +191,7 @@ impl Effects {
                 });
             }
             Cmd::LoadRelease { id, service, tag } => {
+                self.follow_deploy_log(id, &service, &tag, false);
                 let (cfg, ledger_path, data_dir, results) = (
                     self.cfg.releases.clone(),
                     self.ledger_path.clone(),
@@ -281,6 +287,27 @@ impl Effects {
             }
         }
         None
+    }
+
+    /// Makes a release's deploy log (prod and rollback: the newest) a Logs source, once: when
+    /// opsdeck starts a deploy, or when a selected release has a log already.
+    fn follow_deploy_log(&mut self, id: i64, service: &str, tag: &str, starting: bool) {
+        let spec = self
+            .data_dir
+            .join("deployments")
+            .join(service)
+            .join(format!("{tag}-*.log"));
+        let spec = spec.display().to_string();
+        let exists = crate::logs::tail::resolve(&spec).is_some();
+        if let Some(t) = &self.log_tailer
+            && (starting || exists)
+            && self.followed_deploys.insert(id)
+        {
+            t.add(crate::logs::LogSource::file(
+                format!("deploy {service} {tag}"),
+                spec,
+            ));
+        }
     }
 
     /// Runs `opsdeck release ARGS` in its own process group, so the deploy goes on when the

@@ -110,7 +110,7 @@ pub async fn run_on(
         ledger_path.clone(),
         data_dir.to_path_buf(),
     );
-    let (_log_tailer, log_task) = crate::logs::service::spawn(
+    let (log_tailer, log_task) = crate::logs::service::spawn(
         log_sources(&cfg, data_dir, logs),
         tx.clone(),
         ledger_cancel.clone(),
@@ -140,6 +140,8 @@ pub async fn run_on(
         data_dir: data_dir.to_path_buf(),
         ledger_path,
         search_cancel: Default::default(),
+        log_tailer: Some(log_tailer.clone()),
+        followed_deploys: Default::default(),
     };
     effects.run(Cmd::LoadHistory);
 
