@@ -122,6 +122,8 @@ pub struct CommandFile {
 #[serde(deny_unknown_fields)]
 pub struct LogsFile {
     pub sources: Option<Vec<LogSourceFile>>,
+    /// Lines kept per source in the Logs tab (default 100 000).
+    pub max_lines: Option<usize>,
 }
 
 /// A `[[logs.sources]]` entry.

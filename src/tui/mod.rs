@@ -41,6 +41,7 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     let mut app = App::new(groups, jobs, cfg.export.dir.clone(), Utc::now());
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     app.local = *chrono::Local::now().offset();
+    app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
     app
 }
 
