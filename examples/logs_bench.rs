@@ -166,7 +166,11 @@ fn generate(path: &Path) {
             levels[(i % 6) as usize],
             i % 997,
             i % 1000,
-            if i % 5000 == 0 { "timeout" } else { "ok" }
+            if i.is_multiple_of(5000) {
+                "timeout"
+            } else {
+                "ok"
+            }
         );
         out.write_all(line.as_bytes()).unwrap();
         written += line.len() as u64;

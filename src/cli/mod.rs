@@ -75,6 +75,7 @@ fn warn_all(cfg: &Config) {
 
 /// `opsdeck export`.
 pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
+    let shutdown = shutdown_signal();
     let cfg = match load(cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -121,7 +122,7 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
     let runner = services.runner.clone();
     let outcome = tokio::select! {
         o = runner.export(selected, Trigger::Manual) => Some(o),
-        () = shutdown_signal() => None,
+        () = shutdown => None,
     };
     services.shutdown().await;
     drain.abort();
@@ -147,6 +148,7 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
 
 /// `opsdeck run`.
 pub async fn run(cli: &Cli) -> ExitCode {
+    let shutdown = shutdown_signal();
     let cfg = match load(cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -190,7 +192,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
         .unwrap_or_else(|| data_dir.join("releases.db"));
     crate::release::desk::reconcile_in_background(cfg.releases.clone(), ledger, data_dir);
     let drain = tokio::spawn(log_events(rx));
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: cancelling running exports");
     services.shutdown().await;
     drain.abort();
@@ -314,8 +316,10 @@ async fn log_events(mut rx: EventRx) {
 }
 
 /// Resolves on SIGTERM, SIGINT or SIGHUP (the SSH link dropped).
-pub async fn shutdown_signal() {
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Registered now, not when first polled: a signal that arrives while the caller is still
+    // starting up must not get the default action (death without cleanup).
     let mut term = signal(SignalKind::terminate()).ok();
     let mut hup = signal(SignalKind::hangup()).ok();
     let mut int = signal(SignalKind::interrupt()).ok();
@@ -327,10 +331,12 @@ pub async fn shutdown_signal() {
             None => std::future::pending().await,
         }
     }
-    tokio::select! {
-        () = wait(&mut term) => tracing::info!("SIGTERM received"),
-        () = wait(&mut hup) => tracing::info!("SIGHUP received"),
-        () = wait(&mut int) => tracing::info!("SIGINT received"),
+    async move {
+        tokio::select! {
+            () = wait(&mut term) => tracing::info!("SIGTERM received"),
+            () = wait(&mut hup) => tracing::info!("SIGHUP received"),
+            () = wait(&mut int) => tracing::info!("SIGINT received"),
+        }
     }
 }
 

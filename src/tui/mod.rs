@@ -90,6 +90,7 @@ pub async fn run_on(
     demo: bool,
     logs: &[String],
 ) -> anyhow::Result<()> {
+    let shutdown = crate::cli::shutdown_signal();
     let (tx, rx) = crate::events::channel();
     let set = ServiceSet {
         scheduler: true,
@@ -162,7 +163,7 @@ pub async fn run_on(
         |t, inputs, s| match s {
             Suspend::Pager(path) => terminal::run_pager(t, inputs, &path),
         },
-        crate::cli::shutdown_signal(),
+        shutdown,
     )
     .await;
     terminal::restore();
