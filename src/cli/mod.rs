@@ -67,6 +67,23 @@ pub(crate) fn load(cli: &Cli) -> Result<Config, ExitCode> {
     })
 }
 
+/// Loads the configuration and starts logging to `<data dir>/logs` (and stderr for `target`
+/// StderrAndFile); config warnings are logged. Keep the guard alive for the command's life.
+pub(crate) fn load_logged(
+    cli: &Cli,
+    target: LogTarget,
+) -> Result<(Config, logging::LogGuard), ExitCode> {
+    let cfg = load(cli)?;
+    let guard = logging::init(
+        &cfg.logging.level,
+        &crate::paths::log_dir(),
+        cfg.logging.keep_days,
+        target,
+    );
+    warn_all(&cfg);
+    Ok((cfg, guard))
+}
+
 fn warn_all(cfg: &Config) {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
@@ -76,17 +93,10 @@ fn warn_all(cfg: &Config) {
 /// `opsdeck export`.
 pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
     let shutdown = shutdown_signal();
-    let cfg = match load(cli) {
+    let (cfg, _log) = match load_logged(cli, LogTarget::StderrAndFile) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _log = logging::init(
-        &cfg.logging.level,
-        &crate::paths::log_dir(),
-        cfg.logging.keep_days,
-        LogTarget::StderrAndFile,
-    );
-    warn_all(&cfg);
     let selected = match cfg.select_groups(groups) {
         Ok(g) if g.is_empty() => {
             eprintln!(
@@ -149,17 +159,10 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
 /// `opsdeck run`.
 pub async fn run(cli: &Cli) -> ExitCode {
     let shutdown = shutdown_signal();
-    let cfg = match load(cli) {
+    let (cfg, _log) = match load_logged(cli, LogTarget::StderrAndFile) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _log = logging::init(
-        &cfg.logging.level,
-        &crate::paths::log_dir(),
-        cfg.logging.keep_days,
-        LogTarget::StderrAndFile,
-    );
-    warn_all(&cfg);
     let (tx, rx) = crate::events::channel();
     let services = match Services::start(
         &cfg,
@@ -347,18 +350,11 @@ pub async fn tui(cli: &Cli) -> ExitCode {
 
 /// The dashboard, opening on the Logs tab with `logs` when any are given.
 pub async fn tui_on(cli: &Cli, logs: &[String]) -> ExitCode {
-    let cfg = match load(cli) {
+    let (cfg, _log) = match load_logged(cli, LogTarget::FileOnly) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let data_dir = crate::paths::data_dir();
-    let _log = logging::init(
-        &cfg.logging.level,
-        &data_dir.join("logs"),
-        cfg.logging.keep_days,
-        LogTarget::FileOnly,
-    );
-    warn_all(&cfg);
     for w in &cfg.warnings {
         eprintln!("warning: {w}");
     }

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{Cli, EXIT_USAGE, load};
-use crate::logging::{self, LogTarget};
+use super::{Cli, EXIT_USAGE, load_logged};
+use crate::logging::LogTarget;
 use crate::release::{Actor, DeskError, Ledger, NewRelease, Release, ReleaseDesk, Status};
 
 /// The release subcommands.
@@ -75,17 +75,11 @@ pub enum ReleaseCmd {
 /// Runs a release subcommand. Exit 0 on success, 2 on bad input (nothing written), 1 when a
 /// valid action failed or was refused.
 pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
-    let cfg = match load(cli) {
+    let (cfg, _log) = match load_logged(cli, LogTarget::FileOnly) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let data_dir = crate::paths::data_dir();
-    let _log = logging::init(
-        &cfg.logging.level,
-        &data_dir.join("logs"),
-        cfg.logging.keep_days,
-        LogTarget::FileOnly,
-    );
     let path = cfg
         .releases
         .ledger

@@ -241,24 +241,7 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<String> = tx
-            .query_row(
-                "SELECT status FROM releases WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let current: Status =
-            current
-                .ok_or(LedgerError::NotFound(id))?
-                .parse()
-                .map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        0,
-                        rusqlite::types::Type::Text,
-                        e.into(),
-                    )
-                })?;
+        let current = status_of(&tx, id)?;
         if lifecycle::check(current, to).is_err() {
             let last = tx
                 .query_row(
@@ -318,17 +301,7 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<String> = tx
-            .query_row(
-                "SELECT status FROM releases WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let current: Status = current
-            .ok_or(LedgerError::NotFound(id))?
-            .parse()
-            .unwrap_or(Status::Initiated);
+        let current = status_of(&tx, id)?;
         audit(&tx, id, actor, Some(current), current, Some(note))?;
         tx.commit()?;
         Ok(())
@@ -408,6 +381,28 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
         to: r.get(5)?,
         note: r.get(6)?,
     })
+}
+
+/// The current status of a release, inside a transaction.
+fn status_of(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<Status, LedgerError> {
+    let current: Option<String> = tx
+        .query_row(
+            "SELECT status FROM releases WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    // The CHECK constraint keeps unknown names out; a parse failure would be a corrupt file.
+    current
+        .ok_or(LedgerError::NotFound(id))?
+        .parse()
+        .map_err(|e: String| {
+            LedgerError::Sql(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                e.into(),
+            ))
+        })
 }
 
 fn audit(
