@@ -53,7 +53,8 @@ pub fn spawn(
                     }
                 }
                 _ = disk_tick.tick() => {
-                    let dir = export_dir.clone();
+                    // The disk the exports go to, even before the directory exists.
+                    let dir = export_dir.ancestors().find(|a| a.exists()).unwrap_or(&export_dir).to_path_buf();
                     if let Ok(Ok(free)) = tokio::task::spawn_blocking(move || free_bytes(&dir)).await {
                         // Report changes of at least 1 MB, not every written block.
                         if last_free.is_none_or(|l| l.abs_diff(free) >= 1 << 20) {

@@ -74,9 +74,13 @@ impl Services {
             Err(e) => anyhow::bail!(e),
         };
         let store = ExportStore::new(&cfg.export.dir);
-        store
-            .ensure_writable()
-            .with_context(|| format!("export.dir {} is not writable", cfg.export.dir.display()))?;
+        // Without TestOps settings there is nothing to export: the directory is not created
+        // (`opsdeck logs FILE` run anywhere must not leave an `exports` folder behind).
+        if client.is_ok() {
+            store.ensure_writable().with_context(|| {
+                format!("export.dir {} is not writable", cfg.export.dir.display())
+            })?;
+        }
         let history_path = data_dir.join(crate::paths::HISTORY_DB);
         let history = RunHistory::open(&history_path)
             .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
