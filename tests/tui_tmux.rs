@@ -337,4 +337,8 @@ async fn opsdeck_logs_follows_a_file_and_shows_appended_lines() {
     tmux.send("q");
     tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
         .await;
+    assert!(
+        !root.path().join("exports").exists(),
+        "no export dir is created without TestOps settings"
+    );
 }
