@@ -170,7 +170,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             }
         }
         None => lines.push(Line::from(Span::styled(
-            "no live Swarm state (command deployer or no engine)",
+            "no live Swarm state",
             theme.dim(),
         ))),
     }
