@@ -55,7 +55,7 @@ pub struct CsvSink {
 
 /// Writeback window: each full window is sent to disk while the next one downloads, so the
 /// final fsync has at most two windows left to write instead of the whole file.
-const WRITEBACK_EVERY: u64 = 8 << 20;
+const WRITEBACK_EVERY: u64 = 32 << 20;
 /// Chunks in flight per thread; with reqwest's reads of up to a few hundred KB this bounds
 /// the memory a download holds to a few MB.
 const IN_FLIGHT: usize = 8;
@@ -181,7 +181,7 @@ fn write_loop(
         }
     }
     out.flush().map_err(|e| io_error(dir, e))?;
-    out.get_ref().sync_all().map_err(|e| io_error(dir, e))?;
+    out.get_ref().sync_data().map_err(|e| io_error(dir, e))?;
     Ok(temp)
 }
 
