@@ -169,10 +169,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                 )));
             }
         }
-        None => lines.push(Line::from(Span::styled(
-            "no live Swarm state",
-            theme.dim(),
-        ))),
+        None => lines.push(Line::from(Span::styled("no live Swarm state", theme.dim()))),
     }
     if let Some(d) = detail {
         lines.push(Line::from(""));
