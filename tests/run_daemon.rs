@@ -6,7 +6,6 @@ use std::process::Stdio;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{DateTime, Timelike, Utc};
 use support::*;
 use tokio::io::AsyncReadExt;
@@ -37,6 +36,23 @@ async fn stop(mut child: tokio::process::Child) -> (std::process::ExitStatus, St
         .await
         .unwrap();
     (status, err)
+}
+
+/// Reads the child's stderr until it contains `needle` (the pipe is kept open after, so the
+/// child never blocks on a full pipe); returns what was read.
+async fn read_stderr_until(child: &mut tokio::process::Child, needle: &str) -> String {
+    let stderr = child.stderr.as_mut().expect("stderr is piped");
+    let mut err = String::new();
+    let mut buf = [0u8; 4096];
+    while !err.contains(needle) {
+        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "opsdeck run exited early: {err}");
+        err.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    err
 }
 
 fn spawn_run(ws: &Workspace) -> tokio::process::Child {
@@ -120,18 +136,7 @@ async fn a_missed_run_is_caught_up_once_and_only_once() {
 
     // A second start finds the instant recorded and does not run it again.
     let mut second = spawn_run(&ws);
-    let mut err = String::new();
-    let mut stderr = second.stderr.take().unwrap();
-    let mut buf = [0u8; 4096];
-    while !err.contains("next run at") {
-        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "opsdeck run exited early: {err}");
-        err.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    second.stderr = None;
+    let err = read_stderr_until(&mut second, "next run at").await;
     signal(&second, libc::SIGTERM);
     assert!(second.wait().await.unwrap().success());
     assert!(!err.contains("catching up"), "{err}");
@@ -156,17 +161,7 @@ async fn a_missed_run_older_than_catch_up_is_not_run() {
     );
     std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
     let mut child = spawn_run(&ws);
-    let mut stderr = child.stderr.take().unwrap();
-    let mut err = String::new();
-    let mut buf = [0u8; 4096];
-    while !err.contains("next run at") {
-        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "opsdeck run exited early: {err}");
-        err.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let err = read_stderr_until(&mut child, "next run at").await;
     signal(&child, libc::SIGTERM);
     assert!(child.wait().await.unwrap().success());
     assert!(err.contains("older than export.catch_up"), "{err}");
@@ -175,14 +170,7 @@ async fn a_missed_run_older_than_catch_up_is_not_run() {
 
 #[tokio::test]
 async fn sighup_during_a_slow_export_leaves_no_temporary_file() {
-    let sim = SimTestOps::start(SimOptions {
-        chunk_delay: Some(Duration::from_millis(50)),
-        chunk_size: 1024,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    sim.set_body(101, Body::Bytes(Bytes::from(sample_csv("API", 3000, 9))));
+    let sim = slow_sim(3000, 9).await;
     let ws = Workspace::new(&sim.base_url(), "");
     let mut child = ws
         .command(&["export", "--group", "API"])

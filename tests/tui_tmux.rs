@@ -6,7 +6,6 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
 use support::*;
 
 /// A tmux server of our own (its own socket), killed on drop.
@@ -178,14 +177,7 @@ async fn export_all_shows_files_lists_a_copied_file_shows_schedule_and_quits_cle
 
 #[tokio::test]
 async fn hangup_during_a_slow_export_leaves_no_temporary_file() {
-    let sim = SimTestOps::start(SimOptions {
-        chunk_delay: Some(Duration::from_millis(50)),
-        chunk_size: 1024,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    sim.set_body(101, Body::Bytes(Bytes::from(sample_csv("API", 3000, 2))));
+    let sim = slow_sim(3000, 2).await;
     let ws = Workspace::new(&sim.base_url(), "");
     let cmd = format!("exec {}", shell_command(&ws, ""));
     let Some(tmux) = Tmux::start(&cmd, 100, 30) else {

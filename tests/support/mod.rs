@@ -156,3 +156,20 @@ pub async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> boo
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// A simulated TestOps that sends group 101's export (`rows` test cases) slowly, 1 KB every
+/// 50 ms, so a test can act while a download is under way.
+pub async fn slow_sim(rows: usize, seed: u64) -> SimTestOps {
+    let sim = SimTestOps::start(SimOptions {
+        chunk_delay: Some(Duration::from_millis(50)),
+        chunk_size: 1024,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.set_body(
+        101,
+        Body::Bytes(bytes::Bytes::from(sample_csv("API", rows, seed))),
+    );
+    sim
+}
