@@ -63,22 +63,16 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
     app.size = (120, 30);
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(64);
     let clipboard = Clipboard::default();
-    let mut effects = Effects {
-        job_names: app.jobs.iter().map(|j| j.name.clone()).collect(),
-        cfg: Arc::new(cfg),
-        runner: services.runner.clone(),
-        scheduler: services.scheduler.clone(),
-        store: services.store.clone(),
-        history: services.history.clone(),
-        events: tx,
-        results: results_tx,
-        clipboard: Box::new(clipboard.clone()),
-        data_dir: ws.data_dir.clone(),
-        ledger_path: ws.data_dir.join("releases.db"),
-        search_cancel: Default::default(),
-        log_tailer: None,
-        followed_deploys: Default::default(),
-    };
+    let mut effects = Effects::new(
+        cfg,
+        &services,
+        tx,
+        results_tx,
+        Box::new(clipboard.clone()),
+        ws.data_dir.clone(),
+        ws.data_dir.join("releases.db"),
+        None,
+    );
     effects.run(Cmd::LoadHistory);
     let (keys_tx, keys_rx) = tokio::sync::mpsc::unbounded_channel();
     let keys =

@@ -65,6 +65,40 @@ pub fn saved_log_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
 }
 
 impl Effects {
+    /// An executor over running services. `clipboard` receives OSC 52 sequences (the
+    /// terminal); `log_tailer` lets deploy logs become Logs sources.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: Config,
+        services: &crate::services::Services,
+        events: EventTx,
+        results: mpsc::Sender<Msg>,
+        clipboard: Box<dyn Write + Send>,
+        data_dir: PathBuf,
+        ledger_path: PathBuf,
+        log_tailer: Option<crate::logs::LogTailerHandle>,
+    ) -> Effects {
+        Effects {
+            job_names: crate::services::jobs(&cfg)
+                .into_iter()
+                .map(|j| j.name)
+                .collect(),
+            cfg: Arc::new(cfg),
+            runner: services.runner.clone(),
+            scheduler: services.scheduler.clone(),
+            store: services.store.clone(),
+            history: services.history.clone(),
+            events,
+            results,
+            clipboard,
+            data_dir,
+            ledger_path,
+            search_cancel: Default::default(),
+            log_tailer,
+            followed_deploys: Default::default(),
+        }
+    }
+
     /// Starts one command; returns a suspension the loop has to perform itself.
     pub fn run(&mut self, cmd: Cmd) -> Option<Suspend> {
         match cmd {

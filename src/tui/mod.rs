@@ -15,7 +15,6 @@ mod tests;
 pub mod view;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -129,22 +128,16 @@ pub async fn run_on(
             .unwrap_or(base.len());
     }
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(256);
-    let mut effects = Effects {
-        job_names: app.jobs.iter().map(|j| j.name.clone()).collect(),
-        cfg: Arc::new(cfg),
-        runner: services.runner.clone(),
-        scheduler: services.scheduler.clone(),
-        store: services.store.clone(),
-        history: services.history.clone(),
-        events: tx,
-        results: results_tx,
-        clipboard: Box::new(std::io::stdout()),
-        data_dir: data_dir.to_path_buf(),
+    let mut effects = Effects::new(
+        cfg,
+        &services,
+        tx,
+        results_tx,
+        Box::new(std::io::stdout()),
+        data_dir.to_path_buf(),
         ledger_path,
-        search_cancel: Default::default(),
-        log_tailer: Some(log_tailer.clone()),
-        followed_deploys: Default::default(),
-    };
+        Some(log_tailer.clone()),
+    );
     effects.run(Cmd::LoadHistory);
 
     let mut term = terminal::enter().context("cannot set up the terminal")?;
