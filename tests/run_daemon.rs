@@ -66,7 +66,9 @@ fn spawn_run(ws: &Workspace) -> tokio::process::Child {
 #[tokio::test]
 async fn two_daemons_on_one_export_dir_run_a_scheduled_export_once() {
     let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
-    let at = Utc::now() + chrono::Duration::seconds(4);
+    // Far enough ahead that both daemons are up and leader-elected before it, even on a
+    // loaded CI machine.
+    let at = Utc::now() + chrono::Duration::seconds(8);
     let ws = Workspace::new(&sim.base_url(), &format!("schedule = \"{}\"", cron_at(at)));
     let a = spawn_run(&ws);
     let b = spawn_run(&ws);
