@@ -15,6 +15,7 @@ pub mod paths;
 pub mod release;
 pub mod schedule;
 pub mod services;
+pub mod sqlite;
 pub mod testops;
 pub mod testops_sim;
 pub mod tui;

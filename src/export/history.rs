@@ -74,11 +74,11 @@ impl RunHistory {
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        crate::sqlite::enable_wal(&conn)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version < 1 {
             conn.execute_batch(
-                "BEGIN;
+                "BEGIN IMMEDIATE;
                  CREATE TABLE IF NOT EXISTS runs (
                    id INTEGER PRIMARY KEY, job TEXT NOT NULL, trigger TEXT NOT NULL,
                    scheduled_for TEXT, started_at TEXT NOT NULL, finished_at TEXT,
