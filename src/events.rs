@@ -33,6 +33,14 @@ pub enum Event {
     ReleasesUnavailable(String),
     /// Log sources and their new lines.
     Log(crate::logs::LogEvent),
+    /// Something another session did, said in words ("alice approved api v1.5.0").
+    Notice(String),
+    /// Connected to a server: the sessions it has (empty in local mode, never sent there).
+    Sessions(Vec<crate::server::hub::SessionInfo>),
+    /// The jobs now paused (changed by anyone).
+    Paused(std::collections::BTreeSet<String>),
+    /// A job's cron expression changed (saved by anyone).
+    CronChanged { job: String, expr: String },
 }
 
 /// Sending half of the event channel.

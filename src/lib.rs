@@ -4,6 +4,7 @@
 //! headless daemon (`cli`) are front ends over them. See ARCHITECTURE.md.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod events;
@@ -14,7 +15,9 @@ pub mod logs;
 pub mod paths;
 pub mod release;
 pub mod schedule;
+pub mod server;
 pub mod services;
+pub mod shutdown;
 pub mod sqlite;
 pub mod testops;
 pub mod testops_sim;

@@ -8,7 +8,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Export { groups }) => cli::export(&cli, groups).await,
-        Some(Command::Run) => cli::run(&cli).await,
+        Some(Command::Run) => cli::server::run(&cli).await,
+        Some(Command::Health) => cli::server::health(&cli).await,
+        Some(Command::Whoami { json }) => cli::server::whoami(&cli, *json).await,
         Some(Command::Check) => cli::check(&cli).await,
         Some(Command::Demo) => cli::demo().await,
         Some(Command::Release { cmd }) => cli::release::run(&cli, cmd).await,

@@ -54,7 +54,9 @@ rollback = ["sh", "-c", "echo rolling back to {{rollback_to_tag}} $OPSDECK_ROLLB
         c.arg("release")
             .args(args)
             .env("OPSDECK_CONFIG", &self.config)
-            .env("OPSDECK_DATA_DIR", self.dir.join("data"));
+            .env("OPSDECK_DATA_DIR", self.dir.join("data"))
+            .env("OPSDECK_SOCKET", self.dir.join("no-server.sock"))
+            .env_remove("OPSDECK_SERVER");
         c
     }
 

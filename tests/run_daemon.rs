@@ -56,7 +56,13 @@ async fn read_stderr_until(child: &mut tokio::process::Child, needle: &str) -> S
 }
 
 fn spawn_run(ws: &Workspace) -> tokio::process::Child {
+    spawn_run_on(ws, "opsdeck.sock")
+}
+
+/// A server on its own socket in the workspace's data dir.
+fn spawn_run_on(ws: &Workspace, socket: &str) -> tokio::process::Child {
     ws.command(&["run"])
+        .env("OPSDECK_SOCKET", ws.data_dir.join(socket))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -70,8 +76,8 @@ async fn two_daemons_on_one_export_dir_run_a_scheduled_export_once() {
     // loaded CI machine.
     let at = Utc::now() + chrono::Duration::seconds(8);
     let ws = Workspace::new(&sim.base_url(), &format!("schedule = \"{}\"", cron_at(at)));
-    let a = spawn_run(&ws);
-    let b = spawn_run(&ws);
+    let a = spawn_run_on(&ws, "a.sock");
+    let b = spawn_run_on(&ws, "b.sock");
     wait_for(Duration::from_secs(30), "two scheduled exports", || {
         exports_only(&ws.export_files()).len() >= 2
     })

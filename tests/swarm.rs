@@ -92,6 +92,8 @@ fn opsdeck(config: &Path, data: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("OPSDECK_CONFIG", config)
         .env("OPSDECK_DATA_DIR", data)
+        .env("OPSDECK_SOCKET", data.join("none.sock"))
+        .env_remove("OPSDECK_SERVER")
         .output()
         .unwrap()
 }

@@ -63,14 +63,19 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
     app.size = (120, 30);
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(64);
     let clipboard = Clipboard::default();
-    let mut effects = Effects::new(
-        cfg,
+    let backend = opsdeck::client::Backend::Local(opsdeck::client::LocalBackend::new(
+        &cfg,
         &services,
         tx,
+        ws.data_dir.clone(),
+        ws.data_dir.join("releases.db"),
+    ));
+    let mut effects = Effects::new(
+        cfg,
+        backend,
         results_tx,
         Box::new(clipboard.clone()),
         ws.data_dir.clone(),
-        ws.data_dir.join("releases.db"),
         None,
     );
     effects.run(Cmd::LoadHistory);

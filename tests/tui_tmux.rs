@@ -108,8 +108,9 @@ fn rand_suffix() -> u128 {
 
 fn shell_command(ws: &Workspace, tail: &str) -> String {
     format!(
-        "env OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' TERM=xterm-256color {}{tail}",
+        "env -u OPSDECK_SERVER OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' OPSDECK_SOCKET='{}/opsdeck.sock' TERM=xterm-256color {}{tail}",
         ws.config.display(),
+        ws.data_dir.display(),
         ws.data_dir.display(),
         env!("CARGO_BIN_EXE_opsdeck"),
     )
@@ -242,6 +243,8 @@ async fn a_release_created_with_the_cli_appears_and_a_then_y_deploys_it() {
             .args(args)
             .env("OPSDECK_CONFIG", &ws.config)
             .env("OPSDECK_DATA_DIR", &ws.data_dir)
+            .env("OPSDECK_SOCKET", ws.data_dir.join("opsdeck.sock"))
+            .env_remove("OPSDECK_SERVER")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -302,9 +305,10 @@ async fn opsdeck_logs_follows_a_file_and_shows_appended_lines() {
     )
     .unwrap();
     let cmd = format!(
-        "env OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' TERM=xterm-256color {} logs '{}'; echo OPSDECK-EXIT=$?; sleep 60",
+        "env -u OPSDECK_SERVER OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' OPSDECK_SOCKET='{}/none.sock' TERM=xterm-256color {} logs '{}'; echo OPSDECK-EXIT=$?; sleep 60",
         config.display(),
         root.path().join("data").display(),
+        root.path().display(),
         env!("CARGO_BIN_EXE_opsdeck"),
         log.display()
     );

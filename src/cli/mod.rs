@@ -2,6 +2,7 @@
 //! `check`, `release`).
 
 pub mod release;
+pub mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,14 @@ pub struct Cli {
     /// Config file (default: ~/.config/opsdeck/config.toml).
     #[arg(long, global = true, env = "OPSDECK_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// The server's socket to use (default: `server.socket`, else /run/opsdeck/opsdeck.sock
+    /// when it exists, else $XDG_RUNTIME_DIR/opsdeck.sock). Clients use the server when one
+    /// answers there and work in-process when none does; with this flag one must answer.
+    #[arg(long, global = true, env = "OPSDECK_SERVER", value_name = "PATH")]
+    pub server: Option<PathBuf>,
+    /// Work in-process even when a server answers (one person, one machine).
+    #[arg(long, global = true)]
+    pub local: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -40,8 +49,16 @@ pub enum Command {
         #[arg(long = "group", value_name = "NAME")]
         groups: Vec<String>,
     },
-    /// Run headless: scheduler, retention cleanup and export-dir watcher, until SIGTERM/SIGINT.
+    /// The server: scheduler, retention, watcher, release desk and the API on a Unix socket,
+    /// until SIGTERM/SIGINT. Dashboards and the CLI become its clients.
     Run,
+    /// Exit 0 when the server answers `/v1/health` (for HEALTHCHECK and monitors).
+    Health,
+    /// Your identity and roles as the server sees them.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the config and reach each configured backend; one line per check.
     Check,
     /// The dashboard on the Logs tab, following these sources (configured names or file
@@ -92,7 +109,7 @@ fn warn_all(cfg: &Config) {
 
 /// `opsdeck export`.
 pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
-    let shutdown = shutdown_signal();
+    let shutdown = crate::shutdown::signal();
     let (cfg, _log) = match load_logged(cli, LogTarget::StderrAndFile) {
         Ok(c) => c,
         Err(code) => return code,
@@ -110,6 +127,27 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    match server::remote_for(cli, Some(&cfg)).await {
+        Ok(Some(remote)) => {
+            let names: Vec<String> = selected.iter().map(|g| g.name.clone()).collect();
+            let outcome = tokio::select! {
+                o = remote.export_wait(&names) => o,
+                () = shutdown => {
+                    eprintln!("interrupted: the export goes on in the server");
+                    return ExitCode::from(130);
+                }
+            };
+            return match outcome {
+                Ok(o) => report_outcome(&o),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     let (tx, rx) = crate::events::channel();
     let services = match Services::start(
         &cfg,
@@ -140,6 +178,11 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
         eprintln!("error: interrupted; no partial file was kept");
         return ExitCode::from(130);
     };
+    report_outcome(&outcome)
+}
+
+/// Prints each saved path and each failure; exit 0 only when every group was saved.
+fn report_outcome(outcome: &crate::export::RunOutcome) -> ExitCode {
     for (_, path) in &outcome.saved {
         println!("{}", path.display());
     }
@@ -154,53 +197,6 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// `opsdeck run`.
-pub async fn run(cli: &Cli) -> ExitCode {
-    let shutdown = shutdown_signal();
-    let (cfg, _log) = match load_logged(cli, LogTarget::StderrAndFile) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (tx, rx) = crate::events::channel();
-    let services = match Services::start(
-        &cfg,
-        &crate::paths::data_dir(),
-        tx,
-        ServiceSet {
-            scheduler: true,
-            watcher: true,
-            health: false,
-            exports_optional: false,
-        },
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    tracing::info!(
-        dir = %cfg.export.dir.display(),
-        schedule = cfg.export.schedule.expr(),
-        "opsdeck run started: {}",
-        cfg.export.schedule.describe()
-    );
-    let data_dir = crate::paths::data_dir();
-    let ledger = cfg
-        .releases
-        .ledger
-        .clone()
-        .unwrap_or_else(|| data_dir.join("releases.db"));
-    crate::release::desk::reconcile_in_background(cfg.releases.clone(), ledger, data_dir);
-    let drain = tokio::spawn(log_events(rx));
-    shutdown.await;
-    tracing::info!("shutting down: cancelling running exports");
-    services.shutdown().await;
-    drain.abort();
-    tracing::info!("stopped");
-    ExitCode::SUCCESS
 }
 
 /// `opsdeck check`.
@@ -294,6 +290,13 @@ pub async fn check(cli: &Cli) -> ExitCode {
 /// Logs service events for headless front ends.
 async fn log_events(mut rx: EventRx) {
     while let Some(ev) = rx.recv().await {
+        log_event(&ev);
+    }
+}
+
+/// Logs one service event.
+pub(crate) fn log_event(ev: &Event) {
+    {
         match ev {
             Event::Export(ExportEvent::Progress {
                 group,
@@ -302,7 +305,7 @@ async fn log_events(mut rx: EventRx) {
                 max_attempts,
                 ..
             }) => match stage {
-                Stage::Preparing { poll } if poll > 1 => {
+                Stage::Preparing { poll } if *poll > 1 => {
                     tracing::debug!(%group, "attempt {attempt}/{max_attempts}: export not ready, poll {poll}")
                 }
                 Stage::Downloading { bytes, .. } => {
@@ -318,30 +321,6 @@ async fn log_events(mut rx: EventRx) {
     }
 }
 
-/// Resolves on SIGTERM, SIGINT or SIGHUP (the SSH link dropped).
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Registered now, not when first polled: a signal that arrives while the caller is still
-    // starting up must not get the default action (death without cleanup).
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut hup = signal(SignalKind::hangup()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
-    async fn wait(s: &mut Option<tokio::signal::unix::Signal>) {
-        match s {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-    async move {
-        tokio::select! {
-            () = wait(&mut term) => tracing::info!("SIGTERM received"),
-            () = wait(&mut hup) => tracing::info!("SIGHUP received"),
-            () = wait(&mut int) => tracing::info!("SIGINT received"),
-        }
-    }
-}
 
 /// `opsdeck` / `opsdeck tui`.
 pub async fn tui(cli: &Cli) -> ExitCode {
@@ -358,7 +337,11 @@ pub async fn tui_on(cli: &Cli, logs: &[String]) -> ExitCode {
     for w in &cfg.warnings {
         eprintln!("warning: {w}");
     }
-    match crate::tui::run_on(cfg, &data_dir, false, logs).await {
+    let remote = match server::remote_for(cli, Some(&cfg)).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match crate::tui::run_on(cfg, &data_dir, false, logs, remote).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -79,6 +79,11 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    match super::server::remote_for(cli, Some(&cfg)).await {
+        Ok(Some(remote)) => return run_remote(&remote, cmd).await,
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     let data_dir = crate::paths::data_dir();
     let path = cfg
         .releases
@@ -132,22 +137,7 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
             .ledger
             .list(service.as_deref(), *status)
             .map_err(DeskError::from)
-            .map(|list| {
-                if *json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&list).unwrap_or_default()
-                    );
-                } else {
-                    println!(
-                        "{:>5}  {:<14} {:<16} {:<19} {:<12} created (UTC)",
-                        "id", "service", "tag", "status", "by"
-                    );
-                    for r in &list {
-                        print_line(r);
-                    }
-                }
-            }),
+            .map(|list| print_list(&list, *json)),
         ReleaseCmd::Show { id, json } => show(&desk, *id, *json),
         ReleaseCmd::Approve { id } => desk.approve(*id).await.map(|r| print_line(&r)),
         ReleaseCmd::Reject { id, reason } => desk.reject(*id, reason).map(|r| print_line(&r)),
@@ -163,13 +153,102 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ DeskError::Invalid(_)) => {
+        Err(e @ (DeskError::Invalid(_) | DeskError::NotFound(_) | DeskError::Conflict(_))) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
+        }
+        Err(e @ DeskError::Refused(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(super::server::EXIT_FORBIDDEN)
         }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The same commands through the server: same output, `--json` shapes and exit codes.
+async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCode {
+    use serde_json::json;
+    let progress = |line: &str| eprintln!("{line}");
+    let result: Result<(), crate::client::ClientError> = match cmd {
+        ReleaseCmd::Create {
+            service,
+            tag,
+            image,
+            initiated_by,
+            github_run_id,
+            github_link,
+            github_ref,
+            status,
+        } => remote
+            .create(&NewRelease {
+                service_name: service.clone(),
+                release_tag: tag.clone(),
+                image: image.clone(),
+                initiated_by: initiated_by.clone(),
+                github_run_id: github_run_id.clone(),
+                github_action_link: github_link.clone(),
+                github_ref: github_ref.clone(),
+                status: *status,
+            })
+            .await
+            .map(|r| println!("{}", r.id)),
+        ReleaseCmd::Status { id, status, note } => remote
+            .ci_status(*id, *status, note.as_deref())
+            .await
+            .map(|r| print_line(&r)),
+        ReleaseCmd::List {
+            service,
+            status,
+            json,
+        } => remote.list(service.as_deref(), *status).await.map(|list| {
+            print_list(&list, *json);
+        }),
+        ReleaseCmd::Show { id, json } => remote
+            .show(*id)
+            .await
+            .map(|d| print_show(&d.release, d.audit, *json)),
+        ReleaseCmd::Approve { id } => remote
+            .work(*id, "approve", json!({}), progress)
+            .await
+            .map(|r| print_line(&r)),
+        ReleaseCmd::Reject { id, reason } => {
+            if reason.trim().is_empty() {
+                eprintln!("error: a rejection needs a reason (--reason TEXT)");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            remote.reject(*id, reason).await.map(|r| print_line(&r))
+        }
+        ReleaseCmd::Rollback { id, to } => remote
+            .work(*id, "rollback", json!({ "to": to }), progress)
+            .await
+            .map(|r| print_line(&r)),
+        ReleaseCmd::Reconcile => {
+            eprintln!("the server reconciles releases itself at start; nothing to do");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn print_list(list: &[Release], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list).unwrap_or_default());
+    } else {
+        println!(
+            "{:>5}  {:<14} {:<16} {:<19} {:<12} created (UTC)",
+            "id", "service", "tag", "status", "by"
+        );
+        for r in list {
+            print_line(r);
         }
     }
 }
@@ -190,12 +269,17 @@ fn show(desk: &ReleaseDesk, id: i64, json: bool) -> Result<(), DeskError> {
     let r = desk
         .ledger
         .get(id)?
-        .ok_or(DeskError::Invalid(format!("no release with id {id}")))?;
+        .ok_or(DeskError::NotFound(format!("no release with id {id}")))?;
     let audit = desk.ledger.audit(id)?;
+    print_show(&r, audit, json);
+    Ok(())
+}
+
+fn print_show(r: &Release, audit: Vec<crate::release::AuditEntry>, json: bool) {
     if json {
         let v = serde_json::json!({ "release": r, "audit": audit });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(());
+        return;
     }
     println!(
         "release {}: {} {} — {}",
@@ -236,5 +320,4 @@ fn show(desk: &ReleaseDesk, id: i64, json: bool) -> Result<(), DeskError> {
             a.note.unwrap_or_default()
         );
     }
-    Ok(())
 }

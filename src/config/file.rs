@@ -15,6 +15,8 @@ pub(super) struct RawConfig {
     pub releases: Option<ReleasesFile>,
     pub logs: Option<LogsFile>,
     pub logging: Option<LoggingFile>,
+    pub server: Option<ServerFile>,
+    pub access: Option<AccessFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +135,34 @@ pub struct LogSourceFile {
     pub name: String,
     pub path: Option<String>,
     pub service: Option<String>,
+}
+
+/// `[server]`: where `opsdeck run` listens.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub socket: Option<String>,
+}
+
+/// `[access]`: who may do what, read only by the server (`opsdeck run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessFile {
+    /// May connect and read; empty: every local user.
+    #[serde(default)]
+    pub viewers: Vec<String>,
+    /// Create releases, set CI statuses.
+    #[serde(default)]
+    pub ci: Vec<String>,
+    /// Approve or reject.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Roll back, retry, cancel; export now; pause and edit schedules.
+    #[serde(default)]
+    pub deployers: Vec<String>,
+    /// Whoever created a release may approve it.
+    #[serde(default)]
+    pub self_approval: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use file::{ColumnMapping, CommandFile, GroupFile, ServiceFile};
+pub use file::{AccessFile, ColumnMapping, CommandFile, GroupFile, ServiceFile};
 pub use mapping::default_mapping;
 
 use crate::schedule::CronSchedule;
@@ -156,6 +156,10 @@ pub struct Config {
     pub releases: ReleasesConfig,
     /// Sections owned by later services, parsed and kept for them.
     pub logs: file::LogsFile,
+    /// `server.socket` (env `OPSDECK_SOCKET`), when set; see `paths::socket_path`.
+    pub server_socket: Option<PathBuf>,
+    /// `[access]`, when the file has one (the server's roles).
+    pub access: Option<file::AccessFile>,
     /// Warnings found while loading (e.g. a token in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -455,6 +459,10 @@ impl Config {
             logging,
             releases,
             logs: raw.logs.unwrap_or_default(),
+            server_socket: env("OPSDECK_SOCKET")
+                .map(PathBuf::from)
+                .or_else(|| raw.server.and_then(|s| s.socket).map(PathBuf::from)),
+            access: raw.access,
             warnings,
         })
     }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 const SCHEMA_VERSION: i64 = 1;
 
 /// A run of a job (`export` or `cleanup`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunRecord {
     pub id: i64,
     pub job: String,
@@ -23,7 +23,7 @@ pub struct RunRecord {
 }
 
 /// One attempt to export one group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptRecord {
     pub id: i64,
     pub run_id: i64,
@@ -40,12 +40,21 @@ pub struct AttemptRecord {
 }
 
 /// A saved export as the history records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedFile {
     pub group: String,
     pub file: String,
     pub rows: u64,
     pub at: DateTime<Utc>,
+}
+
+/// What the dashboard shows from the history: the last runs of each job, the attempts each
+/// export run made, and the saved exports (oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistorySnapshot {
+    pub runs: std::collections::BTreeMap<String, Vec<RunRecord>>,
+    pub attempts: std::collections::BTreeMap<i64, u32>,
+    pub saved: Vec<SavedFile>,
 }
 
 /// How an attempt ended.
@@ -255,6 +264,23 @@ impl RunHistory {
     }
 
     /// The number of attempts of a run.
+    /// The dashboard's view of the history: `runs_per_job` last runs of each job. Blocking.
+    pub fn snapshot(&self, jobs: &[String], runs_per_job: usize) -> Result<HistorySnapshot> {
+        let mut snap = HistorySnapshot::default();
+        for job in jobs {
+            let recent = self.recent_runs(job, runs_per_job)?;
+            for r in &recent {
+                let n = self.attempt_count(r.id)?;
+                if n > 0 {
+                    snap.attempts.insert(r.id, n);
+                }
+            }
+            snap.runs.insert(job.clone(), recent);
+        }
+        snap.saved = self.saved_exports(20_000)?;
+        Ok(snap)
+    }
+
     pub fn attempt_count(&self, run_id: i64) -> Result<u32> {
         self.with(|c| {
             c.query_row(

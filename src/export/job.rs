@@ -17,7 +17,7 @@ use crate::events::{Event, EventTx};
 use crate::testops::{ExportSelection, TestOpsClient, TestOpsError};
 
 /// Why an export run was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Trigger {
     /// A person pressed a key or ran `opsdeck export`.
     Manual,
@@ -47,7 +47,7 @@ impl Trigger {
 }
 
 /// Where an attempt is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stage {
     Requesting,
     Preparing { poll: u32 },
@@ -56,7 +56,7 @@ pub enum Stage {
 }
 
 /// Progress and results of exports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ExportEvent {
     Progress {
         run_id: i64,

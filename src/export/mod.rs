@@ -11,7 +11,7 @@ mod sink;
 mod store;
 mod watcher;
 
-pub use history::{AttemptEnd, AttemptRecord, RunHistory, RunRecord, SavedFile};
+pub use history::{AttemptEnd, AttemptRecord, HistorySnapshot, RunHistory, RunRecord, SavedFile};
 pub use job::{ExportEvent, ExportJob, Stage, Trigger};
 pub use runner::{ExportRunner, ExportRunnerHandle, RunOutcome};
 pub use sink::{CsvSink, SinkError};

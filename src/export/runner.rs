@@ -16,7 +16,7 @@ use crate::config::Group;
 use crate::events::Event;
 
 /// What one export run produced.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunOutcome {
     pub run_id: Option<i64>,
     /// Saved files by group.

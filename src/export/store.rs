@@ -15,7 +15,7 @@ const STAMP: &str = "%Y-%m-%d_%H-%M-%S";
 pub const TEMP_PREFIX: &str = ".opsdeck-download-";
 
 /// What a file name says about an export.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExportName {
     pub project_id: Option<u64>,
     pub group: String,
@@ -59,7 +59,7 @@ impl ExportName {
 }
 
 /// One export file in the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExportFile {
     pub path: PathBuf,
     pub name: ExportName,

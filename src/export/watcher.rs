@@ -13,7 +13,7 @@ use super::store::{ExportFile, ExportStore};
 use crate::events::{Event, EventTx};
 
 /// The export files at a moment, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirListing {
     pub files: Vec<ExportFile>,
     pub total_bytes: u64,

@@ -17,7 +17,14 @@ pub enum DeskError {
     /// Bad input: nothing was written (exit 2).
     #[error("{0}")]
     Invalid(String),
-    /// Not an approver: refused, and the refusal audited (exit 1).
+    /// No such release (exit 2).
+    #[error("{0}")]
+    NotFound(String),
+    /// The release is not in a status that allows this, e.g. someone else acted first; says
+    /// the current status, who and when (exit 2: nothing was written).
+    #[error("{0}")]
+    Conflict(String),
+    /// Not allowed: refused, and the refusal audited (exit 4).
     #[error("{0}")]
     Refused(String),
     /// The action was valid but failed, e.g. the deploy (exit 1).
@@ -28,9 +35,8 @@ pub enum DeskError {
 impl From<LedgerError> for DeskError {
     fn from(e: LedgerError) -> Self {
         match e {
-            LedgerError::NotFound(_) | LedgerError::Forbidden { .. } => {
-                DeskError::Invalid(e.to_string())
-            }
+            LedgerError::NotFound(_) => DeskError::NotFound(e.to_string()),
+            LedgerError::Forbidden { .. } => DeskError::Conflict(e.to_string()),
             LedgerError::Sql(_) => DeskError::Failed(e.to_string()),
         }
     }
@@ -66,7 +72,7 @@ impl ReleaseDesk {
         let release = self
             .ledger
             .get(id)?
-            .ok_or(DeskError::Invalid(format!("no release with id {id}")))?;
+            .ok_or(DeskError::NotFound(format!("no release with id {id}")))?;
         if !may_act(&self.cfg.approvers, self.actor.person()) {
             let note = format!(
                 "refused {what}: {} is not in releases.approvers",
@@ -155,19 +161,37 @@ impl ReleaseDesk {
     /// `release approve`: manual_testing → manual_test_passed → deploying → deployed or
     /// production_failed.
     pub async fn approve(&mut self, id: i64) -> Result<Release, DeskError> {
+        self.approve_verdict(id)?;
+        self.deploy_approved(id).await
+    }
+
+    /// The verdict alone: manual_testing → manual_test_passed, as a compare-and-set, so a
+    /// concurrent approver learns who won and when.
+    pub fn approve_verdict(&mut self, id: i64) -> Result<Release, DeskError> {
         let release = self.require_approver(id, "approve")?;
-        let service = self.service(&release.service_name)?.clone();
-        // The compare-and-set first: a concurrent approver learns who won and when. The work
-        // lock is held before the status becomes deploying, so reconciliation never races it.
-        self.ledger.transition(
+        self.service(&release.service_name)?;
+        let r = self.ledger.transition(
             id,
             Status::ManualTestPassed,
             &self.actor,
             Some("approved"),
             None,
         )?;
-        let _lock = self.work_lock(id)?;
         self.say(&format!("release {id}: approved by {}", self.actor));
+        Ok(r)
+    }
+
+    /// Deploys an approved release: manual_test_passed → deploying → deployed or
+    /// production_failed.
+    pub async fn deploy_approved(&mut self, id: i64) -> Result<Release, DeskError> {
+        let release = self
+            .ledger
+            .get(id)?
+            .ok_or(DeskError::NotFound(format!("no release with id {id}")))?;
+        let service = self.service(&release.service_name)?.clone();
+        // The work lock is held before the status becomes deploying, so reconciliation never
+        // races it.
+        let _lock = self.work_lock(id)?;
         let release = self
             .ledger
             .transition(id, Status::Deploying, &self.actor, None, None)?;
@@ -213,9 +237,15 @@ impl ReleaseDesk {
     /// `release rollback`: deployed | production_failed → rollback → rollback_done or
     /// rollback_failed, to `to` or the service's previous deployed tag.
     pub async fn rollback(&mut self, id: i64, to: Option<&str>) -> Result<Release, DeskError> {
-        let release = self.require_approver(id, "roll back")?;
-        let service = self.service(&release.service_name)?.clone();
         let _lock = self.work_lock(id)?;
+        self.begin_rollback(id, to)?;
+        self.run_rollback(id).await
+    }
+
+    /// Checks the target and moves the release to `rollback`.
+    pub fn begin_rollback(&mut self, id: i64, to: Option<&str>) -> Result<Release, DeskError> {
+        let release = self.require_approver(id, "roll back")?;
+        self.service(&release.service_name)?;
         let target = match to {
             Some(t) if !valid_tag(t) => {
                 return Err(DeskError::Invalid(format!("`{t}` is not a valid tag")));
@@ -232,13 +262,23 @@ impl ReleaseDesk {
                     ))
                 })?,
         };
-        let release = self.ledger.transition(
+        Ok(self.ledger.transition(
             id,
             Status::Rollback,
             &self.actor,
             Some(&format!("to {target}")),
             Some(&target),
-        )?;
+        )?)
+    }
+
+    /// Runs the rollback of a release in `rollback`.
+    pub async fn run_rollback(&mut self, id: i64) -> Result<Release, DeskError> {
+        let release = self
+            .ledger
+            .get(id)?
+            .ok_or(DeskError::NotFound(format!("no release with id {id}")))?;
+        let service = self.service(&release.service_name)?.clone();
+        let target = release.rollback_to_tag.clone().unwrap_or_default();
         let image = image_of(&service, release.image.as_deref(), &target);
         self.say(&format!(
             "release {id}: rolling {} back to {image}",

@@ -10,5 +10,5 @@ pub mod watcher;
 
 pub use actor::{Actor, may_act, valid_tag};
 pub use desk::{DeskError, ReleaseDesk};
-pub use ledger::{AuditEntry, Ledger, LedgerError, NewRelease, Release};
+pub use ledger::{AuditEntry, Ledger, LedgerChange, LedgerError, NewRelease, Release};
 pub use lifecycle::Status;

@@ -18,7 +18,7 @@ use crate::events::{Event, EventTx};
 use crate::export::{ExportRunnerHandle, ExportStore, RunHistory, Trigger};
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JobKind {
     /// Export every configured group.
     Export,
@@ -35,7 +35,7 @@ pub struct JobSpec {
 }
 
 /// What the scheduler reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ScheduleEvent {
     /// This process is the leader and runs scheduled jobs.
     Leader,

@@ -258,6 +258,8 @@ pub struct App {
     pub releases_error: Option<String>,
     pub testops: Option<Result<(), String>>,
     pub disk_free: Option<u64>,
+    /// Connected to a server: its sessions (`None` in local mode).
+    pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
     pub toasts: Vec<Toast>,
     pub overlay: Option<Overlay>,
     pub quit: bool,
@@ -408,6 +410,7 @@ impl App {
             releases_error: None,
             testops: None,
             disk_free: None,
+            sessions: None,
             toasts: vec![],
             overlay: None,
             quit: false,
@@ -726,6 +729,20 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => app.testops = Some(h),
         Event::DiskFree(b) => app.disk_free = Some(b),
+        Event::Notice(text) => app.toast(Level::Info, text),
+        Event::Sessions(list) => app.sessions = Some(list),
+        Event::Paused(set) => {
+            for j in &mut app.jobs {
+                j.paused = set.contains(&j.name);
+            }
+        }
+        Event::CronChanged { job, expr } => {
+            if let Some(j) = app.jobs.iter_mut().find(|j| j.name == job)
+                && let Ok(s) = CronSchedule::parse(&expr, Some(j.schedule.timezone()))
+            {
+                j.schedule = s;
+            }
+        }
     }
     true
 }

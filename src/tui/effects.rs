@@ -2,7 +2,6 @@
 //! service calls use non-blocking sends, file and database work runs on blocking threads,
 //! and results come back as messages.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,10 +10,10 @@ use base64::Engine;
 use tokio::sync::mpsc;
 
 use super::app::{Cmd, HistoryView, Msg, SavedExport};
+use crate::client::Backend;
 use crate::config::Config;
-use crate::events::EventTx;
-use crate::export::{ExportRunnerHandle, ExportStore, RunHistory, Trigger};
-use crate::schedule::{CronSchedule, SchedulerCommand};
+use crate::export::RunHistory;
+use crate::schedule::CronSchedule;
 
 /// What the loop must do itself because it owns the terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,18 +25,14 @@ pub enum Suspend {
 /// The command executor.
 pub struct Effects {
     pub cfg: Arc<Config>,
-    pub runner: ExportRunnerHandle,
-    pub scheduler: Option<mpsc::Sender<SchedulerCommand>>,
-    pub store: ExportStore,
-    pub history: RunHistory,
-    pub events: EventTx,
+    /// Where actions go: services in this process, or the server.
+    pub backend: Backend,
     pub results: mpsc::Sender<Msg>,
     /// Where OSC 52 copy sequences go (the terminal; a buffer in tests).
     pub clipboard: Box<dyn Write + Send>,
     pub job_names: Vec<String>,
-    /// opsdeck's data dir (deploy logs) and the ledger path, for the release actions.
+    /// opsdeck's data dir (deploy logs, saved logs).
     pub data_dir: PathBuf,
-    pub ledger_path: PathBuf,
     /// Cancels the running whole-file log search.
     pub search_cancel: Arc<std::sync::atomic::AtomicBool>,
     /// Adds log sources (the deploy log of a selected release).
@@ -70,12 +65,10 @@ impl Effects {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Config,
-        services: &crate::services::Services,
-        events: EventTx,
+        backend: Backend,
         results: mpsc::Sender<Msg>,
         clipboard: Box<dyn Write + Send>,
         data_dir: PathBuf,
-        ledger_path: PathBuf,
         log_tailer: Option<crate::logs::LogTailerHandle>,
     ) -> Effects {
         Effects {
@@ -84,15 +77,10 @@ impl Effects {
                 .map(|j| j.name)
                 .collect(),
             cfg: Arc::new(cfg),
-            runner: services.runner.clone(),
-            scheduler: services.scheduler.clone(),
-            store: services.store.clone(),
-            history: services.history.clone(),
-            events,
+            backend,
             results,
             clipboard,
             data_dir,
-            ledger_path,
             search_cancel: Default::default(),
             log_tailer,
             followed_deploys: Default::default(),
@@ -103,42 +91,30 @@ impl Effects {
     pub fn run(&mut self, cmd: Cmd) -> Option<Suspend> {
         match cmd {
             Cmd::Export(names) => {
-                let groups = match self.cfg.select_groups(&names) {
-                    Ok(g) => g,
-                    Err(e) => return self.reply(Msg::Done(Err(e))),
-                };
-                if !self.runner.start(groups, Trigger::Manual) {
-                    return self.reply(Msg::Done(Err(
-                        "the export runner is busy; try again".into()
-                    )));
+                if let Err(e) = self.cfg.select_groups(&names) {
+                    return self.reply(Msg::Done(Err(e)));
                 }
+                let b = self.backend.clone();
+                self.call(async move { Msg::Done(b.export(names).await) });
             }
             Cmd::RunCleanup => {
-                tokio::spawn(crate::schedule::run_cleanup(
-                    self.store.clone(),
-                    self.history.clone(),
-                    self.events.clone(),
-                    self.cfg.export.retention_days,
-                    "cleanup".into(),
-                    Trigger::Manual,
-                ));
-                return self.reply(Msg::Done(Ok("cleanup started".into())));
+                let b = self.backend.clone();
+                self.call(async move { Msg::Done(b.run_job("cleanup".into()).await) });
             }
             Cmd::SetPaused { job, paused } => {
-                let dir = self.store.dir().to_path_buf();
+                let b = self.backend.clone();
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
-                    let msg = match crate::schedule::set_paused(&dir, &job, paused) {
+                self.call(async move {
+                    match b.set_paused(job.clone(), paused).await {
                         Ok(set) => {
-                            let _ = results.blocking_send(Msg::Paused(set));
-                            Ok(format!(
+                            let _ = results.send(Msg::Paused(set)).await;
+                            Msg::Done(Ok(format!(
                                 "{job} {}",
                                 if paused { "paused" } else { "resumed" }
-                            ))
+                            )))
                         }
-                        Err(e) => Err(format!("cannot save the pause in {}: {e}", dir.display())),
-                    };
-                    let _ = results.blocking_send(Msg::Done(msg));
+                        Err(e) => Msg::Done(Err(e)),
+                    }
                 });
             }
             Cmd::SaveCron { job, expr } => self.save_cron(job, expr),
@@ -184,8 +160,13 @@ impl Effects {
                 let _ = self.clipboard.flush();
             }
             Cmd::Approve { id, service, tag } => {
-                self.follow_deploy_log(id, &service, &tag, true);
-                self.detached(&["approve", &id.to_string()], &service, &tag, false);
+                if let Backend::Remote(_) = self.backend {
+                    let b = self.backend.clone();
+                    self.call(async move { Msg::Done(b.remote_work(id, "approve", None).await) });
+                } else {
+                    self.follow_deploy_log(id, &service, &tag, true);
+                    self.detached(&["approve", &id.to_string()], &service, &tag, false);
+                }
             }
             Cmd::Rollback {
                 id,
@@ -193,49 +174,31 @@ impl Effects {
                 service,
                 tag,
             } => {
-                self.detached(
-                    &["rollback", &id.to_string(), "--to", &to],
-                    &service,
-                    &tag,
-                    true,
-                );
+                if let Backend::Remote(_) = self.backend {
+                    let b = self.backend.clone();
+                    self.call(async move {
+                        Msg::Done(b.remote_work(id, "rollback", Some(to)).await)
+                    });
+                } else {
+                    self.detached(
+                        &["rollback", &id.to_string(), "--to", &to],
+                        &service,
+                        &tag,
+                        true,
+                    );
+                }
             }
             Cmd::Reject { id, reason } => {
-                let (cfg, ledger_path, data_dir, results) = (
-                    self.cfg.releases.clone(),
-                    self.ledger_path.clone(),
-                    self.data_dir.clone(),
-                    self.results.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    let msg = crate::release::Ledger::open(&ledger_path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|ledger| {
-                            let mut desk = crate::release::ReleaseDesk {
-                                ledger,
-                                cfg,
-                                actor: crate::release::Actor::current(),
-                                data_dir,
-                                progress: Box::new(|_| {}),
-                            };
-                            desk.reject(id, &reason).map_err(|e| e.to_string())
-                        })
-                        .map(|r| format!("release {} rejected", r.id));
-                    let _ = results.blocking_send(Msg::Done(msg));
-                });
+                let b = self.backend.clone();
+                self.call(async move { Msg::Done(b.reject(id, reason).await) });
             }
             Cmd::LoadRelease { id, service, tag } => {
-                self.follow_deploy_log(id, &service, &tag, false);
-                let (cfg, ledger_path, data_dir, results) = (
-                    self.cfg.releases.clone(),
-                    self.ledger_path.clone(),
-                    self.data_dir.clone(),
-                    self.results.clone(),
-                );
-                tokio::spawn(async move {
-                    let detail =
-                        load_release(cfg, &ledger_path, &data_dir, id, &service, &tag).await;
-                    let _ = results.send(Msg::ReleaseDetail(detail)).await;
+                if let Backend::Local(_) = self.backend {
+                    self.follow_deploy_log(id, &service, &tag, false);
+                }
+                let (b, data_dir) = (self.backend.clone(), self.data_dir.clone());
+                self.call(async move {
+                    Msg::ReleaseDetail(load_release(b, &data_dir, id, &service, &tag).await)
                 });
             }
             Cmd::CancelSearch => self
@@ -310,12 +273,11 @@ impl Effects {
                 });
             }
             Cmd::LoadHistory => {
-                let history = self.history.clone();
+                let (b, jobs) = (self.backend.clone(), self.job_names.clone());
                 let results = self.results.clone();
-                let jobs = self.job_names.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Some(view) = load_history(&history, &jobs) {
-                        let _ = results.blocking_send(Msg::History(view));
+                tokio::spawn(async move {
+                    if let Ok(snap) = b.history(jobs).await {
+                        let _ = results.send(Msg::History(history_view(snap))).await;
                     }
                 });
             }
@@ -386,43 +348,41 @@ impl Effects {
         None
     }
 
-    fn save_cron(&mut self, job: String, expr: String) {
-        let key = if job == "export" {
-            "schedule"
-        } else {
-            "cleanup_schedule"
-        };
-        let Some(path) = self.cfg.path.clone() else {
-            let _ = self.results.try_send(Msg::Done(Err(
-                "no config file to save to: start opsdeck with --config FILE".into(),
-            )));
-            return;
-        };
-        let tz = self.cfg.export.schedule.timezone();
+    /// Runs `f` off the UI task and sends its message back.
+    fn call(&self, f: impl std::future::Future<Output = Msg> + Send + 'static) {
         let results = self.results.clone();
-        let scheduler = self.scheduler.clone();
-        let env_wins = job == "export" && crate::config::process_env("CRON_SCHEDULE").is_some();
-        tokio::task::spawn_blocking(move || {
-            let saved = CronSchedule::parse(&expr, Some(tz)).and_then(|s| {
-                crate::config::edit::set_string(&path, "export", key, &expr).map(|()| s)
-            });
-            match saved {
-                Ok(schedule) => {
-                    if let Some(tx) = scheduler {
-                        let _ = tx.blocking_send(SchedulerCommand::SetSchedule {
-                            job: job.clone(),
-                            schedule: schedule.clone(),
-                        });
-                    }
-                    let _ = results.blocking_send(Msg::CronSaved { job, schedule });
+        tokio::spawn(async move {
+            let _ = results.send(f.await).await;
+        });
+    }
+
+    fn save_cron(&mut self, job: String, expr: String) {
+        let tz = self.cfg.export.schedule.timezone();
+        let schedule = match CronSchedule::parse(&expr, Some(tz)) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.results.try_send(Msg::Done(Err(format!("not saved: {e}"))));
+                return;
+            }
+        };
+        let env_wins = matches!(self.backend, Backend::Local(_))
+            && job == "export"
+            && crate::config::process_env("CRON_SCHEDULE").is_some();
+        let (b, results) = (self.backend.clone(), self.results.clone());
+        tokio::spawn(async move {
+            match b.set_cron(job.clone(), schedule.clone()).await {
+                Ok(()) => {
+                    let _ = results.send(Msg::CronSaved { job, schedule }).await;
                     if env_wins {
-                        let _ = results.blocking_send(Msg::Done(Err(
-                            "saved, but CRON_SCHEDULE in the environment overrides it at the next start".into(),
-                        )));
+                        let _ = results
+                            .send(Msg::Done(Err(
+                                "saved, but CRON_SCHEDULE in the environment overrides it at the next start".into(),
+                            )))
+                            .await;
                     }
                 }
                 Err(e) => {
-                    let _ = results.blocking_send(Msg::Done(Err(format!("not saved: {e}"))));
+                    let _ = results.send(Msg::Done(Err(format!("not saved: {e}")))).await;
                 }
             }
         });
@@ -431,41 +391,30 @@ impl Effects {
 
 /// Reads what the dashboard shows from the run history. Blocking.
 pub fn load_history(history: &RunHistory, jobs: &[String]) -> Option<HistoryView> {
-    let mut runs = HashMap::new();
-    let mut attempts = HashMap::new();
-    for job in jobs {
-        let recent = history.recent_runs(job, 10).ok()?;
-        for r in &recent {
-            if let Ok(n) = history.attempt_count(r.id)
-                && n > 0
-            {
-                attempts.insert(r.id, n);
-            }
-        }
-        runs.insert(job.clone(), recent);
+    history.snapshot(jobs, 10).ok().map(history_view)
+}
+
+/// The dashboard's form of a history snapshot (local or from the server).
+pub fn history_view(s: crate::export::HistorySnapshot) -> HistoryView {
+    HistoryView {
+        runs: s.runs.into_iter().collect(),
+        attempts: s.attempts.into_iter().collect(),
+        saved: s
+            .saved
+            .into_iter()
+            .map(|s| SavedExport {
+                group: s.group,
+                file: PathBuf::from(s.file),
+                rows: s.rows,
+                at: s.at,
+            })
+            .collect(),
     }
-    let saved = history
-        .saved_exports(20_000)
-        .ok()?
-        .into_iter()
-        .map(|s| SavedExport {
-            group: s.group,
-            file: PathBuf::from(s.file),
-            rows: s.rows,
-            at: s.at,
-        })
-        .collect();
-    Some(HistoryView {
-        runs,
-        attempts,
-        saved,
-    })
 }
 
 /// The details of one release: audit trail, deploy log tail, live service state, targets.
 async fn load_release(
-    cfg: crate::config::ReleasesConfig,
-    ledger_path: &std::path::Path,
+    backend: Backend,
     data_dir: &std::path::Path,
     id: i64,
     service: &str,
@@ -475,44 +424,31 @@ async fn load_release(
         id,
         ..Default::default()
     };
-    let (path, svc, tag_s) = (
-        ledger_path.to_path_buf(),
-        service.to_string(),
-        tag.to_string(),
-    );
-    let read = tokio::task::spawn_blocking(move || {
-        let ledger = crate::release::Ledger::open(&path).ok()?;
-        let audit = ledger.audit(id).ok()?;
-        let mut targets: Vec<String> = ledger
-            .deployed_tags(&svc)
-            .ok()?
-            .into_iter()
-            .filter(|(rid, t, _)| *rid != id && *t != tag_s)
-            .map(|(_, t, _)| t)
-            .collect();
-        targets.dedup();
-        Some((audit, targets))
-    })
-    .await
-    .ok()
-    .flatten();
-    if let Some((audit, targets)) = read {
-        detail.audit = audit;
-        detail.targets = targets;
-    }
-    let mut log = Vec::new();
-    for rollback in [false, true] {
-        let p = crate::release::deploy::command::log_path(data_dir, service, tag, rollback);
-        if let Ok(text) = tokio::fs::read(&p).await {
-            log.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
-        }
-    }
-    detail.log = log.split_off(log.len().saturating_sub(200));
-    if cfg.deployer == crate::config::DeployerKind::Swarm
-        && let Some(svc) = cfg.service(service)
-        && let Ok(swarm) = crate::release::deploy::SwarmDeployer::connect().await
+    let remote_log = match backend
+        .release_detail(id, service.to_string(), tag.to_string())
+        .await
     {
-        detail.state = swarm.state(&svc.swarm_service).await.ok();
-    }
+        Ok((audit, targets, log)) => {
+            detail.audit = audit;
+            detail.targets = targets;
+            log
+        }
+        Err(_) => None,
+    };
+    let mut log = match remote_log {
+        Some(l) => l,
+        None => {
+            let mut log = Vec::new();
+            for rollback in [false, true] {
+                let p = crate::release::deploy::command::log_path(data_dir, service, tag, rollback);
+                if let Ok(text) = tokio::fs::read(&p).await {
+                    log.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
+                }
+            }
+            log
+        }
+    };
+    detail.log = log.split_off(log.len().saturating_sub(200));
+    detail.state = backend.service_state(service).await;
     detail
 }

@@ -78,44 +78,75 @@ pub fn log_sources(cfg: &Config, data_dir: &Path, extra: &[String]) -> Vec<crate
 }
 
 pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
-    run_on(cfg, data_dir, demo, &[]).await
+    run_on(cfg, data_dir, demo, &[], None).await
 }
 
 /// Like `run`, opening on the Logs tab with `logs` (source names or paths) selected when
-/// any are given (`opsdeck logs ...`).
+/// any are given (`opsdeck logs ...`). With `server`, the dashboard is a client of it: it
+/// starts no scheduler and opens no ledger, Docker connection or token.
 pub async fn run_on(
     cfg: Config,
     data_dir: &Path,
     demo: bool,
     logs: &[String],
+    server: Option<crate::client::Remote>,
 ) -> anyhow::Result<()> {
-    let shutdown = crate::cli::shutdown_signal();
+    let shutdown = crate::shutdown::signal();
     let (tx, rx) = crate::events::channel();
-    let set = ServiceSet {
-        scheduler: true,
-        watcher: true,
-        health: true,
-        exports_optional: true,
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    let mut services = None;
+    let backend = match server {
+        Some(remote) => {
+            let me = crate::release::Actor::current().user;
+            tasks.push(crate::client::spawn_event_pump(
+                remote.clone(),
+                tx.clone(),
+                me,
+                cancel.clone(),
+            ));
+            crate::client::Backend::Remote(remote)
+        }
+        None => {
+            let set = ServiceSet {
+                scheduler: true,
+                watcher: true,
+                health: true,
+                exports_optional: true,
+            };
+            let s = Services::start(&cfg, data_dir, tx.clone(), set)?;
+            let ledger_path = cfg
+                .releases
+                .ledger
+                .clone()
+                .unwrap_or_else(|| data_dir.join("releases.db"));
+            tasks.push(crate::release::watcher::spawn(
+                ledger_path.clone(),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            crate::release::desk::reconcile_in_background(
+                cfg.releases.clone(),
+                ledger_path.clone(),
+                data_dir.to_path_buf(),
+            );
+            let b = crate::client::Backend::Local(crate::client::LocalBackend::new(
+                &cfg,
+                &s,
+                tx.clone(),
+                data_dir.to_path_buf(),
+                ledger_path,
+            ));
+            services = Some(s);
+            b
+        }
     };
-    let services = Services::start(&cfg, data_dir, tx.clone(), set)?;
-    let ledger_path = cfg
-        .releases
-        .ledger
-        .clone()
-        .unwrap_or_else(|| data_dir.join("releases.db"));
-    let ledger_cancel = tokio_util::sync::CancellationToken::new();
-    let ledger_task =
-        crate::release::watcher::spawn(ledger_path.clone(), tx.clone(), ledger_cancel.clone());
-    crate::release::desk::reconcile_in_background(
-        cfg.releases.clone(),
-        ledger_path.clone(),
-        data_dir.to_path_buf(),
-    );
     let (log_tailer, log_task) = crate::logs::service::spawn(
         log_sources(&cfg, data_dir, logs),
         tx.clone(),
-        ledger_cancel.clone(),
+        cancel.clone(),
     );
+    tasks.push(log_task);
     let paused = crate::schedule::load_paused(&cfg.export.dir);
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
@@ -130,12 +161,10 @@ pub async fn run_on(
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(256);
     let mut effects = Effects::new(
         cfg,
-        &services,
-        tx,
+        backend,
         results_tx,
         Box::new(std::io::stdout()),
         data_dir.to_path_buf(),
-        ledger_path,
         Some(log_tailer.clone()),
     );
     effects.run(Cmd::LoadHistory);
@@ -168,9 +197,12 @@ pub async fn run_on(
         ),
         Err(e) => tracing::error!("dashboard failed: {e}"),
     }
-    ledger_cancel.cancel();
-    let _ = ledger_task.await;
-    let _ = log_task.await;
-    services.shutdown().await;
+    cancel.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(s) = services {
+        s.shutdown().await;
+    }
     result.map(drop).context("terminal error")
 }

@@ -127,6 +127,7 @@ pub fn apply_list(app: &mut App, list: Vec<Release>, cmds: &mut Vec<Cmd>) {
         .map(|r| r.id)
         .collect();
     let first_load = app.releases.is_empty();
+    close_stale_dialog(app, &list);
     app.releases = list;
     app.releases_error = None;
     if !first_load {
@@ -148,6 +149,34 @@ pub fn apply_list(app: &mut App, list: Vec<Release>, cmds: &mut Vec<Cmd>) {
     // The selected release may have moved on: refresh its details.
     if let Some(r) = selected_of(app) {
         cmds.push(load(r));
+    }
+}
+
+/// A confirm dialog whose release changed meanwhile (someone else approved, rejected or rolled
+/// it back) closes with what happened, instead of acting on a stale view.
+fn close_stale_dialog(app: &mut App, list: &[Release]) {
+    let id = match &app.overlay {
+        Some(
+            Overlay::Approve { id, .. }
+            | Overlay::Reject { id, .. }
+            | Overlay::RollbackPick { id, .. }
+            | Overlay::RollbackConfirm { id, .. },
+        ) => *id,
+        _ => return,
+    };
+    let before = app.releases.iter().find(|r| r.id == id).map(|r| r.status);
+    let now = list.iter().find(|r| r.id == id);
+    if let (Some(before), Some(r)) = (before, now)
+        && before != r.status
+    {
+        app.overlay = None;
+        app.toast(
+            Level::Error,
+            format!(
+                "release {id} ({} {}) changed meanwhile: now {}; nothing was done",
+                r.service_name, r.release_tag, r.status
+            ),
+        );
     }
 }
 

@@ -83,6 +83,10 @@ dir = "{}"
         c.args(args)
             .env("OPSDECK_CONFIG", &self.config)
             .env("OPSDECK_DATA_DIR", &self.data_dir)
+            // Each workspace has its own server socket: a server one test starts is never
+            // found by another test's client.
+            .env("OPSDECK_SOCKET", self.data_dir.join("opsdeck.sock"))
+            .env_remove("OPSDECK_SERVER")
             .env("RUST_LOG", "opsdeck=debug")
             .env_remove("TESTOPS_TOKEN")
             .env_remove("TESTOPS_TOKEN_FILE")

@@ -10,7 +10,7 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{ListTasksOptions, UpdateServiceOptions};
 
 /// The live state of a service, for the Releases tab.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ServiceState {
     pub image: String,
     pub running: u64,

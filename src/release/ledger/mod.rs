@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::actor::Actor;
 use super::lifecycle::{self, Status};
@@ -15,7 +15,7 @@ use super::lifecycle::{self, Status};
 const SCHEMA_VERSION: i64 = 1;
 
 /// A release row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
     pub id: i64,
     pub service_name: String,
@@ -23,7 +23,6 @@ pub struct Release {
     pub rollback_to_tag: Option<String>,
     /// Image repository, when given at creation (else the service's configured one).
     pub image: Option<String>,
-    #[serde(serialize_with = "ser_status")]
     pub status: Status,
     pub initiated_by: Option<String>,
     pub github_run_id: Option<String>,
@@ -34,12 +33,8 @@ pub struct Release {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-fn ser_status<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.as_str())
-}
-
 /// One audited transition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -51,7 +46,7 @@ pub struct AuditEntry {
 }
 
 /// What `create` needs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewRelease {
     pub service_name: String,
     pub release_tag: String,
@@ -98,9 +93,24 @@ fn forbidden_text(current: Status, to: Status) -> String {
         .unwrap_or_default()
 }
 
+/// A change written through this connection, for the observer (the server's event fan-out).
+#[derive(Debug, Clone)]
+pub struct LedgerChange {
+    pub release: Release,
+    pub actor: String,
+    /// `None` for a creation; equal to `to` for an audited refusal.
+    pub from: Option<Status>,
+    pub to: Status,
+    pub note: Option<String>,
+}
+
+/// Called after each committed change.
+pub type Observer = std::sync::Arc<dyn Fn(LedgerChange) + Send + Sync>;
+
 /// The ledger.
 pub struct Ledger {
     conn: Connection,
+    observer: Option<Observer>,
 }
 
 /// Only these transitions may be written: generated from the lifecycle table.
@@ -163,7 +173,27 @@ impl Ledger {
                 lifecycle_trigger()
             ))?;
         }
-        Ok(Ledger { conn })
+        Ok(Ledger {
+            conn,
+            observer: None,
+        })
+    }
+
+    /// Calls `f` after every change this connection commits.
+    pub fn observe(&mut self, f: Observer) {
+        self.observer = Some(f);
+    }
+
+    fn notify(&self, release: &Release, actor: &Actor, from: Option<Status>, to: Status, note: Option<&str>) {
+        if let Some(f) = &self.observer {
+            f(LedgerChange {
+                release: release.clone(),
+                actor: actor.person().to_string(),
+                from,
+                to,
+                note: note.map(str::to_string),
+            });
+        }
     }
 
     /// Registers a release (status `initiated`, or `building`/`manual_testing` when CI says
@@ -193,7 +223,9 @@ impl Ledger {
         let id = tx.last_insert_rowid();
         audit(&tx, id, actor, None, status, Some("created"))?;
         tx.commit()?;
-        self.get(id)?.ok_or(LedgerError::NotFound(id))
+        let r = self.get(id)?.ok_or(LedgerError::NotFound(id))?;
+        self.notify(&r, actor, None, status, Some("created"));
+        Ok(r)
     }
 
     /// One release.
@@ -288,7 +320,9 @@ impl Ledger {
         )?;
         audit(&tx, id, actor, Some(current), to, note)?;
         tx.commit()?;
-        self.get(id)?.ok_or(LedgerError::NotFound(id))
+        let r = self.get(id)?.ok_or(LedgerError::NotFound(id))?;
+        self.notify(&r, actor, Some(current), to, note);
+        Ok(r)
     }
 
     /// Audits a refused action without changing the status.
@@ -304,6 +338,9 @@ impl Ledger {
         let current = status_of(&tx, id)?;
         audit(&tx, id, actor, Some(current), current, Some(note))?;
         tx.commit()?;
+        if let Some(r) = self.get(id)? {
+            self.notify(&r, actor, Some(current), current, Some(note));
+        }
         Ok(())
     }
 

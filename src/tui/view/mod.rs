@@ -117,7 +117,24 @@ fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 
 fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let sep = || Span::styled(" │ ", theme.dim());
-    let mut spans = vec![Span::raw(" TestOps ")];
+    let mut spans = vec![];
+    if let Some(sessions) = &app.sessions {
+        // "server · 3 sessions (alice, bob)": who else is looking.
+        let mut users: Vec<&str> = sessions.iter().map(|s| s.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        spans.push(Span::styled(
+            format!(
+                " server · {} session{} ({})",
+                sessions.len(),
+                if sessions.len() == 1 { "" } else { "s" },
+                users.join(", ")
+            ),
+            theme.ok(),
+        ));
+        spans.push(sep());
+    }
+    spans.push(Span::raw(" TestOps "));
     spans.push(match &app.testops {
         None => Span::styled("checking…", theme.dim()),
         Some(Ok(())) => Span::styled("ok", theme.ok()),

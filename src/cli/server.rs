@@ -1,0 +1,230 @@
+//! `opsdeck run` (the server), `opsdeck health`, `opsdeck whoami`, and how every client
+//! command finds the server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{Cli, EXIT_USAGE, load_logged};
+use crate::client::Remote;
+use crate::config::Config;
+use crate::events::Event;
+use crate::logging::LogTarget;
+use crate::schedule::ScheduleEvent;
+use crate::server::hub::{Hub, WireBody};
+use crate::server::{ServerState, socket};
+use crate::services::{ServiceSet, Services};
+
+/// Exit code for "not allowed".
+pub const EXIT_FORBIDDEN: u8 = 4;
+
+/// The server for a client command: `None` means local mode. With `--server` (or
+/// `OPSDECK_SERVER`) one must answer; otherwise the configured or default socket is tried.
+pub async fn remote_for(cli: &Cli, cfg: Option<&Config>) -> Result<Option<Remote>, ExitCode> {
+    if cli.local {
+        return Ok(None);
+    }
+    let configured = cfg.and_then(|c| c.server_socket.as_deref());
+    let path = crate::client::socket_for(cli.server.as_deref(), configured);
+    match Remote::connect(&path).await {
+        Some(r) => Ok(Some(r)),
+        None if cli.server.is_some() => {
+            eprintln!(
+                "error: no server answers on {} (start one with `opsdeck run`, or drop --server for local mode)",
+                path.display()
+            );
+            Err(ExitCode::FAILURE)
+        }
+        None => Ok(None),
+    }
+}
+
+/// `opsdeck run`: the server.
+pub async fn run(cli: &Cli) -> ExitCode {
+    let shutdown = crate::shutdown::signal();
+    let (cfg, _log) = match load_logged(cli, LogTarget::StderrAndFile) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // The server's files (ledger, history, locks, deploy logs) are its own: 0600 and 0700.
+    // SAFETY-free: umask is process-wide and set before any thread writes a file.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let data_dir = crate::paths::data_dir();
+    let sock_path = crate::paths::socket_path(cfg.server_socket.as_deref());
+    let (listener, guard) = match socket::bind(&sock_path) {
+        Ok(b) => b,
+        Err(e @ socket::BindError::AlreadyRunning { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (tx, mut rx) = crate::events::channel();
+    let services = match Services::start(
+        &cfg,
+        &data_dir,
+        tx,
+        ServiceSet {
+            scheduler: true,
+            watcher: true,
+            health: true,
+            exports_optional: true,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let hub = Arc::new(Hub::new());
+    let metrics = Arc::new(Default::default());
+    let state = match ServerState::new(crate::server::state_parts(
+        cfg.clone(),
+        &services,
+        data_dir.clone(),
+        hub.clone(),
+        metrics,
+    )) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: cannot open the ledger: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if state.access.is_open() {
+        tracing::warn!(
+            "no [access] table in the server's config: every local user has every role (approve, deploy, export); add one, see `opsdeck check`"
+        );
+    }
+    // Service events: to every client, to the metrics, to the log.
+    let pump_state = state.clone();
+    let pump = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            match &ev {
+                Event::Export(e) => pump_state.metrics.export(e),
+                Event::Schedule(ScheduleEvent::Leader) => {
+                    *pump_state.leader.lock().unwrap_or_else(|p| p.into_inner()) = "leader".into();
+                }
+                Event::Schedule(ScheduleEvent::Follower { holder }) => {
+                    *pump_state.leader.lock().unwrap_or_else(|p| p.into_inner()) =
+                        format!("follower ({holder} leads)");
+                }
+                _ => {}
+            }
+            super::log_event(&ev);
+            if let Some(body) = WireBody::from_event(&ev) {
+                pump_state.hub.publish(None, body);
+            }
+        }
+    });
+    state.reconcile_in_background();
+    tracing::info!(
+        socket = %guard.path.display(),
+        dir = %cfg.export.dir.display(),
+        schedule = cfg.export.schedule.expr(),
+        "opsdeck server started (pid {}): {}",
+        std::process::id(),
+        cfg.export.schedule.describe()
+    );
+    let stop = state.shutdown.clone();
+    let serve_stop = stop.clone();
+    let server = tokio::spawn(crate::server::serve(state.clone(), listener, async move {
+        serve_stop.cancelled().await;
+    }));
+    shutdown.await;
+    tracing::info!("shutting down: closing streams, cancelling running exports");
+    stop.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    services.shutdown().await;
+    pump.abort();
+    drop(guard);
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// `opsdeck health`.
+pub async fn health(cli: &Cli) -> ExitCode {
+    let cfg = Config::load(cli.config.as_deref(), &crate::config::process_env).ok();
+    let path = crate::client::socket_for(
+        cli.server.as_deref(),
+        cfg.as_ref().and_then(|c| c.server_socket.as_deref()),
+    );
+    let http = crate::client::UnixHttp::new(path.clone());
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        http.get_json::<serde_json::Value>("/v1/health"),
+    )
+    .await
+    {
+        Ok(Ok(v)) => {
+            println!(
+                "ok: opsdeck {} on {} (pid {}, up {} s, scheduler {}, {} session(s))",
+                v["version"].as_str().unwrap_or("?"),
+                path.display(),
+                v["pid"],
+                v["uptime_seconds"],
+                v["scheduler"].as_str().unwrap_or("?"),
+                v["sessions"]
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("error: the server on {} did not answer within 5 s", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `opsdeck whoami`.
+pub async fn whoami(cli: &Cli, json: bool) -> ExitCode {
+    let cfg = Config::load(cli.config.as_deref(), &crate::config::process_env).ok();
+    let remote = match remote_for(cli, cfg.as_ref()).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let me = crate::release::Actor::current();
+            eprintln!(
+                "no server answers: local mode, acting as {} with the rights of this Unix user",
+                me.user
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(code) => return code,
+    };
+    match remote.whoami().await {
+        Ok(v) if json => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            let list = |k: &str| {
+                v[k].as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "none".into())
+            };
+            println!("user     {} (uid {})", v["user"].as_str().unwrap_or("?"), v["uid"]);
+            println!("groups   {}", list("groups"));
+            println!("roles    {}", list("roles"));
+            if v["access_configured"] == false {
+                println!("note     the server has no [access] table: every local user has every role");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

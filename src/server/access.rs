@@ -1,0 +1,234 @@
+//! Who may do what: the one place that decides, from the server's own `[access]` table and
+//! the caller's kernel-verified identity. A client's config never changes the answer.
+
+use serde::Serialize;
+
+use super::identity::Identity;
+use crate::config::AccessFile;
+
+/// A role of `[access]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewers,
+    Ci,
+    Approvers,
+    Deployers,
+}
+
+impl Role {
+    /// Every role, in the order `whoami` prints them.
+    pub const ALL: [Role; 4] = [Role::Viewers, Role::Ci, Role::Approvers, Role::Deployers];
+
+    /// The key in `[access]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Viewers => "viewers",
+            Role::Ci => "ci",
+            Role::Approvers => "approvers",
+            Role::Deployers => "deployers",
+        }
+    }
+}
+
+/// Something a caller asks the server to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Create,
+    CiStatus,
+    Approve,
+    Reject,
+    Rollback,
+    Deploy,
+    Cancel,
+    Export,
+    Schedule,
+}
+
+impl Action {
+    /// The role an action needs.
+    pub fn role(self) -> Role {
+        match self {
+            Action::Read => Role::Viewers,
+            Action::Create | Action::CiStatus => Role::Ci,
+            Action::Approve | Action::Reject => Role::Approvers,
+            Action::Rollback
+            | Action::Deploy
+            | Action::Cancel
+            | Action::Export
+            | Action::Schedule => Role::Deployers,
+        }
+    }
+
+    /// The verb for refusals: "bob may not <verb>".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create releases",
+            Action::CiStatus => "set CI statuses",
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::Rollback => "roll back",
+            Action::Deploy => "deploy",
+            Action::Cancel => "cancel deploys",
+            Action::Export => "export",
+            Action::Schedule => "change schedules",
+        }
+    }
+}
+
+/// A refusal: the sentence names the person, the action and the role needed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// The server's access table.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `None`: no `[access]` table, so every local user has every role.
+    table: Option<AccessFile>,
+}
+
+impl Access {
+    /// From the server's config.
+    pub fn new(table: Option<AccessFile>) -> Access {
+        Access { table }
+    }
+
+    /// Whether there is an `[access]` table at all (without one, a warning at start).
+    pub fn is_open(&self) -> bool {
+        self.table.is_none()
+    }
+
+    fn entries(&self, role: Role) -> &[String] {
+        let Some(t) = &self.table else { return &[] };
+        match role {
+            Role::Viewers => &t.viewers,
+            Role::Ci => &t.ci,
+            Role::Approvers => &t.approvers,
+            Role::Deployers => &t.deployers,
+        }
+    }
+
+    /// Whether `who` has `role`. root is treated like anyone else: it has only the roles it is
+    /// given.
+    pub fn has(&self, who: &Identity, role: Role) -> bool {
+        let Some(_) = &self.table else { return true };
+        let entries = self.entries(role);
+        if role == Role::Viewers && entries.is_empty() {
+            return true;
+        }
+        // Any role implies reading.
+        if role == Role::Viewers
+            && [Role::Ci, Role::Approvers, Role::Deployers]
+                .iter()
+                .any(|r| self.entries(*r).iter().any(|e| who.matches(e)))
+        {
+            return true;
+        }
+        entries.iter().any(|e| who.matches(e))
+    }
+
+    /// The roles `who` holds.
+    pub fn roles(&self, who: &Identity) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|r| self.has(who, *r))
+            .collect()
+    }
+
+    /// Whether a release's creator may approve it.
+    pub fn self_approval(&self) -> bool {
+        self.table.as_ref().is_none_or(|t| t.self_approval)
+    }
+
+    /// Allows `action` or says why not: "bob may not approve: needs approvers (@qa)".
+    pub fn check(&self, who: &Identity, action: Action) -> Result<(), Refusal> {
+        let role = action.role();
+        if self.has(who, role) {
+            return Ok(());
+        }
+        let entries = self.entries(role);
+        Err(Refusal(format!(
+            "{} may not {}: needs {} ({})",
+            who.user,
+            action.verb(),
+            role.key(),
+            if entries.is_empty() {
+                "nobody is listed".to_string()
+            } else {
+                entries.join(", ")
+            }
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(user: &str, groups: &[&str]) -> Identity {
+        Identity {
+            uid: 1000,
+            gid: 1000,
+            pid: None,
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn table() -> Access {
+        Access::new(Some(AccessFile {
+            viewers: vec!["@ops".into(), "@qa".into(), "cibot".into()],
+            ci: vec!["cibot".into()],
+            approvers: vec!["@qa".into()],
+            deployers: vec!["@ops".into()],
+            self_approval: false,
+        }))
+    }
+
+    #[test]
+    fn roles_come_from_names_and_groups() {
+        let a = table();
+        assert_eq!(
+            a.roles(&who("alice", &["qa"])),
+            vec![Role::Viewers, Role::Approvers]
+        );
+        assert_eq!(a.roles(&who("cibot", &[])), vec![Role::Viewers, Role::Ci]);
+        assert_eq!(a.roles(&who("mallory", &["users"])), vec![]);
+    }
+
+    #[test]
+    fn root_has_only_what_it_is_given() {
+        let a = table();
+        assert!(a.roles(&who("root", &["root"])).is_empty());
+        let err = a.check(&who("root", &["root"]), Action::Approve).unwrap_err();
+        assert_eq!(err.0, "root may not approve: needs approvers (@qa)");
+    }
+
+    #[test]
+    fn refusal_names_person_action_and_role() {
+        let err = table()
+            .check(&who("bob", &["ops"]), Action::Approve)
+            .unwrap_err();
+        assert_eq!(err.0, "bob may not approve: needs approvers (@qa)");
+        assert!(table().check(&who("bob", &["ops"]), Action::Rollback).is_ok());
+    }
+
+    #[test]
+    fn without_a_table_everyone_may_do_everything() {
+        let a = Access::new(None);
+        assert!(a.is_open());
+        assert_eq!(a.roles(&who("x", &[])).len(), 4);
+        assert!(a.self_approval());
+    }
+
+    #[test]
+    fn empty_viewers_means_every_local_user_reads() {
+        let a = Access::new(Some(AccessFile::default()));
+        assert!(a.check(&who("x", &[]), Action::Read).is_ok());
+        let err = a.check(&who("x", &[]), Action::Create).unwrap_err();
+        assert_eq!(err.0, "x may not create releases: needs ci (nobody is listed)");
+    }
+}

@@ -1,0 +1,460 @@
+//! What the server holds, and the release actions as it runs them: every change goes through
+//! the one ledger connection set up here, so each reaches the event fan-out with its actor.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::access::{Access, Action};
+use super::hub::{Hub, WireBody};
+use super::identity::Identity;
+use super::metrics::Metrics;
+use crate::config::Config;
+use crate::export::{ExportRunnerHandle, ExportStore, RunHistory};
+use crate::release::{Actor, DeskError, Ledger, LedgerError, Release, ReleaseDesk, Status};
+use crate::schedule::SchedulerCommand;
+
+/// A caller of one request: who the kernel says it is, and what it says about its SSH origin.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: Arc<Identity>,
+    /// The client's own `SSH_CONNECTION` address: recorded, never trusted.
+    pub ssh_unverified: Option<String>,
+}
+
+impl Caller {
+    /// The actor the audit trail records.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.who.user.clone(),
+            sudo_user: None,
+            ssh_client: self
+                .ssh_unverified
+                .as_ref()
+                .map(|s| format!("{s} (unverified)")),
+        }
+    }
+}
+
+/// A deploy or rollback the server is running or has queued.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub service: String,
+    pub queued: bool,
+    pub cancel: CancellationToken,
+}
+
+/// Everything the server owns.
+pub struct ServerState {
+    pub cfg: Arc<Config>,
+    pub access: Access,
+    pub hub: Arc<Hub>,
+    pub started: std::time::Instant,
+    pub started_at: DateTime<Utc>,
+    pub runner: ExportRunnerHandle,
+    pub scheduler: Option<mpsc::Sender<SchedulerCommand>>,
+    pub store: ExportStore,
+    pub history: RunHistory,
+    pub data_dir: PathBuf,
+    pub ledger_path: PathBuf,
+    /// Reads (list, show) share one connection.
+    reader: Mutex<Ledger>,
+    /// "leader", "follower (holder)" or "starting".
+    pub leader: Mutex<String>,
+    pub paused: Mutex<BTreeSet<String>>,
+    /// One deploy per service at a time: the service's turn.
+    queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub work: Mutex<HashMap<i64, Work>>,
+    pub metrics: Arc<Metrics>,
+    /// Fires at shutdown: event streams end so the server can stop.
+    pub shutdown: CancellationToken,
+}
+
+/// How a release action failed, for the API's status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Lost a race: the message says the current status, who and when.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<DeskError> for ActionError {
+    fn from(e: DeskError) -> Self {
+        match e {
+            DeskError::Invalid(m) => ActionError::Invalid(m),
+            DeskError::NotFound(m) => ActionError::NotFound(m),
+            DeskError::Conflict(m) => ActionError::Conflict(m),
+            DeskError::Refused(m) => ActionError::Forbidden(m),
+            DeskError::Failed(m) => ActionError::Failed(m),
+        }
+    }
+}
+
+impl From<LedgerError> for ActionError {
+    fn from(e: LedgerError) -> Self {
+        DeskError::from(e).into()
+    }
+}
+
+/// Runs blocking work (SQLite) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ActionError> + Send + 'static,
+) -> Result<T, ActionError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ActionError::Failed(format!("internal error: {e}")))?
+}
+
+/// The parts `ServerState::new` takes over.
+pub struct Parts {
+    pub cfg: Config,
+    pub runner: ExportRunnerHandle,
+    pub scheduler: Option<mpsc::Sender<SchedulerCommand>>,
+    pub store: ExportStore,
+    pub history: RunHistory,
+    pub data_dir: PathBuf,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl ServerState {
+    /// Opens the ledger and builds the state.
+    pub fn new(p: Parts) -> Result<ServerState, LedgerError> {
+        let ledger_path = p
+            .cfg
+            .releases
+            .ledger
+            .clone()
+            .unwrap_or_else(|| p.data_dir.join("releases.db"));
+        let reader = Ledger::open(&ledger_path)?;
+        let paused = crate::schedule::load_paused(&p.cfg.export.dir);
+        Ok(ServerState {
+            access: Access::new(p.cfg.access.clone()),
+            cfg: Arc::new(p.cfg),
+            hub: p.hub,
+            started: std::time::Instant::now(),
+            started_at: Utc::now(),
+            runner: p.runner,
+            scheduler: p.scheduler,
+            store: p.store,
+            history: p.history,
+            data_dir: p.data_dir,
+            ledger_path,
+            reader: Mutex::new(reader),
+            leader: Mutex::new("starting".into()),
+            paused: Mutex::new(paused),
+            queues: Mutex::new(HashMap::new()),
+            work: Mutex::new(HashMap::new()),
+            metrics: p.metrics,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Runs `f` on the shared read connection (blocking; call from `blocking`).
+    pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> Result<T, LedgerError>) -> Result<T, ActionError> {
+        let guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&guard)?)
+    }
+
+    /// A ledger connection whose every change is published with its actor.
+    pub fn ledger(&self) -> Result<Ledger, ActionError> {
+        let mut ledger = Ledger::open(&self.ledger_path)?;
+        let hub = self.hub.clone();
+        let metrics = self.metrics.clone();
+        ledger.observe(Arc::new(move |change| {
+            metrics.transition(change.to);
+            let summary = super::hub::summary(&change);
+            hub.publish(
+                Some(change.actor.clone()),
+                WireBody::Release {
+                    release: change.release,
+                    summary,
+                },
+            );
+        }));
+        Ok(ledger)
+    }
+
+    /// A desk acting for `caller`. Access was decided by the server before; the desk's own
+    /// approvers list (a local-mode setting) does not apply.
+    pub fn desk(&self, caller: &Caller, id: Option<i64>) -> Result<ReleaseDesk, ActionError> {
+        let mut cfg = self.cfg.releases.clone();
+        cfg.approvers.clear();
+        let hub = self.hub.clone();
+        Ok(ReleaseDesk {
+            ledger: self.ledger()?,
+            cfg,
+            actor: caller.actor(),
+            data_dir: self.data_dir.clone(),
+            progress: Box::new(move |line| {
+                if let Some(id) = id {
+                    hub.publish(
+                        None,
+                        WireBody::DeployProgress {
+                            id,
+                            line: line.to_string(),
+                        },
+                    );
+                }
+            }),
+        })
+    }
+
+    /// Allows `action` for `caller`, or refuses it; a refusal that concerns a release is
+    /// recorded in its audit trail and nothing else changes.
+    pub async fn authorize(
+        self: &Arc<Self>,
+        caller: &Caller,
+        action: Action,
+        release: Option<i64>,
+    ) -> Result<(), ActionError> {
+        let Err(refusal) = self.access.check(&caller.who, action) else {
+            return Ok(());
+        };
+        self.metrics.refusal();
+        tracing::warn!(user = %caller.who.user, uid = caller.who.uid, "refused: {refusal}");
+        if let Some(id) = release {
+            let (me, caller) = (self.clone(), caller.clone());
+            let note = format!("refused: {refusal}");
+            let _ = blocking(move || {
+                let mut l = me.ledger()?;
+                Ok(l.record_refusal(id, &caller.actor(), &note)?)
+            })
+            .await;
+        }
+        Err(ActionError::Forbidden(refusal.0))
+    }
+
+    /// Refuses the approval of a release by whoever created it, unless `self_approval`.
+    pub async fn check_self_approval(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: i64,
+        verb: &str,
+    ) -> Result<(), ActionError> {
+        if self.access.self_approval() {
+            return Ok(());
+        }
+        let me = self.clone();
+        let creator = blocking(move || {
+            me.read(|l| Ok(l.audit(id)?.first().map(|a| a.actor.clone())))
+        })
+        .await?;
+        if creator.as_deref() == Some(caller.who.user.as_str()) {
+            let note = format!(
+                "refused: {} may not {verb} release {id}: they created it (access.self_approval = false)",
+                caller.who.user
+            );
+            let (me, c, n) = (self.clone(), caller.clone(), note.clone());
+            let _ = blocking(move || {
+                let mut l = me.ledger()?;
+                Ok(l.record_refusal(id, &c.actor(), &n)?)
+            })
+            .await;
+            self.metrics.refusal();
+            return Err(ActionError::Forbidden(note.trim_start_matches("refused: ").to_string()));
+        }
+        Ok(())
+    }
+
+    fn queue(&self, service: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(service.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Runs a deploy (or rollback) of release `id` in the server, after any other deploy of
+    /// the same service; it outlives the request that started it. The receiver gets the end.
+    pub fn spawn_work(
+        self: &Arc<Self>,
+        mut desk: ReleaseDesk,
+        release: Release,
+        rollback: bool,
+    ) -> tokio::sync::oneshot::Receiver<Result<Release, ActionError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let me = self.clone();
+        let queue = self.queue(&release.service_name);
+        // Progress goes to every client and to the release's deploy log in the state dir.
+        let log = crate::release::deploy::command::log_path(
+            &self.data_dir,
+            &release.service_name,
+            &release.release_tag,
+            rollback,
+        );
+        let hub = self.hub.clone();
+        let id = release.id;
+        desk.progress = Box::new(move |line| {
+            hub.publish(
+                None,
+                WireBody::DeployProgress {
+                    id,
+                    line: line.to_string(),
+                },
+            );
+            append_line(&log, line);
+        });
+        let cancel = CancellationToken::new();
+        self.work.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            Work {
+                service: release.service_name.clone(),
+                queued: true,
+                cancel: cancel.clone(),
+            },
+        );
+        tokio::spawn(async move {
+            let turn = match queue.clone().try_lock_owned() {
+                Ok(g) => Some(g),
+                Err(_) => {
+                    let ahead = me.running_on(&release.service_name, id);
+                    me.hub.publish(
+                        None,
+                        WireBody::DeployProgress {
+                            id,
+                            line: format!(
+                                "release {id}: queued behind {}",
+                                ahead.unwrap_or_else(|| "another deploy".into())
+                            ),
+                        },
+                    );
+                    tokio::select! {
+                        g = queue.lock_owned() => Some(g),
+                        () = cancel.cancelled() => None,
+                    }
+                }
+            };
+            let result = match turn {
+                None => Err(ActionError::Conflict(format!(
+                    "release {id}: the queued deploy was cancelled; it stays {}",
+                    release.status
+                ))),
+                Some(_turn) => {
+                    if let Some(w) = me.work.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+                        w.queued = false;
+                    }
+                    let started = std::time::Instant::now();
+                    let r = if rollback {
+                        desk.run_rollback(id).await
+                    } else {
+                        desk.deploy_approved(id).await
+                    };
+                    me.metrics.deploy_finished(started.elapsed());
+                    r.map_err(ActionError::from)
+                }
+            };
+            me.work.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            let _ = tx.send(result);
+        });
+        rx
+    }
+
+    /// The last lines of a release's deploy and rollback logs.
+    pub fn deploy_log(&self, r: &Release, max: usize) -> Vec<String> {
+        let mut log = Vec::new();
+        for rollback in [false, true] {
+            let p = crate::release::deploy::command::log_path(
+                &self.data_dir,
+                &r.service_name,
+                &r.release_tag,
+                rollback,
+            );
+            if let Ok(text) = std::fs::read(&p) {
+                log.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
+            }
+        }
+        log.split_off(log.len().saturating_sub(max))
+    }
+
+    /// "release 12 (api 2.4.0)": what runs or waits on a service before `id`.
+    fn running_on(&self, service: &str, id: i64) -> Option<String> {
+        let work = self.work.lock().unwrap_or_else(|p| p.into_inner());
+        let other = work
+            .iter()
+            .filter(|(i, w)| **i != id && w.service == service && !w.queued)
+            .map(|(i, _)| *i)
+            .next()?;
+        drop(work);
+        self.read(|l| l.get(other))
+            .ok()
+            .flatten()
+            .map(|r| format!("{} (release {})", r.release_tag, r.id))
+    }
+
+    /// Settles releases a stopped server left in deploying or rollback, against the engine.
+    pub fn reconcile_in_background(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let system = Caller {
+                who: Arc::new(Identity {
+                    uid: nix::unistd::getuid().as_raw(),
+                    gid: nix::unistd::getgid().as_raw(),
+                    pid: Some(std::process::id() as i32),
+                    user: "opsdeck-server".into(),
+                    groups: vec![],
+                }),
+                ssh_unverified: None,
+            };
+            let Ok(mut desk) = me.desk(&system, None) else {
+                return;
+            };
+            match desk.reconcile().await {
+                Ok(settled) => {
+                    for r in settled {
+                        tracing::info!(id = r.id, status = %r.status, "reconciled a release left in progress");
+                    }
+                }
+                Err(e) => tracing::warn!("release reconciliation failed: {e}"),
+            }
+        });
+    }
+
+    /// The statuses from which `action` makes sense, for clear 409s before any work starts.
+    pub fn expect(r: &Release, allowed: &[Status], what: &str) -> Result<(), ActionError> {
+        if allowed.contains(&r.status) {
+            Ok(())
+        } else {
+            Err(ActionError::Conflict(format!(
+                "release {} is {}; {what} needs {}",
+                r.id,
+                r.status,
+                allowed
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )))
+        }
+    }
+}
+
+/// Appends a timestamped line to a deploy log (best effort: a full disk must not stop a deploy).
+fn append_line(path: &std::path::Path, line: &str) {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{} {line}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    }
+}
