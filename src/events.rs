@@ -40,7 +40,10 @@ pub enum Event {
     /// The jobs now paused (changed by anyone).
     Paused(std::collections::BTreeSet<String>),
     /// A job's cron expression changed (saved by anyone).
-    CronChanged { job: String, expr: String },
+    CronChanged {
+        job: String,
+        expr: String,
+    },
 }
 
 /// Sending half of the event channel.

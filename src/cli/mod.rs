@@ -321,7 +321,6 @@ pub(crate) fn log_event(ev: &Event) {
     }
 }
 
-
 /// `opsdeck` / `opsdeck tui`.
 pub async fn tui(cli: &Cli) -> ExitCode {
     tui_on(cli, &[]).await

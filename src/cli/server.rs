@@ -176,7 +176,10 @@ pub async fn health(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            eprintln!("error: the server on {} did not answer within 5 s", path.display());
+            eprintln!(
+                "error: the server on {} did not answer within 5 s",
+                path.display()
+            );
             ExitCode::FAILURE
         }
     }
@@ -214,11 +217,17 @@ pub async fn whoami(cli: &Cli, json: bool) -> ExitCode {
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "none".into())
             };
-            println!("user     {} (uid {})", v["user"].as_str().unwrap_or("?"), v["uid"]);
+            println!(
+                "user     {} (uid {})",
+                v["user"].as_str().unwrap_or("?"),
+                v["uid"]
+            );
             println!("groups   {}", list("groups"));
             println!("roles    {}", list("roles"));
             if v["access_configured"] == false {
-                println!("note     the server has no [access] table: every local user has every role");
+                println!(
+                    "note     the server has no [access] table: every local user has every role"
+                );
             }
             ExitCode::SUCCESS
         }

@@ -146,7 +146,9 @@ impl Backend {
                     "cleanup_schedule"
                 };
                 let Some(path) = l.cfg.path.clone() else {
-                    return Err("no config file to save to: start opsdeck with --config FILE".into());
+                    return Err(
+                        "no config file to save to: start opsdeck with --config FILE".into(),
+                    );
                 };
                 let expr = schedule.expr().to_string();
                 tokio::task::spawn_blocking(move || {
@@ -155,7 +157,9 @@ impl Backend {
                 .await
                 .map_err(|e| e.to_string())??;
                 if let Some(tx) = &l.scheduler {
-                    let _ = tx.send(SchedulerCommand::SetSchedule { job, schedule }).await;
+                    let _ = tx
+                        .send(SchedulerCommand::SetSchedule { job, schedule })
+                        .await;
                 }
                 Ok(())
             }
@@ -176,9 +180,11 @@ impl Backend {
         match self {
             Backend::Local(l) => {
                 let h = l.history.clone();
-                tokio::task::spawn_blocking(move || h.snapshot(&jobs, 10).map_err(|e| e.to_string()))
-                    .await
-                    .map_err(|e| e.to_string())?
+                tokio::task::spawn_blocking(move || {
+                    h.snapshot(&jobs, 10).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
             }
             Backend::Remote(r) => {
                 #[derive(serde::Deserialize)]
@@ -229,7 +235,12 @@ impl Backend {
 
     /// Approves (and so deploys) or rolls back a release in the server; in local mode the
     /// caller starts the detached CLI instead, so this is remote only.
-    pub async fn remote_work(&self, id: i64, verb: &str, to: Option<String>) -> Result<String, String> {
+    pub async fn remote_work(
+        &self,
+        id: i64,
+        verb: &str,
+        to: Option<String>,
+    ) -> Result<String, String> {
         let Backend::Remote(r) = self else {
             return Err("local mode runs the CLI detached".into());
         };
@@ -240,7 +251,10 @@ impl Backend {
         r.start_work(id, verb, body)
             .await
             .map(|rel| match verb {
-                "approve" => format!("release {id} approved: deploying {} in the server", rel.release_tag),
+                "approve" => format!(
+                    "release {id} approved: deploying {} in the server",
+                    rel.release_tag
+                ),
                 "rollback" => format!(
                     "release {id}: rolling back to {} in the server",
                     to.unwrap_or_default()

@@ -203,7 +203,9 @@ mod tests {
     fn root_has_only_what_it_is_given() {
         let a = table();
         assert!(a.roles(&who("root", &["root"])).is_empty());
-        let err = a.check(&who("root", &["root"]), Action::Approve).unwrap_err();
+        let err = a
+            .check(&who("root", &["root"]), Action::Approve)
+            .unwrap_err();
         assert_eq!(err.0, "root may not approve: needs approvers (@qa)");
     }
 
@@ -213,7 +215,11 @@ mod tests {
             .check(&who("bob", &["ops"]), Action::Approve)
             .unwrap_err();
         assert_eq!(err.0, "bob may not approve: needs approvers (@qa)");
-        assert!(table().check(&who("bob", &["ops"]), Action::Rollback).is_ok());
+        assert!(
+            table()
+                .check(&who("bob", &["ops"]), Action::Rollback)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -229,6 +235,9 @@ mod tests {
         let a = Access::new(Some(AccessFile::default()));
         assert!(a.check(&who("x", &[]), Action::Read).is_ok());
         let err = a.check(&who("x", &[]), Action::Create).unwrap_err();
-        assert_eq!(err.0, "x may not create releases: needs ci (nobody is listed)");
+        assert_eq!(
+            err.0,
+            "x may not create releases: needs ci (nobody is listed)"
+        );
     }
 }

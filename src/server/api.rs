@@ -16,10 +16,10 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Peer;
 use super::access::Action;
 use super::hub::{SessionInfo, WireBody};
 use super::state::{ActionError, Caller, ServerState, blocking};
-use super::Peer;
 use crate::export::Trigger;
 use crate::release::{NewRelease, Status};
 
@@ -104,15 +104,24 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
 /// A JSON body whose parse errors are 400s in our error shape.
 pub struct Body400<T>(T);
 
-impl<T: serde::de::DeserializeOwned, St: Send + Sync> axum::extract::FromRequest<St> for Body400<T> {
+impl<T: serde::de::DeserializeOwned, St: Send + Sync> axum::extract::FromRequest<St>
+    for Body400<T>
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &St) -> Result<Self, Self::Rejection> {
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &St,
+    ) -> Result<Self, Self::Rejection> {
         // Any content type: CI steps post with plain `curl -d`.
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::bad(format!("bad request body: {}", e.body_text())))?;
-        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         serde_json::from_slice(body)
             .map(Body400)
             .map_err(|e| ApiError::bad(format!("bad request body: {e}")))
@@ -145,7 +154,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
             ApiError {
                 status: StatusCode::NOT_FOUND,
                 code: "not_found",
-                error: "no such endpoint; see docs: GET /v1/health, /v1/releases, /v1/events ...".into(),
+                error: "no such endpoint; see docs: GET /v1/health, /v1/releases, /v1/events ..."
+                    .into(),
             }
         })
         .with_state(state)
@@ -332,7 +342,11 @@ async fn rollback(
         return Err(ApiError::bad(format!("`{t}` is not a valid tag")));
     }
     s.authorize(&c, Action::Rollback, Some(id)).await?;
-    if s.work.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+    if s.work
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&id)
+    {
         return Err(ActionError::Conflict(format!("release {id} is being worked on now")).into());
     }
     let mut desk = s.desk(&c, Some(id))?;
@@ -357,8 +371,14 @@ async fn deploy(
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no release with id {id}")))?;
     ServerState::expect(&r, &[Status::ManualTestPassed], "deploy")?;
-    if s.work.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
-        return Err(ActionError::Conflict(format!("release {id} is already queued or deploying")).into());
+    if s.work
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&id)
+    {
+        return Err(
+            ActionError::Conflict(format!("release {id} is already queued or deploying")).into(),
+        );
     }
     let desk = s.desk(&c, Some(id))?;
     let done = s.spawn_work(desk, r.clone(), false);
@@ -367,7 +387,12 @@ async fn deploy(
 
 async fn cancel(State(s): S, c: Caller, Path(id): Path<i64>) -> ApiResult<Json<serde_json::Value>> {
     s.authorize(&c, Action::Cancel, Some(id)).await?;
-    let work = s.work.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+    let work = s
+        .work
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
     match work {
         Some(w) if w.queued => {
             w.cancel.cancel();
@@ -519,7 +544,10 @@ async fn exports(State(s): S, c: Caller) -> ApiResult<Json<serde_json::Value>> {
     let (listing, history) = blocking(move || {
         let listing = crate::export::DirListing::read(&me.store)
             .map_err(|e| ActionError::Failed(format!("cannot list the export dir: {e}")))?;
-        let jobs: Vec<String> = crate::services::jobs(&me.cfg).into_iter().map(|j| j.name).collect();
+        let jobs: Vec<String> = crate::services::jobs(&me.cfg)
+            .into_iter()
+            .map(|j| j.name)
+            .collect();
         let history = me
             .history
             .snapshot(&jobs, 10)
@@ -527,7 +555,9 @@ async fn exports(State(s): S, c: Caller) -> ApiResult<Json<serde_json::Value>> {
         Ok((listing, history))
     })
     .await?;
-    Ok(Json(json!({"dir": s.cfg.export.dir, "listing": listing, "history": history})))
+    Ok(Json(
+        json!({"dir": s.cfg.export.dir, "listing": listing, "history": history}),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -584,7 +614,10 @@ async fn schedules(State(s): S, c: Caller) -> ApiResult<Json<serde_json::Value>>
 }
 
 fn known_job(s: &ServerState, job: &str) -> Result<(), ApiError> {
-    let names: Vec<String> = crate::services::jobs(&s.cfg).into_iter().map(|j| j.name).collect();
+    let names: Vec<String> = crate::services::jobs(&s.cfg)
+        .into_iter()
+        .map(|j| j.name)
+        .collect();
     if names.iter().any(|n| n == job) {
         Ok(())
     } else {
@@ -603,7 +636,9 @@ async fn schedule_action(
 ) -> ApiResult<Json<serde_json::Value>> {
     known_job(&s, &job)?;
     if !matches!(verb.as_str(), "run" | "pause" | "resume") {
-        return Err(ApiError::bad(format!("`{verb}` is not run, pause or resume")));
+        return Err(ApiError::bad(format!(
+            "`{verb}` is not run, pause or resume"
+        )));
     }
     s.authorize(&c, Action::Schedule, None).await?;
     let actor = Some(c.who.user.clone());
@@ -636,7 +671,12 @@ async fn schedule_action(
             })
             .await?;
             *s.paused.lock().unwrap_or_else(|p| p.into_inner()) = set.clone();
-            s.hub.publish(actor, WireBody::Paused { jobs: set.iter().cloned().collect() });
+            s.hub.publish(
+                actor,
+                WireBody::Paused {
+                    jobs: set.iter().cloned().collect(),
+                },
+            );
             Ok(Json(json!({"paused": set})))
         }
     }
@@ -678,7 +718,11 @@ async fn set_cron(
         )
         .into());
     };
-    let key = if job == "export" { "schedule" } else { "cleanup_schedule" };
+    let key = if job == "export" {
+        "schedule"
+    } else {
+        "cleanup_schedule"
+    };
     let expr = b.cron.clone();
     blocking(move || {
         crate::config::edit::set_string(&path, "export", key, &expr).map_err(ActionError::Failed)
@@ -699,7 +743,9 @@ async fn set_cron(
             expr: b.cron.clone(),
         },
     );
-    Ok(Json(json!({"job": job, "cron": b.cron, "describe": schedule.describe()})))
+    Ok(Json(
+        json!({"job": job, "cron": b.cron, "describe": schedule.describe()}),
+    ))
 }
 
 async fn events(State(s): S, c: Caller) -> ApiResult<Response> {
@@ -763,9 +809,5 @@ async fn metrics(State(s): S) -> Response {
     let text = s
         .metrics
         .render(s.hub.sessions().len(), s.started.elapsed());
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

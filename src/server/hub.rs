@@ -31,7 +31,9 @@ pub struct WireEvent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WireBody {
     /// Sent first on every stream: who the server thinks you are and who else is here.
-    Hello { sessions: Vec<SessionInfo> },
+    Hello {
+        sessions: Vec<SessionInfo>,
+    },
     /// A release was created or changed status (or a refusal was audited).
     Release {
         release: Release,
@@ -39,19 +41,41 @@ pub enum WireBody {
         summary: String,
     },
     /// A line of a running deploy or rollback.
-    DeployProgress { id: i64, line: String },
-    Export { event: ExportEvent },
-    Schedule { event: ScheduleEvent },
-    ExportDir { listing: DirListing },
-    JobFinished { job: String },
-    TestopsHealth { error: Option<String> },
-    DiskFree { bytes: u64 },
+    DeployProgress {
+        id: i64,
+        line: String,
+    },
+    Export {
+        event: ExportEvent,
+    },
+    Schedule {
+        event: ScheduleEvent,
+    },
+    ExportDir {
+        listing: DirListing,
+    },
+    JobFinished {
+        job: String,
+    },
+    TestopsHealth {
+        error: Option<String>,
+    },
+    DiskFree {
+        bytes: u64,
+    },
     /// Paused jobs changed.
-    Paused { jobs: Vec<String> },
+    Paused {
+        jobs: Vec<String>,
+    },
     /// A schedule's cron changed.
-    Cron { job: String, expr: String },
+    Cron {
+        job: String,
+        expr: String,
+    },
     /// Sessions connected or left.
-    Sessions { sessions: Vec<SessionInfo> },
+    Sessions {
+        sessions: Vec<SessionInfo>,
+    },
 }
 
 impl WireBody {
@@ -179,9 +203,12 @@ impl Hub {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         info.id = id;
         self.lock().insert(id, info);
-        self.publish(None, WireBody::Sessions {
-            sessions: self.sessions(),
-        });
+        self.publish(
+            None,
+            WireBody::Sessions {
+                sessions: self.sessions(),
+            },
+        );
         SessionGuard {
             hub: self.clone(),
             id,
@@ -214,9 +241,12 @@ impl SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.hub.lock().remove(&self.id);
-        self.hub.publish(None, WireBody::Sessions {
-            sessions: self.hub.sessions(),
-        });
+        self.hub.publish(
+            None,
+            WireBody::Sessions {
+                sessions: self.hub.sessions(),
+            },
+        );
     }
 }
 

@@ -70,19 +70,55 @@ impl Metrics {
         let mut family = |name: &str, kind: &str, help: &str| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        family("opsdeck_exports_saved_total", "counter", "Exports saved, per group.");
-        family("opsdeck_exports_failed_total", "counter", "Exports that failed all attempts, per group.");
-        family("opsdeck_export_last_success_timestamp_seconds", "gauge", "When each group was last saved.");
-        family("opsdeck_release_transitions_total", "counter", "Release status changes, by new status.");
-        family("opsdeck_deploy_duration_seconds", "histogram", "Deploy and rollback durations.");
-        family("opsdeck_sessions", "gauge", "Connected dashboards and event streams.");
-        family("opsdeck_refusals_total", "counter", "Requests refused by access control.");
-        family("opsdeck_uptime_seconds", "gauge", "Seconds since the server started.");
+        family(
+            "opsdeck_exports_saved_total",
+            "counter",
+            "Exports saved, per group.",
+        );
+        family(
+            "opsdeck_exports_failed_total",
+            "counter",
+            "Exports that failed all attempts, per group.",
+        );
+        family(
+            "opsdeck_export_last_success_timestamp_seconds",
+            "gauge",
+            "When each group was last saved.",
+        );
+        family(
+            "opsdeck_release_transitions_total",
+            "counter",
+            "Release status changes, by new status.",
+        );
+        family(
+            "opsdeck_deploy_duration_seconds",
+            "histogram",
+            "Deploy and rollback durations.",
+        );
+        family(
+            "opsdeck_sessions",
+            "gauge",
+            "Connected dashboards and event streams.",
+        );
+        family(
+            "opsdeck_refusals_total",
+            "counter",
+            "Requests refused by access control.",
+        );
+        family(
+            "opsdeck_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+        );
         for (g, n) in &c.exports_saved {
             let _ = writeln!(o, "opsdeck_exports_saved_total{{group=\"{}\"}} {n}", esc(g));
         }
         for (g, n) in &c.exports_failed {
-            let _ = writeln!(o, "opsdeck_exports_failed_total{{group=\"{}\"}} {n}", esc(g));
+            let _ = writeln!(
+                o,
+                "opsdeck_exports_failed_total{{group=\"{}\"}} {n}",
+                esc(g)
+            );
         }
         for (g, t) in &c.last_success {
             let _ = writeln!(
@@ -96,7 +132,10 @@ impl Metrics {
         }
         for b in BUCKETS {
             let n = c.deploy_seconds.iter().filter(|d| **d <= b).count();
-            let _ = writeln!(o, "opsdeck_deploy_duration_seconds_bucket{{le=\"{b}\"}} {n}");
+            let _ = writeln!(
+                o,
+                "opsdeck_deploy_duration_seconds_bucket{{le=\"{b}\"}} {n}"
+            );
         }
         let _ = writeln!(
             o,

@@ -29,9 +29,13 @@ pub struct Peer(pub Option<Arc<Identity>>);
 
 impl connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        Peer(stream.io().peer_cred().ok().map(|c| {
-            Arc::new(Identity::of(c.uid(), c.gid(), c.pid()))
-        }))
+        Peer(
+            stream
+                .io()
+                .peer_cred()
+                .ok()
+                .map(|c| Arc::new(Identity::of(c.uid(), c.gid(), c.pid()))),
+        )
     }
 }
 
@@ -62,12 +66,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Whether a server answers `/v1/health` on `socket`.

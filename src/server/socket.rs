@@ -54,7 +54,11 @@ pub fn bind(path: &Path) -> Result<(tokio::net::UnixListener, SocketGuard), Bind
         let _ = lock.read_to_string(&mut pid);
         let pid = pid.trim();
         return Err(BindError::AlreadyRunning {
-            pid: if pid.is_empty() { "unknown".into() } else { pid.into() },
+            pid: if pid.is_empty() {
+                "unknown".into()
+            } else {
+                pid.into()
+            },
             socket: path.to_path_buf(),
         });
     }

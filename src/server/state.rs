@@ -165,7 +165,10 @@ impl ServerState {
     }
 
     /// Runs `f` on the shared read connection (blocking; call from `blocking`).
-    pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> Result<T, LedgerError>) -> Result<T, ActionError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Ledger) -> Result<T, LedgerError>,
+    ) -> Result<T, ActionError> {
         let guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&guard)?)
     }
@@ -250,10 +253,9 @@ impl ServerState {
             return Ok(());
         }
         let me = self.clone();
-        let creator = blocking(move || {
-            me.read(|l| Ok(l.audit(id)?.first().map(|a| a.actor.clone())))
-        })
-        .await?;
+        let creator =
+            blocking(move || me.read(|l| Ok(l.audit(id)?.first().map(|a| a.actor.clone()))))
+                .await?;
         if creator.as_deref() == Some(caller.who.user.as_str()) {
             let note = format!(
                 "refused: {} may not {verb} release {id}: they created it (access.self_approval = false)",
@@ -266,7 +268,9 @@ impl ServerState {
             })
             .await;
             self.metrics.refusal();
-            return Err(ActionError::Forbidden(note.trim_start_matches("refused: ").to_string()));
+            return Err(ActionError::Forbidden(
+                note.trim_start_matches("refused: ").to_string(),
+            ));
         }
         Ok(())
     }
@@ -346,7 +350,12 @@ impl ServerState {
                     release.status
                 ))),
                 Some(_turn) => {
-                    if let Some(w) = me.work.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+                    if let Some(w) = me
+                        .work
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&id)
+                    {
                         w.queued = false;
                     }
                     let started = std::time::Instant::now();
@@ -359,7 +368,10 @@ impl ServerState {
                     r.map_err(ActionError::from)
                 }
             };
-            me.work.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            me.work
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
             let _ = tx.send(result);
         });
         rx

@@ -176,9 +176,9 @@ impl Effects {
             } => {
                 if let Backend::Remote(_) = self.backend {
                     let b = self.backend.clone();
-                    self.call(async move {
-                        Msg::Done(b.remote_work(id, "rollback", Some(to)).await)
-                    });
+                    self.call(
+                        async move { Msg::Done(b.remote_work(id, "rollback", Some(to)).await) },
+                    );
                 } else {
                     self.detached(
                         &["rollback", &id.to_string(), "--to", &to],
@@ -361,7 +361,9 @@ impl Effects {
         let schedule = match CronSchedule::parse(&expr, Some(tz)) {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.results.try_send(Msg::Done(Err(format!("not saved: {e}"))));
+                let _ = self
+                    .results
+                    .try_send(Msg::Done(Err(format!("not saved: {e}"))));
                 return;
             }
         };
@@ -382,7 +384,9 @@ impl Effects {
                     }
                 }
                 Err(e) => {
-                    let _ = results.send(Msg::Done(Err(format!("not saved: {e}")))).await;
+                    let _ = results
+                        .send(Msg::Done(Err(format!("not saved: {e}"))))
+                        .await;
                 }
             }
         });

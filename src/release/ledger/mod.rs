@@ -184,7 +184,14 @@ impl Ledger {
         self.observer = Some(f);
     }
 
-    fn notify(&self, release: &Release, actor: &Actor, from: Option<Status>, to: Status, note: Option<&str>) {
+    fn notify(
+        &self,
+        release: &Release,
+        actor: &Actor,
+        from: Option<Status>,
+        to: Status,
+        note: Option<&str>,
+    ) {
         if let Some(f) = &self.observer {
             f(LedgerChange {
                 release: release.clone(),
