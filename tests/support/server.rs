@@ -21,6 +21,8 @@ pub struct TestServer {
     pub child: Option<Child>,
     /// Run the server as this user (`runuser -u`), when set.
     pub run_as: Option<String>,
+    /// Make the test's own reads (curl) as this user, when set.
+    pub read_as: Option<String>,
     pub bin: PathBuf,
 }
 
@@ -67,6 +69,7 @@ impl TestServer {
             root,
             child: None,
             run_as: None,
+            read_as: None,
             bin: PathBuf::from(env!("CARGO_BIN_EXE_opsdeck")),
         }
     }
@@ -178,7 +181,14 @@ impl TestServer {
 
     /// `curl --unix-socket` with a method, path and optional body: (status, body).
     pub fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut c = Command::new("curl");
+        let mut c = match &self.read_as {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--", "curl"]);
+                c
+            }
+            None => Command::new("curl"),
+        };
         c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
             .arg(&self.socket)
             .args(["-X", method])
