@@ -314,7 +314,8 @@ fn only_approvers_may_act_and_refusals_are_audited() {
         vec!["rollback", "1", "--to", "v0"],
     ] {
         let out = d.run(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        // Exit 4: not allowed (the same code the server's 403 gives).
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
         assert!(
             text(&out.stderr).contains("is not in releases.approvers"),
             "{}",

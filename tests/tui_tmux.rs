@@ -338,3 +338,63 @@ async fn opsdeck_logs_follows_a_file_and_shows_appended_lines() {
         "no export dir is created without TestOps settings"
     );
 }
+
+#[path = "support/server.rs"]
+mod server;
+
+/// Two dashboards, clients of one server in two tmux sessions: an approval in one shows in
+/// the other with who made it, and both show the server and its sessions.
+#[tokio::test]
+async fn two_dashboards_of_one_server_see_each_others_approvals() {
+    let mut s = server::TestServer::new("0.2", "");
+    s.start();
+    let id = s.create("api", "v1.5.0");
+    let dash = |name: &str| {
+        format!(
+            "env -u OPSDECK_SOCKET OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}/{name}' TERM=xterm-256color {} --server '{}'; echo OPSDECK-EXIT=$?; sleep 60",
+            s.config.display(),
+            s.dir.display(),
+            s.bin.display(),
+            s.socket.display()
+        )
+    };
+    let Some(a) = Tmux::start(&dash("a"), 120, 32) else {
+        return;
+    };
+    let Some(b) = Tmux::start(&dash("b"), 120, 32) else {
+        return;
+    };
+    for t in [&a, &b] {
+        t.send("3");
+        t.wait_screen("the release from the server", |s| {
+            s.contains("v1.5.0") && s.contains("manual_testing")
+        })
+        .await;
+        t.wait_screen("the server and both sessions", |s| {
+            s.contains("server · 2 sessions")
+        })
+        .await;
+    }
+    a.send("a");
+    a.wait_screen("the approve dialog", |s| s.contains("Approve release"))
+        .await;
+    a.send("y");
+    b.wait_screen("the other dashboard hears who approved", |s| {
+        s.contains("root approved api v1.5.0")
+    })
+    .await;
+    b.wait_screen("deployed in the other dashboard", |s| {
+        s.contains("✔ deployed") && s.contains("v1.5.0")
+    })
+    .await;
+    assert_eq!(s.status_of(id), "deployed");
+    // The deploy ran in the server: its log is in the server's state dir, none in the
+    // dashboards' data dirs.
+    assert!(s.data.join("deployments/api/v1.5.0-prod.log").exists());
+    assert!(!s.dir.join("a/deployments/api/v1.5.0-prod.log").exists());
+    for t in [&a, &b] {
+        t.send("q");
+        t.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+            .await;
+    }
+}

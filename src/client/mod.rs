@@ -221,7 +221,6 @@ fn urlenc(s: &str) -> String {
 pub fn spawn_event_pump(
     remote: Remote,
     tx: EventTx,
-    me: String,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -229,7 +228,7 @@ pub fn spawn_event_pump(
         let mut delay = Duration::from_millis(250);
         let mut lost = false;
         loop {
-            let run = pump_once(&remote, &tx, &me, &mut releases, &mut lost);
+            let run = pump_once(&remote, &tx, &mut releases, &mut lost);
             tokio::select! {
                 () = cancel.cancelled() => return,
                 r = run => {
@@ -254,7 +253,6 @@ pub fn spawn_event_pump(
 async fn pump_once(
     remote: &Remote,
     tx: &EventTx,
-    me: &str,
     releases: &mut BTreeMap<i64, Release>,
     lost: &mut bool,
 ) -> Result<(), ClientError> {
@@ -282,12 +280,8 @@ async fn pump_once(
             }
             WireBody::Release { release, summary } => {
                 releases.insert(release.id, release);
-                let mut v = vec![send_list(releases)];
-                // Our own actions are told by their own replies.
-                if ev.actor.as_deref() != Some(me) {
-                    v.push(Event::Notice(summary));
-                }
-                v
+                // Every session hears every change, its own user's other sessions too.
+                vec![send_list(releases), Event::Notice(summary)]
             }
             WireBody::DeployProgress { .. } => vec![],
             WireBody::Export { event } => vec![Event::Export(event)],

@@ -98,11 +98,9 @@ pub async fn run_on(
     let mut services = None;
     let backend = match server {
         Some(remote) => {
-            let me = crate::release::Actor::current().user;
             tasks.push(crate::client::spawn_event_pump(
                 remote.clone(),
                 tx.clone(),
-                me,
                 cancel.clone(),
             ));
             crate::client::Backend::Remote(remote)
