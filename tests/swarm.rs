@@ -335,3 +335,82 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
         "the engine's message: {note}"
     );
 }
+
+#[path = "support/server.rs"]
+mod server;
+
+/// The server runs deploys itself: killed with SIGKILL in the middle of one, it settles the
+/// release against the engine when it starts again.
+#[test]
+fn a_server_killed_mid_deploy_settles_the_release_when_it_starts_again() {
+    let _one = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(left_swarm) = engine_ready() else {
+        return;
+    };
+    let id = std::process::id();
+    let fx = Fixture {
+        service: format!("opsdeck-srv-{id}"),
+        repo: format!("opsdeck-srv-{id}/app"),
+        left_swarm,
+        root: tempfile::tempdir().unwrap(),
+    };
+    let dir: PathBuf = fx.root.path().to_path_buf();
+    import_image(&dir, &fx.repo, "v1", "sleep 3600");
+    import_image(&dir, &fx.repo, "v2", "sleep 3600");
+    // A slow rollout (monitor 4 s per task, 2 replicas one at a time): time to kill it.
+    let out = docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        &fx.service,
+        "--replicas",
+        "2",
+        "--no-resolve-image",
+        "--update-parallelism",
+        "1",
+        "--update-monitor",
+        "4s",
+        "--update-failure-action",
+        "pause",
+        &format!("{}:v1", fx.repo),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mut s = server::TestServer::new("0", "");
+    std::fs::write(
+        &s.config,
+        format!(
+            "[releases]\ndeployer = \"swarm\"\ndeploy_timeout = \"120s\"\n\n[[releases.services]]\nname = \"app\"\nservice = \"{}\"\nrepository = \"{}\"\n",
+            fx.service, fx.repo
+        ),
+    )
+    .unwrap();
+    s.start();
+    let rel = s.create("app", "v2");
+    let (code, body) = s.curl("POST", &format!("/v1/releases/{rel}/approve"), None);
+    assert_eq!(code, 202, "{body}");
+    s.wait_status(rel, "deploying");
+    // The engine has started rolling out v2; the server dies without any clean-up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while service_image(&fx.service) != format!("{}:v2", fx.repo) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    s.kill9();
+    s.start();
+    s.wait_status(rel, "deployed");
+    assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
+    let audit = s.json(&format!("/v1/releases/{rel}"))["audit"].clone();
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("reconciled"),
+        "{last}"
+    );
+}
