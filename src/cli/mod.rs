@@ -227,6 +227,31 @@ pub async fn check(cli: &Cli) -> ExitCode {
     for w in &cfg.warnings {
         println!("warn config: {w}");
     }
+    match &cfg.access {
+        None => println!(
+            "warn access: no [access] table: a server with this config lets every local user approve, deploy and export"
+        ),
+        Some(a) => line(
+            true,
+            "access",
+            format!(
+                "viewers {}, ci {}, approvers {}, deployers {}, self_approval {}",
+                list_or(&a.viewers, "every local user"),
+                list_or(&a.ci, "nobody"),
+                list_or(&a.approvers, "nobody"),
+                list_or(&a.deployers, "nobody"),
+                a.self_approval
+            ),
+        ),
+    }
+    let socket = crate::client::socket_for(cli.server.as_deref(), cfg.server_socket.as_deref());
+    match crate::client::Remote::connect(&socket).await {
+        Some(_) => line(true, "server", format!("answers on {}", socket.display())),
+        None => println!(
+            "info server: none answers on {}: clients work in-process (local mode)",
+            socket.display()
+        ),
+    }
     line(
         true,
         "export.schedule",
@@ -284,6 +309,14 @@ pub async fn check(cli: &Cli) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn list_or(v: &[String], empty: &str) -> String {
+    if v.is_empty() {
+        empty.to_string()
+    } else {
+        format!("[{}]", v.join(", "))
     }
 }
 
