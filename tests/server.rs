@@ -307,3 +307,63 @@ fn a_second_approval_of_a_service_waits_its_turn_and_can_be_cancelled() {
     assert_eq!(code, 202, "{body}");
     s.wait_status(third, "deployed");
 }
+
+#[test]
+fn log_sources_stream_from_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "2026-11-28T10:00:00Z INFO one\n2026-11-28T10:00:01Z WARN two\n2026-11-28T10:00:02Z ERROR three\n",
+    )
+    .unwrap();
+    let mut s = TestServer::new(
+        "0.1",
+        &format!(
+            "[[logs.sources]]\nname = \"app\"\npath = \"{}\"\n",
+            log.display()
+        ),
+    );
+    s.start();
+    let (code, body) = s.curl("GET", "/v1/logs/app?tail=2", None);
+    assert_eq!(code, 200, "{body}");
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert_eq!(lines[0]["text"], "2026-11-28T10:00:01Z WARN two");
+    assert_eq!(lines[0]["level"], "warn");
+    assert_eq!(lines[1]["level"], "error");
+    assert_eq!(lines[1]["ts"], "2026-11-28T10:00:02Z");
+    assert_eq!(lines[1]["source"], "app");
+    let (code, body) = s.curl("GET", "/v1/logs/nope", None);
+    assert_eq!(code, 404);
+    assert!(body.contains("app"), "the known sources are named: {body}");
+    // Follow: a line appended later arrives on the open stream.
+    let mut follow = std::process::Command::new("curl")
+        .args(["-sN", "--unix-socket"])
+        .arg(&s.socket)
+        .arg("http://opsdeck/v1/logs/app?tail=0&follow=1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "2026-11-28T10:00:03Z ERROR four").unwrap();
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the appended line");
+    assert!(got.contains("ERROR four"), "{got}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+}

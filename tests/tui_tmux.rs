@@ -398,3 +398,43 @@ async fn two_dashboards_of_one_server_see_each_others_approvals() {
             .await;
     }
 }
+
+/// A client dashboard shows the server's log sources (here a file only the server is told
+/// about), streamed from `/v1/logs`, and new lines as they are written.
+#[tokio::test]
+async fn a_client_dashboard_follows_the_servers_log_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server-app.log");
+    std::fs::write(&log, "2026-11-28T10:00:00Z ERROR disk on fire\n").unwrap();
+    let mut s = server::TestServer::new(
+        "0.1",
+        &format!(
+            "[[logs.sources]]\nname = \"app\"\npath = \"{}\"\n",
+            log.display()
+        ),
+    );
+    s.start();
+    // The client's own config knows nothing of that source.
+    let client_cfg = dir.path().join("client.toml");
+    std::fs::write(&client_cfg, "").unwrap();
+    let cmd = format!(
+        "env -u OPSDECK_SOCKET OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}/c' TERM=xterm-256color {} --server '{}' logs app; echo OPSDECK-EXIT=$?; sleep 60",
+        client_cfg.display(),
+        dir.path().display(),
+        s.bin.display(),
+        s.socket.display()
+    );
+    let Some(t) = Tmux::start(&cmd, 120, 30) else {
+        return;
+    };
+    t.wait_screen("the server's log line", |x| x.contains("disk on fire"))
+        .await;
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "2026-11-28T10:00:05Z INFO cooled down").unwrap();
+    t.wait_screen("a new line from the server", |x| x.contains("cooled down"))
+        .await;
+    t.send("q");
+    t.wait_screen("a clean exit", |x| x.contains("OPSDECK-EXIT=0"))
+        .await;
+}

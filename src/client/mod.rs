@@ -5,6 +5,7 @@
 
 mod backend;
 pub mod http;
+pub mod logs;
 
 pub use backend::{Backend, LocalBackend};
 pub use http::{ClientError, UnixHttp};
@@ -202,7 +203,7 @@ impl Remote {
 }
 
 /// Percent-encodes a query value.
-fn urlenc(s: &str) -> String {
+pub(crate) fn urlenc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -149,6 +149,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/schedules/{job}", axum::routing::put(set_cron))
         .route("/v1/schedules/{job}/{verb}", post(schedule_action))
         .route("/v1/events", get(events))
+        .route("/v1/logs", get(log_names))
+        .route("/v1/logs/{source}", get(logs))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiError {
@@ -803,6 +805,40 @@ async fn events(State(s): S, c: Caller) -> ApiResult<Response> {
         }
     });
     Ok(ndjson(stream))
+}
+
+async fn log_names(State(s): S, c: Caller) -> ApiResult<Json<Vec<String>>> {
+    s.authorize(&c, Action::Read, None).await?;
+    Ok(Json(super::logs::names(&s)))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    tail: Option<usize>,
+    follow: Option<String>,
+}
+
+async fn logs(
+    State(s): S,
+    c: Caller,
+    Path(source): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    s.authorize(&c, Action::Read, None).await?;
+    let follow = matches!(q.follow.as_deref(), Some("1" | "true" | "yes"));
+    let tail = q.tail.unwrap_or(200).min(100_000);
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    if super::logs::stream(&s, &source, tail, follow, tx).is_none() {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            error: format!(
+                "no log source `{source}`; the server's sources: {}",
+                super::logs::names(&s).join(", ")
+            ),
+        });
+    }
+    Ok(ndjson(tokio_stream_from(rx)))
 }
 
 async fn metrics(State(s): S) -> Response {

@@ -7,6 +7,7 @@ pub mod access;
 mod api;
 pub mod hub;
 pub mod identity;
+mod logs;
 mod metrics;
 pub mod socket;
 mod state;

@@ -96,10 +96,20 @@ pub async fn run_on(
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     let mut services = None;
+    let mut remote_logs: Vec<String> = Vec::new();
     let backend = match server {
         Some(remote) => {
             tasks.push(crate::client::spawn_event_pump(
                 remote.clone(),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            remote_logs = crate::client::logs::names(&remote)
+                .await
+                .unwrap_or_default();
+            tasks.push(crate::client::logs::spawn(
+                remote.clone(),
+                remote_logs.clone(),
                 tx.clone(),
                 cancel.clone(),
             ));
@@ -139,22 +149,38 @@ pub async fn run_on(
             b
         }
     };
-    let (log_tailer, log_task) = crate::logs::service::spawn(
-        log_sources(&cfg, data_dir, logs),
-        tx.clone(),
-        cancel.clone(),
-    );
+    // A client tails only the files named on its command line; the server's sources (its
+    // log, its deploy logs, the configured files and services) come from the server.
+    let remote_mode = matches!(backend, crate::client::Backend::Remote(_));
+    let local_paths: Vec<&String> = logs.iter().filter(|l| !remote_logs.contains(l)).collect();
+    let local_sources = if remote_mode {
+        local_paths
+            .iter()
+            .map(|e| crate::logs::LogSource::file(e.to_string(), e.to_string()))
+            .collect()
+    } else {
+        log_sources(&cfg, data_dir, logs)
+    };
+    let (log_tailer, log_task) =
+        crate::logs::service::spawn(local_sources, tx.clone(), cancel.clone());
     tasks.push(log_task);
     let paused = crate::schedule::load_paused(&cfg.export.dir);
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
     if let Some(first) = logs.first() {
         app.tab = app::Tab::Logs;
-        let base = log_sources(&cfg, data_dir, &[]);
-        app.logs.sel = base
-            .iter()
-            .position(|s| &s.name == first)
-            .unwrap_or(base.len());
+        app.logs.sel = if remote_mode {
+            // Local paths are listed first, then the server's sources.
+            match remote_logs.iter().position(|n| n == first) {
+                Some(i) => local_paths.len() + i,
+                None => local_paths.iter().position(|p| *p == first).unwrap_or(0),
+            }
+        } else {
+            let base = log_sources(&cfg, data_dir, &[]);
+            base.iter()
+                .position(|s| &s.name == first)
+                .unwrap_or(base.len())
+        };
     }
     let (results_tx, results_rx) = tokio::sync::mpsc::channel(256);
     let mut effects = Effects::new(
