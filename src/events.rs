@@ -33,6 +33,8 @@ pub enum Event {
     ReleasesUnavailable(String),
     /// Log sources and their new lines.
     Log(crate::logs::LogEvent),
+    /// Something a person should see once (e.g. a corrupt run history was replaced).
+    Notice(String),
 }
 
 /// Sending half of the event channel.

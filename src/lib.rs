@@ -13,6 +13,7 @@ pub mod logging;
 pub mod logs;
 pub mod paths;
 pub mod release;
+pub mod sanitize;
 pub mod schedule;
 pub mod services;
 pub mod sqlite;

@@ -164,11 +164,11 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ DeskError::Invalid(_)) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -178,10 +178,10 @@ fn print_line(r: &Release) {
     println!(
         "{:>5}  {:<14} {:<16} {:<19} {:<12} {}",
         r.id,
-        r.service_name,
-        r.release_tag,
+        s(&r.service_name),
+        s(&r.release_tag),
         r.status.as_str(),
-        r.initiated_by.as_deref().unwrap_or("-"),
+        s(r.initiated_by.as_deref().unwrap_or("-")),
         r.created_at.format("%Y-%m-%d %H:%M")
     );
 }
@@ -199,9 +199,12 @@ fn show(desk: &ReleaseDesk, id: i64, json: bool) -> Result<(), DeskError> {
     }
     println!(
         "release {}: {} {} — {}",
-        r.id, r.service_name, r.release_tag, r.status
+        r.id,
+        s(&r.service_name),
+        s(&r.release_tag),
+        r.status
     );
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let opt = |v: &Option<String>| s(v.as_deref().unwrap_or("-"));
     println!("  initiated by   {}", opt(&r.initiated_by));
     println!("  rollback to    {}", opt(&r.rollback_to_tag));
     println!(
@@ -226,15 +229,20 @@ fn show(desk: &ReleaseDesk, id: i64, json: bool) -> Result<(), DeskError> {
             a.at.format("%Y-%m-%d %H:%M:%S"),
             a.from.as_deref().unwrap_or("-"),
             a.to,
-            a.actor,
+            s(&a.actor),
             a.sudo_user
-                .map(|s| format!(" (sudo {s})"))
+                .map(|u| format!(" (sudo {})", s(&u)))
                 .unwrap_or_default(),
             a.ssh_client
-                .map(|s| format!(" from {s}"))
+                .map(|c| format!(" from {}", s(&c)))
                 .unwrap_or_default(),
-            a.note.unwrap_or_default()
+            s(&a.note.unwrap_or_default())
         );
     }
     Ok(())
+}
+
+/// Fields set by CI or people reach the terminal only sanitized (no escapes, no secrets).
+fn s(v: &str) -> String {
+    crate::sanitize::clean(v)
 }

@@ -90,14 +90,14 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             let file = &app.files[i];
             let row = Row::new([
                 file.taken_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                file.group.clone(),
+                crate::sanitize::escape(&file.group),
                 bytes(file.size),
                 app.rows_by_file
                     .get(&file.path)
                     .map_or("?".into(), |r| r.to_string()),
                 file.path
                     .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
+                    .map(|n| crate::sanitize::escape(&n.to_string_lossy()))
                     .unwrap_or_default(),
             ]);
             if app.pane == Pane::Files && n == app.file_sel {
