@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the headless commands (`export`, `run`,
 //! `check`, `release`).
 
+mod checks;
 pub mod release;
 
 use std::path::PathBuf;
@@ -288,6 +289,7 @@ pub async fn check(cli: &Cli) -> ExitCode {
             }
         }
     }
+    checks::run(&cfg, &crate::paths::data_dir(), &mut line).await;
     if failed {
         ExitCode::FAILURE
     } else {
