@@ -1,6 +1,6 @@
 //! A simulated Allure TestOps server on 127.0.0.1, speaking plain HTTP/1.1.
 //!
-//! It follows shared/testops-api.md and can misbehave on purpose (expired tokens, 5xx, 429 with
+//! It follows docs/testops-api.md and can misbehave on purpose (expired tokens, 5xx, 429 with
 //! `Retry-After`, not-ready polls, HTML with status 200, a connection cut mid-body, slow
 //! bodies). The tests, the export benchmark and `opsdeck demo` all use it, so the real client
 //! code always talks real HTTP. It is deliberately hand-written over tokio's TCP so a fault can

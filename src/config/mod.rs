@@ -1,6 +1,6 @@
 //! Configuration: TOML file + environment + command line, validated before anything starts.
 //!
-//! Precedence is flag > environment > file > default (DESIGN.md). Every error names the key and,
+//! Precedence is flag > environment > file > default (docs/contracts.md). Every error names the key and,
 //! when the value came from the file, the file and line it sits on.
 
 pub mod edit;

@@ -163,7 +163,7 @@ fn example_config_parses_and_documents_every_key() {
     })
     .unwrap();
     assert_eq!(c.testops.groups.len(), 2);
-    // Every key of DESIGN.md's table, and every env var, is mentioned.
+    // Every key of docs/contracts.md's table, and every env var, is mentioned.
     for key in [
         "base_url",
         "token",
@@ -189,6 +189,15 @@ fn example_config_parses_and_documents_every_key() {
         "TESTOPS_TOKEN_FILE",
         "EXPORT_PATH",
         "CRON_SCHEDULE",
+        "allow_http",
+        "ca_file",
+        "SSL_CERT_FILE",
+        "[testops.client_auth]",
+        "delete_after_download",
+        "max_bytes",
+        "attempt_timeout",
+        "min_rate",
+        "allow_sub_minute",
     ] {
         assert!(
             text.contains(key),

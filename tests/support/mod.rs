@@ -173,7 +173,7 @@ pub fn list(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Export files only (the patterns of DESIGN.md).
+/// Export files only (the patterns of docs/contracts.md).
 pub fn exports_only(names: &[String]) -> Vec<String> {
     names
         .iter()
