@@ -148,7 +148,10 @@ fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::s
     match s {
         GroupStatus::Idle => ("—".into(), theme.dim()),
         GroupStatus::Saved { .. } => ("ok".into(), theme.ok()),
-        GroupStatus::Failed { error, .. } => (format!("failed: {error}"), theme.bad()),
+        GroupStatus::Failed { error, .. } => (
+            format!("failed: {}", crate::sanitize::clean(error)),
+            theme.bad(),
+        ),
         GroupStatus::Retrying {
             attempt,
             max,
@@ -156,9 +159,10 @@ fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::s
             error,
         } => (
             format!(
-                "retry {}/{max} in {}: {error}",
+                "retry {}/{max} in {}: {}",
                 attempt + 1,
-                countdown(*at - app.now)
+                countdown(*at - app.now),
+                crate::sanitize::clean(error)
             ),
             theme.busy(),
         ),
