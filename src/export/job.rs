@@ -175,7 +175,14 @@ impl ExportJob {
                 }
             };
             match result {
-                Ok((path, summary)) => {
+                Ok((path, summary, export_id)) => {
+                    // Outside the attempt's deadline: the file is saved, so a slow or failed
+                    // delete is worth a warning, never a retry (which would save it twice).
+                    if self.client.deletes_after_download()
+                        && let Err(e) = self.client.delete_export(export_id).await
+                    {
+                        tracing::warn!(group = %group.name, "cannot delete export {export_id} on the server: {e}");
+                    }
                     let file = path.display().to_string();
                     record(AttemptEnd {
                         outcome: "saved",
@@ -254,7 +261,7 @@ impl ExportJob {
         group: &Group,
         attempt: u32,
         started: DateTime<Utc>,
-    ) -> Result<(PathBuf, CsvSummary), AttemptError> {
+    ) -> Result<(PathBuf, CsvSummary, u64), AttemptError> {
         let max = self.max_attempts;
         let progress = |stage| ExportEvent::Progress {
             run_id,
@@ -356,13 +363,7 @@ impl ExportJob {
         let path = tokio::task::spawn_blocking(move || checked.persist(&dir, file_name))
             .await
             .map_err(|_| SinkError::Abandoned)??;
-        if self.client.deletes_after_download()
-            && let Err(e) = self.client.delete_export(export_id).await
-        {
-            // The file is saved; a leftover on the server is worth a warning, not a retry.
-            tracing::warn!(group = %group.name, "cannot delete export {export_id} on the server: {e}");
-        }
-        Ok((path, summary))
+        Ok((path, summary, export_id))
     }
 
     async fn emit(&self, e: ExportEvent) {
