@@ -40,7 +40,7 @@ async fn run(rounds: usize) {
     std::fs::write(
         &config,
         format!(
-            "[testops]\nbase_url = \"{}\"\ntoken = \"sim-api-token\"\nproject_id = 17\ntree_id = 937\npoll_interval = \"50ms\"\n\
+            "[testops]\nbase_url = \"{}\"\ntoken = \"sim-api-token\"\nproject_id = 17\ntree_id = 937\npoll_interval = \"500ms\"\n\
              [[testops.groups]]\nname = \"API\"\nid = 101\n[export]\ndir = \"{}\"\nmax_attempts = 1\n",
             sim.base_url(),
             exports.display()

@@ -33,7 +33,8 @@ pub enum Event {
     ReleasesUnavailable(String),
     /// Log sources and their new lines.
     Log(crate::logs::LogEvent),
-    /// Something another session did, said in words ("alice approved api v1.5.0").
+    /// Something a person should see once: another session's change ("alice approved api
+    /// v1.5.0"), a corrupt run history replaced.
     Notice(String),
     /// Connected to a server: the sessions it has (empty in local mode, never sent there).
     Sessions(Vec<crate::server::hub::SessionInfo>),

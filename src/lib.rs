@@ -14,6 +14,7 @@ pub mod logging;
 pub mod logs;
 pub mod paths;
 pub mod release;
+pub mod sanitize;
 pub mod schedule;
 pub mod server;
 pub mod services;

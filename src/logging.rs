@@ -30,6 +30,7 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
             .unwrap_or_else(|_| EnvFilter::new("warn,opsdeck=info"))
     };
     let file = std::fs::create_dir_all(dir).ok().and_then(|()| {
+        private_dir(dir);
         RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_prefix("opsdeck")
@@ -45,7 +46,7 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
                 Some(
                     fmt::layer()
                         .with_ansi(false)
-                        .with_writer(writer)
+                        .with_writer(crate::sanitize::Redacting(writer))
                         .with_filter(filter()),
                 ),
                 Some(guard),
@@ -57,7 +58,7 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
         && std::env::var_os("NO_COLOR").is_none();
     let stderr_layer = (target == LogTarget::StderrAndFile).then(|| {
         fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(crate::sanitize::Redacting(std::io::stderr))
             .with_ansi(colour)
             .with_target(false)
             .with_filter(filter())
@@ -67,4 +68,17 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
         .with(stderr_layer)
         .try_init();
     LogGuard(guard)
+}
+
+/// Makes a directory readable by its owner only: logs and the run history hold error
+/// messages from servers, which are no one else's business.
+pub fn private_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+/// Makes a file readable by its owner only.
+pub fn private_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }

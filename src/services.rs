@@ -82,8 +82,9 @@ impl Services {
             })?;
         }
         let history_path = data_dir.join(crate::paths::HISTORY_DB);
-        let history = RunHistory::open(&history_path)
+        let (history, notice) = crate::export::recovery::open_history(&history_path)
             .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
+        crate::export::recovery::start_notices(notice, &store, &events);
         let cancel = CancellationToken::new();
         let client = match client {
             Ok(c) => c,
@@ -120,6 +121,7 @@ impl Services {
             max_attempts: cfg.export.max_attempts,
             retry_delays: cfg.export.retry_delays.clone(),
             events: events.clone(),
+            limits: crate::export::DownloadLimits::from_config(cfg),
         };
         let (runner, runner_task) =
             ExportRunner::spawn(job, cfg.export.retention_days, cancel.child_token());

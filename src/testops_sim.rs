@@ -1,6 +1,6 @@
 //! A simulated Allure TestOps server on 127.0.0.1, speaking plain HTTP/1.1.
 //!
-//! It follows shared/testops-api.md and can misbehave on purpose (expired tokens, 5xx, 429 with
+//! It follows docs/testops-api.md and can misbehave on purpose (expired tokens, 5xx, 429 with
 //! `Retry-After`, not-ready polls, HTML with status 200, a connection cut mid-body, slow
 //! bodies). The tests, the export benchmark and `opsdeck demo` all use it, so the real client
 //! code always talks real HTTP. It is deliberately hand-written over tokio's TCP so a fault can
@@ -54,6 +54,13 @@ pub struct SimOptions {
     pub chunk_delay: Option<Duration>,
     /// Body chunk size.
     pub chunk_size: usize,
+    /// Client id and secret the token exchange demands as `Authorization: Basic`.
+    pub client_auth: Option<(String, String)>,
+    /// Send `expires_in` as a JSON string, as some servers do.
+    pub expires_in_as_string: bool,
+    /// The statuses of "not ready" replies, cycled, instead of 404, 409, 202 and empty 200
+    /// (e.g. 400 and 503, which some servers answer while preparing).
+    pub preparing_statuses: Option<Vec<u16>>,
 }
 
 impl Default for SimOptions {
@@ -64,6 +71,9 @@ impl Default for SimOptions {
             not_ready_polls: 0,
             chunk_delay: None,
             chunk_size: 256 * 1024,
+            client_auth: None,
+            expires_in_as_string: false,
+            preparing_statuses: None,
         }
     }
 }
@@ -75,6 +85,8 @@ pub struct SimCounters {
     pub export_requests: AtomicU64,
     pub downloads: AtomicU64,
     pub unauthorized: AtomicU64,
+    /// Exports deleted with `DELETE /api/export/<id>`.
+    pub deletes: AtomicU64,
 }
 
 struct Export {
@@ -323,7 +335,13 @@ async fn handle(
     if req.method == "POST" && req.path == "/api/uaa/oauth/token" {
         st.counters.exchanges.fetch_add(1, Ordering::Relaxed);
         let form = parse_form(&req.body);
-        let ok = form.get("grant_type").map(String::as_str) == Some("apitoken")
+        let client_ok = opts.client_auth.as_ref().is_none_or(|(id, secret)| {
+            use base64::Engine;
+            let want = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            req.header("authorization") == Some(&format!("Basic {want}"))
+        });
+        let ok = client_ok
+            && form.get("grant_type").map(String::as_str) == Some("apitoken")
             && form.get("token") == Some(&opts.api_token);
         if !ok {
             let (h, b) = json(serde_json::json!({"error": "invalid_token"}));
@@ -332,8 +350,13 @@ async fn handle(
         }
         let token = format!("sim-access-{}", st.next_id.fetch_add(1, Ordering::Relaxed));
         lock(&st.valid_tokens).push(token.clone());
+        let expires_in = if opts.expires_in_as_string {
+            serde_json::json!(opts.expires_in.to_string())
+        } else {
+            serde_json::json!(opts.expires_in)
+        };
         let (h, b) = json(
-            serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": opts.expires_in}),
+            serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in}),
         );
         respond(sock, 200, &h, &b).await?;
         return Ok(true);
@@ -396,7 +419,11 @@ async fn handle(
             return Ok(true);
         };
         if not_ready > 0 {
-            let status = [404, 409, 202, 200][(not_ready % 4) as usize];
+            let cycle = opts
+                .preparing_statuses
+                .clone()
+                .unwrap_or_else(|| vec![404, 409, 202, 200]);
+            let status = cycle[(not_ready as usize) % cycle.len().max(1)];
             respond(sock, status, &[], b"").await?;
             return Ok(true);
         }
@@ -422,6 +449,22 @@ async fn handle(
             return apply_fault(sock, st, f, &bytes).await;
         }
         send_body(sock, &bytes, &opts).await?;
+        return Ok(true);
+    }
+
+    if let (true, Some(id)) = (
+        req.method == "DELETE",
+        req.path
+            .strip_prefix("/api/export/")
+            .and_then(|s| s.parse::<u64>().ok()),
+    ) {
+        let found = lock(&st.exports).remove(&id).is_some();
+        if found {
+            st.counters.deletes.fetch_add(1, Ordering::Relaxed);
+            respond(sock, 200, &[], b"").await?;
+        } else {
+            respond(sock, 404, &[], b"no such export").await?;
+        }
         return Ok(true);
     }
 

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the headless commands (`export`, `run`,
 //! `check`, `release`).
 
+mod checks;
 pub mod release;
 pub mod server;
 
@@ -187,7 +188,7 @@ fn report_outcome(outcome: &crate::export::RunOutcome) -> ExitCode {
         println!("{}", path.display());
     }
     for (group, err) in &outcome.failed {
-        eprintln!("error: group {group}: {err}");
+        eprintln!("error: group {group}: {}", crate::sanitize::clean(err));
     }
     for group in &outcome.skipped {
         eprintln!("error: group {group}: an export of it is already running in this process");
@@ -204,13 +205,17 @@ pub async fn check(cli: &Cli) -> ExitCode {
     let cfg = match Config::load(cli.config.as_deref(), &process_env) {
         Ok(c) => c,
         Err(e) => {
-            println!("FAIL config: {e}");
+            println!(
+                "FAIL config: {}",
+                crate::sanitize::clean_max(&e.to_string(), 1000)
+            );
             return ExitCode::FAILURE;
         }
     };
     let mut failed = false;
     let mut line = |ok: bool, what: &str, detail: String| {
         failed |= !ok;
+        let detail = crate::sanitize::clean_max(&detail, 1000);
         println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
     };
     let source = cfg
@@ -284,7 +289,7 @@ pub async fn check(cli: &Cli) -> ExitCode {
     match TestOpsSettings::from_config(&cfg) {
         Err(e) => line(false, "testops", e.to_string()),
         Ok(settings) => {
-            let url = settings.base_url.clone();
+            let url = crate::sanitize::url(&settings.base_url);
             match TestOpsClient::new(settings) {
                 Err(e) => line(false, "testops", e.to_string()),
                 Ok(client) => match client.exchange().await {
@@ -305,6 +310,7 @@ pub async fn check(cli: &Cli) -> ExitCode {
             }
         }
     }
+    checks::run(&cfg, &crate::paths::data_dir(), &mut line).await;
     if failed {
         ExitCode::FAILURE
     } else {

@@ -154,15 +154,15 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (DeskError::Invalid(_) | DeskError::NotFound(_) | DeskError::Conflict(_))) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::from(EXIT_USAGE)
         }
         Err(e @ DeskError::Refused(_)) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::from(super::server::EXIT_FORBIDDEN)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -171,7 +171,7 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
 /// The same commands through the server: same output, `--json` shapes and exit codes.
 async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCode {
     use serde_json::json;
-    let progress = |line: &str| eprintln!("{line}");
+    let progress = |line: &str| eprintln!("{}", crate::sanitize::clean_lines(line));
     let result: Result<(), crate::client::ClientError> = match cmd {
         ReleaseCmd::Create {
             service,
@@ -233,7 +233,7 @@ async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCod
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -257,10 +257,10 @@ fn print_line(r: &Release) {
     println!(
         "{:>5}  {:<14} {:<16} {:<19} {:<12} {}",
         r.id,
-        r.service_name,
-        r.release_tag,
+        s(&r.service_name),
+        s(&r.release_tag),
         r.status.as_str(),
-        r.initiated_by.as_deref().unwrap_or("-"),
+        s(r.initiated_by.as_deref().unwrap_or("-")),
         r.created_at.format("%Y-%m-%d %H:%M")
     );
 }
@@ -283,9 +283,12 @@ fn print_show(r: &Release, audit: Vec<crate::release::AuditEntry>, json: bool) {
     }
     println!(
         "release {}: {} {} — {}",
-        r.id, r.service_name, r.release_tag, r.status
+        r.id,
+        s(&r.service_name),
+        s(&r.release_tag),
+        r.status
     );
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let opt = |v: &Option<String>| s(v.as_deref().unwrap_or("-"));
     println!("  initiated by   {}", opt(&r.initiated_by));
     println!("  rollback to    {}", opt(&r.rollback_to_tag));
     println!(
@@ -310,14 +313,19 @@ fn print_show(r: &Release, audit: Vec<crate::release::AuditEntry>, json: bool) {
             a.at.format("%Y-%m-%d %H:%M:%S"),
             a.from.as_deref().unwrap_or("-"),
             a.to,
-            a.actor,
+            s(&a.actor),
             a.sudo_user
-                .map(|s| format!(" (sudo {s})"))
+                .map(|u| format!(" (sudo {})", s(&u)))
                 .unwrap_or_default(),
             a.ssh_client
-                .map(|s| format!(" from {s}"))
+                .map(|c| format!(" from {}", s(&c)))
                 .unwrap_or_default(),
-            a.note.unwrap_or_default()
+            s(&a.note.unwrap_or_default())
         );
     }
+}
+
+/// Fields set by CI or people reach the terminal only sanitized (no escapes, no secrets).
+fn s(v: &str) -> String {
+    crate::sanitize::clean(v)
 }

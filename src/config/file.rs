@@ -33,6 +33,23 @@ pub(super) struct TestOpsFile {
     pub read_timeout: Option<Spanned<String>>,
     pub poll_interval: Option<Spanned<String>>,
     pub poll_timeout: Option<Spanned<String>>,
+    /// Plain http:// to a host other than loopback.
+    pub allow_http: Option<bool>,
+    /// A PEM file of CA certificates to trust besides the built-in roots.
+    pub ca_file: Option<Spanned<String>>,
+    /// Basic client credentials some servers want on the token exchange.
+    pub client_auth: Option<ClientAuthFile>,
+    /// Delete the export on the server once it is saved here.
+    pub delete_after_download: Option<bool>,
+}
+
+/// `[testops.client_auth]`: `Authorization: Basic id:secret` on the token exchange.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthFile {
+    pub id: String,
+    #[serde(default)]
+    pub secret: String,
 }
 
 /// A `[[testops.groups]]` entry.
@@ -84,10 +101,14 @@ pub(super) struct ExportFile {
     pub schedule: Option<Spanned<String>>,
     pub cleanup_schedule: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
-    pub retention_days: Option<u32>,
+    pub retention_days: Option<Spanned<i64>>,
     pub max_attempts: Option<u32>,
     pub retry_delays: Option<Vec<Spanned<String>>>,
     pub catch_up: Option<Spanned<String>>,
+    pub max_bytes: Option<Spanned<toml::Value>>,
+    pub attempt_timeout: Option<Spanned<String>>,
+    pub min_rate: Option<Spanned<String>>,
+    pub allow_sub_minute: Option<bool>,
 }
 
 /// `[releases]`: read here so the whole file is validated at once; used by the release service.

@@ -1,5 +1,5 @@
-//! The column mapping of the exporter opsdeck replaces (testops-api.md), used when the config
-//! has no `[[testops.mapping]]`.
+//! The column mapping of the exporter opsdeck replaces (docs/testops-api.md), used when the
+//! config has no `[[testops.mapping]]`.
 
 use super::ColumnMapping;
 
@@ -26,7 +26,8 @@ pub fn default_mapping() -> Vec<ColumnMapping> {
         plain("example"),
         listed("parameter"),
         integration("Gitlab", 2),
-        integration("YouTrack", 1),
+        // The old exporter's column name, verbatim: people diff new files against old ones.
+        integration("Интеграция с WB Youtrack", 1),
         role("Lead", -2),
         role("Owner", -1),
         role("AutoQA", 2),

@@ -1,10 +1,11 @@
 //! Configuration: TOML file + environment + command line, validated before anything starts.
 //!
-//! Precedence is flag > environment > file > default (DESIGN.md). Every error names the key and,
+//! Precedence is flag > environment > file > default (docs/contracts.md). Every error names the key and,
 //! when the value came from the file, the file and line it sits on.
 
 pub mod edit;
 mod file;
+pub mod limits;
 mod mapping;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub use file::{AccessFile, ColumnMapping, CommandFile, GroupFile, ServiceFile};
+pub use file::{AccessFile, ClientAuthFile, ColumnMapping, CommandFile, GroupFile, ServiceFile};
+pub use limits::MinRate;
 pub use mapping::default_mapping;
 
 use crate::schedule::CronSchedule;
@@ -87,6 +89,10 @@ pub struct TestOpsConfig {
     pub read_timeout: Duration,
     pub poll_interval: Duration,
     pub poll_timeout: Duration,
+    pub allow_http: bool,
+    pub ca_file: Option<PathBuf>,
+    pub client_auth: Option<ClientAuthFile>,
+    pub delete_after_download: bool,
 }
 
 /// Export job settings.
@@ -99,6 +105,12 @@ pub struct ExportConfig {
     pub max_attempts: u32,
     pub retry_delays: Vec<Duration>,
     pub catch_up: Duration,
+    /// Largest export accepted; a longer body fails the attempt.
+    pub max_bytes: u64,
+    /// Deadline of one attempt, from the request to the saved file.
+    pub attempt_timeout: Duration,
+    pub min_rate: MinRate,
+    pub allow_sub_minute: bool,
 }
 
 /// Logging settings.
@@ -227,12 +239,20 @@ impl Config {
                 message: format!("`{url}` must start with http:// or https://"),
             });
         }
+        if let Some(url) = &base_url {
+            limits::plain_http(url, t.allow_http.unwrap_or(false), &url_origin)?;
+            register_url_password(url);
+        }
         let base_url = base_url.map(|u| u.trim_end_matches('/').to_string());
 
         // Token: TESTOPS_TOKEN > TESTOPS_TOKEN_FILE > testops.token > testops.token_file.
         let (token, token_origin) = if let Some(tok) = env("TESTOPS_TOKEN") {
             (Some(tok), Origin::Env("TESTOPS_TOKEN"))
         } else if let Some(f) = env("TESTOPS_TOKEN_FILE") {
+            warnings.extend(permission_warning(
+                Path::new(&f),
+                "the API token (TESTOPS_TOKEN_FILE)",
+            ));
             (
                 Some(read_token_file(Path::new(&f), "testops.token_file")?),
                 Origin::Env("TESTOPS_TOKEN_FILE"),
@@ -240,13 +260,17 @@ impl Config {
         } else if let Some(tok) = t.token {
             let origin = at(tok.span());
             if let Some(p) = path
-                && let Some(w) = permission_warning(p)
+                && let Some(w) = permission_warning(p, "testops.token")
             {
                 warnings.push(w);
             }
             (Some(tok.into_inner()), origin)
         } else if let Some(f) = t.token_file {
             let origin = at(f.span());
+            warnings.extend(permission_warning(
+                Path::new(f.get_ref()),
+                "the API token (testops.token_file)",
+            ));
             (
                 Some(read_token_file(
                     Path::new(f.get_ref()),
@@ -262,6 +286,7 @@ impl Config {
         for g in t.groups.unwrap_or_default() {
             let origin = at(g.name.span());
             let name = g.name.into_inner();
+            limits::group_name(&name, &origin)?;
             if name.is_empty() || name.contains(['/', '\\']) || name.contains('_') {
                 return Err(ConfigError::Invalid {
                     key: "testops.groups.name",
@@ -299,13 +324,43 @@ impl Config {
             });
         }
 
+        // Every duration key is a timeout or deadline: zero is refused.
         let dur = |key: &'static str, v: Option<toml::Spanned<String>>, default: Duration| match v {
             None => Ok(default),
-            Some(s) => parse_duration(s.get_ref()).map_err(|message| ConfigError::Invalid {
-                key,
-                origin: at(s.span()),
-                message,
-            }),
+            Some(s) => {
+                let origin = at(s.span());
+                let d = parse_duration(s.get_ref()).map_err(|message| ConfigError::Invalid {
+                    key,
+                    origin: origin.clone(),
+                    message,
+                })?;
+                if key == "testops.poll_interval" {
+                    limits::poll_interval(d, &origin)?;
+                } else if key != "export.catch_up" {
+                    limits::positive(key, d, &origin)?;
+                }
+                Ok(d)
+            }
+        };
+        if let Some(tok) = &token {
+            crate::sanitize::register_secret(tok);
+        }
+        if let Some(c) = &t.client_auth {
+            crate::sanitize::register_secret(&c.secret);
+        }
+        let ca_file = match t.ca_file {
+            None => None,
+            Some(f) => {
+                let p = PathBuf::from(f.get_ref());
+                if !p.is_file() {
+                    return Err(ConfigError::Invalid {
+                        key: "testops.ca_file",
+                        origin: at(f.span()),
+                        message: format!("{} is not a readable file", p.display()),
+                    });
+                }
+                Some(p)
+            }
         };
         let testops = TestOpsConfig {
             base_url,
@@ -317,6 +372,10 @@ impl Config {
             read_timeout: dur("testops.read_timeout", t.read_timeout, secs(60))?,
             poll_interval: dur("testops.poll_interval", t.poll_interval, secs(2))?,
             poll_timeout: dur("testops.poll_timeout", t.poll_timeout, secs(600))?,
+            allow_http: t.allow_http.unwrap_or(false),
+            ca_file,
+            client_auth: t.client_auth,
+            delete_after_download: t.delete_after_download.unwrap_or(false),
         };
 
         let e = raw.export.unwrap_or_default();
@@ -334,6 +393,7 @@ impl Config {
                     }
                 })?),
             };
+        let allow_sub_minute = e.allow_sub_minute.unwrap_or(false);
         let cron = |key: &'static str,
                     env_var: Option<&'static str>,
                     v: Option<toml::Spanned<String>>,
@@ -346,11 +406,14 @@ impl Config {
                 }
                 (None, None) => (default.to_string(), Origin::Default),
             };
-            CronSchedule::parse(&expr, timezone).map_err(|message| ConfigError::Invalid {
-                key,
-                origin,
-                message,
-            })
+            let s =
+                CronSchedule::parse(&expr, timezone).map_err(|message| ConfigError::Invalid {
+                    key,
+                    origin: origin.clone(),
+                    message,
+                })?;
+            limits::schedule(key, &s, allow_sub_minute, &origin)?;
+            Ok(s)
         };
         let dir = env("EXPORT_PATH")
             .map(PathBuf::from)
@@ -397,10 +460,23 @@ impl Config {
                 e.cleanup_schedule,
                 "30 3 * * *",
             )?,
-            retention_days: e.retention_days.unwrap_or(30),
+            retention_days: match &e.retention_days {
+                None => 30,
+                Some(v) => limits::retention_days(*v.get_ref(), &at(v.span()))?,
+            },
             max_attempts,
             retry_delays,
             catch_up: dur("export.catch_up", e.catch_up, secs(6 * 3600))?,
+            max_bytes: match &e.max_bytes {
+                None => limits::DEFAULT_MAX_BYTES,
+                Some(v) => limits::byte_size(v.get_ref(), &at(v.span()))?,
+            },
+            attempt_timeout: dur("export.attempt_timeout", e.attempt_timeout, secs(1800))?,
+            min_rate: match &e.min_rate {
+                None => MinRate::default(),
+                Some(v) => limits::min_rate(v.get_ref(), &at(v.span()))?,
+            },
+            allow_sub_minute,
         };
 
         let l = raw.logging.unwrap_or_default();
@@ -569,12 +645,22 @@ fn read_token_file(p: &Path, key: &'static str) -> Result<String, ConfigError> {
     Ok(token)
 }
 
-fn permission_warning(p: &Path) -> Option<String> {
+/// A password in the base URL's user-info is a secret like the token.
+fn register_url_password(url: &str) {
+    let authority = url.split("://").nth(1).and_then(|r| r.split('/').next());
+    if let Some((userinfo, _)) = authority.and_then(|a| a.rsplit_once('@'))
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        crate::sanitize::register_secret(password);
+    }
+}
+
+fn permission_warning(p: &Path, what: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(p).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
         format!(
-            "{} holds testops.token and is readable by group or others (mode {:o}); run: chmod 600 {}",
+            "{} holds {what} and is readable by group or others (mode {:o}); run: chmod 600 {}",
             p.display(),
             mode & 0o777,
             p.display()

@@ -24,7 +24,7 @@ fn defaults_match_the_design() {
 #[test]
 fn unknown_key_names_key_file_line_and_table() {
     let e =
-        load("[testops]\nbase_url = \"http://x\"\n\n[export]\nretention_day = 3\n").unwrap_err();
+        load("[testops]\nbase_url = \"https://x\"\n\n[export]\nretention_day = 3\n").unwrap_err();
     let msg = e.to_string();
     assert!(msg.starts_with("/etc/opsdeck.toml:5:"), "{msg}");
     assert!(msg.contains("unknown key `retention_day`"), "{msg}");
@@ -60,16 +60,16 @@ fn bad_duration_and_timezone_are_explained() {
 
 #[test]
 fn env_overrides_file_and_cli_env_names_match_the_old_exporter() {
-    let text = "[testops]\nbase_url = \"http://file\"\ntoken = \"from-file\"\n[export]\ndir = \"/file\"\nschedule = \"0 1 * * *\"\n";
+    let text = "[testops]\nbase_url = \"https://file\"\ntoken = \"from-file\"\n[export]\ndir = \"/file\"\nschedule = \"0 1 * * *\"\n";
     let env = |k: &str| match k {
-        "TESTOPS_BASE_URL" => Some("http://env/".to_string()),
+        "TESTOPS_BASE_URL" => Some("https://env/".to_string()),
         "TESTOPS_TOKEN" => Some("from-env".to_string()),
         "EXPORT_PATH" => Some("/env".to_string()),
         "CRON_SCHEDULE" => Some("0 2 * * *".to_string()),
         _ => None,
     };
     let c = Config::from_parts(None, text, &env).unwrap();
-    assert_eq!(c.testops.base_url.as_deref(), Some("http://env"));
+    assert_eq!(c.testops.base_url.as_deref(), Some("https://env"));
     assert_eq!(
         secrecy::ExposeSecret::expose_secret(c.require_token().unwrap()),
         "from-env"
@@ -87,7 +87,7 @@ fn env_overrides_file_and_cli_env_names_match_the_old_exporter() {
 
 #[test]
 fn missing_token_says_how_to_set_it_and_secrets_never_print() {
-    let c = load("[testops]\nbase_url = \"http://x\"\n").unwrap();
+    let c = load("[testops]\nbase_url = \"https://x\"\n").unwrap();
     let e = c.require_token().unwrap_err().to_string();
     assert!(
         e.contains("testops.token")
@@ -163,7 +163,7 @@ fn example_config_parses_and_documents_every_key() {
     })
     .unwrap();
     assert_eq!(c.testops.groups.len(), 2);
-    // Every key of DESIGN.md's table, and every env var, is mentioned.
+    // Every key of docs/contracts.md's table, and every env var, is mentioned.
     for key in [
         "base_url",
         "token",
@@ -189,6 +189,15 @@ fn example_config_parses_and_documents_every_key() {
         "TESTOPS_TOKEN_FILE",
         "EXPORT_PATH",
         "CRON_SCHEDULE",
+        "allow_http",
+        "ca_file",
+        "SSL_CERT_FILE",
+        "[testops.client_auth]",
+        "delete_after_download",
+        "max_bytes",
+        "attempt_timeout",
+        "min_rate",
+        "allow_sub_minute",
     ] {
         assert!(
             text.contains(key),

@@ -87,7 +87,7 @@ pub async fn start() -> anyhow::Result<Demo> {
     seed(&export_dir, &data_dir.join(crate::paths::HISTORY_DB), now)?;
 
     let mut text = format!(
-        "# opsdeck demo configuration (temporary)\n[testops]\nbase_url = \"{}\"\ntoken = \"demo-token\"\nproject_id = {PROJECT}\ntree_id = 937\npoll_interval = \"400ms\"\n",
+        "# opsdeck demo configuration (temporary)\n[testops]\nbase_url = \"{}\"\ntoken = \"demo-token\"\nproject_id = {PROJECT}\ntree_id = 937\npoll_interval = \"500ms\"\n",
         sim.base_url()
     );
     for (name, id, _) in GROUPS {

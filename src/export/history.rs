@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A run of a job (`export` or `cleanup`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -101,10 +101,80 @@ impl RunHistory {
                  CREATE INDEX IF NOT EXISTS runs_job ON runs(job, id);
                  COMMIT;",
             )?;
+            conn.pragma_update(None, "user_version", 1)?;
+        }
+        if version < 2 {
+            // v2: the pid of the process running a run, so a dead one's runs can be closed.
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE runs ADD COLUMN pid INTEGER;
+                 COMMIT;",
+            )
+            .or_else(|e| {
+                // Another process migrated in between.
+                let _ = conn.execute_batch("ROLLBACK");
+                if e.to_string().contains("duplicate column") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
-        Ok(Self {
+        crate::logging::private_file(path);
+        let h = Self {
             conn: Arc::new(Mutex::new(conn)),
+        };
+        h.close_dead_runs()?;
+        Ok(h)
+    }
+
+    /// Checks the database pages (`PRAGMA quick_check`): what a corrupt file fails.
+    pub fn integrity(&self) -> Result<()> {
+        self.with(|c| {
+            let r: String = c.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+            if r == "ok" {
+                Ok(())
+            } else {
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(r),
+                ))
+            }
+        })
+    }
+
+    /// Marks runs (and their attempts) left "running" by a process that no longer exists as
+    /// "interrupted". Returns how many runs it closed.
+    pub fn close_dead_runs(&self) -> Result<usize> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, pid FROM runs WHERE outcome = 'running'")?;
+            let dead: Vec<i64> = st
+                .query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+                })?
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|(_, pid)| {
+                    pid.is_none_or(|p| !super::recovery::pid_alive(p.try_into().unwrap_or(0)))
+                })
+                .map(|(id, _)| id)
+                .collect();
+            let now = Utc::now().to_rfc3339();
+            for id in &dead {
+                c.execute(
+                    "UPDATE runs SET outcome = 'interrupted', finished_at = ?2,
+                     detail = 'the process running it ended without finishing it'
+                     WHERE id = ?1 AND outcome = 'running'",
+                    params![id, now],
+                )?;
+                c.execute(
+                    "UPDATE attempts SET outcome = 'interrupted', finished_at = ?2
+                     WHERE run_id = ?1 AND outcome = 'running'",
+                    params![id, now],
+                )?;
+            }
+            Ok(dead.len())
         })
     }
 
@@ -122,8 +192,8 @@ impl RunHistory {
     ) -> Result<i64> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO runs (job, trigger, scheduled_for, started_at, outcome) VALUES (?1, ?2, ?3, ?4, 'running')",
-                params![job, trigger, scheduled_for.map(|t| t.to_rfc3339()), Utc::now().to_rfc3339()],
+                "INSERT INTO runs (job, trigger, scheduled_for, started_at, outcome, pid) VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+                params![job, trigger, scheduled_for.map(|t| t.to_rfc3339()), Utc::now().to_rfc3339(), std::process::id()],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -163,7 +233,12 @@ impl RunHistory {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, detail = ?4 WHERE id = ?1",
-                params![id, Utc::now().to_rfc3339(), outcome, detail],
+                params![
+                    id,
+                    Utc::now().to_rfc3339(),
+                    outcome,
+                    detail.map(crate::sanitize::clean)
+                ],
             )
             .map(drop)
         })
@@ -187,7 +262,8 @@ impl RunHistory {
             c.execute(
                 "UPDATE attempts SET finished_at = ?2, outcome = ?3, bytes = ?4, rows = ?5, file = ?6, error = ?7
                  WHERE id = ?1",
-                params![id, Utc::now().to_rfc3339(), end.outcome, end.bytes, end.rows, end.file, end.error],
+                params![id, Utc::now().to_rfc3339(), end.outcome, end.bytes, end.rows, end.file,
+                        end.error.map(crate::sanitize::clean)],
             )
             .map(drop)
         })

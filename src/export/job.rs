@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::csv_check::{CsvError, CsvSummary};
 use super::history::{AttemptEnd, RunHistory};
+use super::limits::{DownloadLimits, RateGuard, strip_bom};
 use super::sink::{CsvSink, SinkError};
 use super::store::{ExportName, ExportStore};
 use crate::config::{ColumnMapping, Group};
@@ -105,13 +106,24 @@ enum AttemptError {
     Sink(#[from] SinkError),
     #[error("cancelled")]
     Cancelled,
+    #[error("the export is larger than export.max_bytes ({limit} bytes); refused")]
+    TooLarge { limit: u64 },
+    #[error(
+        "the download is slower than export.min_rate: {got} bytes in {per:?}, at least {need} needed"
+    )]
+    TooSlow { got: u64, need: u64, per: Duration },
+    #[error("the attempt took longer than export.attempt_timeout ({0:?})")]
+    Deadline(Duration),
 }
 
 impl AttemptError {
     fn is_retryable(&self) -> bool {
         match self {
             AttemptError::TestOps(e) => e.is_retryable(),
-            AttemptError::Sink(SinkError::Exists(_)) | AttemptError::Cancelled => false,
+            AttemptError::Sink(SinkError::Exists(_))
+            | AttemptError::Cancelled
+            | AttemptError::TooLarge { .. } => false,
+            AttemptError::TooSlow { .. } | AttemptError::Deadline(_) => true,
             AttemptError::Sink(_) => true,
         }
     }
@@ -126,6 +138,7 @@ pub struct ExportJob {
     pub max_attempts: u32,
     pub retry_delays: Vec<Duration>,
     pub events: EventTx,
+    pub limits: DownloadLimits,
 }
 
 /// Progress events are sent at most this often per group, so a fast download cannot flood.
@@ -147,8 +160,11 @@ impl ExportJob {
                 .start_attempt(run_id, &group.name, attempt, max)
                 .ok();
             let started = Utc::now();
+            let deadline = self.limits.attempt_timeout;
             let result = tokio::select! {
-                r = self.attempt(run_id, group, attempt, started) => r,
+                r = tokio::time::timeout(deadline, self.attempt(run_id, group, attempt, started)) => {
+                    r.unwrap_or(Err(AttemptError::Deadline(deadline)))
+                }
                 () = cancel.cancelled() => Err(AttemptError::Cancelled),
             };
             let record = |end: AttemptEnd<'_>| {
@@ -159,7 +175,14 @@ impl ExportJob {
                 }
             };
             match result {
-                Ok((path, summary)) => {
+                Ok((path, summary, export_id)) => {
+                    // Outside the attempt's deadline: the file is saved, so a slow or failed
+                    // delete is worth a warning, never a retry (which would save it twice).
+                    if self.client.deletes_after_download()
+                        && let Err(e) = self.client.delete_export(export_id).await
+                    {
+                        tracing::warn!(group = %group.name, "cannot delete export {export_id} on the server: {e}");
+                    }
                     let file = path.display().to_string();
                     record(AttemptEnd {
                         outcome: "saved",
@@ -238,7 +261,7 @@ impl ExportJob {
         group: &Group,
         attempt: u32,
         started: DateTime<Utc>,
-    ) -> Result<(PathBuf, CsvSummary), AttemptError> {
+    ) -> Result<(PathBuf, CsvSummary, u64), AttemptError> {
         let max = self.max_attempts;
         let progress = |stage| ExportEvent::Progress {
             run_id,
@@ -267,13 +290,50 @@ impl ExportJob {
         {
             return Err(SinkError::Csv(CsvError::NotCsv("HTML or XML")).into());
         }
-        let mut sink = CsvSink::create(self.store.dir())?;
+        let max = self.limits.max_bytes;
         let total = dl.content_length;
-        let mut bytes = dl.first.len() as u64;
-        sink.write(std::mem::take(&mut dl.first)).await?;
+        if total.is_some_and(|t| t > max) {
+            return Err(AttemptError::TooLarge { limit: max });
+        }
+        let mut first = std::mem::take(&mut dl.first);
+        let mut bytes = first.len() as u64;
+        let first = loop {
+            if let Some(f) = strip_bom(first.clone()) {
+                break f;
+            }
+            match dl.next_chunk(bytes).await? {
+                Some(more) => {
+                    bytes += more.len() as u64;
+                    first = [first, more].concat().into();
+                }
+                None => break first,
+            }
+        };
+        let mut sink = CsvSink::create(self.store.dir())?;
+        sink.write(first).await?;
         let mut last_report = Instant::now();
-        while let Some(chunk) = dl.next_chunk(bytes).await? {
+        let mut rate = RateGuard::new(self.limits.min_rate);
+        let too_slow = |got| AttemptError::TooSlow {
+            got,
+            need: self.limits.min_rate.bytes,
+            per: self.limits.min_rate.per,
+        };
+        loop {
+            // Wait for a chunk no longer than the rate window has left, so a silent server is
+            // judged too, not only a dripping one.
+            let chunk = match tokio::time::timeout(rate.remaining(), dl.next_chunk(bytes)).await {
+                Ok(c) => c?,
+                Err(_) => {
+                    rate.add(0).map_err(too_slow)?;
+                    continue;
+                }
+            };
+            let Some(chunk) = chunk else { break };
             bytes += chunk.len() as u64;
+            if bytes > max {
+                return Err(AttemptError::TooLarge { limit: max });
+            }
+            rate.add(chunk.len() as u64).map_err(too_slow)?;
             sink.write(chunk).await?;
             if last_report.elapsed() >= PROGRESS_EVERY {
                 last_report = Instant::now();
@@ -303,7 +363,7 @@ impl ExportJob {
         let path = tokio::task::spawn_blocking(move || checked.persist(&dir, file_name))
             .await
             .map_err(|_| SinkError::Abandoned)??;
-        Ok((path, summary))
+        Ok((path, summary, export_id))
     }
 
     async fn emit(&self, e: ExportEvent) {

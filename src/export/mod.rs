@@ -5,7 +5,9 @@ pub mod csv_check;
 pub mod diff;
 mod history;
 mod job;
+pub mod limits;
 pub mod preview;
+pub mod recovery;
 mod runner;
 mod sink;
 mod store;
@@ -13,6 +15,7 @@ mod watcher;
 
 pub use history::{AttemptEnd, AttemptRecord, HistorySnapshot, RunHistory, RunRecord, SavedFile};
 pub use job::{ExportEvent, ExportJob, Stage, Trigger};
+pub use limits::DownloadLimits;
 pub use runner::{ExportRunner, ExportRunnerHandle, RunOutcome};
 pub use sink::{CsvSink, SinkError};
 pub use store::{ExportFile, ExportName, ExportStore, TEMP_PREFIX, sync_dir};

@@ -12,7 +12,7 @@ use tempfile::NamedTempFile;
 use tokio::sync::mpsc;
 
 use super::csv_check::{CsvCheck, CsvError, CsvSummary};
-use super::store::{TEMP_PREFIX, sync_dir};
+use super::store::sync_dir;
 
 /// Why writing an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ impl CsvSink {
     /// Creates the temporary file in `dir` and starts the writer and checker threads.
     pub fn create(dir: &Path) -> Result<Self, SinkError> {
         let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&super::recovery::temp_prefix())
             .tempfile_in(dir)
             .map_err(|e| io_error(dir, e))?;
         let (write_tx, write_rx) = mpsc::channel(IN_FLIGHT);

@@ -1,6 +1,6 @@
 //! `ExportStore`: the export directory. File naming, listing and retention.
 //!
-//! Names (DESIGN.md): `testops_export_<projectId>_<GROUP>_<YYYY-MM-DD_HH-MM-SS>.csv`, UTC, and
+//! Names (docs/contracts.md): `testops_export_<projectId>_<GROUP>_<YYYY-MM-DD_HH-MM-SS>.csv`, UTC, and
 //! the older `testops_export_<GROUP>_<YYYY-MM-DD_HH-MM-SS>.csv`. Nothing else is ever listed or
 //! deleted, so the directory may hold other files safely.
 

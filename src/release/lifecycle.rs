@@ -1,4 +1,4 @@
-//! The release lifecycle of DESIGN.md: the statuses and the only transitions allowed between
+//! The release lifecycle of docs/contracts.md: the statuses and the only transitions allowed between
 //! them. Every status change in the ledger goes through `check`.
 
 use std::fmt;

@@ -21,6 +21,12 @@ pub struct TestOpsSettings {
     pub read_timeout: Duration,
     pub poll_interval: Duration,
     pub poll_timeout: Duration,
+    /// Extra CA certificates (PEM) to trust, besides the built-in roots and `SSL_CERT_FILE`.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Basic client credentials for the token exchange.
+    pub client_auth: Option<(String, SecretString)>,
+    /// Delete the export on the server once it is saved.
+    pub delete_after_download: bool,
 }
 
 impl TestOpsSettings {
@@ -33,6 +39,13 @@ impl TestOpsSettings {
             read_timeout: cfg.testops.read_timeout,
             poll_interval: cfg.testops.poll_interval,
             poll_timeout: cfg.testops.poll_timeout,
+            ca_file: cfg.testops.ca_file.clone(),
+            client_auth: cfg
+                .testops
+                .client_auth
+                .as_ref()
+                .map(|c| (c.id.clone(), SecretString::from(c.secret.clone()))),
+            delete_after_download: cfg.testops.delete_after_download,
         })
     }
 }
@@ -106,12 +119,23 @@ struct ExportRequest<'a> {
 pub const USER_AGENT: &str = concat!("opsdeck/", env!("CARGO_PKG_VERSION"));
 
 impl TestOpsClient {
-    /// Builds the client (rustls, timeouts on connect and on each read, opsdeck's user agent).
+    /// Builds the client (rustls, timeouts on connect and on each read, opsdeck's user agent,
+    /// redirects only within the base URL's origin, extra CAs from `ca_file`/`SSL_CERT_FILE`).
     pub fn new(settings: TestOpsSettings) -> Result<Self, TestOpsError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.read_timeout)
+            .redirect(super::limits::same_origin_redirects());
+        let env_ca = std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        for path in settings.ca_file.iter().chain(env_ca.iter()) {
+            for cert in super::limits::load_ca(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| TestOpsError::network("building the HTTP client", e))?;
         Ok(Self {
@@ -129,10 +153,14 @@ impl TestOpsClient {
     /// Returns the access token's lifetime as the server stated it.
     pub async fn exchange(&self) -> Result<Option<Duration>, TestOpsError> {
         let what = "the token exchange";
-        let resp = self
+        let mut req = self
             .http
             .post(self.url("/api/uaa/oauth/token"))
-            .header(header::ACCEPT, "application/json")
+            .header(header::ACCEPT, "application/json");
+        if let Some((id, secret)) = &self.settings.client_auth {
+            req = req.basic_auth(id, Some(secret.expose_secret()));
+        }
+        let resp = req
             .form(&[
                 ("grant_type", "apitoken"),
                 ("scope", "openid"),
@@ -148,10 +176,7 @@ impl TestOpsClient {
             });
         }
         let resp = check_status(what, resp).await?;
-        let body: serde_json::Value = resp.json().await.map_err(|e| TestOpsError::Malformed {
-            what,
-            message: format!("not JSON ({e})"),
-        })?;
+        let body = super::limits::json_reply(what, resp).await?;
         let token = body
             .get("access_token")
             .and_then(|v| v.as_str())
@@ -160,10 +185,12 @@ impl TestOpsClient {
                 what,
                 message: "no access_token in the reply".into(),
             })?;
+        // Some servers send the lifetime as a string ("3600").
         let expires_in = body
             .get("expires_in")
-            .and_then(|v| v.as_u64())
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
             .map(Duration::from_secs);
+        crate::sanitize::register_secret(token);
         // Refresh a minute early (or at 90% of short lifetimes) so a call never races expiry.
         let lifetime = expires_in.unwrap_or(Duration::from_secs(3600));
         let margin = Duration::from_secs(60).min(lifetime / 10);
@@ -246,10 +273,7 @@ impl TestOpsClient {
             .send_authed(what, || self.http.post(&url).json(&body))
             .await?;
         let resp = check_status(what, resp).await?;
-        let v: serde_json::Value = resp.json().await.map_err(|e| TestOpsError::Malformed {
-            what,
-            message: format!("not JSON ({e})"),
-        })?;
+        let v = super::limits::json_reply(what, resp).await?;
         v.get("id")
             .and_then(|id| id.as_u64())
             .ok_or(TestOpsError::Malformed {
@@ -259,7 +283,9 @@ impl TestOpsClient {
     }
 
     /// Polls the download until the file is ready, with growing pauses, for at most
-    /// `poll_timeout`. 404, 409, 202 and an empty 200 mean "not ready yet".
+    /// `poll_timeout`. 404, 409, 202 and an empty 200 mean "not ready yet"; so do 400, 429
+    /// and 5xx, which some servers answer while preparing: when the time is up, the last of
+    /// those is the error.
     /// `on_poll` is told each poll number so callers can show progress.
     pub async fn start_download(
         &self,
@@ -271,6 +297,7 @@ impl TestOpsClient {
         let started = Instant::now();
         let mut pause = self.settings.poll_interval.min(Duration::from_millis(500));
         let mut polls = 0u32;
+        let mut last_error: Option<TestOpsError> = None;
         loop {
             polls += 1;
             on_poll(polls);
@@ -295,6 +322,13 @@ impl TestOpsClient {
                         Err(e) => return Err(TestOpsError::network(what, e)),
                     }
                 }
+                s if s == StatusCode::BAD_REQUEST
+                    || s == StatusCode::TOO_MANY_REQUESTS
+                    || s.is_server_error() =>
+                {
+                    last_error = check_status(what, resp).await.err();
+                    true
+                }
                 _ => {
                     check_status(what, resp).await?;
                     true
@@ -303,7 +337,7 @@ impl TestOpsClient {
             debug_assert!(not_ready);
             let waited = started.elapsed();
             if waited >= self.settings.poll_timeout {
-                return Err(TestOpsError::NotReady { polls, waited });
+                return Err(last_error.unwrap_or(TestOpsError::NotReady { polls, waited }));
             }
             tracing::debug!(
                 export_id,
@@ -315,6 +349,22 @@ impl TestOpsClient {
             tokio::time::sleep(pause.min(remaining)).await;
             pause = (pause * 3 / 2).min(self.settings.poll_interval.max(pause));
         }
+    }
+}
+
+impl TestOpsClient {
+    /// Whether `delete` should follow a saved download (`testops.delete_after_download`).
+    pub fn deletes_after_download(&self) -> bool {
+        self.settings.delete_after_download
+    }
+
+    /// Deletes an export on the server (`DELETE /api/export/<id>`), as TestOps's own support
+    /// scripts do, so runs do not pile up exports there.
+    pub async fn delete_export(&self, export_id: u64) -> Result<(), TestOpsError> {
+        let what = "deleting the export on the server";
+        let url = self.url(&format!("/api/export/{export_id}"));
+        let resp = self.send_authed(what, || self.http.delete(&url)).await?;
+        check_status(what, resp).await.map(drop)
     }
 }
 
@@ -331,6 +381,15 @@ async fn check_status(what: &'static str, resp: Response) -> Result<Response, Te
     if status.is_success() {
         return Ok(resp);
     }
+    if status.is_redirection() {
+        // Followed only within the origin; anything else stopped here, unsent.
+        let to = header_str(&resp, header::LOCATION).unwrap_or_default();
+        return Err(TestOpsError::Redirect {
+            what,
+            status: status.as_u16(),
+            to: super::limits::origin_for_display(&to),
+        });
+    }
     let retry_after = resp
         .headers()
         .get(header::RETRY_AFTER)
@@ -338,8 +397,9 @@ async fn check_status(what: &'static str, resp: Response) -> Result<Response, Te
         .and_then(parse_retry_after);
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
+    // A bounded read: an endless error body costs 512 bytes, not memory.
     while let Some(Ok(chunk)) = stream.next().await {
-        body.extend_from_slice(&chunk);
+        body.extend_from_slice(&chunk[..chunk.len().min(512)]);
         if body.len() >= 512 {
             break;
         }

@@ -23,6 +23,18 @@ pub enum TestOpsError {
         retry_after: Option<Duration>,
         snippet: String,
     },
+    /// A redirect to another origin (never followed: it would carry the token elsewhere).
+    #[error(
+        "TestOps answered {what} with a redirect (HTTP {status}) to another origin ({to}); not followed, so no credentials left for it. Check testops.base_url"
+    )]
+    Redirect {
+        what: &'static str,
+        status: u16,
+        to: String,
+    },
+    /// A reply larger than opsdeck accepts for its kind.
+    #[error("the reply to {what} is larger than {limit} bytes; refused")]
+    TooLarge { what: &'static str, limit: u64 },
     /// Connection refused, reset, DNS, TLS, or a timeout.
     #[error("cannot reach TestOps for {what}: {message}")]
     Network { what: &'static str, message: String },
@@ -49,7 +61,10 @@ impl TestOpsError {
     /// Whether another attempt may succeed: network trouble, timeouts, 5xx, 429, not-ready.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TestOpsError::BadToken { .. } | TestOpsError::Forbidden { .. } => false,
+            TestOpsError::BadToken { .. }
+            | TestOpsError::Forbidden { .. }
+            | TestOpsError::Redirect { .. }
+            | TestOpsError::TooLarge { .. } => false,
             TestOpsError::Status { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408
             }
@@ -75,7 +90,7 @@ impl TestOpsError {
         while let Some(next) = root.source() {
             root = next;
         }
-        let cause = root.to_string();
+        let cause = crate::sanitize::clean(&root.to_string());
         let message = if e.is_timeout() {
             "timed out".to_string()
         } else if e.is_connect() {
@@ -87,15 +102,16 @@ impl TestOpsError {
     }
 }
 
-/// The first line of a body, shortened, for error messages (never a token: these are replies).
+/// The first line of a body, sanitized and shortened, for error messages. A server or proxy
+/// may echo the request (and so the token) or send terminal escapes: both are neutralised here.
 pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
-    line.chars().take(120).collect()
+    crate::sanitize::clean_max(line, 120)
 }
 
 /// Parses `Retry-After` in seconds or as an HTTP date.

@@ -481,7 +481,7 @@ impl App {
 
     pub(crate) fn toast(&mut self, level: Level, text: impl Into<String>) {
         self.toasts.push(Toast {
-            text: text.into(),
+            text: crate::sanitize::clean_max(&text.into(), 200),
             level,
             until: self.now + chrono::Duration::seconds(TOAST_SECS),
         });
@@ -727,7 +727,9 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::Releases(list) => super::releases::apply_list(app, list, cmds),
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
         Event::Log(ev) => return super::logs::on_event(app, ev),
-        Event::TestOpsHealth(h) => app.testops = Some(h),
+        Event::TestOpsHealth(h) => {
+            app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))
+        }
         Event::DiskFree(b) => app.disk_free = Some(b),
         Event::Notice(text) => app.toast(Level::Info, text),
         Event::Sessions(list) => app.sessions = Some(list),

@@ -883,3 +883,44 @@ mod logs {
         insta::assert_snapshot!("logs_follow", render(&app));
     }
 }
+
+#[test]
+fn hostile_file_names_errors_and_reasons_are_drawn_inert() {
+    let mut app = fixture::app((160, 48));
+    let evil = "testops_export_17_\u{202e}vsc.exe_2026-11-23_09-00-00.csv";
+    update(
+        &mut app,
+        Msg::Service(Event::ExportDir(DirListing {
+            files: vec![ExportFile {
+                path: PathBuf::from("/srv/exports").join(evil),
+                name: ExportName::parse(evil).unwrap(),
+                size: 1,
+                modified: None,
+            }],
+            total_bytes: 1,
+            at: fixture::now(),
+        })),
+    );
+    let osc = "\x1b]52;c;aGk=\x07\x1b[2J";
+    update(
+        &mut app,
+        Msg::Service(Event::Export(ExportEvent::Failed {
+            run_id: 1,
+            group: "API".into(),
+            error: format!("bad {osc}"),
+            attempts: 1,
+        })),
+    );
+    update(
+        &mut app,
+        Msg::Service(Event::TestOpsHealth(Err(format!("down {osc}")))),
+    );
+    let screen = render(&app);
+    for bad in ['\u{202e}', '\x1b', '\x07'] {
+        assert!(
+            !screen.contains(bad),
+            "{bad:?} reached the screen:\n{screen}"
+        );
+    }
+    assert!(screen.contains("\\u{202e}vsc.exe"), "{screen}");
+}

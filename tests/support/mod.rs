@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+pub mod hostile;
+
 pub use opsdeck::testops_sim::{Body, Fault, SimOptions, SimTestOps, sample_csv};
 
 /// The API token the simulation accepts; tests check it never leaks.
@@ -48,7 +50,7 @@ base_url = "{base_url}"
 token = "{token}"
 project_id = 17
 tree_id = 937
-poll_interval = "20ms"
+poll_interval = "500ms"
 poll_timeout = "5s"
 connect_timeout = "2s"
 read_timeout = "5s"
@@ -75,6 +77,57 @@ dir = "{}"
             data_dir,
             config,
         }
+    }
+
+    /// Adds lines to the `[testops]` table of the config.
+    pub fn testops_extra(&self, extra: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replacen(
+            "read_timeout = \"5s\"\n",
+            &format!("read_timeout = \"5s\"\n{extra}\n"),
+            1,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// The run history's rows as text (every column of runs and attempts), for leak checks.
+    pub fn history_dump(&self) -> String {
+        let c = rusqlite::Connection::open(self.data_dir.join("history.db")).unwrap();
+        let mut out = String::new();
+        for table in ["runs", "attempts"] {
+            let mut st = c.prepare(&format!("SELECT * FROM {table}")).unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    Ok((0..n)
+                        .map(|i| match r.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap();
+            for r in rows {
+                out.push_str(&r.unwrap());
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Everything in the daily log files.
+    pub fn log_text(&self) -> String {
+        let mut out = String::new();
+        for name in list(&self.data_dir.join("logs")) {
+            out.push_str(
+                &std::fs::read_to_string(self.data_dir.join("logs").join(name)).unwrap_or_default(),
+            );
+        }
+        out
     }
 
     /// A `tokio::process::Command` for the real binary with this workspace's config and data dir.
@@ -124,7 +177,7 @@ pub fn list(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Export files only (the patterns of DESIGN.md).
+/// Export files only (the patterns of docs/contracts.md).
 pub fn exports_only(names: &[String]) -> Vec<String> {
     names
         .iter()

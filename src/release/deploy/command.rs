@@ -40,11 +40,13 @@ pub async fn run(
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("cannot open the deploy log {}: {e}", log.display()))?;
+    // Owner-only: a script's output is nobody else's business.
+    let file = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new().create(true).append(true),
+        0o600,
+    )
+    .open(log)
+    .map_err(|e| format!("cannot open the deploy log {}: {e}", log.display()))?;
     {
         use std::io::Write;
         let mut f = &file;
@@ -55,7 +57,9 @@ pub async fn run(
             argv.join(" ")
         );
     }
-    let mut child = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    super::child_env::scrub(&mut cmd);
+    let mut child = cmd
         .args(args)
         .env("OPSDECK_SERVICE", &vars.service)
         .env("OPSDECK_TAG", &vars.tag)

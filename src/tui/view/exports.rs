@@ -90,14 +90,14 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             let file = &app.files[i];
             let row = Row::new([
                 file.taken_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                file.group.clone(),
+                crate::sanitize::escape(&file.group),
                 bytes(file.size),
                 app.rows_by_file
                     .get(&file.path)
                     .map_or("?".into(), |r| r.to_string()),
                 file.path
                     .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
+                    .map(|n| crate::sanitize::escape(&n.to_string_lossy()))
                     .unwrap_or_default(),
             ]);
             if app.pane == Pane::Files && n == app.file_sel {
@@ -148,7 +148,10 @@ fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::s
     match s {
         GroupStatus::Idle => ("—".into(), theme.dim()),
         GroupStatus::Saved { .. } => ("ok".into(), theme.ok()),
-        GroupStatus::Failed { error, .. } => (format!("failed: {error}"), theme.bad()),
+        GroupStatus::Failed { error, .. } => (
+            format!("failed: {}", crate::sanitize::clean(error)),
+            theme.bad(),
+        ),
         GroupStatus::Retrying {
             attempt,
             max,
@@ -156,9 +159,10 @@ fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::s
             error,
         } => (
             format!(
-                "retry {}/{max} in {}: {error}",
+                "retry {}/{max} in {}: {}",
                 attempt + 1,
-                countdown(*at - app.now)
+                countdown(*at - app.now),
+                crate::sanitize::clean(error)
             ),
             theme.busy(),
         ),

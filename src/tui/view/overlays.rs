@@ -343,16 +343,16 @@ fn release_info(f: &mut Frame, app: &App, id: i64, theme: &Theme, area: Rect) {
             a.at.format("%Y-%m-%d %H:%M:%S"),
             a.from.as_deref().unwrap_or("-"),
             a.to,
-            a.actor,
+            crate::sanitize::clean(&a.actor),
             a.sudo_user
                 .as_ref()
-                .map(|s| format!(" (sudo {s})"))
+                .map(|s| format!(" (sudo {})", crate::sanitize::clean(s)))
                 .unwrap_or_default(),
             a.ssh_client
                 .as_ref()
-                .map(|s| format!(" from {s}"))
+                .map(|s| format!(" from {}", crate::sanitize::clean(s)))
                 .unwrap_or_default(),
-            a.note.clone().unwrap_or_default()
+            crate::sanitize::clean(a.note.as_deref().unwrap_or_default())
         )));
     }
     lines.push(Line::from(""));
@@ -363,7 +363,8 @@ fn release_info(f: &mut Frame, app: &App, id: i64, theme: &Theme, area: Rect) {
             d.log
                 .iter()
                 .skip(d.log.len().saturating_sub(room))
-                .map(|l| Line::from(l.clone())),
+                // The deploy log is a script's output: escapes and secrets stop here too.
+                .map(|l| Line::from(crate::sanitize::clean_max(l, 1000))),
         );
     }
     f.render_widget(

@@ -68,15 +68,17 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             selected_row = rows.len();
         }
         let run = match (&r.github_run_id, &r.github_action_link) {
-            (_, Some(link)) => link.clone(),
-            (Some(id), None) => format!("run {id}"),
+            (_, Some(link)) => crate::sanitize::clean(link),
+            (Some(id), None) => format!("run {}", crate::sanitize::clean(id)),
             _ => "-".into(),
         };
         let row = Row::new([
             Cell::from(format!(" {}", r.service_name)),
             Cell::from(r.release_tag.clone()),
             Cell::from(status_span(r.status, theme)),
-            Cell::from(r.initiated_by.clone().unwrap_or_else(|| "-".into())),
+            Cell::from(crate::sanitize::clean(
+                r.initiated_by.as_deref().unwrap_or("-"),
+            )),
             Cell::from(span(app.now - r.created_at)),
             Cell::from(
                 r.rollback_to_tag
@@ -178,7 +180,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                 "{} {} by {}",
                 a.at.format("%m-%d %H:%M"),
                 a.to,
-                a.actor
+                crate::sanitize::clean(&a.actor)
             )));
         }
     }

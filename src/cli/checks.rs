@@ -1,0 +1,84 @@
+//! `opsdeck check` beyond the config and TestOps: the run history, the release ledger and
+//! the Docker engine, so a problem shows here before it stops the dashboard or a deploy.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::{Config, DeployerKind};
+
+/// Runs the extra checks, one `line(ok, what, detail)` each.
+pub async fn run(cfg: &Config, data_dir: &Path, line: &mut impl FnMut(bool, &str, String)) {
+    let history = data_dir.join(crate::paths::HISTORY_DB);
+    sqlite_line(
+        line,
+        "history",
+        &history,
+        "it will be moved aside and a new one started at the next start",
+    );
+    let ledger = cfg
+        .releases
+        .ledger
+        .clone()
+        .unwrap_or_else(|| data_dir.join("releases.db"));
+    sqlite_line(
+        line,
+        "releases.ledger",
+        &ledger,
+        "move it aside to start a new one",
+    );
+    let wants_docker = (cfg.releases.deployer == DeployerKind::Swarm
+        && !cfg.releases.services.is_empty())
+        || cfg
+            .logs
+            .sources
+            .iter()
+            .flatten()
+            .any(|s| s.service.is_some());
+    if wants_docker {
+        let probe = async {
+            let docker = crate::release::deploy::swarm::SwarmDeployer::docker().await?;
+            docker
+                .version()
+                .await
+                .map(|v| v.version.unwrap_or_default())
+                .map_err(|e| format!("cannot reach the Docker engine: {e}"))
+        };
+        match tokio::time::timeout(Duration::from_secs(5), probe).await {
+            Ok(Ok(v)) => line(true, "docker", format!("engine {v} reachable")),
+            Ok(Err(e)) => line(false, "docker", e),
+            Err(_) => line(
+                false,
+                "docker",
+                "the engine did not answer within 5 s".into(),
+            ),
+        }
+    }
+}
+
+/// A missing database is fine (made on first use); an unreadable or corrupt one is not.
+fn sqlite_line(line: &mut impl FnMut(bool, &str, String), what: &str, path: &Path, remedy: &str) {
+    if !path.exists() {
+        line(true, what, format!("{} (not created yet)", path.display()));
+        return;
+    }
+    let checked = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)));
+    match checked {
+        Ok(r) if r == "ok" => line(true, what, format!("{} is intact", path.display())),
+        Ok(r) => line(
+            false,
+            what,
+            format!("{} is corrupt ({r}); {remedy}", path.display()),
+        ),
+        Err(e) => line(
+            false,
+            what,
+            format!(
+                "{} is unreadable or corrupt ({e}); {remedy}",
+                path.display()
+            ),
+        ),
+    }
+}
