@@ -38,6 +38,12 @@ pub enum Event {
     Notice(String),
     /// Connected to a server: the sessions it has (empty in local mode, never sent there).
     Sessions(Vec<crate::server::hub::SessionInfo>),
+    /// Connected to a server: who the server says we are, and each action it would refuse
+    /// (by its `snake_case` name) with the refusal's sentence.
+    Whoami {
+        user: String,
+        refusals: std::collections::BTreeMap<String, String>,
+    },
     /// The jobs now paused (changed by anyone).
     Paused(std::collections::BTreeSet<String>),
     /// A job's cron expression changed (saved by anyone).

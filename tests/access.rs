@@ -134,6 +134,12 @@ fn roles_come_from_the_servers_config_and_the_kernels_identity() {
         me["roles"],
         serde_json::json!(["viewers", "ci", "approvers"])
     );
+    // What a dashboard greys out: each action alice may not do, with the server's sentence.
+    assert_eq!(
+        me["refusals"]["rollback"],
+        "odk_alice may not roll back: needs deployers (@odk_ops)"
+    );
+    assert!(me["refusals"].get("approve").is_none(), "{me}");
 
     // CI creates; an approver approves; the audit names the kernel's user.
     let id = create_as(&s, "odk_cibot", "v1.0.0");
@@ -214,10 +220,29 @@ fn roles_come_from_the_servers_config_and_the_kernels_identity() {
         &["release", "rollback", &deployed.to_string(), "--to", "v0.9"],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    // A tag that never ran needs --force (issue 9, release input).
     let out = as_user(
         &s,
         "odk_bob",
         &["release", "rollback", &deployed.to_string(), "--to", "v0.9"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("never ran"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = as_user(
+        &s,
+        "odk_bob",
+        &[
+            "release",
+            "rollback",
+            &deployed.to_string(),
+            "--to",
+            "v0.9",
+            "--force",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 

@@ -410,3 +410,107 @@ fn reconcile_settles_a_deploy_left_hanging_but_not_one_still_running() {
         .to_string();
     assert!(note.contains("interrupted"), "{note}");
 }
+
+/// Issue 9, release input: `--image` outside the service's repositories was deployed unseen.
+#[test]
+fn image_must_be_of_the_services_repositories_and_is_shown() {
+    let d = Desk::new("");
+    let out = d.run(&[
+        "create",
+        "--service",
+        "api",
+        "--tag",
+        "v1",
+        "--image",
+        "evil.example.com/miner",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("evil.example.com/miner") && err.contains("registry.example.com/team/api"),
+        "{err}"
+    );
+    assert_eq!(d.json(&["list", "--json"]).as_array().unwrap().len(), 0);
+
+    // Without --image the configured repository is stored, and show names the whole image.
+    let id = d.create("api", "v1");
+    let out = d.ok(&["show", &id.to_string()]);
+    assert!(
+        out.contains("image          registry.example.com/team/api:v1"),
+        "{out}"
+    );
+    let show = d.json(&["show", &id.to_string(), "--json"]);
+    assert_eq!(show["release"]["image"], "registry.example.com/team/api");
+}
+
+#[test]
+fn allowed_repositories_admit_another_image() {
+    let d = Desk::new("");
+    // The service table is appended to by rewriting the config: api gains a mirror.
+    let config = std::fs::read_to_string(&d.config).unwrap().replace(
+        "repository = \"registry.example.com/team/api\"",
+        "repository = \"registry.example.com/team/api\"\nallowed_repositories = [\"mirror.example.com/team/api\"]",
+    );
+    std::fs::write(&d.config, config).unwrap();
+    let id = d.ok(&[
+        "create",
+        "--service",
+        "api",
+        "--tag",
+        "v2",
+        "--image",
+        "mirror.example.com/team/api",
+        "--status",
+        "manual_testing",
+    ]);
+    let out = d.ok(&["show", id.trim()]);
+    assert!(out.contains("mirror.example.com/team/api:v2"), "{out}");
+    d.ok(&["approve", id.trim()]);
+    let log = std::fs::read_to_string(d.dir.join("data/deployments/api/v2-prod.log")).unwrap();
+    assert!(
+        log.contains("deploying mirror.example.com/team/api:v2"),
+        "{log}"
+    );
+}
+
+#[test]
+fn no_value_may_start_with_a_dash() {
+    let d = Desk::new("");
+    for (flag, value) in [
+        ("--github-ref", "--upload-pack=touch /tmp/x"),
+        ("--initiated-by", "-rf"),
+        ("--image", "--privileged"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let out = d.run(&["create", "--service", "api", "--tag", "v1", &arg]);
+        assert_eq!(out.status.code(), Some(2), "{arg}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("starts with `-`"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let id = d.create("api", "v1");
+    let out = d.run(&["reject", &id.to_string(), "--reason=--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(status_of(&d, id), "manual_testing");
+    assert_eq!(d.json(&["list", "--json"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn rollback_to_a_tag_that_never_ran_needs_force() {
+    let d = Desk::new("");
+    let v1 = d.create("api", "v1");
+    d.ok(&["approve", &v1.to_string()]);
+    let v2 = d.create("api", "v2");
+    d.ok(&["approve", &v2.to_string()]);
+    let out = d.run(&["rollback", &v2.to_string(), "--to", "v0.9"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("never ran") && err.contains("v1"), "{err}");
+    assert_eq!(status_of(&d, v2), "deployed");
+    let out = d.ok(&["rollback", &v2.to_string(), "--to", "v0.9", "--force"]);
+    assert!(out.contains("rollback_done"), "{out}");
+    let show = d.json(&["show", &v2.to_string(), "--json"]);
+    assert_eq!(show["release"]["rollback_to_tag"], "v0.9");
+}

@@ -266,7 +266,8 @@ async fn a_release_created_with_the_cli_appears_and_a_then_y_deploys_it() {
     .await;
     tmux.send("a");
     tmux.wait_screen("the approve dialog", |s| {
-        s.contains("Approve release") && s.contains("→ v7.0.1")
+        // The approver sees the whole image that will run, not only the tag.
+        s.contains("Approve release") && s.contains("→ registry.example.com/api:v7.0.1")
     })
     .await;
     tmux.send("y");

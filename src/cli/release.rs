@@ -67,6 +67,10 @@ pub enum ReleaseCmd {
         id: i64,
         #[arg(long)]
         to: Option<String>,
+        /// Roll back to a tag that is not known to have run (not in the ledger, the engine's
+        /// current or previous spec, or the images on the manager).
+        #[arg(long)]
+        force: bool,
     },
     /// Settle releases left in deploying or rollback by a stopped process.
     Reconcile,
@@ -141,8 +145,8 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
         ReleaseCmd::Show { id, json } => show(&desk, *id, *json),
         ReleaseCmd::Approve { id } => desk.approve(*id).await.map(|r| print_line(&r)),
         ReleaseCmd::Reject { id, reason } => desk.reject(*id, reason).map(|r| print_line(&r)),
-        ReleaseCmd::Rollback { id, to } => desk
-            .rollback(*id, to.as_deref())
+        ReleaseCmd::Rollback { id, to, force } => desk
+            .rollback(*id, to.as_deref(), *force)
             .await
             .map(|r| print_line(&r)),
         ReleaseCmd::Reconcile => desk.reconcile().await.map(|list| {
@@ -221,8 +225,13 @@ async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCod
             }
             remote.reject(*id, reason).await.map(|r| print_line(&r))
         }
-        ReleaseCmd::Rollback { id, to } => remote
-            .work(*id, "rollback", json!({ "to": to }), progress)
+        ReleaseCmd::Rollback { id, to, force } => remote
+            .work(
+                *id,
+                "rollback",
+                json!({ "to": to, "force": force }),
+                progress,
+            )
             .await
             .map(|r| print_line(&r)),
         ReleaseCmd::Reconcile => {
@@ -289,6 +298,14 @@ fn print_show(r: &Release, audit: Vec<crate::release::AuditEntry>, json: bool) {
         r.status
     );
     let opt = |v: &Option<String>| s(v.as_deref().unwrap_or("-"));
+    println!(
+        "  image          {}",
+        s(&format!(
+            "{}:{}",
+            r.image.as_deref().unwrap_or(&r.service_name),
+            r.release_tag
+        ))
+    );
     println!("  initiated by   {}", opt(&r.initiated_by));
     println!("  rollback to    {}", opt(&r.rollback_to_tag));
     println!(

@@ -233,12 +233,10 @@ pub fn spawn_event_pump(
             tokio::select! {
                 () = cancel.cancelled() => return,
                 r = run => {
-                    if let Err(e) = r {
-                        if !lost {
-                            lost = true;
-                            let _ = tx.send(Event::Notice(format!("lost the server: {e}; reconnecting…"))).await;
-                            let _ = tx.send(Event::ReleasesUnavailable(format!("the server is unreachable: {e}"))).await;
-                        }
+                    if let Err(e) = r && !lost {
+                        lost = true;
+                        let _ = tx.send(Event::Notice(format!("lost the server: {e}; reconnecting…"))).await;
+                        let _ = tx.send(Event::ReleasesUnavailable(format!("the server is unreachable: {e}"))).await;
                     }
                 }
             }
@@ -265,6 +263,14 @@ async fn pump_once(
         Event::Releases(releases.values().rev().cloned().collect())
     };
     let _ = tx.send(send_list(releases)).await;
+    // Roles can change while we are away (a server restarted with a new [access]).
+    let me = remote.whoami().await?;
+    let _ = tx
+        .send(Event::Whoami {
+            user: me["user"].as_str().unwrap_or_default().to_string(),
+            refusals: serde_json::from_value(me["refusals"].clone()).unwrap_or_default(),
+        })
+        .await;
     if std::mem::take(lost) {
         let _ = tx
             .send(Event::Notice("reconnected to the server".into()))

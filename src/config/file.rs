@@ -130,6 +130,8 @@ pub struct ServiceFile {
     pub name: String,
     pub service: Option<String>,
     pub repository: Option<String>,
+    /// Other repositories `release create --image` may name for this service.
+    pub allowed_repositories: Option<Vec<String>>,
 }
 
 /// `[releases.command]`: the team's deploy and rollback commands, argv arrays (no shell).

@@ -136,6 +136,8 @@ pub struct ReleaseService {
     pub swarm_service: String,
     /// The image repository, e.g. `registry.example.com/team/api`.
     pub repository: Option<String>,
+    /// Further repositories a release of this service may name with `--image`.
+    pub allowed_repositories: Vec<String>,
 }
 
 /// Release settings.
@@ -522,6 +524,7 @@ impl Config {
                     swarm_service: s.service.unwrap_or_else(|| s.name.clone()),
                     name: s.name,
                     repository: s.repository,
+                    allowed_repositories: s.allowed_repositories.unwrap_or_default(),
                 })
                 .collect(),
             command,

@@ -87,9 +87,36 @@ impl ReleaseDesk {
         Ok(release)
     }
 
-    /// `release create`.
-    pub fn create(&mut self, new: NewRelease) -> Result<Release, DeskError> {
-        self.service(&new.service_name)?;
+    /// `release create`. The image repository is resolved and stored with the release, so
+    /// the approver sees exactly what will run.
+    pub fn create(&mut self, mut new: NewRelease) -> Result<Release, DeskError> {
+        no_option_like(&[
+            ("service", Some(&new.service_name)),
+            ("image", new.image.as_ref()),
+            ("initiated-by", new.initiated_by.as_ref()),
+            ("github-run-id", new.github_run_id.as_ref()),
+            ("github-link", new.github_action_link.as_ref()),
+            ("github-ref", new.github_ref.as_ref()),
+        ])?;
+        let service = self.service(&new.service_name)?.clone();
+        let default_repo = service
+            .repository
+            .clone()
+            .unwrap_or_else(|| service.name.clone());
+        match &new.image {
+            Some(img) if *img != default_repo && !service.allowed_repositories.contains(img) => {
+                return Err(DeskError::Invalid(format!(
+                    "--image `{img}` is not a repository of service {}: allowed are {} (releases.services.allowed_repositories)",
+                    service.name,
+                    std::iter::once(default_repo.as_str())
+                        .chain(service.allowed_repositories.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            Some(_) => {}
+            None => new.image = Some(default_repo),
+        }
         if !valid_tag(&new.release_tag) {
             return Err(DeskError::Invalid(format!(
                 "`{}` is not a valid tag: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}",
@@ -116,6 +143,7 @@ impl ReleaseDesk {
         to: Status,
         note: Option<&str>,
     ) -> Result<Release, DeskError> {
+        no_option_like(&[("note", note.map(str::to_string).as_ref())])?;
         if !matches!(
             to,
             Status::Building | Status::ManualTesting | Status::StagingFailed
@@ -211,6 +239,7 @@ impl ReleaseDesk {
                 "a rejection needs a reason (--reason TEXT)".into(),
             ));
         }
+        no_option_like(&[("reason", Some(&reason.to_string()))])?;
         self.require_approver(id, "reject")?;
         Ok(self.ledger.transition(
             id,
@@ -236,19 +265,89 @@ impl ReleaseDesk {
 
     /// `release rollback`: deployed | production_failed → rollback → rollback_done or
     /// rollback_failed, to `to` or the service's previous deployed tag.
-    pub async fn rollback(&mut self, id: i64, to: Option<&str>) -> Result<Release, DeskError> {
+    pub async fn rollback(
+        &mut self,
+        id: i64,
+        to: Option<&str>,
+        force: bool,
+    ) -> Result<Release, DeskError> {
+        let engine = match (to, force) {
+            (Some(_), false) => self.engine_tags(id).await,
+            _ => Vec::new(),
+        };
         let _lock = self.work_lock(id)?;
-        self.begin_rollback(id, to)?;
+        self.begin_rollback(id, to, force, &engine)?;
         self.run_rollback(id).await
     }
 
-    /// Checks the target and moves the release to `rollback`.
-    pub fn begin_rollback(&mut self, id: i64, to: Option<&str>) -> Result<Release, DeskError> {
+    /// Tags the engine knows for a release's service (its current spec, the repository's
+    /// images on this manager); empty with the command deployer or when the engine does not
+    /// answer.
+    pub async fn engine_tags(&self, id: i64) -> Vec<String> {
+        let Ok(Some(r)) = self.ledger.get(id) else {
+            return Vec::new();
+        };
+        engine_tags(&self.cfg, &r).await
+    }
+}
+
+/// Tags the engine knows for `r`'s service; see `ReleaseDesk::engine_tags`.
+pub async fn engine_tags(cfg: &ReleasesConfig, r: &Release) -> Vec<String> {
+    let Some(svc) = cfg.service(&r.service_name) else {
+        return Vec::new();
+    };
+    if cfg.deployer != DeployerKind::Swarm {
+        return Vec::new();
+    }
+    let repo = r
+        .image
+        .clone()
+        .or(svc.repository.clone())
+        .unwrap_or_else(|| svc.name.clone());
+    match SwarmDeployer::connect().await {
+        Ok(s) => s.known_tags(&svc.swarm_service, &repo).await,
+        Err(_) => Vec::new(),
+    }
+}
+
+impl ReleaseDesk {
+    /// Checks the target and moves the release to `rollback`. A named target must be known to
+    /// have run (the ledger's deployed tags, or `engine_tags`) unless `force`.
+    pub fn begin_rollback(
+        &mut self,
+        id: i64,
+        to: Option<&str>,
+        force: bool,
+        engine_tags: &[String],
+    ) -> Result<Release, DeskError> {
         let release = self.require_approver(id, "roll back")?;
         self.service(&release.service_name)?;
         let target = match to {
             Some(t) if !valid_tag(t) => {
                 return Err(DeskError::Invalid(format!("`{t}` is not a valid tag")));
+            }
+            Some(t) if !force => {
+                let mut known: Vec<String> = self
+                    .ledger
+                    .deployed_tags(&release.service_name)?
+                    .into_iter()
+                    .map(|(_, tag, _)| tag)
+                    .collect();
+                known.extend(engine_tags.iter().cloned());
+                known.sort();
+                known.dedup();
+                if !known.iter().any(|k| k == t) {
+                    return Err(DeskError::Invalid(format!(
+                        "`{t}` never ran on {}: known tags are {} (the ledger's deployed tags, the engine's current and previous spec, images on this manager); --force to use it anyway",
+                        release.service_name,
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
+                t.to_string()
             }
             Some(t) => t.to_string(),
             None => self
@@ -434,6 +533,20 @@ impl ReleaseDesk {
             .await
             .ok()
     }
+}
+
+/// Refuses values that start with `-`: they could reach a deploy command's argv as options.
+fn no_option_like(fields: &[(&str, Option<&String>)]) -> Result<(), DeskError> {
+    for (name, v) in fields {
+        if let Some(v) = v
+            && v.trim_start().starts_with('-')
+        {
+            return Err(DeskError::Invalid(format!(
+                "--{name} `{v}` starts with `-`: no value may (it could pass as an option to the deploy command)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `<repository>:<tag>`; the repository comes from the release, else the service config,

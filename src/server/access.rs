@@ -32,7 +32,8 @@ impl Role {
 }
 
 /// Something a caller asks the server to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Read,
     Create,
@@ -47,6 +48,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, for `whoami`'s refusals.
+    pub const ALL: [Action; 10] = [
+        Action::Read,
+        Action::Create,
+        Action::CiStatus,
+        Action::Approve,
+        Action::Reject,
+        Action::Rollback,
+        Action::Deploy,
+        Action::Cancel,
+        Action::Export,
+        Action::Schedule,
+    ];
+
     /// The role an action needs.
     pub fn role(self) -> Role {
         match self {
@@ -141,6 +156,14 @@ impl Access {
     /// Whether a release's creator may approve it.
     pub fn self_approval(&self) -> bool {
         self.table.as_ref().is_none_or(|t| t.self_approval)
+    }
+
+    /// Why `who` may not do each action it may not do: what a dashboard greys out.
+    pub fn refusals(&self, who: &Identity) -> std::collections::BTreeMap<Action, String> {
+        Action::ALL
+            .into_iter()
+            .filter_map(|a| self.check(who, a).err().map(|r| (a, r.0)))
+            .collect()
     }
 
     /// Allows `action` or says why not: "bob may not approve: needs approvers (@qa)".

@@ -184,6 +184,8 @@ async fn whoami(State(s): S, c: Caller) -> Json<serde_json::Value> {
         "user": c.who.user,
         "groups": c.who.groups,
         "roles": roles,
+        // Each action this caller may not do, with the sentence a refusal would give.
+        "refusals": s.access.refusals(&c.who),
         "ssh_unverified": c.ssh_unverified,
         "access_configured": !s.access.is_open(),
     }))
@@ -322,6 +324,8 @@ async fn reject(
 #[derive(Deserialize, Default)]
 struct RollbackBody {
     to: Option<String>,
+    #[serde(default)]
+    force: bool,
 }
 
 async fn rollback(
@@ -331,12 +335,11 @@ async fn rollback(
     Query(q): Query<WaitQuery>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let to = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let RollbackBody { to, force } = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackBody::default()
     } else {
         serde_json::from_slice::<RollbackBody>(&body)
             .map_err(|e| ApiError::bad(format!("bad request body: {e}")))?
-            .to
     };
     if let Some(t) = &to
         && !crate::release::valid_tag(t)
@@ -352,8 +355,17 @@ async fn rollback(
         return Err(ActionError::Conflict(format!("release {id} is being worked on now")).into());
     }
     let mut desk = s.desk(&c, Some(id))?;
+    let engine = if to.is_some() && !force {
+        let me = s.clone();
+        match blocking(move || me.read(|l| l.get(id))).await? {
+            Some(r) => crate::release::desk::engine_tags(&s.cfg.releases, &r).await,
+            None => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
     let (desk, r) = blocking(move || {
-        let r = desk.begin_rollback(id, to.as_deref())?;
+        let r = desk.begin_rollback(id, to.as_deref(), force, &engine)?;
         Ok((desk, r))
     })
     .await?;

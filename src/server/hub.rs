@@ -117,6 +117,7 @@ impl WireBody {
             | Event::Log(_)
             | Event::Notice(_)
             | Event::Sessions(_)
+            | Event::Whoami { .. }
             | Event::Paused(_)
             | Event::CronChanged { .. } => return None,
         })

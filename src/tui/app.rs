@@ -260,6 +260,9 @@ pub struct App {
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
     pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
+    /// Connected to a server: the actions it refuses us, with its sentence (empty in local
+    /// mode, where the desk checks `releases.approvers` itself).
+    pub refusals: std::collections::BTreeMap<String, String>,
     pub toasts: Vec<Toast>,
     pub overlay: Option<Overlay>,
     pub quit: bool,
@@ -368,6 +371,14 @@ pub enum Cmd {
 const TOAST_SECS: i64 = 4;
 
 impl App {
+    /// Why the server would refuse what `action` asks (`None`: allowed, or not the server's
+    /// to decide).
+    pub fn refused(&self, action: super::keymap::Action) -> Option<&str> {
+        super::keymap::server_action(action)
+            .and_then(|name| self.refusals.get(name))
+            .map(String::as_str)
+    }
+
     /// A dashboard over these groups and jobs.
     pub fn new(
         groups: Vec<String>,
@@ -411,6 +422,7 @@ impl App {
             testops: None,
             disk_free: None,
             sessions: None,
+            refusals: Default::default(),
             toasts: vec![],
             overlay: None,
             quit: false,
@@ -733,6 +745,7 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::DiskFree(b) => app.disk_free = Some(b),
         Event::Notice(text) => app.toast(Level::Info, text),
         Event::Sessions(list) => app.sessions = Some(list),
+        Event::Whoami { refusals, .. } => app.refusals = refusals,
         Event::Paused(set) => {
             for j in &mut app.jobs {
                 j.paused = set.contains(&j.name);
@@ -793,6 +806,12 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     };
     if app.tab == Tab::Logs && app.overlay.is_none() && is_logs_action(action) {
         return super::logs::action(app, action, cmds);
+    }
+    // Greyed keys answer with the server's reason instead of a dialog it would refuse.
+    if let Some(reason) = app.refused(action) {
+        let reason = crate::sanitize::clean_max(reason, 200);
+        app.toast(Level::Error, reason);
+        return;
     }
     let page = layout::page_rows(app.size);
     match action {

@@ -451,6 +451,19 @@ pub const BINDINGS: &[Binding] = &[
 ];
 
 /// The action a key asks for in `scope` (scoped bindings win over global ones).
+/// The server's name for what a key asks (a key of `whoami`'s `refusals`), for the keys whose
+/// action the server may refuse.
+pub fn server_action(a: Action) -> Option<&'static str> {
+    match a {
+        Action::Approve => Some("approve"),
+        Action::Reject => Some("reject"),
+        Action::Rollback => Some("rollback"),
+        Action::Export | Action::ExportAll => Some("export"),
+        Action::RunNow | Action::Pause | Action::EditCron => Some("schedule"),
+        _ => None,
+    }
+}
+
 pub fn action_for(scope: Scope, ev: &KeyEvent) -> Option<Action> {
     let lookup = |s: Scope| {
         BINDINGS

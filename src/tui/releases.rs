@@ -113,6 +113,15 @@ fn current_id(app: &App, service: &str) -> Option<i64> {
     current(app, service).map(|r| r.id)
 }
 
+/// The full image a release deploys: `<repository>:<tag>`.
+pub fn release_image(r: &Release) -> String {
+    format!(
+        "{}:{}",
+        r.image.as_deref().unwrap_or(&r.service_name),
+        r.release_tag
+    )
+}
+
 /// The tag a service runs now, as the ledger knows it.
 pub fn current_tag(app: &App, service: &str) -> Option<String> {
     current(app, service).map(|r| r.release_tag.clone())
@@ -217,12 +226,24 @@ pub fn action(app: &mut App, action: Action) {
             app.toast(Level::Error, format!("release {} is {}; only releases awaiting approval (manual_testing) can be approved or rejected", r.id, r.status));
         }
         Action::Approve => {
-            let from = current_tag(app, &r.service_name).unwrap_or_else(|| "(none)".into());
+            // What the engine runs, when the details know it; else what the ledger deployed.
+            let running = app
+                .release_detail
+                .as_ref()
+                .filter(|d| d.id == r.id)
+                .and_then(|d| d.state.as_ref())
+                .map(|s| s.image.clone())
+                .filter(|i| !i.is_empty());
+            let from = running.unwrap_or_else(|| {
+                current(app, &r.service_name)
+                    .map(release_image)
+                    .unwrap_or_else(|| "(none)".into())
+            });
             app.overlay = Some(Overlay::Approve {
                 id: r.id,
                 service: r.service_name.clone(),
                 from,
-                to: r.release_tag.clone(),
+                to: release_image(&r),
             });
         }
         Action::Reject => {

@@ -549,7 +549,11 @@ mod releases {
         let Some(Overlay::Approve { id, from, to, .. }) = &app.overlay else {
             panic!("{:?}", app.overlay)
         };
-        assert_eq!((*id, from.as_str(), to.as_str()), (5, "(none)", "2.3.2"));
+        // The whole image that will run: repository (the service name without one) and tag.
+        assert_eq!(
+            (*id, from.as_str(), to.as_str()),
+            (5, "(none)", "web:2.3.2")
+        );
         // Anything but y cancels.
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
         assert!(cmds.is_empty() && app.overlay.is_none());
@@ -923,4 +927,66 @@ fn hostile_file_names_errors_and_reasons_are_drawn_inert() {
         );
     }
     assert!(screen.contains("\\u{202e}vsc.exe"), "{screen}");
+}
+
+/// Issue 9: a key the server would refuse is greyed with the server's reason and opens no
+/// dialog; the keys it allows still work.
+#[test]
+fn keys_the_server_refuses_are_greyed_with_its_reason() {
+    let mut app = fixture::app_on_releases((110, 24));
+    let reason = "bob may not approve: needs approvers (@qa)";
+    update(
+        &mut app,
+        Msg::Service(Event::Whoami {
+            user: "bob".into(),
+            refusals: [
+                ("approve".to_string(), reason.to_string()),
+                (
+                    "reject".to_string(),
+                    "bob may not reject: needs approvers (@qa)".to_string(),
+                ),
+            ]
+            .into(),
+        }),
+    );
+    let mut t = Terminal::new(TestBackend::new(110, 24)).unwrap();
+    t.draw(|f| super::view::draw(f, &app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    // The pane title's row, as cells (symbols may be several bytes).
+    let (y, cells) = (0..24)
+        .map(|y| {
+            (
+                y,
+                (0..110)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .find(|(_, c)| c.concat().contains("Releases  a approve"))
+        .expect("the Releases title");
+    let row = cells.concat();
+    let at = |text: &str| {
+        let first = text.chars().next().unwrap().to_string();
+        (0..cells.len())
+            .find(|&i| cells[i..].concat().starts_with(text) && cells[i] == first)
+            .unwrap_or_else(|| panic!("{text}: {row}")) as u16
+    };
+    let crossed = |x: u16| {
+        buf[(x, y)]
+            .modifier
+            .contains(ratatui::style::Modifier::CROSSED_OUT)
+    };
+    assert!(crossed(at("a approve")) && crossed(at("x reject")), "{row}");
+    assert!(!crossed(at("r roll back")), "{row}");
+
+    update(&mut app, key('a'));
+    assert!(app.overlay.is_none(), "{:?}", app.overlay);
+    assert_eq!(app.toasts.last().unwrap().text, reason);
+    update(&mut app, key('?'));
+    assert!(render(&app).contains(reason));
+    update(&mut app, key('?'));
+    // Without refusals (local mode) the same key opens the dialog.
+    app.refusals.clear();
+    update(&mut app, key('a'));
+    assert!(matches!(app.overlay, Some(Overlay::Approve { .. })));
 }

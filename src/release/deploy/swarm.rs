@@ -230,6 +230,50 @@ impl SwarmDeployer {
     }
 }
 
+impl SwarmDeployer {
+    /// Tags of `repository` the engine knows ran or could run on `service`: the current
+    /// spec's image, and the repository's images present on this manager (which include what
+    /// ran before, since the engine keeps them).
+    pub async fn known_tags(&self, service: &str, repository: &str) -> Vec<String> {
+        let mut tags = Vec::new();
+        if let Ok(svc) = self.docker.inspect_service(service, None).await
+            && let Some(t) = svc
+                .spec
+                .and_then(|s| s.task_template)
+                .and_then(|t| t.container_spec)
+                .and_then(|c| c.image)
+                .and_then(|i| tag_of(&i, repository))
+        {
+            tags.push(t);
+        }
+        let mut filters = HashMap::new();
+        filters.insert("reference".to_string(), vec![repository.to_string()]);
+        if let Ok(images) = self
+            .docker
+            .list_images(Some(bollard::query_parameters::ListImagesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+        {
+            for img in images {
+                tags.extend(img.repo_tags.iter().filter_map(|t| tag_of(t, repository)));
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+}
+
+/// The tag of `image` when it is of `repository`.
+fn tag_of(image: &str, repository: &str) -> Option<String> {
+    strip_digest(image)
+        .strip_prefix(repository)
+        .and_then(|t| t.strip_prefix(':'))
+        .map(str::to_string)
+}
+
 /// `repo:tag@sha256:...` → `repo:tag` (the engine pins digests into the spec).
 fn strip_digest(image: &str) -> &str {
     image.split('@').next().unwrap_or(image)

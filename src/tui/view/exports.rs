@@ -10,6 +10,7 @@ use super::Theme;
 use super::format::{bytes, countdown, gauge, short_time, sparkline};
 use crate::export::Stage;
 use crate::tui::app::{App, GroupStatus, Pane};
+use crate::tui::keymap::Action;
 use crate::tui::layout;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
@@ -71,9 +72,15 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     };
     let table = Table::new(rows, widths)
         .header(header)
-        .block(Block::bordered().title(Span::styled(
-            " Groups  e export · E all ",
+        .block(Block::bordered().title(super::keys_title(
+            app,
+            theme,
             focus(Pane::Groups),
+            "Groups",
+            &[
+                (Some(Action::Export), "e export"),
+                (Some(Action::ExportAll), "E all"),
+            ],
         )));
     f.render_widget(table, groups_area);
 

@@ -208,3 +208,31 @@ fn draw_toasts(f: &mut Frame, app: &App, theme: &Theme, status: Rect) {
         f.render_widget(Paragraph::new(Span::styled(text, style)), r);
     }
 }
+
+/// A pane title naming its keys: " Jobs  r run now · p pause ". A key the server would refuse
+/// us is greyed and struck through; `?` or pressing it gives the reason.
+pub(super) fn keys_title(
+    app: &App,
+    theme: &Theme,
+    style: Style,
+    name: &str,
+    keys: &[(Option<crate::tui::keymap::Action>, &'static str)],
+) -> Line<'static> {
+    let mut spans = vec![Span::styled(format!(" {name}  "), style)];
+    for (i, (action, text)) in keys.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" · ", style));
+        }
+        let refused = action.is_some_and(|a| app.refused(a).is_some());
+        spans.push(Span::styled(
+            *text,
+            if refused {
+                theme.dim().add_modifier(Modifier::CROSSED_OUT)
+            } else {
+                style
+            },
+        ));
+    }
+    spans.push(Span::styled(" ", style));
+    Line::from(spans)
+}

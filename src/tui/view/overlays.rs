@@ -15,7 +15,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
     match &app.overlay {
         None => {}
-        Some(Overlay::Help(scope)) => help(f, *scope, theme, content),
+        Some(Overlay::Help(scope)) => help(f, app, *scope, theme, content),
         Some(Overlay::ConfirmQuit) => confirm(
             f,
             theme,
@@ -134,14 +134,22 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
-fn help(f: &mut Frame, scope: Scope, theme: &Theme, area: Rect) {
+fn help(f: &mut Frame, app: &App, scope: Scope, theme: &Theme, area: Rect) {
     let bindings = help_for(scope);
     let r = centered(area, 64, bindings.len() as u16 + 2);
-    let rows = bindings.iter().map(|b| {
-        Row::new([
+    // A key the server would refuse is greyed, with the server's reason in place of its help.
+    let rows = bindings.iter().map(|b| match app.refused(b.action) {
+        Some(reason) => Row::new([
+            Cell::from(Span::styled(b.label, theme.dim())),
+            Cell::from(Span::styled(
+                crate::sanitize::clean_max(reason, 120),
+                theme.dim(),
+            )),
+        ]),
+        None => Row::new([
             Cell::from(Span::styled(b.label, theme.title())),
             Cell::from(b.help),
-        ])
+        ]),
     });
     f.render_widget(Clear, r);
     f.render_widget(

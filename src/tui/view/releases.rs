@@ -11,6 +11,7 @@ use super::Theme;
 use super::format::span;
 use crate::release::Status;
 use crate::tui::app::App;
+use crate::tui::keymap::Action;
 use crate::tui::layout;
 use crate::tui::releases::{Section, ordered};
 
@@ -122,12 +123,25 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         github,
     ];
     let title = match app.filters.get(&crate::tui::app::Tab::Releases) {
-        Some(f) if !f.is_empty() => format!(" Releases /{f} "),
-        _ => " Releases  a approve · x reject · r roll back · Enter details ".into(),
+        Some(f) if !f.is_empty() => {
+            Line::from(Span::styled(format!(" Releases /{f} "), theme.title()))
+        }
+        _ => super::keys_title(
+            app,
+            theme,
+            theme.title(),
+            "Releases",
+            &[
+                (Some(Action::Approve), "a approve"),
+                (Some(Action::Reject), "x reject"),
+                (Some(Action::Rollback), "r roll back"),
+                (None, "Enter details"),
+            ],
+        ),
     };
     let mut table = Table::new(rows, widths)
         .header(header)
-        .block(Block::bordered().title(Span::styled(title, theme.title())));
+        .block(Block::bordered().title(title));
     if empty {
         table = table.footer(
             Row::new(["  no releases yet: CI registers them with `opsdeck release create`"])
@@ -146,10 +160,15 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Span::raw(format!("{} {}  ", r.service_name, r.release_tag)),
         status_span(r.status, theme),
     ])];
+    // The image this release deploys, and below it what the engine runs now.
+    lines.push(Line::from(format!(
+        "deploys  {}",
+        crate::tui::releases::release_image(r)
+    )));
     let detail = app.release_detail.as_ref().filter(|d| d.id == r.id);
     match detail.and_then(|d| d.state.as_ref()) {
         Some(s) => {
-            lines.push(Line::from(format!("image    {}", s.image)));
+            lines.push(Line::from(format!("running  {}", s.image)));
             lines.push(Line::from(format!(
                 "replicas {}/{} running",
                 s.running, s.desired

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 use super::Theme;
 use super::format::{countdown, span};
 use crate::tui::app::{App, GroupStatus, LockState};
+use crate::tui::keymap::Action;
 use crate::tui::layout;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
@@ -44,13 +45,23 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Constraint::Length(7),
     ];
     let title = match app.filters.get(&crate::tui::app::Tab::Schedules) {
-        Some(f) if !f.is_empty() => format!(" Jobs /{f} "),
-        _ => " Jobs  r run now · p pause · c edit cron ".into(),
+        Some(f) if !f.is_empty() => Line::from(Span::styled(format!(" Jobs /{f} "), theme.title())),
+        _ => super::keys_title(
+            app,
+            theme,
+            theme.title(),
+            "Jobs",
+            &[
+                (Some(Action::RunNow), "r run now"),
+                (Some(Action::Pause), "p pause"),
+                (Some(Action::EditCron), "c edit cron"),
+            ],
+        ),
     };
     f.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(Block::bordered().title(Span::styled(title, theme.title()))),
+            .block(Block::bordered().title(title)),
         jobs_area,
     );
 
