@@ -1,6 +1,8 @@
 //! Logs: log lines (levels, sanitising) and the tailer that follows files like `tail -F`.
 
+pub mod format;
 pub mod line;
+pub mod multiline;
 pub mod search;
 pub mod service;
 pub mod tail;

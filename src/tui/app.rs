@@ -914,7 +914,11 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::Save
         | Action::Follow
         | Action::Merge
-        | Action::Timestamps => {}
+        | Action::Timestamps
+        | Action::Fold
+        | Action::Pretty
+        | Action::Format
+        | Action::MatchList => {}
     }
     if app.tab == Tab::Releases {
         super::releases::follow_selection(app, cmds);
@@ -945,6 +949,11 @@ fn is_logs_action(a: Action) -> bool {
             | Action::Follow
             | Action::Merge
             | Action::Timestamps
+            | Action::Fold
+            | Action::Pretty
+            | Action::Format
+            | Action::MatchList
+            | Action::Open
     )
 }
 

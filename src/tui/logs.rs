@@ -1,5 +1,6 @@
 //! The Logs tab's state and its part of `update`: a ring buffer per source, follow and pause,
-//! search (regex, smart case) with n/N, only-matching lines, a minimum level, error jumps.
+//! search (regex, smart case) with n/N, only-matching messages, a minimum level, error jumps,
+//! folded multi-line messages, a format chosen per source, pretty JSON.
 
 use std::collections::VecDeque;
 
@@ -10,6 +11,7 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::app::{App, Cmd, Level as ToastLevel};
 use super::keymap::Action;
+use crate::logs::multiline::{Choice, Parser};
 use crate::logs::{Level, LogEvent, LogLine, SourceKind, TailEvent};
 
 /// Lines kept per source (`logs.max_lines`): memory stays bounded under any log flood.
@@ -24,6 +26,9 @@ pub struct SourceView {
     pub lines: VecDeque<LogLine>,
     /// The latest note (rotated, missing, binary).
     pub note: Option<String>,
+    /// The source's format: detected from its first lines (as the tailer detects it), or
+    /// chosen with `f`, in which case this parser re-reads every line.
+    pub parser: Parser,
 }
 
 /// A whole-file search running (or done) in the background.
@@ -61,6 +66,10 @@ pub struct LogsState {
     /// Show the lines' own timestamps.
     pub timestamps: bool,
     pub max_lines: usize,
+    /// Show only the first line of each multi-line message.
+    pub folded: bool,
+    /// Pretty-print JSON lines.
+    pub pretty: bool,
 }
 
 impl Default for LogsState {
@@ -83,49 +92,88 @@ impl Default for LogsState {
             merged: false,
             timestamps: true,
             max_lines: MAX_LINES,
+            folded: false,
+            pretty: false,
         }
     }
 }
 
 impl LogsState {
-    /// True when a line passes the level and only-matching filters.
-    pub fn shows(&self, l: &LogLine) -> bool {
+    /// True when a message (its head line and continuation lines) passes the level and
+    /// only-matching filters: the level is the head's, and a match on any line counts.
+    pub fn shows<'a>(&self, mut msg: impl Iterator<Item = &'a LogLine>) -> bool {
+        let Some(head) = msg.next() else { return false };
         let level_ok = match self.min_level {
             None => true,
-            Some(min) => l.level.is_some_and(|lv| lv <= min),
+            Some(min) => head.level.is_some_and(|lv| lv <= min),
         };
-        level_ok && (!self.only_matching || self.regex.as_ref().is_none_or(|r| r.is_match(&l.text)))
+        level_ok
+            && (!self.only_matching
+                || self
+                    .regex
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(&head.text) || msg.any(|l| r.is_match(&l.text))))
+    }
+
+    /// The shown line indexes of source `s`, message by message.
+    fn rows_of(&self, s: usize) -> Vec<usize> {
+        let lines = &self.sources[s].lines;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < lines.len() {
+            let mut j = i + 1;
+            while j < lines.len() && lines[j].cont {
+                j += 1;
+            }
+            if self.shows(lines.range(i..j)) {
+                if self.folded {
+                    out.push(i);
+                } else {
+                    out.extend(i..j);
+                }
+            }
+            i = j;
+        }
+        out
+    }
+
+    /// Continuation lines after line `i` of source `s` (folded away when `folded`).
+    pub fn continuation_count(&self, s: usize, i: usize) -> usize {
+        self.sources[s]
+            .lines
+            .range(i + 1..)
+            .take_while(|l| l.cont)
+            .count()
     }
 
     /// The lines the view shows, as (source, line index): the selected source's, or with
-    /// `merged` every source's, ordered by timestamp (a line without one keeps its place
-    /// after the previous line of its source).
+    /// `merged` every source's, ordered by timestamp. A line without one keeps its place
+    /// after the previous line of its source; a source without any timestamps is placed by
+    /// when its lines were read.
     pub fn visible(&self) -> Vec<(usize, usize)> {
         if !self.merged {
-            let Some(src) = self.sources.get(self.sel) else {
+            if self.sel >= self.sources.len() {
                 return vec![];
-            };
-            return src
-                .lines
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| self.shows(l))
-                .map(|(i, _)| (self.sel, i))
+            }
+            return self
+                .rows_of(self.sel)
+                .into_iter()
+                .map(|i| (self.sel, i))
                 .collect();
         }
         // k-way merge of sources that are each in time order already.
-        let mut keyed: Vec<Vec<(Option<chrono::DateTime<chrono::Utc>>, usize)>> = self
-            .sources
-            .iter()
-            .map(|src| {
+        let keyed: Vec<Vec<(chrono::DateTime<chrono::Utc>, usize)>> = (0..self.sources.len())
+            .map(|s| {
+                let lines = &self.sources[s].lines;
                 let mut last = None;
-                src.lines
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| self.shows(l))
-                    .map(|(i, l)| {
+                // Lines before the source's first timestamp go with it, not ahead of all.
+                let first_ts = lines.iter().find_map(|l| l.ts);
+                self.rows_of(s)
+                    .into_iter()
+                    .map(|i| {
+                        let l = &lines[i];
                         last = l.ts.or(last);
-                        (last, i)
+                        (last.or(first_ts).unwrap_or(l.seen), i)
                     })
                     .collect()
             })
@@ -141,7 +189,6 @@ impl LogsState {
             out.push((next, keyed[next][pos[next]].1));
             pos[next] += 1;
         }
-        keyed.clear();
         out
     }
 }
@@ -182,6 +229,12 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
             match event {
                 TailEvent::Note(n) => src.note = Some(n),
                 TailEvent::Lines(lines) => {
+                    let lines = if matches!(src.parser.choice, Choice::Fixed(_)) {
+                        src.parser.parse_again(lines)
+                    } else {
+                        src.parser.observe(lines.iter().map(|l| l.text.as_str()));
+                        lines
+                    };
                     let added = lines.len();
                     src.lines.extend(lines);
                     let overflow = src.lines.len().saturating_sub(max);
@@ -298,7 +351,8 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
                 None => Some(Level::Error),
                 Some(Level::Error) => Some(Level::Warn),
                 Some(Level::Warn) => Some(Level::Info),
-                Some(Level::Info) => Some(Level::Debug),
+                Some(Level::Notice) | Some(Level::Info) => Some(Level::Debug),
+                Some(Level::Fatal) => Some(Level::Error),
                 Some(Level::Debug) | Some(Level::Trace) => None,
             };
             app.logs.offset = 0;
@@ -307,7 +361,7 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
         Action::NextError | Action::PrevError => jump(
             app,
             action == Action::NextError,
-            |l| l.level == Some(Level::Error),
+            |l| !l.cont && l.level.is_some_and(|v| v <= Level::Error),
             "error",
         ),
         Action::Wrap => app.logs.wrap = !app.logs.wrap,
@@ -339,8 +393,43 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
             resume(app);
         }
         Action::Timestamps => app.logs.timestamps = !app.logs.timestamps,
+        Action::Fold => {
+            app.logs.folded = !app.logs.folded;
+            app.logs.cursor = None;
+        }
+        Action::Pretty => app.logs.pretty = !app.logs.pretty,
+        Action::Format => cycle_format(app),
         _ => {}
     }
+}
+
+/// `f`: the selected source's next format (detected, each of the table, plain), its lines
+/// read again with it.
+fn cycle_format(app: &mut App) {
+    let Some(src) = app.logs.sources.get_mut(app.logs.sel) else {
+        return;
+    };
+    let n = crate::logs::format::all().len();
+    let next = match src.parser.choice {
+        Choice::Auto => Choice::Fixed(Some(0)),
+        Choice::Fixed(Some(i)) if i + 1 < n => Choice::Fixed(Some(i + 1)),
+        Choice::Fixed(Some(_)) => Choice::Fixed(None),
+        Choice::Fixed(None) => Choice::Auto,
+    };
+    let mut parser = Parser::new(next);
+    let lines: Vec<LogLine> = src.lines.drain(..).collect();
+    if next == Choice::Auto {
+        parser.observe(lines.iter().map(|l| l.text.as_str()));
+    }
+    // Auto re-reads with the detected format too, so the lines agree with the title.
+    let mut reader = Parser::new(Choice::Fixed(parser.format));
+    src.lines = reader.parse_again(lines).into();
+    src.parser = parser;
+    let name = match next {
+        Choice::Auto => format!("format: detected ({})", src.parser.format_name()),
+        _ => format!("format: {}", src.parser.format_name()),
+    };
+    app.toast(ToastLevel::Info, name);
 }
 
 fn select(app: &mut App, i: usize) {
