@@ -12,6 +12,7 @@ use tui_input::backend::crossterm::EventHandler;
 use super::app::{App, Cmd, Level as ToastLevel};
 use super::keymap::Action;
 use crate::logs::multiline::{Choice, Parser};
+use crate::logs::search::{Context, Hit};
 use crate::logs::{Level, LogEvent, LogLine, SourceKind, TailEvent};
 
 /// Lines kept per source (`logs.max_lines`): memory stays bounded under any log flood.
@@ -35,11 +36,33 @@ pub struct SourceView {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSearch {
     pub generation: u64,
+    /// The source searched (its file spec).
+    pub spec: String,
     pub done_bytes: u64,
     pub total_bytes: u64,
     pub matches: u64,
     pub finished: bool,
+    /// The matches found so far (the first `search::KEEP`), for the match list.
+    pub hits: Vec<Hit>,
 }
+
+/// The match list (`M`) and a match opened in its file (Enter), over the log view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchView {
+    List {
+        sel: usize,
+    },
+    /// Lines around match `sel`, read from the file (`None` while they are read).
+    Context {
+        sel: usize,
+        ctx: Option<Result<Context, String>>,
+    },
+}
+
+/// Matches the list shows first; the search reports as soon as it has them.
+pub const FIRST_PAGE: usize = 100;
+/// Lines of context shown around an opened match, each side.
+pub const CONTEXT_LINES: usize = 20;
 
 /// The tab's state.
 #[derive(Debug, Clone)]
@@ -70,6 +93,7 @@ pub struct LogsState {
     pub folded: bool,
     /// Pretty-print JSON lines.
     pub pretty: bool,
+    pub match_view: Option<MatchView>,
 }
 
 impl Default for LogsState {
@@ -94,6 +118,7 @@ impl Default for LogsState {
             max_lines: MAX_LINES,
             folded: false,
             pretty: false,
+            match_view: None,
         }
     }
 }
@@ -320,8 +345,60 @@ fn jump(app: &mut App, forward: bool, hit: impl Fn(&LogLine) -> bool, what: &str
     }
 }
 
+/// Keys while the match list or an opened match is shown.
+fn match_view_action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
+    let n = app.logs.file_search.as_ref().map_or(0, |f| f.hits.len());
+    let page = page(app) as i64;
+    let Some(view) = app.logs.match_view.as_mut() else {
+        return;
+    };
+    let in_context = matches!(view, MatchView::Context { .. });
+    let (MatchView::List { sel } | MatchView::Context { sel, .. }) = view;
+    let delta = match action {
+        Action::Down => 1,
+        Action::Up => -1,
+        Action::PageDown => page,
+        Action::PageUp => -page,
+        Action::Top => i64::MIN / 2,
+        Action::Bottom => i64::MAX / 2,
+        Action::Open => {
+            let sel = *sel;
+            open_match(app, sel, cmds);
+            return;
+        }
+        Action::MatchList => {
+            app.logs.match_view = None;
+            return;
+        }
+        _ => return,
+    };
+    let new = (*sel as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+    *sel = new;
+    // In an opened match, j/k go to the next/previous match and open it.
+    if in_context {
+        open_match(app, new, cmds);
+    }
+}
+
+fn open_match(app: &mut App, sel: usize, cmds: &mut Vec<Cmd>) {
+    let Some(fs) = app.logs.file_search.as_ref() else {
+        return;
+    };
+    let Some(hit) = fs.hits.get(sel) else {
+        return;
+    };
+    cmds.push(Cmd::ReadContext {
+        spec: fs.spec.clone(),
+        offset: hit.offset,
+    });
+    app.logs.match_view = Some(MatchView::Context { sel, ctx: None });
+}
+
 /// Keys of the Logs tab.
 pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
+    if app.logs.match_view.is_some() {
+        return match_view_action(app, action, cmds);
+    }
     match action {
         Action::Down => scroll(app, 1),
         Action::Up => scroll(app, -1),
@@ -399,6 +476,10 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
         }
         Action::Pretty => app.logs.pretty = !app.logs.pretty,
         Action::Format => cycle_format(app),
+        Action::MatchList => match &app.logs.file_search {
+            Some(_) => app.logs.match_view = Some(MatchView::List { sel: 0 }),
+            None => app.toast(ToastLevel::Info, "search first with /"),
+        },
         _ => {}
     }
 }
@@ -462,8 +543,10 @@ pub fn search_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                         let generation = app.logs.search_generation;
                         app.logs.file_search = Some(FileSearch {
                             generation,
+                            spec: src.spec.clone(),
                             ..Default::default()
                         });
+                        app.logs.match_view = None;
                         cmds.push(Cmd::SearchFile {
                             spec: src.spec.clone(),
                             pattern,
@@ -490,24 +573,92 @@ pub fn on_search(
     total: u64,
     matches: u64,
     finished: bool,
+    hits: Vec<Hit>,
 ) -> bool {
     match app.logs.file_search.as_mut() {
         Some(fs) if fs.generation == generation => {
-            *fs = FileSearch {
-                generation,
-                done_bytes: done,
-                total_bytes: total,
-                matches,
-                finished,
-            };
+            fs.done_bytes = done;
+            fs.total_bytes = total;
+            fs.matches = matches;
+            fs.finished = finished;
+            fs.hits.extend(hits);
             true
         }
         _ => false,
     }
 }
 
-/// Esc on the Logs tab: stop a running file search and clear the search.
+/// The lines around an opened match arrived.
+pub fn on_context(app: &mut App, c: Result<Context, String>) -> bool {
+    match app.logs.match_view.as_mut() {
+        Some(MatchView::Context { ctx, .. }) => {
+            *ctx = Some(c);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The background search of a source's file (run on a blocking thread): the first page of
+/// matches as soon as it is found, then progress and new matches at most every 100 ms.
+pub fn search_task(
+    spec: &str,
+    pattern: &str,
+    generation: u64,
+    cancel: &std::sync::atomic::AtomicBool,
+    results: &tokio::sync::mpsc::Sender<super::app::Msg>,
+) {
+    use crate::logs::search;
+    use std::time::{Duration, Instant};
+    let Some(path) = crate::logs::tail::resolve(spec).filter(|p| p.is_file()) else {
+        return;
+    };
+    let Ok(m) = search::matcher(pattern) else {
+        return;
+    };
+    let mut last = Instant::now();
+    let mut sent = 0;
+    let msg = |r: &search::SearchResult, total, sent: usize, finished| super::app::Msg::Search {
+        generation,
+        done: r.bytes,
+        total,
+        matches: r.matches,
+        finished,
+        hits: r.hits[sent..].to_vec(),
+    };
+    let res = search::search_file(&path, &m, cancel, |r, total| {
+        let first_page = sent < FIRST_PAGE && r.hits.len() >= FIRST_PAGE;
+        if (first_page || last.elapsed() >= Duration::from_millis(100))
+            && results.try_send(msg(r, total, sent, false)).is_ok()
+        {
+            last = Instant::now();
+            sent = r.hits.len();
+        }
+    });
+    if let Some(r) = res.ok().filter(|r| !r.cancelled) {
+        let total = std::fs::metadata(&path).map_or(r.bytes, |m| m.len());
+        let _ = results.blocking_send(msg(&r, total, sent, true));
+    }
+}
+
+/// Reads the lines around `offset` of a source's file (run on a blocking thread).
+pub fn context_task(spec: &str, offset: u64) -> Result<Context, String> {
+    let path = crate::logs::tail::resolve(spec).ok_or_else(|| format!("{spec}: no file"))?;
+    crate::logs::search::read_context(&path, offset, CONTEXT_LINES)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Esc on the Logs tab: back from an opened match to the list, from the list to the log;
+/// else stop a running file search and clear the search.
 pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
+    match app.logs.match_view.take() {
+        Some(MatchView::Context { sel, .. }) => {
+            app.logs.match_view = Some(MatchView::List { sel });
+            return;
+        }
+        Some(MatchView::List { .. }) => return,
+        None => {}
+    }
     if app.logs.file_search.as_ref().is_some_and(|f| !f.finished) {
         cmds.push(Cmd::CancelSearch);
     }
