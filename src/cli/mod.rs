@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the headless commands (`export`, `run`,
 //! `check`, `release`).
 
+pub mod logs;
 pub mod release;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub enum Command {
     Logs {
         #[arg(value_name = "SOURCE|PATH")]
         sources: Vec<String>,
+        #[command(flatten)]
+        print: logs::PrintArgs,
     },
     /// The release ledger: create, status, list, show, approve, reject, rollback.
     Release {

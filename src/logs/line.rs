@@ -140,9 +140,8 @@ pub fn strip_ansi(s: &str) -> String {
             } else {
                 chars.next();
             }
-        } else if c == '\t' {
-            out.push_str("    ");
-        } else if !c.is_control() {
+        } else if c == '\t' || !c.is_control() {
+            // Tabs are kept (headless output prints them); the view expands them.
             out.push(c);
         }
     }

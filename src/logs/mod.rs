@@ -3,6 +3,7 @@
 pub mod format;
 pub mod line;
 pub mod multiline;
+pub mod print;
 pub mod search;
 pub mod service;
 pub mod tail;

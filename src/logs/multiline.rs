@@ -258,4 +258,17 @@ mod tests {
             [false, false, true]
         );
     }
+
+    #[test]
+    fn a_shell_scripts_date_lines_behind_docker_keep_their_level_and_zone() {
+        // `echo "$(date) ERROR ..."` in a Swarm service: Docker's time, then date(1)'s.
+        let lines = parse(&[
+            "2026-11-23T17:00:01.000000001Z Mon Nov 23 10:00:01 PDT 2026 INFO starting",
+            "2026-11-23T17:00:02.000000001Z Mon Nov 23 10:00:02 PDT 2026 ERROR crash: exit 3",
+        ]);
+        assert_eq!(lines[0].level, Some(Level::Info));
+        assert_eq!(lines[1].level, Some(Level::Error));
+        assert!(!lines[1].cont);
+        assert_eq!(lines[1].ts, Some("2026-11-23T17:00:02Z".parse().unwrap()));
+    }
 }

@@ -329,4 +329,23 @@ mod tests {
             assert_eq!(p.ts, Some(ts.parse().unwrap()), "{line}");
         }
     }
+
+    #[test]
+    fn log4j_with_traces_and_zones() {
+        let lines = [
+            "2026-11-23 10:00:01,123 ERROR [main] c.e.Api - failed",
+            "java.lang.X: boom",
+            "\tat a.b(C.java:1)",
+            "2026-11-23 10:00:02,000 INFO [main] x - ok",
+        ];
+        // "INFO" is no time zone: the line is read with its level.
+        assert_eq!(detect(lines), by_name("log4j"));
+        let p = parse(
+            "2026-11-23 10:00:01,123 PDT INFO [main] x - ok",
+            by_name("log4j"),
+            Utc::now(),
+        );
+        assert_eq!(p.level, Some(Level::Info));
+        assert_eq!(p.ts, Some("2026-11-23T17:00:01.123Z".parse().unwrap()));
+    }
 }

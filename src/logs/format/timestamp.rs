@@ -243,20 +243,25 @@ fn parse_bare(t: &str, now: DateTime<Utc>) -> Option<Found> {
         return None;
     }
     if first.is_ascii_alphabetic() {
-        // ctime: Sun Dec 04 04:47:44 2005 (Apache error log), optional fraction.
+        // ctime: Sun Dec 04 04:47:44 2005 (Apache error log), optional fraction; date(1)'s
+        // Mon Nov 23 10:00:01 UTC 2026 (shell scripts) with its zone.
         let ctime = re!(
-            r"^[A-Za-z]{3} ([A-Za-z]{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))? (\d{4})"
+            r"^[A-Za-z]{3} ([A-Za-z]{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?: ([A-Z]{1,5}|[+-]\d{4}))? (\d{4})"
         );
         if let Some(c) = ctime.captures(t) {
+            let off = match c.get(7) {
+                Some(z) => Some(zone_offset(z.as_str()).or_else(|| numeric_offset(z.as_str()))?),
+                None => None,
+            };
             let ts = at(
-                n(&c, 7) as i32,
+                n(&c, 8) as i32,
                 month(&c[1])?,
                 n(&c, 2),
                 n(&c, 3),
                 n(&c, 4),
                 n(&c, 5),
                 frac_nanos(c.get(6)),
-                None,
+                off,
             )?;
             return Some((ts, c.get(0)?.end()));
         }
@@ -375,6 +380,11 @@ mod tests {
             ("2026-11-23 10:00:01 INFO x", "2026-11-23T10:00:01Z", 19),
             ("[23/Nov/2026:10:00:01 -0700] x", "2026-11-23T17:00:01Z", 28),
             ("Sun Dec 04 04:47:44 2005 x", "2005-12-04T04:47:44Z", 24),
+            (
+                "Mon Nov 23 10:00:01 PDT 2026 ERROR x",
+                "2026-11-23T17:00:01Z",
+                28,
+            ),
             ("2026/11/23 10:00:01 [error]", "2026-11-23T10:00:01Z", 19),
             ("17/06/09 20:10:40 INFO", "2017-06-09T20:10:40Z", 17),
             ("081109 203615 148 INFO", "2008-11-09T20:36:15Z", 13),

@@ -161,6 +161,14 @@ fn line_rows(
     } else {
         l.without_ts()
     };
+    // Tabs are kept in the line; on screen they are four spaces.
+    let expanded;
+    let text = if text.contains('\t') {
+        expanded = text.replace('\t', "    ");
+        expanded.as_str()
+    } else {
+        text
+    };
     let mut spans = Vec::new();
     if logs.merged {
         spans.push(Span::styled(
@@ -187,7 +195,9 @@ fn line_rows(
     }
     match (&l.ansi, theme.color, logs.search.is_empty()) {
         // The line's own colours, when it has some and no search highlights are drawn.
-        (Some(a), true, true) if logs.timestamps => spans.extend(ansi_spans(a, style)),
+        (Some(a), true, true) if logs.timestamps => {
+            spans.extend(ansi_spans(&a.replace('\t', "    "), style))
+        }
         _ => spans.extend(highlighted(logs, text, style)),
     }
     if logs.folded && !l.cont {
@@ -261,7 +271,7 @@ fn draw_matches(
                 .map(|(k, hit)| {
                     let line = Line::from(vec![
                         Span::styled(format!("{:>9} ", hit.line), theme.dim()),
-                        Span::raw(crate::logs::line::strip_ansi(&hit.text)),
+                        Span::raw(crate::logs::line::strip_ansi(&hit.text).replace('\t', "    ")),
                     ]);
                     if k == *sel {
                         line.style(theme.selected())
@@ -302,7 +312,7 @@ fn draw_matches(
                         let n = (first + k as u64).saturating_sub(c.at as u64);
                         let line = Line::from(vec![
                             Span::styled(format!("{n:>9} "), theme.dim()),
-                            Span::raw(text.clone()),
+                            Span::raw(text.replace('\t', "    ")),
                         ]);
                         if k == c.at {
                             line.style(theme.selected())
