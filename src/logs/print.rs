@@ -107,12 +107,12 @@ impl Assembler<'_> {
         };
         let o = self.opts;
         if let Some(min) = o.level
-            && !m.level.is_some_and(|l| l <= min)
+            && m.level.is_none_or(|l| l > min)
         {
             return Ok(());
         }
         if let Some(since) = o.since
-            && !m.ts.or(self.last_ts).is_some_and(|t| t >= since)
+            && m.ts.or(self.last_ts).is_none_or(|t| t < since)
         {
             return Ok(());
         }

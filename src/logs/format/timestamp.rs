@@ -101,6 +101,8 @@ fn frac_nanos(f: Option<regex::Match>) -> u32 {
     })
 }
 
+// Year to nanosecond and offset, as the regexes capture them: a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn at(
     y: i32,
     mo: u32,
