@@ -51,9 +51,6 @@ const CONTINUATIONS: &[&str] = &[
     "During handling of the above exception",
     "The above exception was the direct cause",
     "goroutine ",
-    "\tat ",
-    "at ",
-    "... ",
 ];
 
 impl Parser {
@@ -252,10 +249,10 @@ mod tests {
 
     #[test]
     fn untimed_sources_only_join_indented_lines() {
-        let lines = parse(&["first", "second", "  indented"]);
+        let lines = parse(&["first", "second", "at noon it ran", "  indented"]);
         assert_eq!(
             lines.iter().map(|l| l.cont).collect::<Vec<_>>(),
-            [false, false, true]
+            [false, false, false, true]
         );
     }
 

@@ -342,3 +342,32 @@ fn draw_matches(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::style::{Color, Style};
+
+    #[test]
+    fn ansi_colours_become_styles_over_the_level_style() {
+        let spans = super::ansi_spans(
+            "\x1b[31mred\x1b[0m plain \x1b[1;32mbold green\x1b[0m",
+            Style::new().bg(Color::Black),
+        );
+        let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, "red plain bold green");
+        assert_eq!(spans[0].style.fg, Some(Color::Red));
+        assert_eq!(
+            spans[0].style.bg,
+            Some(Color::Black),
+            "the level's style stays under"
+        );
+        let green = spans.iter().find(|s| s.content == "bold green").unwrap();
+        assert_eq!(green.style.fg, Some(Color::Green));
+        assert!(
+            green
+                .style
+                .add_modifier
+                .contains(ratatui::style::Modifier::BOLD)
+        );
+    }
+}
