@@ -2,6 +2,7 @@
 //! `check`, `release`).
 
 mod checks;
+pub mod logs;
 pub mod release;
 pub mod server;
 
@@ -67,6 +68,8 @@ pub enum Command {
     Logs {
         #[arg(value_name = "SOURCE|PATH")]
         sources: Vec<String>,
+        #[command(flatten)]
+        print: logs::PrintArgs,
     },
     /// The release ledger: create, status, list, show, approve, reject, rollback.
     Release {

@@ -1,40 +1,7 @@
 //! One log line as the Logs tab shows it: decoded (invalid UTF-8 replaced), ANSI colour codes
 //! stripped, capped in length, and its level recognised in plain, tracing and JSON lines.
 
-/// A log level, most severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
-            Level::Debug => "DEBUG",
-            Level::Trace => "TRACE",
-        }
-    }
-
-    fn from_word(w: &str) -> Option<Level> {
-        let w =
-            w.trim_matches(|c: char| matches!(c, '[' | ']' | ':' | '"' | '<' | '>' | '(' | ')'));
-        Some(match w.to_ascii_uppercase().as_str() {
-            "ERROR" | "ERR" | "FATAL" | "CRIT" | "CRITICAL" | "E" => Level::Error,
-            "WARN" | "WARNING" | "W" => Level::Warn,
-            "INFO" | "I" | "NOTICE" => Level::Info,
-            "DEBUG" | "DBG" | "D" => Level::Debug,
-            "TRACE" | "T" => Level::Trace,
-            _ => return None,
-        })
-    }
-}
+pub use super::format::Level;
 
 /// Longest line kept whole; the rest of a longer line is dropped with a marker, so a 1 MB
 /// line costs 16 KB of memory and one screen of drawing.
@@ -43,13 +10,21 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// A prepared log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
+    /// The text, ANSI codes stripped.
     pub text: String,
+    /// The text with its SGR colour codes, when it had any (the tab renders them).
+    pub ansi: Option<String>,
+    /// The level of the message the line belongs to (a continuation line has its head's).
     pub level: Option<Level>,
-    /// The leading timestamp, when the line starts with one (RFC 3339, or `YYYY-MM-DD
-    /// HH:MM:SS[.fff]`, optionally in brackets), taken as UTC when it has no offset.
+    /// The line's own time (a prefix's, or its format's), in UTC.
     pub ts: Option<chrono::DateTime<chrono::Utc>>,
-    /// Bytes of `text` the timestamp takes (hidden by `t`).
+    /// Bytes of `text` the prefixes and the leading timestamp take (hidden by `t`).
     pub ts_len: usize,
+    /// A continuation line (stack trace, indented, untimed after a timed line) of the
+    /// message before it.
+    pub cont: bool,
+    /// When the line was read: the merge view orders a source without timestamps by it.
+    pub seen: chrono::DateTime<chrono::Utc>,
 }
 
 impl LogLine {
@@ -57,63 +32,87 @@ impl LogLine {
     pub fn without_ts(&self) -> &str {
         self.text[self.ts_len..].trim_start()
     }
-}
 
-/// Finds a timestamp at the start of a line.
-pub fn parse_ts(text: &str) -> Option<(chrono::DateTime<chrono::Utc>, usize)> {
-    let lead = text.len() - text.trim_start().len();
-    let t = &text[lead..];
-    let (open, t) = match t.strip_prefix('[') {
-        Some(rest) => (1, rest),
-        None => (0, t),
-    };
-    let first_end = t.find(char::is_whitespace).unwrap_or(t.len());
-    let first = t[..first_end].trim_end_matches(']');
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(first) {
-        let len = lead + open + first_end;
-        return Some((dt.with_timezone(&chrono::Utc), len));
-    }
-    // "2026-11-23 10:00:01" and "2026-11-23 10:00:01.123" / ",123".
-    if first.len() == 10 && first.as_bytes().get(4) == Some(&b'-') {
-        let rest = &t[first_end..];
-        let second_start = rest.len() - rest.trim_start().len();
-        let second_end = rest[second_start..]
-            .find(char::is_whitespace)
-            .map_or(rest.len(), |e| second_start + e);
-        let second = rest[second_start..second_end]
-            .trim_end_matches(']')
-            .replace(',', ".");
-        let joined = format!("{first} {second}");
-        for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
-            if let Ok(n) = chrono::NaiveDateTime::parse_from_str(&joined, fmt) {
-                return Some((n.and_utc(), lead + open + first_end + second_end));
-            }
-        }
-    }
-    None
-}
-
-impl LogLine {
-    /// Prepares raw bytes (without the newline).
+    /// Prepares raw bytes (without the newline) on their own: the format is detected from
+    /// this line alone and it is never a continuation. Sources use a
+    /// [`super::multiline::Parser`].
     pub fn parse(raw: &[u8]) -> LogLine {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let (raw, cut) = if raw.len() > MAX_LINE {
-            (&raw[..MAX_LINE], raw.len() - MAX_LINE)
-        } else {
-            (raw, 0)
-        };
-        let mut text = strip_ansi(&String::from_utf8_lossy(raw));
-        if cut > 0 {
-            text.push_str(&format!(" …[{cut} more bytes]"));
-        }
-        let level = detect_level(&text);
-        let (ts, ts_len) = parse_ts(&text).map_or((None, 0), |(t, l)| (Some(t), l));
+        let (text, ansi) = decode(raw);
+        let fmt = super::format::detect([text.as_str()]);
+        let now = chrono::Utc::now();
+        let p = super::format::parse(&text, fmt, now);
         LogLine {
             text,
-            level,
-            ts,
-            ts_len,
+            ansi,
+            level: p.level,
+            ts: p.ts,
+            ts_len: p.ts_len,
+            cont: false,
+            seen: now,
         }
+    }
+}
+
+/// Decodes raw bytes (without the newline): invalid UTF-8 replaced, `\r` dropped, capped at
+/// [`MAX_LINE`] with a marker; returns the plain text and, when the line had escape codes,
+/// the text with its SGR (colour) codes kept.
+pub fn decode(raw: &[u8]) -> (String, Option<String>) {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let (raw, cut) = if raw.len() > MAX_LINE {
+        (&raw[..MAX_LINE], raw.len() - MAX_LINE)
+    } else {
+        (raw, 0)
+    };
+    let decoded = String::from_utf8_lossy(raw);
+    let mut text = strip_ansi(&decoded);
+    let mut ansi = memchr::memchr(0x1b, raw).map(|_| keep_sgr(&decoded));
+    if cut > 0 {
+        let marker = format!(" …[{cut} more bytes]");
+        text.push_str(&marker);
+        if let Some(a) = ansi.as_mut() {
+            a.push_str("\x1b[0m");
+            a.push_str(&marker);
+        }
+    }
+    (text, ansi)
+}
+
+/// The text with SGR sequences (`ESC [ ... m`) kept and every other escape or control
+/// character removed, as [`strip_ansi`] does.
+fn keep_sgr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\x1b') {
+        out.push_str(&strip_ansi(&rest[..i]));
+        let esc = &rest[i..];
+        let b = esc.as_bytes();
+        if b.get(1) == Some(&b'[') {
+            let end = esc[2..]
+                .find(|c: char| ('@'..='~').contains(&c))
+                .map_or(esc.len(), |e| e + 3);
+            if esc[..end].ends_with('m') {
+                out.push_str(&esc[..end]);
+            }
+            rest = &esc[end..];
+        } else {
+            let end = strip_len(esc);
+            rest = &esc[end..];
+        }
+    }
+    out.push_str(&strip_ansi(rest));
+    out
+}
+
+/// Bytes a non-CSI escape sequence at the start of `s` takes (OSC up to BEL or ESC, else
+/// ESC and one character), skipped the way [`strip_ansi`] skips it.
+fn strip_len(s: &str) -> usize {
+    let mut chars = s.char_indices().skip(1);
+    match chars.next() {
+        Some((_, ']')) => chars
+            .find(|&(_, c)| c == '\x07' || c == '\x1b')
+            .map_or(s.len(), |(i, c)| i + c.len_utf8()),
+        Some((i, c)) => i + c.len_utf8(),
+        None => s.len(),
     }
 }
 
@@ -141,39 +140,12 @@ pub fn strip_ansi(s: &str) -> String {
             } else {
                 chars.next();
             }
-        } else if c == '\t' {
-            out.push_str("    ");
-        } else if !c.is_control() {
+        } else if c == '\t' || !c.is_control() {
+            // Tabs are kept (headless output prints them); the view expands them.
             out.push(c);
         }
     }
     out
-}
-
-/// Finds the level: a JSON `"level"` field, or one of the first few words (plain, bracketed,
-/// or after a timestamp as tracing writes it).
-pub fn detect_level(text: &str) -> Option<Level> {
-    let t = text.trim_start();
-    if t.starts_with('{') {
-        for key in ["\"level\"", "\"lvl\"", "\"severity\""] {
-            if let Some(pos) = t.find(key) {
-                let rest = t[pos + key.len()..]
-                    .trim_start()
-                    .strip_prefix(':')?
-                    .trim_start();
-                let word: String = rest
-                    .trim_start_matches('"')
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphabetic())
-                    .collect();
-                return Level::from_word(&word);
-            }
-        }
-        return None;
-    }
-    t.split_whitespace()
-        .take(4)
-        .find_map(|w| (w.len() > 1).then(|| Level::from_word(w)).flatten())
 }
 
 /// True when a chunk looks binary (NUL bytes), so the tab warns instead of showing garbage.
@@ -242,6 +214,9 @@ mod tests {
             LogLine::parse(b"\x1b[31mred\x1b[0m and \x1b]0;title\x07plain").text,
             "red and plain"
         );
+        let l = LogLine::parse(b"\x1b[31mred\x1b[0m and \x1b]0;title\x07plain");
+        assert_eq!(l.ansi.as_deref(), Some("\x1b[31mred\x1b[0m and plain"));
+        assert_eq!(LogLine::parse(b"plain").ansi, None);
         let long = vec![b'x'; 1 << 20];
         let l = LogLine::parse(&long);
         assert!(

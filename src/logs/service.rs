@@ -149,6 +149,9 @@ async fn follow_service(service: String, id: usize, events: EventTx, cancel: Can
     };
     let mut since: i32 = 0;
     let mut first = true;
+    // One parser for the stream's life: the format is detected once, and a stack trace split
+    // across two chunks still joins its message.
+    let mut parser = super::multiline::Parser::default();
     loop {
         let docker = match crate::release::deploy::SwarmDeployer::docker().await {
             Ok(d) => d,
@@ -175,6 +178,7 @@ async fn follow_service(service: String, id: usize, events: EventTx, cancel: Can
         first = false;
         let mut stream = docker.service_logs(&service, Some(options));
         let mut batch: Vec<LogLine> = Vec::new();
+        let mut raw: Vec<Vec<u8>> = Vec::new();
         let mut partial: Vec<u8> = Vec::new();
         let ended = loop {
             let next = tokio::select! {
@@ -188,12 +192,15 @@ async fn follow_service(service: String, id: usize, events: EventTx, cancel: Can
                 Ok(Some(Ok(out))) => {
                     partial.extend_from_slice(&out.into_bytes());
                     while let Some(nl) = memchr::memchr(b'\n', &partial) {
-                        let line = LogLine::parse(&partial[..nl]);
-                        if let Some(ts) = line.ts {
+                        raw.push(partial[..nl].to_vec());
+                        partial.drain(..=nl);
+                    }
+                    for line in parser.parse_batch(&std::mem::take(&mut raw)) {
+                        // Docker's own prefix time, for `since` on reconnect.
+                        if let Some(ts) = super::format::prefix::strip(&line.text).ts {
                             since = ts.timestamp() as i32;
                         }
                         batch.push(line);
-                        partial.drain(..=nl);
                     }
                     if batch.len() < 500 {
                         continue;

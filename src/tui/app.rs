@@ -297,7 +297,11 @@ pub enum Msg {
         total: u64,
         matches: u64,
         finished: bool,
+        /// Matches found since the last report, for the match list.
+        hits: Vec<crate::logs::search::Hit>,
     },
+    /// Lines around an opened match, read from its file.
+    MatchContext(Result<crate::logs::search::Context, String>),
     CronSaved {
         job: String,
         schedule: CronSchedule,
@@ -366,6 +370,11 @@ pub enum Cmd {
         generation: u64,
     },
     CancelSearch,
+    /// Reads the lines around a byte offset of a log source's file.
+    ReadContext {
+        spec: String,
+        offset: u64,
+    },
 }
 
 const TOAST_SECS: i64 = 4;
@@ -582,7 +591,9 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             total,
             matches,
             finished,
-        } => super::logs::on_search(app, generation, done, total, matches, finished),
+            hits,
+        } => super::logs::on_search(app, generation, done, total, matches, finished, hits),
+        Msg::MatchContext(c) => super::logs::on_context(app, c),
         Msg::ReleaseDetail(d) => {
             app.release_detail = Some(d);
             true
@@ -952,7 +963,11 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::Save
         | Action::Follow
         | Action::Merge
-        | Action::Timestamps => {}
+        | Action::Timestamps
+        | Action::Fold
+        | Action::Pretty
+        | Action::Format
+        | Action::MatchList => {}
     }
     if app.tab == Tab::Releases {
         super::releases::follow_selection(app, cmds);
@@ -983,6 +998,11 @@ fn is_logs_action(a: Action) -> bool {
             | Action::Follow
             | Action::Merge
             | Action::Timestamps
+            | Action::Fold
+            | Action::Pretty
+            | Action::Format
+            | Action::MatchList
+            | Action::Open
     )
 }
 

@@ -215,42 +215,14 @@ impl Effects {
                 self.search_cancel = cancel.clone();
                 let results = self.results.clone();
                 tokio::task::spawn_blocking(move || {
-                    let Some(path) = crate::logs::tail::resolve(&spec).filter(|p| p.is_file())
-                    else {
-                        return;
-                    };
-                    let Ok(re) = crate::logs::search::smart_bytes_regex(&pattern) else {
-                        return;
-                    };
-                    let mut last = std::time::Instant::now();
-                    let res = crate::logs::search::search_file(
-                        &path,
-                        &re,
-                        &cancel,
-                        |done, total, matches| {
-                            // A report at most every 100 ms: progress, not a flood.
-                            if last.elapsed() >= std::time::Duration::from_millis(100) {
-                                last = std::time::Instant::now();
-                                let _ = results.try_send(Msg::Search {
-                                    generation,
-                                    done,
-                                    total,
-                                    matches,
-                                    finished: false,
-                                });
-                            }
-                        },
-                    );
-                    if let Some(r) = res.ok().filter(|r| !r.cancelled) {
-                        let total = std::fs::metadata(&path).map_or(r.bytes, |m| m.len());
-                        let _ = results.blocking_send(Msg::Search {
-                            generation,
-                            done: r.bytes,
-                            total,
-                            matches: r.matches,
-                            finished: true,
-                        });
-                    }
+                    super::logs::search_task(&spec, &pattern, generation, &cancel, &results)
+                });
+            }
+            Cmd::ReadContext { spec, offset } => {
+                let results = self.results.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = results
+                        .blocking_send(Msg::MatchContext(super::logs::context_task(&spec, offset)));
                 });
             }
             Cmd::SaveLog { name, lines } => {

@@ -1,5 +1,6 @@
 //! The Logs tab's state and its part of `update`: a ring buffer per source, follow and pause,
-//! search (regex, smart case) with n/N, only-matching lines, a minimum level, error jumps.
+//! search (regex, smart case) with n/N, only-matching messages, a minimum level, error jumps,
+//! folded multi-line messages, a format chosen per source, pretty JSON.
 
 use std::collections::VecDeque;
 
@@ -10,6 +11,8 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::app::{App, Cmd, Level as ToastLevel};
 use super::keymap::Action;
+use crate::logs::multiline::{Choice, Parser};
+use crate::logs::search::{Context, Hit};
 use crate::logs::{Level, LogEvent, LogLine, SourceKind, TailEvent};
 
 /// Lines kept per source (`logs.max_lines`): memory stays bounded under any log flood.
@@ -24,17 +27,42 @@ pub struct SourceView {
     pub lines: VecDeque<LogLine>,
     /// The latest note (rotated, missing, binary).
     pub note: Option<String>,
+    /// The source's format: detected from its first lines (as the tailer detects it), or
+    /// chosen with `f`, in which case this parser re-reads every line.
+    pub parser: Parser,
 }
 
 /// A whole-file search running (or done) in the background.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSearch {
     pub generation: u64,
+    /// The source searched (its file spec).
+    pub spec: String,
     pub done_bytes: u64,
     pub total_bytes: u64,
     pub matches: u64,
     pub finished: bool,
+    /// The matches found so far (the first `search::KEEP`), for the match list.
+    pub hits: Vec<Hit>,
 }
+
+/// The match list (`M`) and a match opened in its file (Enter), over the log view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchView {
+    List {
+        sel: usize,
+    },
+    /// Lines around match `sel`, read from the file (`None` while they are read).
+    Context {
+        sel: usize,
+        ctx: Option<Result<Context, String>>,
+    },
+}
+
+/// Matches the list shows first; the search reports as soon as it has them.
+pub const FIRST_PAGE: usize = 100;
+/// Lines of context shown around an opened match, each side.
+pub const CONTEXT_LINES: usize = 20;
 
 /// The tab's state.
 #[derive(Debug, Clone)]
@@ -61,6 +89,11 @@ pub struct LogsState {
     /// Show the lines' own timestamps.
     pub timestamps: bool,
     pub max_lines: usize,
+    /// Show only the first line of each multi-line message.
+    pub folded: bool,
+    /// Pretty-print JSON lines.
+    pub pretty: bool,
+    pub match_view: Option<MatchView>,
 }
 
 impl Default for LogsState {
@@ -83,49 +116,89 @@ impl Default for LogsState {
             merged: false,
             timestamps: true,
             max_lines: MAX_LINES,
+            folded: false,
+            pretty: false,
+            match_view: None,
         }
     }
 }
 
 impl LogsState {
-    /// True when a line passes the level and only-matching filters.
-    pub fn shows(&self, l: &LogLine) -> bool {
+    /// True when a message (its head line and continuation lines) passes the level and
+    /// only-matching filters: the level is the head's, and a match on any line counts.
+    pub fn shows<'a>(&self, mut msg: impl Iterator<Item = &'a LogLine>) -> bool {
+        let Some(head) = msg.next() else { return false };
         let level_ok = match self.min_level {
             None => true,
-            Some(min) => l.level.is_some_and(|lv| lv <= min),
+            Some(min) => head.level.is_some_and(|lv| lv <= min),
         };
-        level_ok && (!self.only_matching || self.regex.as_ref().is_none_or(|r| r.is_match(&l.text)))
+        level_ok
+            && (!self.only_matching
+                || self
+                    .regex
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(&head.text) || msg.any(|l| r.is_match(&l.text))))
+    }
+
+    /// The shown line indexes of source `s`, message by message.
+    fn rows_of(&self, s: usize) -> Vec<usize> {
+        let lines = &self.sources[s].lines;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < lines.len() {
+            let mut j = i + 1;
+            while j < lines.len() && lines[j].cont {
+                j += 1;
+            }
+            if self.shows(lines.range(i..j)) {
+                if self.folded {
+                    out.push(i);
+                } else {
+                    out.extend(i..j);
+                }
+            }
+            i = j;
+        }
+        out
+    }
+
+    /// Continuation lines after line `i` of source `s` (folded away when `folded`).
+    pub fn continuation_count(&self, s: usize, i: usize) -> usize {
+        self.sources[s]
+            .lines
+            .range(i + 1..)
+            .take_while(|l| l.cont)
+            .count()
     }
 
     /// The lines the view shows, as (source, line index): the selected source's, or with
-    /// `merged` every source's, ordered by timestamp (a line without one keeps its place
-    /// after the previous line of its source).
+    /// `merged` every source's, ordered by timestamp. A line without one keeps its place
+    /// after the previous line of its source; a source without any timestamps is placed by
+    /// when its lines were read.
     pub fn visible(&self) -> Vec<(usize, usize)> {
         if !self.merged {
-            let Some(src) = self.sources.get(self.sel) else {
+            if self.sel >= self.sources.len() {
                 return vec![];
-            };
-            return src
-                .lines
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| self.shows(l))
-                .map(|(i, _)| (self.sel, i))
+            }
+            return self
+                .rows_of(self.sel)
+                .into_iter()
+                .map(|i| (self.sel, i))
                 .collect();
         }
         // k-way merge of sources that are each in time order already.
-        let mut keyed: Vec<Vec<(Option<chrono::DateTime<chrono::Utc>>, usize)>> = self
-            .sources
-            .iter()
-            .map(|src| {
+        let keyed: Vec<Vec<(chrono::DateTime<chrono::Utc>, usize)>> = (0..self.sources.len())
+            .map(|s| {
+                let lines = &self.sources[s].lines;
                 let mut last = None;
-                src.lines
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, l)| self.shows(l))
-                    .map(|(i, l)| {
+                // Lines before the source's first timestamp go with it, not ahead of all.
+                let first_ts = lines.iter().find_map(|l| l.ts);
+                self.rows_of(s)
+                    .into_iter()
+                    .map(|i| {
+                        let l = &lines[i];
                         last = l.ts.or(last);
-                        (last, i)
+                        (last.or(first_ts).unwrap_or(l.seen), i)
                     })
                     .collect()
             })
@@ -141,7 +214,6 @@ impl LogsState {
             out.push((next, keyed[next][pos[next]].1));
             pos[next] += 1;
         }
-        keyed.clear();
         out
     }
 }
@@ -182,6 +254,12 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
             match event {
                 TailEvent::Note(n) => src.note = Some(n),
                 TailEvent::Lines(lines) => {
+                    let lines = if matches!(src.parser.choice, Choice::Fixed(_)) {
+                        src.parser.parse_again(lines)
+                    } else {
+                        src.parser.observe(lines.iter().map(|l| l.text.as_str()));
+                        lines
+                    };
                     let added = lines.len();
                     src.lines.extend(lines);
                     let overflow = src.lines.len().saturating_sub(max);
@@ -267,8 +345,60 @@ fn jump(app: &mut App, forward: bool, hit: impl Fn(&LogLine) -> bool, what: &str
     }
 }
 
+/// Keys while the match list or an opened match is shown.
+fn match_view_action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
+    let n = app.logs.file_search.as_ref().map_or(0, |f| f.hits.len());
+    let page = page(app) as i64;
+    let Some(view) = app.logs.match_view.as_mut() else {
+        return;
+    };
+    let in_context = matches!(view, MatchView::Context { .. });
+    let (MatchView::List { sel } | MatchView::Context { sel, .. }) = view;
+    let delta = match action {
+        Action::Down => 1,
+        Action::Up => -1,
+        Action::PageDown => page,
+        Action::PageUp => -page,
+        Action::Top => i64::MIN / 2,
+        Action::Bottom => i64::MAX / 2,
+        Action::Open => {
+            let sel = *sel;
+            open_match(app, sel, cmds);
+            return;
+        }
+        Action::MatchList => {
+            app.logs.match_view = None;
+            return;
+        }
+        _ => return,
+    };
+    let new = (*sel as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+    *sel = new;
+    // In an opened match, j/k go to the next/previous match and open it.
+    if in_context {
+        open_match(app, new, cmds);
+    }
+}
+
+fn open_match(app: &mut App, sel: usize, cmds: &mut Vec<Cmd>) {
+    let Some(fs) = app.logs.file_search.as_ref() else {
+        return;
+    };
+    let Some(hit) = fs.hits.get(sel) else {
+        return;
+    };
+    cmds.push(Cmd::ReadContext {
+        spec: fs.spec.clone(),
+        offset: hit.offset,
+    });
+    app.logs.match_view = Some(MatchView::Context { sel, ctx: None });
+}
+
 /// Keys of the Logs tab.
 pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
+    if app.logs.match_view.is_some() {
+        return match_view_action(app, action, cmds);
+    }
     match action {
         Action::Down => scroll(app, 1),
         Action::Up => scroll(app, -1),
@@ -298,7 +428,8 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
                 None => Some(Level::Error),
                 Some(Level::Error) => Some(Level::Warn),
                 Some(Level::Warn) => Some(Level::Info),
-                Some(Level::Info) => Some(Level::Debug),
+                Some(Level::Notice) | Some(Level::Info) => Some(Level::Debug),
+                Some(Level::Fatal) => Some(Level::Error),
                 Some(Level::Debug) | Some(Level::Trace) => None,
             };
             app.logs.offset = 0;
@@ -307,7 +438,7 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
         Action::NextError | Action::PrevError => jump(
             app,
             action == Action::NextError,
-            |l| l.level == Some(Level::Error),
+            |l| !l.cont && l.level.is_some_and(|v| v <= Level::Error),
             "error",
         ),
         Action::Wrap => app.logs.wrap = !app.logs.wrap,
@@ -339,8 +470,47 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
             resume(app);
         }
         Action::Timestamps => app.logs.timestamps = !app.logs.timestamps,
+        Action::Fold => {
+            app.logs.folded = !app.logs.folded;
+            app.logs.cursor = None;
+        }
+        Action::Pretty => app.logs.pretty = !app.logs.pretty,
+        Action::Format => cycle_format(app),
+        Action::MatchList => match &app.logs.file_search {
+            Some(_) => app.logs.match_view = Some(MatchView::List { sel: 0 }),
+            None => app.toast(ToastLevel::Info, "search first with /"),
+        },
         _ => {}
     }
+}
+
+/// `f`: the selected source's next format (detected, each of the table, plain), its lines
+/// read again with it.
+fn cycle_format(app: &mut App) {
+    let Some(src) = app.logs.sources.get_mut(app.logs.sel) else {
+        return;
+    };
+    let n = crate::logs::format::all().len();
+    let next = match src.parser.choice {
+        Choice::Auto => Choice::Fixed(Some(0)),
+        Choice::Fixed(Some(i)) if i + 1 < n => Choice::Fixed(Some(i + 1)),
+        Choice::Fixed(Some(_)) => Choice::Fixed(None),
+        Choice::Fixed(None) => Choice::Auto,
+    };
+    let mut parser = Parser::new(next);
+    let lines: Vec<LogLine> = src.lines.drain(..).collect();
+    if next == Choice::Auto {
+        parser.observe(lines.iter().map(|l| l.text.as_str()));
+    }
+    // Auto re-reads with the detected format too, so the lines agree with the title.
+    let mut reader = Parser::new(Choice::Fixed(parser.format));
+    src.lines = reader.parse_again(lines).into();
+    src.parser = parser;
+    let name = match next {
+        Choice::Auto => format!("format: detected ({})", src.parser.format_name()),
+        _ => format!("format: {}", src.parser.format_name()),
+    };
+    app.toast(ToastLevel::Info, name);
 }
 
 fn select(app: &mut App, i: usize) {
@@ -373,8 +543,10 @@ pub fn search_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                         let generation = app.logs.search_generation;
                         app.logs.file_search = Some(FileSearch {
                             generation,
+                            spec: src.spec.clone(),
                             ..Default::default()
                         });
+                        app.logs.match_view = None;
                         cmds.push(Cmd::SearchFile {
                             spec: src.spec.clone(),
                             pattern,
@@ -401,24 +573,92 @@ pub fn on_search(
     total: u64,
     matches: u64,
     finished: bool,
+    hits: Vec<Hit>,
 ) -> bool {
     match app.logs.file_search.as_mut() {
         Some(fs) if fs.generation == generation => {
-            *fs = FileSearch {
-                generation,
-                done_bytes: done,
-                total_bytes: total,
-                matches,
-                finished,
-            };
+            fs.done_bytes = done;
+            fs.total_bytes = total;
+            fs.matches = matches;
+            fs.finished = finished;
+            fs.hits.extend(hits);
             true
         }
         _ => false,
     }
 }
 
-/// Esc on the Logs tab: stop a running file search and clear the search.
+/// The lines around an opened match arrived.
+pub fn on_context(app: &mut App, c: Result<Context, String>) -> bool {
+    match app.logs.match_view.as_mut() {
+        Some(MatchView::Context { ctx, .. }) => {
+            *ctx = Some(c);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The background search of a source's file (run on a blocking thread): the first page of
+/// matches as soon as it is found, then progress and new matches at most every 100 ms.
+pub fn search_task(
+    spec: &str,
+    pattern: &str,
+    generation: u64,
+    cancel: &std::sync::atomic::AtomicBool,
+    results: &tokio::sync::mpsc::Sender<super::app::Msg>,
+) {
+    use crate::logs::search;
+    use std::time::{Duration, Instant};
+    let Some(path) = crate::logs::tail::resolve(spec).filter(|p| p.is_file()) else {
+        return;
+    };
+    let Ok(m) = search::matcher(pattern) else {
+        return;
+    };
+    let mut last = Instant::now();
+    let mut sent = 0;
+    let msg = |r: &search::SearchResult, total, sent: usize, finished| super::app::Msg::Search {
+        generation,
+        done: r.bytes,
+        total,
+        matches: r.matches,
+        finished,
+        hits: r.hits[sent..].to_vec(),
+    };
+    let res = search::search_file(&path, &m, cancel, |r, total| {
+        let first_page = sent < FIRST_PAGE && r.hits.len() >= FIRST_PAGE;
+        if (first_page || last.elapsed() >= Duration::from_millis(100))
+            && results.try_send(msg(r, total, sent, false)).is_ok()
+        {
+            last = Instant::now();
+            sent = r.hits.len();
+        }
+    });
+    if let Some(r) = res.ok().filter(|r| !r.cancelled) {
+        let total = std::fs::metadata(&path).map_or(r.bytes, |m| m.len());
+        let _ = results.blocking_send(msg(&r, total, sent, true));
+    }
+}
+
+/// Reads the lines around `offset` of a source's file (run on a blocking thread).
+pub fn context_task(spec: &str, offset: u64) -> Result<Context, String> {
+    let path = crate::logs::tail::resolve(spec).ok_or_else(|| format!("{spec}: no file"))?;
+    crate::logs::search::read_context(&path, offset, CONTEXT_LINES)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Esc on the Logs tab: back from an opened match to the list, from the list to the log;
+/// else stop a running file search and clear the search.
 pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
+    match app.logs.match_view.take() {
+        Some(MatchView::Context { sel, .. }) => {
+            app.logs.match_view = Some(MatchView::List { sel });
+            return;
+        }
+        Some(MatchView::List { .. }) => return,
+        None => {}
+    }
     if app.logs.file_search.as_ref().is_some_and(|f| !f.finished) {
         cmds.push(Cmd::CancelSearch);
     }

@@ -886,6 +886,211 @@ mod logs {
         );
         insta::assert_snapshot!("logs_follow", render(&app));
     }
+
+    /// Feeds lines the way a source's tailer parses them (format detection, multi-line).
+    fn feed_parsed(app: &mut crate::tui::app::App, id: usize, lines: &[&str]) {
+        let lines = crate::logs::multiline::Parser::default().parse_batch(lines);
+        update(
+            app,
+            Msg::Service(Event::Log(LogEvent::Tail {
+                id,
+                event: TailEvent::Lines(lines),
+            })),
+        );
+    }
+
+    fn one_source(lines: &[&str]) -> crate::tui::app::App {
+        let mut app = fixture::app((100, 20));
+        update(&mut app, key('4'));
+        update(
+            &mut app,
+            Msg::Service(Event::Log(LogEvent::Added {
+                id: 0,
+                source: LogSource::file("api", "/var/log/api.log"),
+            })),
+        );
+        feed_parsed(&mut app, 0, lines);
+        app
+    }
+
+    const TRACE: &[&str] = &[
+        "2026-11-23 10:00:00,001 INFO [main] c.e.Api - started",
+        "2026-11-23 10:00:01,123 ERROR [main] c.e.Api - request failed",
+        "java.lang.IllegalStateException: boom",
+        "\tat com.example.Api.handle(Api.java:42)",
+        "Stack trace:",
+        "2026-11-23 10:00:02,000 INFO [main] c.e.Api - next",
+    ];
+
+    #[test]
+    fn a_stack_trace_is_filtered_searched_and_folded_with_its_message() {
+        let mut app = one_source(TRACE);
+        // The ERROR filter keeps the trace under its error line.
+        update(&mut app, key('l'));
+        assert_eq!(shown(&app).len(), 4, "{:?}", shown(&app));
+        assert!(shown(&app)[1].contains("boom"));
+        update(&mut app, key('l'));
+        update(&mut app, key('l'));
+        update(&mut app, key('l'));
+        update(&mut app, key('l'));
+        // A search matching one line of the message shows the whole message.
+        update(&mut app, key('/'));
+        for c in "Api.java".chars() {
+            update(&mut app, key(c));
+        }
+        update(&mut app, code(KeyCode::Enter));
+        update(&mut app, key('&'));
+        assert_eq!(shown(&app).len(), 4, "{:?}", shown(&app));
+        update(&mut app, code(KeyCode::Esc));
+        // Folded: one row per message, with the count of hidden lines.
+        update(&mut app, key('z'));
+        assert_eq!(shown(&app).len(), 3);
+        let screen = render(&app);
+        assert!(screen.contains("request failed  [+3 lines, z]"), "{screen}");
+        update(&mut app, key('z'));
+        assert_eq!(shown(&app).len(), 6);
+        // "Stack trace:" is no TRACE line: it is part of the error.
+        let l = &app.logs.sources[0].lines[4];
+        assert!(l.cont && l.level == Some(crate::logs::Level::Error));
+    }
+
+    #[test]
+    fn e_jumps_to_error_messages_not_to_their_trace_lines() {
+        let mut app = one_source(TRACE);
+        update(&mut app, key('E'));
+        assert_eq!(app.logs.cursor, Some(1));
+        update(&mut app, key('E'));
+        assert_eq!(app.logs.cursor, Some(1), "no earlier error");
+    }
+
+    #[test]
+    fn merge_places_a_source_without_timestamps_by_arrival() {
+        let mut app = app_with_logs();
+        update(
+            &mut app,
+            Msg::Service(Event::Log(LogEvent::Added {
+                id: 2,
+                source: LogSource::file("plain", "/var/log/plain.log"),
+            })),
+        );
+        feed_parsed(&mut app, 2, &["no time 1", "no time 2"]);
+        update(&mut app, key('m'));
+        let merged = shown(&app);
+        assert_eq!(merged.len(), 44);
+        // Read now, after the timestamped lines of November 23rd: not ahead of them.
+        assert_eq!(&merged[42..], ["no time 1", "no time 2"], "{merged:?}");
+        assert!(merged[0].starts_with("2026-11-23T09:00:00Z"));
+    }
+
+    #[test]
+    fn pretty_json_and_format_switch() {
+        let mut app = one_source(&[
+            r#"{"time":"2026-11-23T10:00:01Z","level":"error","msg":"boom","ctx":{"id":7}}"#,
+        ]);
+        assert!(render(&app).contains("· json "));
+        update(&mut app, key('J'));
+        let screen = render(&app);
+        assert!(screen.contains(r#""level": "error","#), "{screen}");
+        assert!(screen.contains(r#""id": 7"#), "{screen}");
+        update(&mut app, key('J'));
+        // `f` chooses the next format; the lines are read again with it.
+        update(&mut app, key('f'));
+        assert!(render(&app).contains("· json "));
+        update(&mut app, key('f'));
+        assert!(render(&app).contains("· logfmt "), "{}", render(&app));
+        assert_eq!(
+            app.logs.sources[0].lines[0].level,
+            Some(crate::logs::Level::Error),
+            "JSON lines stay JSON"
+        );
+        let n = crate::logs::format::all().len();
+        for _ in 0..n - 1 {
+            update(&mut app, key('f'));
+        }
+        assert!(render(&app).contains("· plain "), "{}", render(&app));
+        update(&mut app, key('f'));
+        assert!(render(&app).contains("· json "), "detected again");
+    }
+
+    #[test]
+    fn match_list_opens_a_match_far_outside_the_ring_buffer_and_goes_back() {
+        // A real file larger than the ring buffer, searched by the real task.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let text: String = (1..=300_000)
+            .map(|i| format!("2026-11-23T10:00:00Z INFO request {i} ok\n"))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let mut app = fixture::app((100, 20));
+        update(&mut app, key('4'));
+        update(
+            &mut app,
+            Msg::Service(Event::Log(LogEvent::Added {
+                id: 0,
+                source: LogSource::file("big", path.display().to_string()),
+            })),
+        );
+        feed_parsed(
+            &mut app,
+            0,
+            &["2026-11-23T10:00:00Z INFO request 300000 ok"],
+        );
+        app.logs.max_lines = 100;
+        update(&mut app, key('/'));
+        for c in r"request 1\d ok".chars() {
+            update(&mut app, key(c));
+        }
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        let [
+            Cmd::SearchFile {
+                spec,
+                pattern,
+                generation,
+            },
+        ] = &cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        crate::tui::logs::search_task(spec, pattern, *generation, &cancel, &tx);
+        drop(tx);
+        while let Ok(msg) = rx.try_recv() {
+            update(&mut app, msg);
+        }
+        let fs = app.logs.file_search.clone().unwrap();
+        assert!(
+            fs.finished && fs.matches == 10 && fs.hits.len() == 10,
+            "{fs:?}"
+        );
+        update(&mut app, key('M'));
+        let screen = render(&app);
+        assert!(
+            screen.contains("10 matching lines") && screen.contains("request 10 ok"),
+            "{screen}"
+        );
+        update(&mut app, key('j'));
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        let [Cmd::ReadContext { spec, offset }] = &cmds[..] else {
+            panic!("{cmds:?}")
+        };
+        update(
+            &mut app,
+            Msg::MatchContext(crate::tui::logs::context_task(spec, *offset)),
+        );
+        let screen = render(&app);
+        assert!(
+            screen.contains("       11 2026-11-23T10:00:00Z INFO request 11 ok")
+                && screen.contains("       10 2026-11-23T10:00:00Z INFO request 10 ok")
+                && screen.contains("match 2 of 10"),
+            "{screen}"
+        );
+        // Back to the list, then to the log, the search still there.
+        update(&mut app, code(KeyCode::Esc));
+        assert!(render(&app).contains("Enter opens in the file"));
+        update(&mut app, code(KeyCode::Esc));
+        assert!(app.logs.match_view.is_none() && app.logs.regex.is_some());
+    }
 }
 
 #[test]

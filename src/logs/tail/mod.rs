@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::line::{LogLine, looks_binary};
+use super::multiline::Parser;
 
 /// What a poll found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,16 @@ pub struct Tail {
     sig: Vec<u8>,
     missing_reported: bool,
     binary_reported: bool,
+    /// Reported that the path is not a regular file (a FIFO, a device): never opened, since
+    /// opening a FIFO blocks until a writer comes and reading it never ends.
+    special_reported: bool,
+    /// Format detection and multi-line state of this source.
+    pub parser: Parser,
+}
+
+/// True when `p` exists and is not a regular file (FIFO, socket, device, directory).
+fn is_special(p: &std::path::Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_file())
 }
 
 /// The file a spec names: itself, or the newest match of a glob.
@@ -63,8 +74,15 @@ impl Tail {
             sig: Vec::new(),
             missing_reported: false,
             binary_reported: false,
+            special_reported: false,
+            parser: Parser::default(),
         };
         let mut events = Vec::new();
+        if let Some(p) = resolve(spec).filter(|p| is_special(p)) {
+            events.push(TailEvent::Note(special_note(&p)));
+            t.special_reported = true;
+            return (t, events);
+        }
         match resolve(spec).and_then(|p| File::open(&p).ok().map(|f| (p, f))) {
             Some((p, mut f)) => {
                 let meta = f.metadata().ok();
@@ -78,9 +96,7 @@ impl Tail {
                     )));
                     t.binary_reported = true;
                 } else {
-                    events.push(TailEvent::Lines(
-                        lines.iter().map(|l| LogLine::parse(l)).collect(),
-                    ));
+                    events.push(TailEvent::Lines(t.parser.parse_batch(&lines)));
                 }
                 t.offset = len;
                 t.sig = read_sig(&mut f, len);
@@ -106,6 +122,14 @@ impl Tail {
     pub fn poll(&mut self) -> Vec<TailEvent> {
         let mut events = Vec::new();
         let now = resolve(&self.spec);
+        if let Some(p) = now.as_ref().filter(|p| is_special(p)) {
+            if !self.special_reported {
+                events.push(TailEvent::Note(special_note(p)));
+                self.special_reported = true;
+            }
+            return events;
+        }
+        self.special_reported = false;
         let meta = now.as_ref().and_then(|p| std::fs::metadata(p).ok());
         let rewritten = !self.sig_matches();
         match (self.file.is_some().then_some(()), meta) {
@@ -174,8 +198,8 @@ impl Tail {
 
     fn flush_partial(&mut self, events: &mut Vec<TailEvent>) {
         if !self.partial.is_empty() {
-            let line = LogLine::parse(&std::mem::take(&mut self.partial));
-            events.push(TailEvent::Lines(vec![line]));
+            let partial = std::mem::take(&mut self.partial);
+            events.push(TailEvent::Lines(self.parser.parse_batch(&[partial])));
         }
     }
 
@@ -185,7 +209,7 @@ impl Tail {
             return;
         }
         let mut buf = vec![0; CHUNK];
-        let mut lines = Vec::new();
+        let mut lines: Vec<Vec<u8>> = Vec::new();
         let mut budget = READ_BUDGET;
         while budget > 0 {
             let n = match f.read(&mut buf) {
@@ -206,10 +230,10 @@ impl Tail {
             let mut start = 0;
             for nl in memchr::memchr_iter(b'\n', data) {
                 if self.partial.is_empty() {
-                    lines.push(LogLine::parse(&data[start..nl]));
+                    lines.push(data[start..nl].to_vec());
                 } else {
                     self.partial.extend_from_slice(&data[start..nl]);
-                    lines.push(LogLine::parse(&std::mem::take(&mut self.partial)));
+                    lines.push(std::mem::take(&mut self.partial));
                 }
                 start = nl + 1;
             }
@@ -221,7 +245,7 @@ impl Tail {
             }
         }
         if !lines.is_empty() && !self.binary_reported {
-            events.push(TailEvent::Lines(lines));
+            events.push(TailEvent::Lines(self.parser.parse_batch(&lines)));
         }
         if let Some(f) = self.file.as_mut() {
             self.sig = read_sig(f, self.offset);
@@ -235,6 +259,13 @@ impl Tail {
             _ => true,
         }
     }
+}
+
+fn special_note(p: &std::path::Path) -> String {
+    format!(
+        "{} is not a regular file (a FIFO or device); not followed",
+        p.display()
+    )
 }
 
 /// Up to 64 bytes just before `offset`.

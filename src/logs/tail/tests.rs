@@ -110,3 +110,25 @@ fn invalid_utf8_a_huge_line_and_binary_files() {
     let got = texts(&Tail::open(b.to_str().unwrap(), 10).1);
     assert!(got.len() == 1 && got[0].contains("binary"), "{got:?}");
 }
+
+#[test]
+fn a_fifo_is_refused_with_a_note_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.log");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let spec = fifo.display().to_string();
+    // Opening a FIFO without a writer blocks: on the old build this never returned.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut t, ev) = Tail::open(&spec, 10);
+        let polled = t.poll();
+        let _ = tx.send((texts(&ev), polled.len()));
+    });
+    let (notes, polled) = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("Tail::open on a FIFO blocked");
+    assert!(notes[0].contains("not a regular file"), "{notes:?}");
+    assert_eq!(polled, 0, "reported once");
+}
