@@ -201,8 +201,12 @@ pub enum Overlay {
     RollbackConfirm {
         id: i64,
         service: String,
+        /// The Swarm service's name when the engine told us (`prod_api`): typing it works too.
+        swarm: Option<String>,
         to: String,
         input: Input,
+        /// Enter was pressed on a name that matches neither: the dialog says what it expects.
+        wrong: bool,
     },
     ReleaseInfo(i64),
 }

@@ -358,11 +358,20 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
             }
             KeyCode::Enter => {
                 let to = targets.get(sel).cloned().unwrap_or_default();
+                let swarm = app
+                    .release_detail
+                    .as_ref()
+                    .filter(|d| d.id == id)
+                    .and_then(|d| d.state.as_ref())
+                    .map(|s| s.name.clone())
+                    .filter(|n| !n.is_empty() && *n != service);
                 Some(Overlay::RollbackConfirm {
                     id,
                     service,
+                    swarm,
                     to,
                     input: Input::default(),
+                    wrong: false,
                 })
             }
             _ => Some(Overlay::RollbackPick {
@@ -375,11 +384,13 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
         Overlay::RollbackConfirm {
             id,
             service,
+            swarm,
             to,
             mut input,
+            wrong: _,
         } => match k.code {
             KeyCode::Esc => None,
-            KeyCode::Enter if input.value() == service => {
+            KeyCode::Enter if confirms(input.value(), &service, swarm.as_deref()) => {
                 if let Some(r) = release(id) {
                     cmds.push(Cmd::Rollback {
                         id,
@@ -394,16 +405,20 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
             KeyCode::Enter => Some(Overlay::RollbackConfirm {
                 id,
                 service,
+                swarm,
                 to,
                 input,
+                wrong: true,
             }),
             _ => {
                 input.handle_event(&crossterm::event::Event::Key(k));
                 Some(Overlay::RollbackConfirm {
                     id,
                     service,
+                    swarm,
                     to,
                     input,
+                    wrong: false,
                 })
             }
         },
@@ -426,4 +441,11 @@ pub fn refresh_selected(app: &App, cmds: &mut Vec<Cmd>) {
     if let Some(r) = selected(app) {
         cmds.push(load(r));
     }
+}
+
+/// Whether the typed text confirms a rollback: the release's service name or its Swarm
+/// service's name.
+pub fn confirms(typed: &str, service: &str, swarm: Option<&str>) -> bool {
+    let typed = typed.trim();
+    typed == service || swarm == Some(typed)
 }

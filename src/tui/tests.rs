@@ -632,6 +632,8 @@ mod releases {
         }
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
         assert!(cmds.is_empty(), "a partial name must not confirm");
+        // The dialog says what it expects instead of doing nothing silently.
+        assert!(render(&app).contains("`ap` is not api"), "{}", render(&app));
         update(&mut app, key('i'));
         insta::assert_snapshot!("rollback_confirm", render(&app));
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
@@ -643,6 +645,43 @@ mod releases {
                 service: "api".into(),
                 tag: "v1.4.0".into()
             }]
+        );
+    }
+
+    /// Issue 10: the confirm accepts the Swarm service's name too (`prod_api`), not only the
+    /// release's.
+    #[test]
+    fn rollback_confirm_accepts_the_swarm_service_name() {
+        let mut app = fixture::app_on_releases((80, 24));
+        for _ in 0..3 {
+            update(&mut app, key('j'));
+        }
+        update(
+            &mut app,
+            Msg::ReleaseDetail(ReleaseDetail {
+                id: 6,
+                targets: vec!["v1.3.2".into()],
+                state: Some(crate::release::deploy::ServiceState {
+                    name: "prod_api".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        );
+        update(&mut app, key('r'));
+        update(&mut app, code(KeyCode::Enter));
+        assert!(
+            render(&app).contains("Type api (or prod_api) to confirm"),
+            "{}",
+            render(&app)
+        );
+        for c in "prod_api".chars() {
+            update(&mut app, key(c));
+        }
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(
+            matches!(&cmds[..], [Cmd::Rollback { id: 6, to, .. }] if to == "v1.3.2"),
+            "{cmds:?}"
         );
     }
 
@@ -681,6 +720,7 @@ mod releases {
                         "service converged".into(),
                     ],
                     state: Some(crate::release::deploy::ServiceState {
+                        name: "prod_web".into(),
                         image: "registry/web:2.3.1".into(),
                         running: 2,
                         desired: 2,

@@ -12,6 +12,9 @@ use bollard::query_parameters::{ListTasksOptions, UpdateServiceOptions};
 /// The live state of a service, for the Releases tab.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ServiceState {
+    /// The Swarm service's own name (`prod_api`), which may differ from the release's.
+    #[serde(default)]
+    pub name: String,
     pub image: String,
     pub running: u64,
     pub desired: u64,
@@ -221,6 +224,7 @@ impl SwarmDeployer {
             update_state
         };
         Ok(ServiceState {
+            name: service.to_string(),
             image,
             running,
             desired,

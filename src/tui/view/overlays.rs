@@ -93,21 +93,37 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Some(Overlay::RollbackConfirm {
             id,
             service,
+            swarm,
             to,
             input,
+            wrong,
         }) => {
-            let r = centered(content, 64, 6);
+            let r = centered(content, 64, 7);
             f.render_widget(Clear, r);
-            let ok = input.value() == service;
+            let ok = crate::tui::releases::confirms(input.value(), service, swarm.as_deref());
+            let names = match swarm {
+                Some(s) => format!("{service} (or {s})"),
+                None => service.clone(),
+            };
             let lines = vec![
                 Line::from(format!(
-                    "Roll {service} back to {to}. Type the service name to confirm:"
+                    "Roll {service} back to {to}. Type {names} to confirm:"
                 )),
                 Line::from(Span::styled(
                     format!("> {}▏", input.value()),
                     if ok { theme.ok() } else { theme.busy() },
                 )),
-                Line::from(""),
+                if *wrong {
+                    Line::from(Span::styled(
+                        format!(
+                            "`{}` is not {names}",
+                            crate::sanitize::clean_max(input.value(), 30)
+                        ),
+                        theme.bad(),
+                    ))
+                } else {
+                    Line::from("")
+                },
                 Line::from(Span::styled(
                     "Enter roll back (when the name matches) · Esc cancel",
                     theme.dim(),
