@@ -39,7 +39,7 @@ struct Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         docker(&["service", "rm", &self.service]);
-        for tag in ["v1", "v2", "bad"] {
+        for tag in ["v0", "v1", "v2", "v3", "bad"] {
             // Tasks release their images a moment after the service goes.
             for _ in 0..20 {
                 if docker(&["rmi", "-f", &format!("{}:{tag}", self.repo)])
@@ -245,6 +245,9 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     import_image(&dir, &fx.repo, "v1", "sleep 3600");
     import_image(&dir, &fx.repo, "v2", "sleep 3600");
     import_image(&dir, &fx.repo, "bad", "exit 1");
+    // v0 ran before opsdeck: no release ever deployed it, but its image is on the manager.
+    import_image(&dir, &fx.repo, "v0", "sleep 3600");
+    import_image(&dir, &fx.repo, "v3", "sleep 3600");
     let out = docker(&[
         "service",
         "create",
@@ -314,6 +317,27 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     assert!(out.status.success(), "rollback: {}", text(&out.stderr));
     assert_eq!(status(&v2), "rollback_done");
     assert_eq!(service_image(&fx.service), format!("{}:v1", fx.repo));
+
+    // Rolling back to a tag no release deployed: the engine knows it, so no --force; a tag
+    // nobody knows needs --force.
+    let v3 = create("v3");
+    let out = opsdeck(&config, &data, &["approve", &v3]);
+    assert!(out.status.success(), "approve v3: {}", text(&out.stderr));
+    let out = opsdeck(&config, &data, &["rollback", &v3, "--to", "v-never"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("v0"),
+        "the known tags include the engine's: {}",
+        text(&out.stderr)
+    );
+    let out = opsdeck(&config, &data, &["rollback", &v3, "--to", "v0"]);
+    assert!(
+        out.status.success(),
+        "rollback to v0: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(status(&v3), "rollback_done");
+    assert_eq!(service_image(&fx.service), format!("{}:v0", fx.repo));
 
     let bad = create("bad");
     let out = opsdeck(&config, &data, &["approve", &bad]);

@@ -274,17 +274,25 @@ impl Backend {
         match self {
             Backend::Local(l) => {
                 let path = l.ledger_path.clone();
+                let release = {
+                    let path = path.clone();
+                    tokio::task::spawn_blocking(move || {
+                        crate::release::Ledger::open(&path).and_then(|l| l.get(id))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                };
+                let engine = match &release {
+                    Some(r) => crate::release::desk::engine_tags(&l.cfg.releases, r).await,
+                    None => Vec::new(),
+                };
                 tokio::task::spawn_blocking(move || {
                     let ledger = crate::release::Ledger::open(&path).map_err(|e| e.to_string())?;
                     let audit = ledger.audit(id).map_err(|e| e.to_string())?;
-                    let mut targets: Vec<String> = ledger
-                        .deployed_tags(&service)
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .filter(|(rid, t, _)| *rid != id && *t != tag)
-                        .map(|(_, t, _)| t)
-                        .collect();
-                    targets.dedup();
+                    let r = release.ok_or_else(|| format!("no release {service} {tag} ({id})"))?;
+                    let targets = crate::release::desk::rollback_targets(&ledger, &r, &engine)
+                        .map_err(|e| e.to_string())?;
                     Ok((audit, targets, None))
                 })
                 .await

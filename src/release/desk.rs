@@ -252,15 +252,7 @@ impl ReleaseDesk {
 
     /// The tags a release could be rolled back to: earlier deployed tags of its service.
     pub fn rollback_targets(&self, release: &Release) -> Result<Vec<String>, DeskError> {
-        let mut tags: Vec<String> = self
-            .ledger
-            .deployed_tags(&release.service_name)?
-            .into_iter()
-            .filter(|(rid, tag, _)| *rid != release.id && *tag != release.release_tag)
-            .map(|(_, tag, _)| tag)
-            .collect();
-        tags.dedup();
-        Ok(tags)
+        Ok(rollback_targets(&self.ledger, release, &[])?)
     }
 
     /// `release rollback`: deployed | production_failed → rollback → rollback_done or
@@ -289,6 +281,26 @@ impl ReleaseDesk {
         };
         engine_tags(&self.cfg, &r).await
     }
+}
+
+/// What the rollback picker offers `release`: the ledger's deployed tags of its service
+/// (newest first), then the tags the engine knows (`engine_tags`: its spec, the repository's
+/// images on the manager) that no release deployed, such as what ran before opsdeck.
+pub fn rollback_targets(
+    ledger: &Ledger,
+    release: &Release,
+    engine: &[String],
+) -> Result<Vec<String>, LedgerError> {
+    let mut tags: Vec<String> = ledger
+        .deployed_tags(&release.service_name)?
+        .into_iter()
+        .filter(|(rid, _, _)| *rid != release.id)
+        .map(|(_, tag, _)| tag)
+        .collect();
+    tags.extend(engine.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    tags.retain(|t| *t != release.release_tag && seen.insert(t.clone()));
+    Ok(tags)
 }
 
 /// Tags the engine knows for `r`'s service; see `ReleaseDesk::engine_tags`.

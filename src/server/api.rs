@@ -430,23 +430,14 @@ async fn cancel(State(s): S, c: Caller, Path(id): Path<i64>) -> ApiResult<Json<s
 async fn targets(State(s): S, c: Caller, Path(id): Path<i64>) -> ApiResult<Json<Vec<String>>> {
     s.authorize(&c, Action::Read, None).await?;
     let me = s.clone();
-    let tags = blocking(move || {
-        me.read(|l| {
-            let Some(r) = l.get(id)? else {
-                return Ok(None);
-            };
-            let mut tags: Vec<String> = l
-                .deployed_tags(&r.service_name)?
-                .into_iter()
-                .filter(|(rid, t, _)| *rid != id && *t != r.release_tag)
-                .map(|(_, t, _)| t)
-                .collect();
-            tags.dedup();
-            Ok(Some(tags))
-        })
-    })
-    .await?
-    .ok_or_else(|| ActionError::NotFound(format!("no release with id {id}")))?;
+    let r = blocking(move || me.read(|l| l.get(id)))
+        .await?
+        .ok_or_else(|| ActionError::NotFound(format!("no release with id {id}")))?;
+    let engine = crate::release::desk::engine_tags(&s.cfg.releases, &r).await;
+    let me = s.clone();
+    let tags =
+        blocking(move || me.read(|l| crate::release::desk::rollback_targets(l, &r, &engine)))
+            .await?;
     Ok(Json(tags))
 }
 
