@@ -31,6 +31,17 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.key() == s)
+            .ok_or_else(|| format!("`{s}` is not a role: use ci, approvers, deployers or viewers"))
+    }
+}
+
 /// Something a caller asks the server to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -44,6 +55,8 @@ pub enum Action {
     Cancel,
     Export,
     Schedule,
+    /// Create, list and revoke API tokens.
+    Tokens,
 }
 
 impl Action {
@@ -57,7 +70,8 @@ impl Action {
             | Action::Deploy
             | Action::Cancel
             | Action::Export
-            | Action::Schedule => Role::Deployers,
+            | Action::Schedule
+            | Action::Tokens => Role::Deployers,
         }
     }
 
@@ -74,6 +88,7 @@ impl Action {
             Action::Cancel => "cancel deploys",
             Action::Export => "export",
             Action::Schedule => "change schedules",
+            Action::Tokens => "manage API tokens",
         }
     }
 }
@@ -112,8 +127,12 @@ impl Access {
     }
 
     /// Whether `who` has `role`. root is treated like anyone else: it has only the roles it is
-    /// given.
+    /// given. An API token has exactly its own role (and reading), whatever the table says,
+    /// even without one.
     pub fn has(&self, who: &Identity, role: Role) -> bool {
+        if let Some(own) = who.token_role() {
+            return role == own || role == Role::Viewers;
+        }
         let Some(_) = &self.table else { return true };
         let entries = self.entries(role);
         if role == Role::Viewers && entries.is_empty() {
@@ -148,6 +167,15 @@ impl Access {
         let role = action.role();
         if self.has(who, role) {
             return Ok(());
+        }
+        if let Some(own) = who.token_role() {
+            return Err(Refusal(format!(
+                "{} may not {}: needs {} (the token's role is {})",
+                who.user,
+                action.verb(),
+                role.key(),
+                own.key()
+            )));
         }
         let entries = self.entries(role);
         Err(Refusal(format!(
@@ -219,6 +247,26 @@ mod tests {
             table()
                 .check(&who("bob", &["ops"]), Action::Rollback)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_token_has_exactly_its_role_with_or_without_a_table() {
+        for a in [table(), Access::new(None)] {
+            let ci = Identity::token("gha", Role::Ci);
+            assert_eq!(ci.token_role(), Some(Role::Ci));
+            assert_eq!(a.roles(&ci), vec![Role::Viewers, Role::Ci]);
+            let err = a.check(&ci, Action::Approve).unwrap_err();
+            assert_eq!(
+                err.0,
+                "token:gha may not approve: needs approvers (the token's role is ci)"
+            );
+            assert!(a.check(&ci, Action::Tokens).is_err());
+        }
+        // A Unix user or group with the reserved look is not a token.
+        assert_eq!(
+            who("token:gha", &["token-role:deployers"]).token_role(),
+            None
         );
     }
 
