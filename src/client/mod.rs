@@ -233,12 +233,10 @@ pub fn spawn_event_pump(
             tokio::select! {
                 () = cancel.cancelled() => return,
                 r = run => {
-                    if let Err(e) = r {
-                        if !lost {
-                            lost = true;
-                            let _ = tx.send(Event::Notice(format!("lost the server: {e}; reconnecting…"))).await;
-                            let _ = tx.send(Event::ReleasesUnavailable(format!("the server is unreachable: {e}"))).await;
-                        }
+                    if let Err(e) = r && !lost {
+                        lost = true;
+                        let _ = tx.send(Event::Notice(format!("lost the server: {e}; reconnecting…"))).await;
+                        let _ = tx.send(Event::ReleasesUnavailable(format!("the server is unreachable: {e}"))).await;
                     }
                 }
             }
