@@ -259,13 +259,15 @@ mod tests {
             let err = a.check(&ci, Action::Approve).unwrap_err();
             assert_eq!(
                 err.0,
-                "token:gha may not approve: needs approvers (the token's role is ci)"
+                "token/gha may not approve: needs approvers (the token's role is ci)"
             );
             assert!(a.check(&ci, Action::Tokens).is_err());
+            // The actor survives the sanitizer (the log, `release show`, the dashboard).
+            assert_eq!(crate::sanitize::clean(&err.0), err.0);
         }
         // A Unix user or group with the reserved look is not a token.
         assert_eq!(
-            who("token:gha", &["token-role:deployers"]).token_role(),
+            who("token/gha", &["token-role:deployers"]).token_role(),
             None
         );
     }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::access::Role;
 
-const TOKEN_USER_PREFIX: &str = "token:";
+/// `token/NAME`, not `token:NAME`: the sanitizer masks `token:<value>` as a secret, which
+/// would hide who acted in the log, the CLI and the dashboard.
+const TOKEN_USER_PREFIX: &str = "token/";
 const TOKEN_ROLE_PREFIX: &str = "token-role:";
 
 /// A caller as the kernel vouches for it.
@@ -52,10 +54,10 @@ impl Identity {
         }
     }
 
-    /// The identity of API token `name` (TCP listener): user `token:NAME`, no uid
-    /// (`u32::MAX`, which the kernel never gives a process), and its role in the reserved group
-    /// `token-role:ROLE`. No Unix user or group name contains `:` either, so no peer on the
-    /// socket can pass for a token.
+    /// The identity of API token `name` (TCP listener): user `token/NAME` (what the audit
+    /// trail records), no uid (`u32::MAX`, which the kernel never gives a process, so no peer
+    /// on the socket can pass for a token), and its role in the reserved group
+    /// `token-role:ROLE`.
     pub fn token(name: &str, role: Role) -> Identity {
         Identity {
             uid: u32::MAX,

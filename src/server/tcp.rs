@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -117,12 +119,14 @@ pub async fn serve(
     bound: Bound,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let gate = Arc::new(tokens::Gate::new(store.clone(), state.metrics.clone()));
     let app = super::router(state)
-        .layer(axum::Extension(store.clone()))
+        .layer(axum::Extension(store))
         .layer(axum::middleware::from_fn_with_state(
-            store,
+            gate,
             tokens::require_bearer,
-        ));
+        ))
+        .into_make_service_with_connect_info::<TcpPeer>();
     let stop = shutdown.clone();
     let done = async move { stop.cancelled().await };
     match bound.tls {
@@ -137,6 +141,22 @@ pub async fn serve(
                 .with_graceful_shutdown(done)
                 .await
         }
+    }
+}
+
+/// The remote address of a TCP listener connection (for the log of refused requests).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpPeer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for TcpPeer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        TcpPeer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for TcpPeer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        TcpPeer(*stream.remote_addr())
     }
 }
 

@@ -1,14 +1,16 @@
 //! API tokens for the TCP listener: `odk_` + 32 random bytes (base64url). The store keeps
 //! only each token's SHA-256, in `<data dir>/tokens.db` (0600); a presented token is hashed
 //! and compared with every live hash in constant time. A token is an identity
-//! (`token:NAME`) with exactly one role.
+//! (`token/NAME`) with exactly one role.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +22,7 @@ use subtle::ConstantTimeEq;
 
 use super::access::Role;
 use super::identity::Identity;
+use super::metrics::Metrics;
 
 /// File name of the token store inside the server's data dir.
 pub const TOKENS_DB: &str = "tokens.db";
@@ -188,13 +191,14 @@ impl TokenStore {
         Ok(())
     }
 
-    /// The identity of a presented token, when it is live. Every live hash is compared, in
-    /// constant time, whatever matched.
-    pub fn verify(&self, presented: &str) -> Result<Option<Identity>, TokenError> {
+    /// What a presented token is: live (its identity), revoked (its name) or unknown. Its
+    /// SHA-256 is compared with every stored hash, in constant time, whatever matched, so
+    /// the time taken does not tell how close a guess came.
+    pub fn verify(&self, presented: &str) -> Result<Verdict, TokenError> {
         let digest = hash(presented);
         let conn = self.conn();
         let mut st = conn.prepare_cached(
-            "SELECT name, role, hash, last_used FROM tokens WHERE revoked_at IS NULL",
+            "SELECT name, role, hash, last_used, revoked_at IS NOT NULL FROM tokens",
         )?;
         let rows = st.query_map([], |r| {
             Ok((
@@ -202,22 +206,26 @@ impl TokenStore {
                 r.get::<_, String>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })?;
         let mut found = None;
         for row in rows {
-            let (name, role, stored, last_used) = row?;
+            let (name, role, stored, last_used, revoked) = row?;
             let same: bool = stored.as_slice().ct_eq(&digest[..]).into();
             if same && found.is_none() {
-                found = Some((name, role, last_used));
+                found = Some((name, role, last_used, revoked));
             }
         }
         drop(st);
-        let Some((name, role, last_used)) = found else {
-            return Ok(None);
+        let Some((name, role, last_used, revoked)) = found else {
+            return Ok(Verdict::Unknown);
         };
+        if revoked {
+            return Ok(Verdict::Revoked(name));
+        }
         let Ok(role) = role.parse::<Role>() else {
-            return Ok(None);
+            return Ok(Verdict::Unknown);
         };
         let stale = last_used
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
@@ -228,8 +236,17 @@ impl TokenStore {
                 params![name, now()],
             )?;
         }
-        Ok(Some(Identity::token(&name, role)))
+        Ok(Verdict::Live(Identity::token(&name, role)))
     }
+}
+
+/// What a presented token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Live(Identity),
+    /// A revoked token, by name (for the log; the caller is told only "unknown or revoked").
+    Revoked(String),
+    Unknown,
 }
 
 fn now() -> String {
@@ -266,13 +283,123 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
 #[derive(Debug, Clone)]
 pub struct Bearer(pub Arc<Identity>);
 
+/// Failed attempts (no token, an unknown or a revoked one) within this window are logged one
+/// by one up to [`LOG_EACH`]; beyond that they are counted, and the count is logged when the
+/// next window's first failure arrives. Every one is counted in
+/// `opsdeck_token_failures_total`.
+const FAIL_WINDOW: Duration = Duration::from_secs(60);
+const LOG_EACH: u64 = 10;
+
+/// The failed-attempt counter of one listener.
+#[derive(Debug, Default)]
+struct Failures {
+    window_start: Option<Instant>,
+    in_window: u64,
+    unlogged: u64,
+    total: u64,
+}
+
+/// What to log for one failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+struct FailureNote {
+    /// Its number within the current window.
+    n: u64,
+    /// Its number since the server started.
+    total: u64,
+    /// Log this attempt on its own line.
+    log_it: bool,
+    /// Attempts of the previous window that were counted but not logged.
+    unlogged_before: u64,
+}
+
+impl Failures {
+    fn record(&mut self, now: Instant) -> FailureNote {
+        let mut unlogged_before = 0;
+        let expired = self
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= FAIL_WINDOW);
+        if expired {
+            unlogged_before = std::mem::take(&mut self.unlogged);
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        self.total += 1;
+        let log_it = self.in_window <= LOG_EACH;
+        if !log_it {
+            self.unlogged += 1;
+        }
+        FailureNote {
+            n: self.in_window,
+            total: self.total,
+            log_it,
+            unlogged_before,
+        }
+    }
+}
+
+/// The TCP listener's gate: the token store, and what failed attempts are counted in.
+pub struct Gate {
+    store: Arc<TokenStore>,
+    metrics: Arc<Metrics>,
+    failures: Mutex<Failures>,
+}
+
+impl Gate {
+    pub fn new(store: Arc<TokenStore>, metrics: Arc<Metrics>) -> Gate {
+        Gate {
+            store,
+            metrics,
+            failures: Mutex::new(Failures::default()),
+        }
+    }
+
+    /// Counts and logs a refused request: who connected, the path, why. Never the header.
+    fn failed(&self, peer: Option<SocketAddr>, path: &str, why: &str) {
+        self.metrics.token_failure();
+        let note = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(Instant::now());
+        let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+        let path = crate::sanitize::clean_max(path, 120);
+        if note.unlogged_before > 0 {
+            tracing::warn!(
+                "{} more failed API token attempts in the previous minute were counted, not logged one by one",
+                note.unlogged_before
+            );
+        }
+        if note.log_it {
+            tracing::warn!(
+                %peer,
+                %path,
+                "refused a request on the TCP listener: {why} (failed attempt {} in this minute, {} since start)",
+                note.n,
+                note.total
+            );
+        } else if note.n == LOG_EACH + 1 {
+            tracing::warn!(
+                %peer,
+                "more than {LOG_EACH} failed API token attempts within a minute: further ones are \
+                 counted (opsdeck_token_failures_total), not logged one by one, until it ends"
+            );
+        }
+    }
+}
+
 /// Middleware of the TCP listener: every request needs `Authorization: Bearer <token>` of a
-/// live token, else 401 `{"error", "code": "unauthorized"}`. The token is never logged.
+/// live token, else 401 `{"error", "code": "unauthorized"}`. The header is never logged; a
+/// refusal is, with the peer's address.
 pub async fn require_bearer(
-    State(store): State<Arc<TokenStore>>,
+    State(gate): State<Arc<Gate>>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<super::tcp::TcpPeer>>()
+        .map(|c| c.0.0);
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -284,18 +411,28 @@ pub async fn require_bearer(
                 .then(|| rest.trim().to_string())
         });
     let Some(presented) = presented else {
+        gate.failed(peer, req.uri().path(), "no bearer token");
         return unauthorized(
             "this listener needs `Authorization: Bearer <token>` (see `opsdeck token create`)",
         );
     };
+    let store = gate.store.clone();
     let verified = tokio::task::spawn_blocking(move || store.verify(&presented)).await;
     match verified {
-        Ok(Ok(Some(who))) => {
+        Ok(Ok(Verdict::Live(who))) => {
             req.extensions_mut().insert(Bearer(Arc::new(who)));
             next.run(req).await
         }
-        Ok(Ok(None)) => {
-            tracing::warn!(path = %req.uri().path(), "refused a request with an unknown or revoked API token");
+        Ok(Ok(Verdict::Revoked(name))) => {
+            gate.failed(
+                peer,
+                req.uri().path(),
+                &format!("the revoked token `{name}`"),
+            );
+            unauthorized("the bearer token is unknown or revoked")
+        }
+        Ok(Ok(Verdict::Unknown)) => {
+            gate.failed(peer, req.uri().path(), "an unknown token");
             unauthorized("the bearer token is unknown or revoked")
         }
         Ok(Err(e)) => {
@@ -333,10 +470,12 @@ mod tests {
         let token = token.expose_secret().to_string();
         assert!(token.starts_with(PREFIX) && token.len() == PREFIX.len() + 43);
         assert_eq!(info.role, "ci");
-        let who = store.verify(&token).unwrap().unwrap();
-        assert_eq!(who.user, "token:gha");
+        let Verdict::Live(who) = store.verify(&token).unwrap() else {
+            panic!("a live token did not verify")
+        };
+        assert_eq!(who.user, "token/gha");
         assert_eq!(who.token_role(), Some(Role::Ci));
-        assert!(store.verify("odk_nope").unwrap().is_none());
+        assert_eq!(store.verify("odk_nope").unwrap(), Verdict::Unknown);
         assert!(matches!(
             store.create("gha", Role::Ci, "alice"),
             Err(TokenError::Exists(_))
@@ -344,12 +483,46 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         store.revoke("gha").unwrap();
-        assert!(store.verify(&token).unwrap().is_none());
+        assert_eq!(
+            store.verify(&token).unwrap(),
+            Verdict::Revoked("gha".into())
+        );
         assert!(matches!(store.revoke("gha"), Err(TokenError::NotFound(_))));
-        // A revoked name can be used again, with a new value.
+        // A revoked name can be used again, with a new value; the old one stays refused.
         let (_, again) = store.create("gha", Role::Viewers, "alice").unwrap();
         assert_ne!(again.expose_secret(), token);
+        assert!(matches!(
+            store.verify(again.expose_secret()).unwrap(),
+            Verdict::Live(w) if w.token_role() == Some(Role::Viewers)
+        ));
+        assert_eq!(store.verify(&token).unwrap(), Verdict::Unknown);
         assert!(store.create("bad name", Role::Ci, "a").is_err());
         assert!(store.create("-x", Role::Ci, "a").is_err());
+    }
+
+    #[test]
+    fn failed_attempts_are_logged_one_by_one_then_counted() {
+        let mut f = Failures::default();
+        let t0 = Instant::now();
+        for n in 1..=LOG_EACH {
+            let note = f.record(t0);
+            assert_eq!((note.n, note.log_it, note.unlogged_before), (n, true, 0));
+        }
+        for n in LOG_EACH + 1..LOG_EACH + 6 {
+            let note = f.record(t0 + Duration::from_secs(30));
+            assert_eq!((note.n, note.log_it), (n, false));
+        }
+        // The next window starts over and reports what the last one did not log.
+        let note = f.record(t0 + FAIL_WINDOW);
+        assert_eq!(
+            note,
+            FailureNote {
+                n: 1,
+                total: LOG_EACH + 6,
+                log_it: true,
+                unlogged_before: 5
+            }
+        );
+        assert_eq!(f.record(t0 + FAIL_WINDOW).unlogged_before, 0);
     }
 }
