@@ -29,6 +29,8 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"(\bbot)?(\d{6,12}:)[A-Za-z0-9_-]{30,}",
         // form fields and JSON members that hold secrets
         r#"(?i)(\b(?:access_token|refresh_token|id_token|token|api_token|client_secret|password|passwd|secret)["']?\s*[=:]\s*["']?)[^&"'\s,;}]{3,}"#,
+        // opsdeck API tokens (server::tokens), wherever they appear
+        r"(\bodk_)[A-Za-z0-9_-]{20,}",
     ]
     .iter()
     .map(|p| Regex::new(p).expect("valid pattern"))
@@ -193,6 +195,8 @@ mod tests {
         assert!(!t.contains("AAHdq"), "{t}");
         let t = clean(r#"{"access_token":"abcdef123456","expires_in":3600}"#);
         assert!(!t.contains("abcdef123456"), "{t}");
+        let t = clean("curl said odk_Zm9vYmFyYmF6cXV4LXRlc3QtdG9rZW4tdmFsdWU was bad");
+        assert_eq!(t, "curl said odk_*** was bad");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod checks;
 pub mod logs;
 pub mod release;
 pub mod server;
+pub mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,12 @@ pub enum Command {
     Release {
         #[command(subcommand)]
         cmd: release::ReleaseCmd,
+    },
+    /// API tokens for the TCP listener (CI over the network): create, list, revoke. Through
+    /// the running server; deployers only.
+    Token {
+        #[command(subcommand)]
+        cmd: token::TokenCmd,
     },
 }
 

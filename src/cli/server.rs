@@ -61,6 +61,25 @@ pub async fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tokens = match crate::server::tokens::TokenStore::open(
+        &data_dir.join(crate::server::tokens::TOKENS_DB),
+    ) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tcp = match &cfg.listen {
+        None => None,
+        Some(l) => match crate::server::tcp::bind(l).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
     let (tx, mut rx) = crate::events::channel();
     let services = match Services::start(
         &cfg,
@@ -131,9 +150,27 @@ pub async fn run(cli: &Cli) -> ExitCode {
     );
     let stop = state.shutdown.clone();
     let serve_stop = stop.clone();
-    let server = tokio::spawn(crate::server::serve(state.clone(), listener, async move {
-        serve_stop.cancelled().await;
-    }));
+    if let Some(b) = tcp {
+        tracing::info!(
+            tls = cfg.listen.as_ref().is_some_and(|l| l.tls.is_some()),
+            "TCP listener on {} (bearer tokens)",
+            b.addr
+        );
+        tokio::spawn(crate::server::tcp::serve(
+            state.clone(),
+            tokens.clone(),
+            b,
+            stop.clone(),
+        ));
+    }
+    let server = tokio::spawn(crate::server::serve(
+        state.clone(),
+        tokens,
+        listener,
+        async move {
+            serve_stop.cancelled().await;
+        },
+    ));
     shutdown.await;
     tracing::info!("shutting down: closing streams, cancelling running exports");
     stop.cancel();

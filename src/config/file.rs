@@ -165,6 +165,11 @@ pub struct LogSourceFile {
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     pub socket: Option<String>,
+    /// A TCP address for CI over the network, e.g. "0.0.0.0:8443".
+    pub listen: Option<Spanned<String>>,
+    /// PEM certificate chain and private key for `listen`.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
 }
 
 /// `[access]`: who may do what, read only by the server (`opsdeck run`).

@@ -159,6 +159,24 @@ impl ReleasesConfig {
     }
 }
 
+/// `server.listen`: the optional TCP listener (bearer tokens only), with TLS unless loopback.
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    pub addr: std::net::SocketAddr,
+    pub origin: Origin,
+    pub tls: Option<TlsFiles>,
+}
+
+/// `server.tls_cert` and `server.tls_key`: read by the server at start, not at load (clients
+/// share the config file and cannot read the key).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub cert_origin: Origin,
+    pub key: PathBuf,
+    pub key_origin: Origin,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -174,6 +192,8 @@ pub struct Config {
     pub server_socket: Option<PathBuf>,
     /// `[access]`, when the file has one (the server's roles).
     pub access: Option<file::AccessFile>,
+    /// `server.listen`, when set.
+    pub listen: Option<ListenConfig>,
     /// Warnings found while loading (e.g. a token in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -531,6 +551,8 @@ impl Config {
             deploy_timeout: dur("releases.deploy_timeout", r.deploy_timeout, secs(600))?,
         };
 
+        let server = raw.server.unwrap_or_default();
+        let listen = listen_config(&server, &at, &mut warnings)?;
         Ok(Config {
             path: path.map(Path::to_path_buf),
             testops,
@@ -540,8 +562,9 @@ impl Config {
             logs: raw.logs.unwrap_or_default(),
             server_socket: env("OPSDECK_SOCKET")
                 .map(PathBuf::from)
-                .or_else(|| raw.server.and_then(|s| s.socket).map(PathBuf::from)),
+                .or_else(|| server.socket.map(PathBuf::from)),
             access: raw.access,
+            listen,
             warnings,
         })
     }
@@ -611,6 +634,70 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// `server.listen` with its TLS files: an address, both files or neither, and without TLS a
+/// loopback address only (a token must not cross a network in clear).
+fn listen_config(
+    s: &file::ServerFile,
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ListenConfig>, ConfigError> {
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some(TlsFiles {
+            cert: PathBuf::from(c.get_ref()),
+            cert_origin: at(c.span()),
+            key: PathBuf::from(k.get_ref()),
+            key_origin: at(k.span()),
+        }),
+        (Some(c), None) => {
+            return Err(ConfigError::Invalid {
+                key: "server.tls_key",
+                origin: at(c.span()),
+                message: "server.tls_cert is set but server.tls_key is not: set both".into(),
+            });
+        }
+        (None, Some(k)) => {
+            return Err(ConfigError::Invalid {
+                key: "server.tls_cert",
+                origin: at(k.span()),
+                message: "server.tls_key is set but server.tls_cert is not: set both".into(),
+            });
+        }
+    };
+    let Some(l) = &s.listen else {
+        if tls.is_some() {
+            warnings.push(
+                "server.tls_cert and server.tls_key are set but server.listen is not: no TCP listener"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    let origin = at(l.span());
+    let addr: std::net::SocketAddr = l.get_ref().trim().parse().map_err(|_| {
+        ConfigError::Invalid {
+            key: "server.listen",
+            origin: origin.clone(),
+            message: format!(
+                "`{}` is not an IP address and port, e.g. \"0.0.0.0:8443\" or \"127.0.0.1:8443\"",
+                l.get_ref()
+            ),
+        }
+    })?;
+    if tls.is_none() && !addr.ip().is_loopback() {
+        return Err(ConfigError::Invalid {
+            key: "server.listen",
+            origin,
+            message: format!(
+                "`{addr}` is not a loopback address and TLS is not configured: bearer tokens \
+                 would cross the network in clear; set server.tls_cert and server.tls_key, or \
+                 listen on 127.0.0.1"
+            ),
+        });
+    }
+    Ok(Some(ListenConfig { addr, origin, tls }))
 }
 
 fn secs(n: u64) -> Duration {

@@ -198,10 +198,52 @@ fn example_config_parses_and_documents_every_key() {
         "attempt_timeout",
         "min_rate",
         "allow_sub_minute",
+        "listen",
+        "tls_cert",
+        "tls_key",
     ] {
         assert!(
             text.contains(key),
             "config.example.toml does not mention {key}"
         );
     }
+}
+
+#[test]
+fn the_tcp_listener_needs_tls_off_loopback() {
+    assert!(load("").unwrap().listen.is_none());
+    for addr in ["127.0.0.1:7443", "[::1]:7443"] {
+        let c = load(&format!("[server]\nlisten = \"{addr}\"\n")).unwrap();
+        let l = c.listen.unwrap();
+        assert!(l.addr.ip().is_loopback() && l.tls.is_none());
+    }
+    let msg = load("[server]\n\nlisten = \"0.0.0.0:7443\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("/etc/opsdeck.toml:3: invalid value for `server.listen`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("server.tls_cert") && msg.contains("server.tls_key"),
+        "{msg}"
+    );
+    let c = load(
+        "[server]\nlisten = \"0.0.0.0:7443\"\ntls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n",
+    )
+    .unwrap();
+    let tls = c.listen.unwrap().tls.unwrap();
+    assert_eq!(tls.key, PathBuf::from("/etc/k.pem"));
+    let msg = load("[server]\nlisten = \"0.0.0.0:7443\"\ntls_cert = \"/etc/c.pem\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("`server.tls_key`"), "{msg}");
+    let msg = load("[server]\nlisten = \"manager:7443\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("is not an IP address and port"), "{msg}");
+    // TLS files without a listener: a warning, no listener.
+    let c = load("[server]\ntls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n").unwrap();
+    assert!(c.listen.is_none());
+    assert!(c.warnings.iter().any(|w| w.contains("server.listen")));
 }

@@ -31,6 +31,17 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.key() == s)
+            .ok_or_else(|| format!("`{s}` is not a role: use ci, approvers, deployers or viewers"))
+    }
+}
+
 /// Something a caller asks the server to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +56,8 @@ pub enum Action {
     Cancel,
     Export,
     Schedule,
+    /// Create, list and revoke API tokens.
+    Tokens,
 }
 
 impl Action {
@@ -72,7 +85,8 @@ impl Action {
             | Action::Deploy
             | Action::Cancel
             | Action::Export
-            | Action::Schedule => Role::Deployers,
+            | Action::Schedule
+            | Action::Tokens => Role::Deployers,
         }
     }
 
@@ -89,6 +103,7 @@ impl Action {
             Action::Cancel => "cancel deploys",
             Action::Export => "export",
             Action::Schedule => "change schedules",
+            Action::Tokens => "manage API tokens",
         }
     }
 }
@@ -127,8 +142,12 @@ impl Access {
     }
 
     /// Whether `who` has `role`. root is treated like anyone else: it has only the roles it is
-    /// given.
+    /// given. An API token has exactly its own role (and reading), whatever the table says,
+    /// even without one.
     pub fn has(&self, who: &Identity, role: Role) -> bool {
+        if let Some(own) = who.token_role() {
+            return role == own || role == Role::Viewers;
+        }
         let Some(_) = &self.table else { return true };
         let entries = self.entries(role);
         if role == Role::Viewers && entries.is_empty() {
@@ -171,6 +190,15 @@ impl Access {
         let role = action.role();
         if self.has(who, role) {
             return Ok(());
+        }
+        if let Some(own) = who.token_role() {
+            return Err(Refusal(format!(
+                "{} may not {}: needs {} (the token's role is {})",
+                who.user,
+                action.verb(),
+                role.key(),
+                own.key()
+            )));
         }
         let entries = self.entries(role);
         Err(Refusal(format!(
@@ -242,6 +270,28 @@ mod tests {
             table()
                 .check(&who("bob", &["ops"]), Action::Rollback)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_token_has_exactly_its_role_with_or_without_a_table() {
+        for a in [table(), Access::new(None)] {
+            let ci = Identity::token("gha", Role::Ci);
+            assert_eq!(ci.token_role(), Some(Role::Ci));
+            assert_eq!(a.roles(&ci), vec![Role::Viewers, Role::Ci]);
+            let err = a.check(&ci, Action::Approve).unwrap_err();
+            assert_eq!(
+                err.0,
+                "token/gha may not approve: needs approvers (the token's role is ci)"
+            );
+            assert!(a.check(&ci, Action::Tokens).is_err());
+            // The actor survives the sanitizer (the log, `release show`, the dashboard).
+            assert_eq!(crate::sanitize::clean(&err.0), err.0);
+        }
+        // A Unix user or group with the reserved look is not a token.
+        assert_eq!(
+            who("token/gha", &["token-role:deployers"]).token_role(),
+            None
         );
     }
 

@@ -1,6 +1,7 @@
 //! The API routes. Every handler takes the caller's identity from the connection (kernel
-//! peer credentials), asks `Access` first, and answers JSON; errors are
-//! `{"error": "...", "code": "..."}` with 400, 403, 404, 409 or 503.
+//! peer credentials on the Unix socket, a bearer token on the TCP listener), asks `Access`
+//! first, and answers JSON; errors are `{"error": "...", "code": "..."}` with 400, 401, 403,
+//! 404, 409 or 503.
 
 use std::sync::Arc;
 
@@ -80,6 +81,13 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
         parts: &mut Parts,
         _state: &Arc<ServerState>,
     ) -> Result<Self, Self::Rejection> {
+        // The TCP listener: the token its middleware verified (there are no peer credentials).
+        if let Some(super::tokens::Bearer(who)) = parts.extensions.get() {
+            return Ok(Caller {
+                who: who.clone(),
+                ssh_unverified: None,
+            });
+        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<Peer>>()
@@ -102,7 +110,7 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
 }
 
 /// A JSON body whose parse errors are 400s in our error shape.
-pub struct Body400<T>(T);
+pub struct Body400<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned, St: Send + Sync> axum::extract::FromRequest<St>
     for Body400<T>
@@ -152,6 +160,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/logs", get(log_names))
         .route("/v1/logs/{source}", get(logs))
         .route("/metrics", get(metrics))
+        .route(
+            "/v1/tokens",
+            get(super::token_api::list).post(super::token_api::create),
+        )
+        .route("/v1/tokens/{name}/revoke", post(super::token_api::revoke))
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -4,6 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Role;
+
+/// `token/NAME`, not `token:NAME`: the sanitizer masks `token:<value>` as a secret, which
+/// would hide who acted in the log, the CLI and the dashboard.
+const TOKEN_USER_PREFIX: &str = "token/";
+const TOKEN_ROLE_PREFIX: &str = "token-role:";
+
 /// A caller as the kernel vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -45,6 +52,29 @@ impl Identity {
             user: name,
             groups,
         }
+    }
+
+    /// The identity of API token `name` (TCP listener): user `token/NAME` (what the audit
+    /// trail records), no uid (`u32::MAX`, which the kernel never gives a process, so no peer
+    /// on the socket can pass for a token), and its role in the reserved group
+    /// `token-role:ROLE`.
+    pub fn token(name: &str, role: Role) -> Identity {
+        Identity {
+            uid: u32::MAX,
+            gid: u32::MAX,
+            pid: None,
+            user: format!("{TOKEN_USER_PREFIX}{name}"),
+            groups: vec![format!("{TOKEN_ROLE_PREFIX}{}", role.key())],
+        }
+    }
+
+    /// The role of a token identity; `None` for a Unix peer.
+    pub fn token_role(&self) -> Option<Role> {
+        if self.uid != u32::MAX || !self.user.starts_with(TOKEN_USER_PREFIX) {
+            return None;
+        }
+        let key = self.groups.first()?.strip_prefix(TOKEN_ROLE_PREFIX)?;
+        Role::ALL.into_iter().find(|r| r.key() == key)
     }
 
     /// Whether an access entry (`name` or `@group`) names this caller.

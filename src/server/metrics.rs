@@ -16,6 +16,7 @@ struct Counters {
     transitions: BTreeMap<&'static str, u64>,
     deploy_seconds: Vec<f64>,
     refusals: u64,
+    token_failures: u64,
 }
 
 /// The server's counters.
@@ -63,6 +64,12 @@ impl Metrics {
         self.lock().refusals += 1;
     }
 
+    /// Counts a request on the TCP listener refused for its bearer token (none, unknown,
+    /// revoked).
+    pub fn token_failure(&self) {
+        self.lock().token_failures += 1;
+    }
+
     /// The text format, with the connected sessions and the uptime.
     pub fn render(&self, sessions: usize, uptime: Duration) -> String {
         let c = self.lock();
@@ -104,6 +111,11 @@ impl Metrics {
             "opsdeck_refusals_total",
             "counter",
             "Requests refused by access control.",
+        );
+        family(
+            "opsdeck_token_failures_total",
+            "counter",
+            "Requests on the TCP listener refused for a missing, unknown or revoked token.",
         );
         family(
             "opsdeck_uptime_seconds",
@@ -154,6 +166,7 @@ impl Metrics {
         );
         let _ = writeln!(o, "opsdeck_sessions {sessions}");
         let _ = writeln!(o, "opsdeck_refusals_total {}", c.refusals);
+        let _ = writeln!(o, "opsdeck_token_failures_total {}", c.token_failures);
         let _ = writeln!(o, "opsdeck_uptime_seconds {}", uptime.as_secs());
         o
     }

@@ -11,6 +11,9 @@ mod logs;
 mod metrics;
 pub mod socket;
 mod state;
+pub mod tcp;
+mod token_api;
+pub mod tokens;
 
 pub use api::router;
 pub use state::{Caller, ServerState};
@@ -63,10 +66,11 @@ pub fn state_parts(
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     state: Arc<ServerState>,
+    tokens: Arc<tokens::TokenStore>,
     listener: UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let app = router(state).layer(axum::Extension(tokens));
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(shutdown)
         .await

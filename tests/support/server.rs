@@ -24,6 +24,11 @@ pub struct TestServer {
     /// Make the test's own reads (curl) as this user, when set.
     pub read_as: Option<String>,
     pub bin: PathBuf,
+    /// Extra environment for the server process (e.g. `RUST_LOG`).
+    pub env: Vec<(String, String)>,
+    /// Everything the server wrote to stderr so far (its log).
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The release part of the config: services `api` and `web`, a deploy that takes `sleep`
@@ -71,6 +76,9 @@ impl TestServer {
             run_as: None,
             read_as: None,
             bin: PathBuf::from(env!("CARGO_BIN_EXE_opsdeck")),
+            env: Vec::new(),
+            stderr: Default::default(),
+            drain: None,
         }
     }
 
@@ -89,19 +97,24 @@ impl TestServer {
             .env("OPSDECK_DATA_DIR", &self.data)
             .env("OPSDECK_SOCKET", &self.socket)
             .env_remove("OPSDECK_SERVER")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            // Drain the log so the server never blocks on a full pipe.
+        let keep = self.stderr.clone();
+        self.drain = Some(std::thread::spawn(move || {
+            // Drain the log so the server never blocks on a full pipe, and keep it.
             for l in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("OPSDECK_TEST_VERBOSE").is_some() {
                     eprintln!("server: {l}");
                 }
+                let mut k = keep.lock().unwrap_or_else(|p| p.into_inner());
+                k.push_str(&l);
+                k.push('\n');
             }
-        });
+        }));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -124,6 +137,16 @@ impl TestServer {
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let mut child = self.child.take().unwrap();
         child.wait().unwrap()
+    }
+
+    /// Stops the server and returns all it wrote to stderr, to the last line.
+    pub fn stop_and_log(&mut self) -> String {
+        let status = self.stop();
+        assert!(status.success(), "the server stopped with {status}");
+        if let Some(t) = self.drain.take() {
+            t.join().unwrap();
+        }
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Kills the server with SIGKILL (no clean-up at all).
