@@ -3,9 +3,10 @@
 //!    server publishes it) to the last of the 20 clients having it: p50 and p99 over 300
 //!    changes.
 //! 2. `opsdeck release list --json` as a client of the server vs in-process (`--local`),
-//!    same ledger of 200 releases: median wall time of 30 runs each, and the ratio.
+//!    same ledger of 500 releases (200 made first, 300 by step 1): median wall time of 30
+//!    runs each, and the ratio.
 //! 3. 1 000 sequential `GET /v1/releases?limit=50`: median and p99.
-//! 4. The server idle for 10 s: RSS, and its threads' context switches (wake-ups).
+//! The server idle (RSS, wake-ups) is `scripts/server_idle.sh`.
 //!
 //! Run: `cargo build --release && cargo run --release --example server_bench`
 
@@ -100,7 +101,6 @@ async fn run() {
     events_latency(&http).await;
     cli_ratio(&config, &data, &socket);
     sequential_gets(&http).await;
-    idle(server.id(), &http).await;
 
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
@@ -210,49 +210,5 @@ async fn sequential_gets(http: &UnixHttp) {
         "1000 sequential GET /v1/releases?limit=50: median {:.3} ms, p99 {:.3} ms",
         pct(&mut t, 0.5),
         pct(&mut t, 0.99)
-    );
-}
-
-fn switches(pid: u32) -> u64 {
-    let mut n = 0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-        for l in s.lines() {
-            if l.starts_with("voluntary_ctxt_switches")
-                || l.starts_with("nonvoluntary_ctxt_switches")
-            {
-                n += l
-                    .split_whitespace()
-                    .last()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap_or(0);
-            }
-        }
-    }
-    n
-}
-
-async fn idle(pid: u32, http: &UnixHttp) {
-    // Let the load settle, then watch 10 s of nothing.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = switches(pid);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let after = switches(pid);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS"))
-        .unwrap_or("VmRSS: ?")
-        .to_string();
-    let h: serde_json::Value = http.get_json("/v1/health").await.unwrap();
-    println!(
-        "idle 10 s: {} (after the runs above), {} context switches in 10 s across all threads, {} session(s) left",
-        rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
-        after - before,
-        h["sessions"]
     );
 }
