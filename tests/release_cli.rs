@@ -359,9 +359,9 @@ fn two_processes_approving_at_once_one_wins() {
     let loser = if a.status.success() { &b } else { &a };
     let err = text(&loser.stderr);
     assert!(
-        err.contains("manual_test_passed by")
-            || err.contains("deploying by")
-            || err.contains("deployed by"),
+        err.contains("(root approved it ")
+            || err.contains("(root set it to deploying ")
+            || err.contains("(root set it to deployed "),
         "{err}"
     );
     assert_eq!(status_of(&d, id.parse().unwrap()), "deployed");

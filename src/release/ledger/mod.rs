@@ -76,13 +76,30 @@ pub enum LedgerError {
 
 fn last_change(last: &Option<Box<AuditEntry>>) -> String {
     match last {
+        // "alice approved it 3 s ago": a second approver learns plainly who won.
         Some(a) => format!(
-            " ({} by {} at {})",
-            a.to,
+            " ({} {} {} ago, at {})",
             a.actor,
+            match a.to.as_str() {
+                "manual_test_passed" => "approved it".to_string(),
+                "manual_test_failed" => "rejected it".to_string(),
+                to => format!("set it to {to}"),
+            },
+            ago(Utc::now() - a.at),
             a.at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
         None => String::new(),
+    }
+}
+
+/// "3 s", "4 min", "2 h", "5 days".
+fn ago(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86400),
     }
 }
 

@@ -76,7 +76,7 @@ fn a_forbidden_transition_says_who_moved_it_and_what_is_allowed() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("is manual_test_passed (manual_test_passed by alice at"),
+        e.contains("is manual_test_passed (alice approved it 0 s ago, at "),
         "{e}"
     );
     assert!(
