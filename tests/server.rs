@@ -157,16 +157,12 @@ fn a_lost_race_is_a_409_that_says_who_won_and_when() {
         "{:?}",
         outs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>()
     );
+    let who_won = regex::Regex::new(r"\(root (approved it|set it to \w+) \d+ s ago, at ").unwrap();
     for o in outs.iter().filter(|o| !o.status.success()) {
         assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
         let e = text(&o.stderr);
         // The loser is told plainly who won and how long ago.
-        assert!(
-            regex::Regex::new(r"\(root (approved it|set it to \w+) \d+ s ago, at ")
-                .unwrap()
-                .is_match(&e),
-            "{e}"
-        );
+        assert!(who_won.is_match(&e), "{e}");
     }
     s.wait_status(id, "deployed");
     let (code, body) = s.curl("POST", &format!("/v1/releases/{id}/approve"), None);
