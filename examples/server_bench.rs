@@ -6,6 +6,7 @@
 //!    same ledger of 500 releases (200 made first, 300 by step 1): median wall time of 30
 //!    runs each, and the ratio.
 //! 3. 1 000 sequential `GET /v1/releases?limit=50`: median and p99.
+//!
 //! The server idle (RSS, wake-ups) is `scripts/server_idle.sh`.
 //!
 //! Run: `cargo build --release && cargo run --release --example server_bench`
