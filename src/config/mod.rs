@@ -7,6 +7,7 @@ pub mod edit;
 mod file;
 pub mod limits;
 mod mapping;
+mod notify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -174,8 +175,19 @@ pub struct Config {
     pub server_socket: Option<PathBuf>,
     /// `[access]`, when the file has one (the server's roles).
     pub access: Option<file::AccessFile>,
+    /// `[[notify]]` sinks.
+    pub notify: Vec<crate::notify::SinkConfig>,
+    /// `[ui]`.
+    pub ui: UiConfig,
     /// Warnings found while loading (e.g. a token in a world-readable file).
     pub warnings: Vec<String>,
+}
+
+/// `[ui]` settings of the dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct UiConfig {
+    /// A bell and a desktop notification when a release starts waiting on you.
+    pub notify: bool,
 }
 
 /// The environment, read once so tests can pass their own.
@@ -531,8 +543,15 @@ impl Config {
             deploy_timeout: dur("releases.deploy_timeout", r.deploy_timeout, secs(600))?,
         };
 
+        let notify = notify::sinks(raw.notify.unwrap_or_default(), &at, &mut warnings)?;
+        let ui = UiConfig {
+            notify: raw.ui.and_then(|u| u.notify).unwrap_or(false),
+        };
+
         Ok(Config {
             path: path.map(Path::to_path_buf),
+            notify,
+            ui,
             testops,
             export,
             logging,

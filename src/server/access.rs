@@ -45,11 +45,13 @@ pub enum Action {
     Cancel,
     Export,
     Schedule,
+    /// Send a test notification (`opsdeck notify test SINK`).
+    NotifyTest,
 }
 
 impl Action {
     /// Every action, for `whoami`'s refusals.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Read,
         Action::Create,
         Action::CiStatus,
@@ -60,6 +62,7 @@ impl Action {
         Action::Cancel,
         Action::Export,
         Action::Schedule,
+        Action::NotifyTest,
     ];
 
     /// The role an action needs.
@@ -72,7 +75,8 @@ impl Action {
             | Action::Deploy
             | Action::Cancel
             | Action::Export
-            | Action::Schedule => Role::Deployers,
+            | Action::Schedule
+            | Action::NotifyTest => Role::Deployers,
         }
     }
 
@@ -89,6 +93,7 @@ impl Action {
             Action::Cancel => "cancel deploys",
             Action::Export => "export",
             Action::Schedule => "change schedules",
+            Action::NotifyTest => "send test notifications",
         }
     }
 }

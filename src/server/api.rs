@@ -152,6 +152,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/logs", get(log_names))
         .route("/v1/logs/{source}", get(logs))
         .route("/metrics", get(metrics))
+        .merge(super::notify_api::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

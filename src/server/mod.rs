@@ -9,10 +9,12 @@ pub mod hub;
 pub mod identity;
 mod logs;
 mod metrics;
+mod notify_api;
 pub mod socket;
 mod state;
 
 pub use api::router;
+pub use notify_api::log_json as notify_log_json;
 pub use state::{Caller, ServerState};
 
 use std::path::Path;
@@ -47,6 +49,7 @@ pub fn state_parts(
     data_dir: std::path::PathBuf,
     hub: Arc<hub::Hub>,
     metrics: Arc<metrics::Metrics>,
+    notifier: Option<Arc<crate::notify::Notifier>>,
 ) -> state::Parts {
     state::Parts {
         cfg,
@@ -57,6 +60,7 @@ pub fn state_parts(
         data_dir,
         hub,
         metrics,
+        notifier,
     }
 }
 

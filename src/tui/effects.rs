@@ -159,6 +159,19 @@ impl Effects {
                 let _ = write!(self.clipboard, "\x1b]52;c;{b64}\x07");
                 let _ = self.clipboard.flush();
             }
+            Cmd::Alert(text) => {
+                // BEL, then OSC 9 (iTerm2, Windows Terminal, kitty, foot) and OSC 777
+                // (rxvt, VTE terminals, WezTerm): they reach the laptop's desktop through SSH.
+                let text: String = text
+                    .chars()
+                    .map(|c| if c.is_control() || c == ';' { ' ' } else { c })
+                    .collect();
+                let _ = write!(
+                    self.clipboard,
+                    "\x07\x1b]9;{text}\x07\x1b]777;notify;opsdeck;{text}\x07"
+                );
+                let _ = self.clipboard.flush();
+            }
             Cmd::Approve { id, service, tag } => {
                 if let Backend::Remote(_) = self.backend {
                     let b = self.backend.clone();
