@@ -654,3 +654,64 @@ events = ["release_deployed"]
         "{o}"
     );
 }
+
+#[test]
+fn local_mode_queues_and_sends_from_the_command_itself() {
+    let hook = Fake::default();
+    let port = free_port();
+    let s = TestServer::new("0.1", "");
+    let url = write_secret(&s, "hook_url", &format!("http://127.0.0.1:{port}/local"));
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!(
+            "{cfg}\n[[notify]]\nkind = \"webhook\"\nurl_file = \"{url}\"\nretry_max = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    // The receiver is down: the command still succeeds, and the message stays queued.
+    let create = |tag: &str| {
+        s.ok(&[
+            "--local",
+            "release",
+            "create",
+            "--service",
+            "api",
+            "--tag",
+            tag,
+            "--status",
+            "manual_testing",
+        ])
+        .trim()
+        .parse::<i64>()
+        .unwrap()
+    };
+    let first = create("v1");
+    assert!(hook.all().is_empty());
+    let log: serde_json::Value =
+        serde_json::from_str(&s.ok(&["--local", "notify", "log", "--json"])).unwrap();
+    assert_eq!(log["deliveries"][0]["state"], "queued", "{log:#}");
+    assert!(
+        log["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("webhook: "),
+        "{log:#}"
+    );
+    // Up again: the next command sends both, in order (after the first's retry time).
+    let _up = hook.serve(port);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = create("v2");
+    let got = hook.wait_accepted(2, "local mode");
+    let rids: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["release_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rids, [first, second]);
+    let local = s.dir.join("client-data").join("notify.db");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&local).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
