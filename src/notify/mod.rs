@@ -204,10 +204,12 @@ impl NotifyEvent {
     /// The message as plain text lines: what, reason, who, link, action. Outside text is
     /// cleaned (secrets masked, control characters escaped).
     pub fn lines(&self) -> Vec<(&'static str, String)> {
-        let c = |s: &str| crate::sanitize::clean_max(s, 1000);
+        // Short enough that the escaped HTML stays under Telegram's 4 096 characters even
+        // when every character escapes to `&amp;`.
+        let c = |s: &str| crate::sanitize::clean_max(s, 120);
         let mut out = vec![("", c(&self.headline()))];
         if let Some(r) = &self.reason {
-            out.push(("reason", c(r)));
+            out.push(("reason", crate::sanitize::clean_max(r, 250)));
         }
         if let Some(a) = &self.actor
             && !matches!(
@@ -218,7 +220,7 @@ impl NotifyEvent {
             out.push(("by", c(a)));
         }
         if let Some(l) = &self.link {
-            out.push(("CI run", c(l)));
+            out.push(("CI run", crate::sanitize::clean_max(l, 200)));
         }
         if let Some(a) = self.action() {
             out.push(("act", a));
@@ -436,6 +438,12 @@ mod tests {
         assert!(h.contains("<b>api v1.5.0 rejected by alice</b>"), "{h}");
         assert!(h.contains("checkout &lt;broken&gt; &amp; slow"), "{h}");
         assert!(!h.contains("<broken>"), "{h}");
+        let mut long = ev.clone();
+        long.reason = Some("&".repeat(10_000));
+        long.actor = Some("<".repeat(10_000));
+        long.link = Some(">".repeat(10_000));
+        long.service = Some("&".repeat(10_000));
+        assert!(long.html().chars().count() < 4096, "{}", long.html().len());
         let w = NotifyEvent::from_change(&change(None, Status::ManualTesting, None)).unwrap();
         assert!(
             w.text().contains("opsdeck release approve 7"),
