@@ -715,3 +715,79 @@ fn local_mode_queues_and_sends_from_the_command_itself() {
         0o600
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_that_failed_all_attempts_and_the_next_that_succeeded_through_the_server() {
+    use opsdeck::testops_sim::{Fault, SimOptions, SimTestOps};
+    let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
+    sim.fail_export_requests([Fault::Status(503)]);
+    let hook = Fake::default();
+    let port = free_port();
+    let _h = hook.serve(port);
+    let base = sim.base_url();
+    let (s, hook) = tokio::task::spawn_blocking(move || {
+        let mut s = TestServer::new("0.1", "max_attempts = 1\n");
+        let url = write_secret(&s, "hook_url", &format!("http://127.0.0.1:{port}/exports"));
+        let cfg = std::fs::read_to_string(&s.config).unwrap();
+        std::fs::write(
+            &s.config,
+            format!(
+                r#"{cfg}
+[testops]
+base_url = "{base}"
+token = "sim-api-token"
+project_id = 17
+tree_id = 937
+poll_interval = "500ms"
+
+[[testops.groups]]
+name = "API"
+id = 101
+
+[[notify]]
+kind = "webhook"
+url_file = "{url}"
+events = ["export_failed", "export_recovered"]
+"#
+            ),
+        )
+        .unwrap();
+        s.start();
+        let out = s.client(&["export", "--group", "API"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        s.ok(&["export", "--group", "API"]);
+        s.ok(&["export", "--group", "API"]);
+        (s, hook)
+    })
+    .await
+    .unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let got = hook.wait_accepted(2, "export notifications");
+        wait_settled(&s);
+        assert_eq!(
+            hook.accepted().len(),
+            2,
+            "a success after a success says nothing"
+        );
+        drop(s);
+        got
+    })
+    .await
+    .unwrap();
+    let (a, b) = (got[0].json(), got[1].json());
+    assert_eq!(
+        (a["kind"].as_str(), a["group"].as_str()),
+        (Some("export_failed"), Some("API"))
+    );
+    assert!(a["reason"].as_str().unwrap().contains("503"), "{a}");
+    assert!(
+        a["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("export of API failed all its attempts")
+    );
+    assert_eq!(
+        (b["kind"].as_str(), b["group"].as_str()),
+        (Some("export_recovered"), Some("API"))
+    );
+}
