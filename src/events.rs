@@ -46,6 +46,8 @@ pub enum Event {
     },
     /// The jobs now paused (changed by anyone).
     Paused(std::collections::BTreeSet<String>),
+    /// The notification sinks that keep failing now (empty: all deliver).
+    NotifyFailing(Vec<crate::notify::SinkHealth>),
     /// A job's cron expression changed (saved by anyone).
     CronChanged {
         job: String,

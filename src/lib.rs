@@ -12,6 +12,7 @@ pub mod export;
 pub mod health;
 pub mod logging;
 pub mod logs;
+pub mod notify;
 pub mod paths;
 pub mod release;
 pub mod sanitize;

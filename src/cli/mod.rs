@@ -3,6 +3,7 @@
 
 mod checks;
 pub mod logs;
+pub mod notify;
 pub mod release;
 pub mod server;
 pub mod token;
@@ -82,6 +83,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         cmd: token::TokenCmd,
+    },
+    /// Notifications: the delivery log, a test message.
+    Notify {
+        #[command(subcommand)]
+        cmd: notify::NotifyCmd,
     },
 }
 
@@ -177,6 +183,7 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let notifier = server::local_notifier(&cfg, &crate::paths::data_dir());
     let drain = tokio::spawn(log_events(rx));
     let runner = services.runner.clone();
     let outcome = tokio::select! {
@@ -185,6 +192,15 @@ pub async fn export(cli: &Cli, groups: &[String]) -> ExitCode {
     };
     services.shutdown().await;
     drain.abort();
+    if let (Some(n), Some(o)) = (&notifier, &outcome) {
+        for (group, _) in &o.saved {
+            n.export_result(group, Ok(()));
+        }
+        for (group, err) in &o.failed {
+            n.export_result(group, Err(err.clone()));
+        }
+        n.flush(std::time::Duration::from_secs(10)).await;
+    }
     let Some(outcome) = outcome else {
         eprintln!("error: interrupted; no partial file was kept");
         return ExitCode::from(130);
@@ -260,13 +276,15 @@ pub async fn check(cli: &Cli) -> ExitCode {
         ),
     }
     let socket = crate::client::socket_for(cli.server.as_deref(), cfg.server_socket.as_deref());
-    match crate::client::Remote::connect(&socket).await {
+    let remote = crate::client::Remote::connect(&socket).await;
+    match &remote {
         Some(_) => line(true, "server", format!("answers on {}", socket.display())),
         None => println!(
             "info server: none answers on {}: clients work in-process (local mode)",
             socket.display()
         ),
     }
+    check_notify(&cfg, remote.as_ref(), &mut line).await;
     line(
         true,
         "export.schedule",
@@ -325,6 +343,77 @@ pub async fn check(cli: &Cli) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// One line per `[[notify]]` sink: ok, or FAIL when it keeps failing (the server's view when
+/// one answers, else this machine's outbox).
+async fn check_notify(
+    cfg: &Config,
+    remote: Option<&crate::client::Remote>,
+    line: &mut impl FnMut(bool, &str, String),
+) {
+    if cfg.notify.is_empty() {
+        return;
+    }
+    let failing: Vec<crate::notify::SinkHealth> = match remote {
+        Some(r) => r
+            .http
+            .get_json::<serde_json::Value>("/v1/notify/log?limit=1")
+            .await
+            .ok()
+            .and_then(|v| serde_json::from_value(v["failing"].clone()).ok())
+            .unwrap_or_default(),
+        None => {
+            let path = crate::notify::deliver::outbox_path(&server::notify_dir(
+                cfg,
+                &crate::paths::data_dir(),
+            ));
+            if path.exists() {
+                crate::notify::Outbox::open(&path)
+                    .and_then(|o| o.failing(crate::notify::deliver::FAILING_AFTER))
+                    .map(|v| {
+                        v.into_iter()
+                            .map(|(sink, attempts, error)| crate::notify::SinkHealth {
+                                sink,
+                                attempts,
+                                error,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                vec![]
+            }
+        }
+    };
+    for s in &cfg.notify {
+        let what = format!("notify {}", s.name);
+        match failing.iter().find(|f| f.sink == s.name) {
+            Some(f) => line(
+                false,
+                &what,
+                format!("keeps failing ({} attempt(s)): {}", f.attempts, f.error),
+            ),
+            None => line(
+                true,
+                &what,
+                format!(
+                    "{}, events {}, services {}",
+                    s.target.kind(),
+                    s.events.as_ref().map_or("all".to_string(), |e| e
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")),
+                    s.services.as_ref().map_or("all".to_string(), |e| e
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                ),
+            ),
+        }
     }
 }
 

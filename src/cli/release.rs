@@ -94,13 +94,23 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
         .ledger
         .clone()
         .unwrap_or_else(|| data_dir.join("releases.db"));
-    let ledger = match Ledger::open(&path) {
+    let mut ledger = match Ledger::open(&path) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot open the ledger {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
+    // Local mode notifies too: changes are queued in this machine's outbox and sent before
+    // the command ends (or by whichever process delivers from it).
+    let notifier = super::server::local_notifier(&cfg, &data_dir);
+    if let Some(n) = notifier.clone() {
+        ledger.observe(std::sync::Arc::new(move |change| {
+            if let Some(ev) = crate::notify::NotifyEvent::from_change(&change) {
+                n.enqueue(&ev);
+            }
+        }));
+    }
     let mut desk = ReleaseDesk {
         ledger,
         cfg: cfg.releases.clone(),
@@ -155,6 +165,10 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
             }
         }),
     };
+    drop(desk);
+    if let Some(n) = notifier {
+        n.flush(std::time::Duration::from_secs(10)).await;
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (DeskError::Invalid(_) | DeskError::NotFound(_) | DeskError::Conflict(_))) => {

@@ -100,12 +100,21 @@ pub async fn run(cli: &Cli) -> ExitCode {
     };
     let hub = Arc::new(Hub::new());
     let metrics = Arc::new(Default::default());
+    let notifier = open_notifier(&cfg, &data_dir);
+    if let Some(n) = &notifier {
+        let hub = hub.clone();
+        n.on_health(Arc::new(move |failing| {
+            hub.publish(None, WireBody::Notify { failing });
+        }));
+        n.start();
+    }
     let state = match ServerState::new(crate::server::state_parts(
         cfg.clone(),
         &services,
         data_dir.clone(),
         hub.clone(),
         metrics,
+        notifier.clone(),
     )) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -123,7 +132,12 @@ pub async fn run(cli: &Cli) -> ExitCode {
     let pump = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             match &ev {
-                Event::Export(e) => pump_state.metrics.export(e),
+                Event::Export(e) => {
+                    pump_state.metrics.export(e);
+                    if let Some(n) = &pump_state.notifier {
+                        n.export(e);
+                    }
+                }
                 Event::Schedule(ScheduleEvent::Leader) => {
                     *pump_state.leader.lock().unwrap_or_else(|p| p.into_inner()) = "leader".into();
                 }
@@ -177,9 +191,50 @@ pub async fn run(cli: &Cli) -> ExitCode {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     services.shutdown().await;
     pump.abort();
+    if let Some(n) = &notifier {
+        n.shutdown(std::time::Duration::from_secs(3)).await;
+    }
     drop(guard);
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The outbox beside the ledger (`notify.db`), for the configured sinks; `None` (logged)
+/// when it cannot be opened: the server runs on without notifications.
+pub(crate) fn open_notifier(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+) -> Option<Arc<crate::notify::Notifier>> {
+    let path = crate::notify::deliver::outbox_path(&notify_dir(cfg, data_dir));
+    match crate::notify::Notifier::open(&path, cfg.notify.clone()) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::error!("notifications are off: {e}");
+            None
+        }
+    }
+}
+
+/// A local-mode notifier (no server): `None` without `[[notify]]` sinks.
+pub(crate) fn local_notifier(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+) -> Option<Arc<crate::notify::Notifier>> {
+    if cfg.notify.is_empty() {
+        return None;
+    }
+    open_notifier(cfg, data_dir)
+}
+
+/// The directory of the ledger, where `notify.db` lives.
+pub(crate) fn notify_dir(cfg: &Config, data_dir: &std::path::Path) -> std::path::PathBuf {
+    cfg.releases
+        .ledger
+        .as_ref()
+        .and_then(|l| l.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.to_path_buf())
 }
 
 /// `opsdeck health`.

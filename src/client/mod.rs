@@ -301,6 +301,7 @@ async fn pump_once(
             WireBody::DiskFree { bytes } => vec![Event::DiskFree(bytes)],
             WireBody::Paused { jobs } => vec![Event::Paused(jobs.into_iter().collect())],
             WireBody::Cron { job, expr } => vec![Event::CronChanged { job, expr }],
+            WireBody::Notify { failing } => vec![Event::NotifyFailing(failing)],
         };
         for e in out {
             if tx.send(e).await.is_err() {

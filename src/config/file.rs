@@ -17,6 +17,8 @@ pub(super) struct RawConfig {
     pub logging: Option<LoggingFile>,
     pub server: Option<ServerFile>,
     pub access: Option<AccessFile>,
+    pub notify: Option<Vec<super::notify::NotifyFile>>,
+    pub ui: Option<super::notify::UiFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -148,7 +148,7 @@ pub fn plain_http(url: &str, allow_http: bool, origin: &Origin) -> Result<(), Co
     ))
 }
 
-fn host_of(rest: &str) -> &str {
+pub(super) fn host_of(rest: &str) -> &str {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host_port = authority.rsplit('@').next().unwrap_or("");
     if let Some(v6) = host_port.strip_prefix('[') {
@@ -157,7 +157,7 @@ fn host_of(rest: &str) -> &str {
     host_port.split(':').next().unwrap_or("")
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(super) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

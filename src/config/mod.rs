@@ -7,6 +7,7 @@ pub mod edit;
 mod file;
 pub mod limits;
 mod mapping;
+mod notify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -194,8 +195,19 @@ pub struct Config {
     pub access: Option<file::AccessFile>,
     /// `server.listen`, when set.
     pub listen: Option<ListenConfig>,
+    /// `[[notify]]` sinks.
+    pub notify: Vec<crate::notify::SinkConfig>,
+    /// `[ui]`.
+    pub ui: UiConfig,
     /// Warnings found while loading (e.g. a token in a world-readable file).
     pub warnings: Vec<String>,
+}
+
+/// `[ui]` settings of the dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct UiConfig {
+    /// A bell and a desktop notification when a release starts waiting on you.
+    pub notify: bool,
 }
 
 /// The environment, read once so tests can pass their own.
@@ -553,8 +565,15 @@ impl Config {
 
         let server = raw.server.unwrap_or_default();
         let listen = listen_config(&server, &at, &mut warnings)?;
+        let notify = notify::sinks(raw.notify.unwrap_or_default(), &at, &mut warnings)?;
+        let ui = UiConfig {
+            notify: raw.ui.and_then(|u| u.notify).unwrap_or(false),
+        };
+
         Ok(Config {
             path: path.map(Path::to_path_buf),
+            notify,
+            ui,
             testops,
             export,
             logging,

@@ -58,11 +58,13 @@ pub enum Action {
     Schedule,
     /// Create, list and revoke API tokens.
     Tokens,
+    /// Send a test notification (`opsdeck notify test SINK`).
+    NotifyTest,
 }
 
 impl Action {
     /// Every action, for `whoami`'s refusals.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::Read,
         Action::Create,
         Action::CiStatus,
@@ -73,6 +75,8 @@ impl Action {
         Action::Cancel,
         Action::Export,
         Action::Schedule,
+        Action::Tokens,
+        Action::NotifyTest,
     ];
 
     /// The role an action needs.
@@ -86,7 +90,8 @@ impl Action {
             | Action::Cancel
             | Action::Export
             | Action::Schedule
-            | Action::Tokens => Role::Deployers,
+            | Action::Tokens
+            | Action::NotifyTest => Role::Deployers,
         }
     }
 
@@ -104,6 +109,7 @@ impl Action {
             Action::Export => "export",
             Action::Schedule => "change schedules",
             Action::Tokens => "manage API tokens",
+            Action::NotifyTest => "send test notifications",
         }
     }
 }

@@ -165,6 +165,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             get(super::token_api::list).post(super::token_api::create),
         )
         .route("/v1/tokens/{name}/revoke", post(super::token_api::revoke))
+        .merge(super::notify_api::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -72,6 +72,10 @@ pub enum WireBody {
         job: String,
         expr: String,
     },
+    /// The notification sinks that keep failing (empty: all deliver).
+    Notify {
+        failing: Vec<crate::notify::SinkHealth>,
+    },
     /// Sessions connected or left.
     Sessions {
         sessions: Vec<SessionInfo>,
@@ -89,6 +93,7 @@ impl WireBody {
                 event: ScheduleEvent::Leader | ScheduleEvent::Follower { .. },
             } => Some("leader"),
             WireBody::Paused { .. } => Some("paused"),
+            WireBody::Notify { .. } => Some("notify"),
             _ => None,
         }
     }
@@ -111,6 +116,9 @@ impl WireBody {
                 error: r.clone().err(),
             },
             Event::DiskFree(b) => WireBody::DiskFree { bytes: *b },
+            Event::NotifyFailing(failing) => WireBody::Notify {
+                failing: failing.clone(),
+            },
             Event::RetentionDeleted { .. }
             | Event::Releases(_)
             | Event::ReleasesUnavailable(_)

@@ -9,6 +9,7 @@ pub mod hub;
 pub mod identity;
 mod logs;
 mod metrics;
+mod notify_api;
 pub mod socket;
 mod state;
 pub mod tcp;
@@ -16,6 +17,7 @@ mod token_api;
 pub mod tokens;
 
 pub use api::router;
+pub use notify_api::log_json as notify_log_json;
 pub use state::{Caller, ServerState};
 
 use std::path::Path;
@@ -50,6 +52,7 @@ pub fn state_parts(
     data_dir: std::path::PathBuf,
     hub: Arc<hub::Hub>,
     metrics: Arc<metrics::Metrics>,
+    notifier: Option<Arc<crate::notify::Notifier>>,
 ) -> state::Parts {
     state::Parts {
         cfg,
@@ -60,6 +63,7 @@ pub fn state_parts(
         data_dir,
         hub,
         metrics,
+        notifier,
     }
 }
 

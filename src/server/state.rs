@@ -70,6 +70,8 @@ pub struct ServerState {
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub work: Mutex<HashMap<i64, Work>>,
     pub metrics: Arc<Metrics>,
+    /// Notifications: ledger changes are queued here (`None`: the outbox cannot be opened).
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// Fires at shutdown: event streams end so the server can stop.
     pub shutdown: CancellationToken,
 }
@@ -129,6 +131,7 @@ pub struct Parts {
     pub data_dir: PathBuf,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl ServerState {
@@ -160,6 +163,7 @@ impl ServerState {
             queues: Mutex::new(HashMap::new()),
             work: Mutex::new(HashMap::new()),
             metrics: p.metrics,
+            notifier: p.notifier,
             shutdown: CancellationToken::new(),
         })
     }
@@ -178,8 +182,15 @@ impl ServerState {
         let mut ledger = Ledger::open(&self.ledger_path)?;
         let hub = self.hub.clone();
         let metrics = self.metrics.clone();
+        let notifier = self.notifier.clone();
         ledger.observe(Arc::new(move |change| {
             metrics.transition(change.to);
+            // A quick local insert; a failure is logged and the change goes on.
+            if let Some(n) = &notifier
+                && let Some(ev) = crate::notify::NotifyEvent::from_change(&change)
+            {
+                n.enqueue(&ev);
+            }
             let summary = super::hub::summary(&change);
             hub.publish(
                 Some(change.actor.clone()),

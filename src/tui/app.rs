@@ -267,6 +267,15 @@ pub struct App {
     /// Connected to a server: the actions it refuses us, with its sentence (empty in local
     /// mode, where the desk checks `releases.approvers` itself).
     pub refusals: std::collections::BTreeMap<String, String>,
+    /// Whether this user may approve: in local mode from `releases.approvers` (read once at
+    /// start); with a server, true, and the server's refusals decide.
+    pub may_approve: bool,
+    /// `ui.notify`: a bell and a desktop notification when the waiting count goes up.
+    pub ui_notify: bool,
+    /// Releases in manual_testing this user may approve ("waiting on you").
+    pub waiting: usize,
+    /// Notification sinks that keep failing (the server's, or this process's).
+    pub notify_failing: Vec<crate::notify::SinkHealth>,
     pub toasts: Vec<Toast>,
     pub overlay: Option<Overlay>,
     pub quit: bool,
@@ -379,6 +388,8 @@ pub enum Cmd {
         spec: String,
         offset: u64,
     },
+    /// A terminal bell and a desktop notification (OSC 9 and OSC 777) with this text.
+    Alert(String),
 }
 
 const TOAST_SECS: i64 = 4;
@@ -436,11 +447,27 @@ impl App {
             disk_free: None,
             sessions: None,
             refusals: Default::default(),
+            may_approve: true,
+            ui_notify: false,
+            waiting: 0,
+            notify_failing: vec![],
             toasts: vec![],
             overlay: None,
             quit: false,
             generation: 0,
         }
+    }
+
+    /// How many releases wait for this user's verdict: in manual_testing, and approving is
+    /// not refused (by the server's whoami, or `releases.approvers` in local mode).
+    pub fn waiting_on_me(&self) -> usize {
+        if !self.may_approve || self.refusals.contains_key("approve") {
+            return 0;
+        }
+        self.releases
+            .iter()
+            .filter(|r| r.status == crate::release::Status::ManualTesting)
+            .count()
     }
 
     /// True while an export runs or waits to retry.
@@ -629,7 +656,36 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             true
         }
     };
+    let waiting = app.waiting_on_me();
+    let changed = changed || waiting != app.waiting;
+    if waiting > app.waiting && app.ui_notify {
+        cmds.push(Cmd::Alert(alert_text(app, waiting)));
+    }
+    app.waiting = waiting;
     (cmds, changed)
+}
+
+/// The desktop notification's text: the newest waiting release.
+fn alert_text(app: &App, waiting: usize) -> String {
+    let newest = app
+        .releases
+        .iter()
+        .filter(|r| r.status == crate::release::Status::ManualTesting)
+        .max_by_key(|r| r.id);
+    let what = newest
+        .map(|r| {
+            format!(
+                "{} {} waits for your approval",
+                r.service_name, r.release_tag
+            )
+        })
+        .unwrap_or_else(|| "a release waits for your approval".into());
+    let text = if waiting > 1 {
+        format!("{what} ({waiting} waiting)")
+    } else {
+        what
+    };
+    crate::sanitize::clean_max(&text, 200)
 }
 
 fn apply_history(app: &mut App, h: HistoryView) {
@@ -761,6 +817,12 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::Notice(text) => app.toast(Level::Info, text),
         Event::Sessions(list) => app.sessions = Some(list),
         Event::Whoami { refusals, .. } => app.refusals = refusals,
+        Event::NotifyFailing(list) => {
+            if list == app.notify_failing {
+                return false;
+            }
+            app.notify_failing = list;
+        }
         Event::Paused(set) => {
             for j in &mut app.jobs {
                 j.paused = set.contains(&j.name);

@@ -159,6 +159,10 @@ impl Effects {
                 let _ = write!(self.clipboard, "\x1b]52;c;{b64}\x07");
                 let _ = self.clipboard.flush();
             }
+            Cmd::Alert(text) => {
+                let _ = self.clipboard.write_all(alert_sequence(&text).as_bytes());
+                let _ = self.clipboard.flush();
+            }
             Cmd::Approve { id, service, tag } => {
                 if let Backend::Remote(_) = self.backend {
                     let b = self.backend.clone();
@@ -427,4 +431,26 @@ async fn load_release(
     detail.log = log.split_off(log.len().saturating_sub(200));
     detail.state = backend.service_state(service).await;
     detail
+}
+
+/// BEL, then OSC 9 (iTerm2, Windows Terminal, kitty, foot) and OSC 777 (rxvt, VTE terminals,
+/// WezTerm) with `text`: they reach the laptop's desktop through SSH. Control characters and
+/// `;` (OSC 777's separator) become spaces, so the text cannot end the sequence early.
+pub fn alert_sequence(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() || c == ';' { ' ' } else { c })
+        .collect();
+    format!("\x07\x1b]9;{text}\x07\x1b]777;notify;opsdeck;{text}\x07")
+}
+
+#[cfg(test)]
+mod alert_tests {
+    #[test]
+    fn the_alert_is_a_bell_and_two_desktop_notifications_that_cannot_be_cut_short() {
+        assert_eq!(
+            super::alert_sequence("api v2 waits; \x07\x1b[2J"),
+            "\x07\x1b]9;api v2 waits    [2J\x07\x1b]777;notify;opsdeck;api v2 waits    [2J\x07"
+        );
+    }
 }

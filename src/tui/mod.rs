@@ -41,6 +41,7 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     app.local = *chrono::Local::now().offset();
     app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
+    app.ui_notify = cfg.ui.notify;
     app
 }
 
@@ -96,6 +97,7 @@ pub async fn run_on(
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     let mut services = None;
+    let mut notifier: Option<std::sync::Arc<crate::notify::Notifier>> = None;
     let mut remote_logs: Vec<String> = Vec::new();
     let backend = match server {
         Some(remote) => {
@@ -122,7 +124,34 @@ pub async fn run_on(
                 health: true,
                 exports_optional: true,
             };
-            let s = Services::start(&cfg, data_dir, tx.clone(), set)?;
+            // Local mode notifies too: export outcomes are queued, and this dashboard
+            // delivers from this machine's outbox unless another process already does.
+            let svc_tx = match crate::cli::server::local_notifier(&cfg, data_dir) {
+                None => tx.clone(),
+                Some(n) => {
+                    let t = tx.clone();
+                    n.on_health(std::sync::Arc::new(move |failing| {
+                        let _ = t.try_send(crate::events::Event::NotifyFailing(failing));
+                    }));
+                    n.start();
+                    let (stx, mut srx) = crate::events::channel();
+                    let (n2, fwd) = (n.clone(), tx.clone());
+                    // Ends when the services drop their senders.
+                    tokio::spawn(async move {
+                        while let Some(ev) = srx.recv().await {
+                            if let crate::events::Event::Export(e) = &ev {
+                                n2.export(e);
+                            }
+                            if fwd.send(ev).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    notifier = Some(n);
+                    stx
+                }
+            };
+            let s = Services::start(&cfg, data_dir, svc_tx, set)?;
             let ledger_path = cfg
                 .releases
                 .ledger
@@ -167,6 +196,11 @@ pub async fn run_on(
     let paused = crate::schedule::load_paused(&cfg.export.dir);
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
+    if !remote_mode {
+        // "Waiting on you" in local mode: the desk's own approvers list decides.
+        let me = crate::release::Actor::current();
+        app.may_approve = crate::release::may_act(&cfg.releases.approvers, me.person());
+    }
     if let Some(first) = logs.first() {
         app.tab = app::Tab::Logs;
         app.logs.sel = if remote_mode {
@@ -227,6 +261,9 @@ pub async fn run_on(
     }
     if let Some(s) = services {
         s.shutdown().await;
+    }
+    if let Some(n) = notifier {
+        n.shutdown(std::time::Duration::from_secs(2)).await;
     }
     result.map(drop).context("terminal error")
 }

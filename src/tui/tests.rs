@@ -707,6 +707,87 @@ mod releases {
     }
 
     #[test]
+    fn waiting_on_you_counts_what_i_may_approve_and_alerts_only_when_it_grows() {
+        use crate::tui::app::Cmd;
+        let mut app = fixture::app((80, 24));
+        app.tab = crate::tui::app::Tab::Releases;
+        app.ui_notify = true;
+        // Two releases wait (ids 5 and 9); the first update settles the count, with an alert.
+        let (cmds, changed) = update(&mut app, Msg::Service(Event::Releases(fixture::releases())));
+        assert!(changed);
+        assert_eq!(app.waiting, 2);
+        assert!(render(&app).contains("2 waiting on you"));
+        assert!(cmds.iter().any(|c| matches!(c, Cmd::Alert(_))));
+        // The same list again: nothing changes, no alert, no redraw.
+        let (cmds, _) = update(&mut app, Msg::Service(Event::Releases(fixture::releases())));
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::Alert(_))));
+        // A third one arrives: an alert naming it.
+        let mut list = fixture::releases();
+        let mut new = list[0].clone();
+        new.id = 10;
+        new.service_name = "api".into();
+        new.release_tag = "v1.6.0".into();
+        new.status = crate::release::Status::ManualTesting;
+        list.insert(0, new);
+        let (cmds, _) = update(&mut app, Msg::Service(Event::Releases(list.clone())));
+        assert_eq!(app.waiting, 3);
+        let alert = cmds.iter().find_map(|c| match c {
+            Cmd::Alert(t) => Some(t.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            alert.as_deref(),
+            Some("api v1.6.0 waits for your approval (3 waiting)")
+        );
+        // The server refuses us approve: nothing waits on us.
+        let (cmds, changed) = update(
+            &mut app,
+            Msg::Service(Event::Whoami {
+                user: "bob".into(),
+                refusals: [("approve".to_string(), "bob may not approve".to_string())].into(),
+            }),
+        );
+        assert!(changed);
+        assert_eq!(app.waiting, 0);
+        assert!(cmds.is_empty());
+        assert!(!render(&app).contains("waiting on you"));
+        // Without ui.notify the count shows, without an alert.
+        let mut app = fixture::app_on_releases((80, 24));
+        let (cmds, _) = update(&mut app, Msg::Service(Event::Releases(list)));
+        assert_eq!(app.waiting, 3);
+        assert!(!cmds.iter().any(|c| matches!(c, Cmd::Alert(_))));
+        // Local mode: not in releases.approvers.
+        app.may_approve = false;
+        let now = app.now;
+        update(&mut app, Msg::Tick(now));
+        assert_eq!(app.waiting, 0);
+    }
+
+    #[test]
+    fn a_failing_sink_shows_in_the_status_bar_until_it_delivers() {
+        let mut app = fixture::app_on_releases((100, 24));
+        let failing = vec![crate::notify::SinkHealth {
+            sink: "tg".into(),
+            attempts: 3,
+            error: "telegram: HTTP 502".into(),
+        }];
+        let (_, changed) = update(
+            &mut app,
+            Msg::Service(Event::NotifyFailing(failing.clone())),
+        );
+        assert!(changed);
+        assert!(
+            render(&app).contains("notify tg failing"),
+            "{}",
+            render(&app)
+        );
+        let (_, changed) = update(&mut app, Msg::Service(Event::NotifyFailing(failing)));
+        assert!(!changed, "the same state: no redraw");
+        update(&mut app, Msg::Service(Event::NotifyFailing(vec![])));
+        assert!(!render(&app).contains("failing"));
+    }
+
+    #[test]
     fn snapshots_of_the_releases_tab_and_approve_dialog() {
         for size in [(80, 24), (160, 48)] {
             let mut app = fixture::app_on_releases(size);

@@ -134,6 +134,29 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ));
         spans.push(sep());
     }
+    if app.waiting > 0 {
+        spans.push(Span::styled(
+            format!(" {} waiting on you", app.waiting),
+            theme.busy().add_modifier(Modifier::BOLD),
+        ));
+        spans.push(sep());
+    }
+    if let Some(f) = app.notify_failing.first() {
+        let more = app.notify_failing.len() - 1;
+        spans.push(Span::styled(
+            format!(
+                " notify {} failing{}",
+                f.sink,
+                if more > 0 {
+                    format!(" (+{more})")
+                } else {
+                    String::new()
+                }
+            ),
+            theme.bad(),
+        ));
+        spans.push(sep());
+    }
     spans.push(Span::raw(" TestOps "));
     spans.push(match &app.testops {
         None => Span::styled("checking…", theme.dim()),
