@@ -65,7 +65,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
     let services = match Services::start(
         &cfg,
         &data_dir,
-        tx,
+        tx.clone(),
         ServiceSet {
             scheduler: true,
             watcher: true,
@@ -94,6 +94,12 @@ pub async fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The ledger is verified now and on every change; a failure goes to every dashboard.
+    let verifier = crate::release::watcher::spawn_verifier(
+        state.ledger_path.clone(),
+        tx.clone(),
+        state.shutdown.clone(),
+    );
     if state.access.is_open() {
         tracing::warn!(
             "no [access] table in the server's config: every local user has every role (approve, deploy, export); add one, see `opsdeck check`"
@@ -139,6 +145,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
     stop.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     services.shutdown().await;
+    let _ = verifier.await;
     pump.abort();
     drop(guard);
     tracing::info!("stopped");

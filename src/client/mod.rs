@@ -233,12 +233,12 @@ pub fn spawn_event_pump(
             tokio::select! {
                 () = cancel.cancelled() => return,
                 r = run => {
-                    if let Err(e) = r {
-                        if !lost {
-                            lost = true;
-                            let _ = tx.send(Event::Notice(format!("lost the server: {e}; reconnecting…"))).await;
-                            let _ = tx.send(Event::ReleasesUnavailable(format!("the server is unreachable: {e}"))).await;
-                        }
+                    if let Err(e) = r
+                        && !lost
+                    {
+                        lost = true;
+                        let _ = tx.send(Event::Notice(format!("lost the server: {e}; reconnecting…"))).await;
+                        let _ = tx.send(Event::ReleasesUnavailable(format!("the server is unreachable: {e}"))).await;
                     }
                 }
             }
@@ -295,6 +295,7 @@ async fn pump_once(
             WireBody::DiskFree { bytes } => vec![Event::DiskFree(bytes)],
             WireBody::Paused { jobs } => vec![Event::Paused(jobs.into_iter().collect())],
             WireBody::Cron { job, expr } => vec![Event::CronChanged { job, expr }],
+            WireBody::LedgerTampered { row } => vec![Event::LedgerTampered(row)],
         };
         for e in out {
             if tx.send(e).await.is_err() {

@@ -76,6 +76,11 @@ pub enum WireBody {
     Sessions {
         sessions: Vec<SessionInfo>,
     },
+    /// The ledger fails verification at `row` ("audit row 7"): sticky, so a dashboard that
+    /// connects later shows it too.
+    LedgerTampered {
+        row: String,
+    },
 }
 
 impl WireBody {
@@ -89,6 +94,7 @@ impl WireBody {
                 event: ScheduleEvent::Leader | ScheduleEvent::Follower { .. },
             } => Some("leader"),
             WireBody::Paused { .. } => Some("paused"),
+            WireBody::LedgerTampered { .. } => Some("ledger"),
             _ => None,
         }
     }
@@ -111,6 +117,7 @@ impl WireBody {
                 error: r.clone().err(),
             },
             Event::DiskFree(b) => WireBody::DiskFree { bytes: *b },
+            Event::LedgerTampered(row) => WireBody::LedgerTampered { row: row.clone() },
             Event::RetentionDeleted { .. }
             | Event::Releases(_)
             | Event::ReleasesUnavailable(_)

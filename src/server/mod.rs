@@ -11,6 +11,7 @@ mod logs;
 mod metrics;
 pub mod socket;
 mod state;
+mod verify;
 
 pub use api::router;
 pub use state::{Caller, ServerState};
@@ -66,7 +67,7 @@ pub async fn serve(
     listener: UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let app = router(state.clone()).merge(verify::router(state));
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(shutdown)
         .await

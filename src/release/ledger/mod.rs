@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::actor::Actor;
 use super::lifecycle::{self, Status};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: releases and audit; 2: the audit hash chain (`chain.rs`).
+const SCHEMA_VERSION: i64 = 2;
+
+pub mod chain;
+pub use chain::{Row as TamperRow, Tamper, Verified, VerifyError};
 
 /// A release row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +141,7 @@ impl Ledger {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(parent);
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         crate::sqlite::enable_wal(&conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -167,16 +171,32 @@ impl Ledger {
                  CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
                    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
                  {}
-                 PRAGMA user_version = {SCHEMA_VERSION};
+                 PRAGMA user_version = 1;
                  COMMIT;",
                 statuses.join(", "),
                 lifecycle_trigger()
             ))?;
         }
+        if version < SCHEMA_VERSION {
+            // Another process may have migrated between the check above and the write lock.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now < 2 {
+                chain::migrate(&tx)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            tx.commit()?;
+        }
         Ok(Ledger {
             conn,
             observer: None,
         })
+    }
+
+    /// Checks the audit hash chain and every release against its last audit row; names the
+    /// first row that does not match.
+    pub fn verify(&self) -> Result<Verified, VerifyError> {
+        chain::verify(&self.conn)
     }
 
     /// Calls `f` after every change this connection commits.
@@ -457,21 +477,17 @@ fn audit(
     to: Status,
     note: Option<&str>,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO audit (release_id, at, actor, sudo_user, ssh_client, from_status, to_status, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            id,
-            Utc::now().to_rfc3339(),
-            actor.user,
-            actor.sudo_user,
-            actor.ssh_client,
-            from.map(|s| s.as_str()),
-            to.as_str(),
-            note
-        ],
+    chain::append(
+        tx,
+        id,
+        &Utc::now().to_rfc3339(),
+        &actor.user,
+        actor.sudo_user.as_deref(),
+        actor.ssh_client.as_deref(),
+        from.map(|s| s.as_str()),
+        to.as_str(),
+        note,
     )
-    .map(drop)
 }
 
 #[cfg(test)]
