@@ -146,43 +146,44 @@ impl Ledger {
         crate::sqlite::enable_wal(&conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version < 1 {
-            let statuses: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS releases (
-                   id INTEGER PRIMARY KEY,
-                   service_name TEXT NOT NULL,
-                   release_tag TEXT NOT NULL,
-                   rollback_to_tag TEXT,
-                   image TEXT,
-                   status TEXT NOT NULL CHECK (status IN ({})),
-                   initiated_by TEXT, github_run_id TEXT, github_action_link TEXT, github_ref TEXT,
-                   created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT);
-                 CREATE TABLE IF NOT EXISTS audit (
-                   id INTEGER PRIMARY KEY,
-                   release_id INTEGER NOT NULL REFERENCES releases(id),
-                   at TEXT NOT NULL, actor TEXT NOT NULL, sudo_user TEXT, ssh_client TEXT,
-                   from_status TEXT, to_status TEXT NOT NULL, note TEXT);
-                 CREATE INDEX IF NOT EXISTS audit_release ON audit(release_id, id);
-                 CREATE INDEX IF NOT EXISTS releases_service ON releases(service_name, id);
-                 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-                   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-                   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                 {}
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-                statuses.join(", "),
-                lifecycle_trigger()
-            ))?;
-        }
         if version < SCHEMA_VERSION {
-            // Another process may have migrated between the check above and the write lock.
+            // Decided again under the write lock: another process may have created or
+            // migrated the ledger since the read above, and a step run twice would fail (or
+            // set the version back).
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now < 1 {
+                let statuses: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
+                tx.execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS releases (
+                       id INTEGER PRIMARY KEY,
+                       service_name TEXT NOT NULL,
+                       release_tag TEXT NOT NULL,
+                       rollback_to_tag TEXT,
+                       image TEXT,
+                       status TEXT NOT NULL CHECK (status IN ({})),
+                       initiated_by TEXT, github_run_id TEXT, github_action_link TEXT, github_ref TEXT,
+                       created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT);
+                     CREATE TABLE IF NOT EXISTS audit (
+                       id INTEGER PRIMARY KEY,
+                       release_id INTEGER NOT NULL REFERENCES releases(id),
+                       at TEXT NOT NULL, actor TEXT NOT NULL, sudo_user TEXT, ssh_client TEXT,
+                       from_status TEXT, to_status TEXT NOT NULL, note TEXT);
+                     CREATE INDEX IF NOT EXISTS audit_release ON audit(release_id, id);
+                     CREATE INDEX IF NOT EXISTS releases_service ON releases(service_name, id);
+                     CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+                       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                     CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+                       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                     {}",
+                    statuses.join(", "),
+                    lifecycle_trigger()
+                ))?;
+            }
             if now < 2 {
                 chain::migrate(&tx)?;
+            }
+            if now < SCHEMA_VERSION {
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
             tx.commit()?;
