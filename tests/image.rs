@@ -209,12 +209,12 @@ fn the_image_runs_as_a_swarm_stack_with_the_token_as_a_secret() {
     let logs = loop {
         let logs = docker(&["service", "logs", "--raw", &service]);
         let all = format!("{}{}", text(&logs.stdout), text(&logs.stderr));
-        if all.contains("opsdeck run started") || start.elapsed() > Duration::from_secs(30) {
+        if all.contains("opsdeck server started") || start.elapsed() > Duration::from_secs(30) {
             break all;
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert!(logs.contains("opsdeck run started"), "{logs}");
+    assert!(logs.contains("opsdeck server started"), "{logs}");
     assert!(
         !logs.contains(token),
         "the token reached the service log:\n{logs}"
