@@ -13,6 +13,7 @@ pub mod health;
 pub mod logging;
 pub mod logs;
 pub mod paths;
+pub mod private;
 pub mod release;
 pub mod sanitize;
 pub mod schedule;

@@ -123,7 +123,9 @@ async fn a_missed_run_is_caught_up_once_and_only_once() {
         (missed - chrono::Duration::days(1)).to_rfc3339(),
         Utc::now().to_rfc3339()
     );
-    std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
+    // The scheduler's state lives in the state dir (the data dir), not the export dir.
+    std::fs::create_dir_all(&ws.data_dir).unwrap();
+    std::fs::write(ws.data_dir.join("scheduler.json"), state).unwrap();
 
     let first = spawn_run(&ws);
     wait_for(Duration::from_secs(30), "the catch-up export", || {
@@ -167,7 +169,9 @@ async fn a_missed_run_older_than_catch_up_is_not_run() {
         r#"{{"last_fired": {{"export": "{}"}}}}"#,
         (missed - chrono::Duration::days(1)).to_rfc3339()
     );
-    std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
+    // The scheduler's state lives in the state dir (the data dir), not the export dir.
+    std::fs::create_dir_all(&ws.data_dir).unwrap();
+    std::fs::write(ws.data_dir.join("scheduler.json"), state).unwrap();
     let mut child = spawn_run(&ws);
     let err = read_stderr_until(&mut child, "next run at").await;
     signal(&child, libc::SIGTERM);

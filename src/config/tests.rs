@@ -198,6 +198,7 @@ fn example_config_parses_and_documents_every_key() {
         "attempt_timeout",
         "min_rate",
         "allow_sub_minute",
+        "group = ",
     ] {
         assert!(
             text.contains(key),

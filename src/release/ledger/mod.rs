@@ -138,10 +138,9 @@ fn lifecycle_trigger() -> String {
 impl Ledger {
     /// Opens (creating and migrating) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let mut conn = Connection::open(path)?;
+        // 0600 from the start, -wal and -shm too; an existing ledger keeps its mode (in local
+        // mode it may be shared on purpose).
+        let mut conn = crate::private::open_db(path, false)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         crate::sqlite::enable_wal(&conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
