@@ -43,9 +43,12 @@ fn side(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", path.display()))
 }
 
-/// Opens an SQLite database as a private file. SQLite gives `-wal` and `-shm` the mode of the
-/// database file, so the file is created 0600 first; `own` also makes an existing database
-/// and its side files 0600 (files only opsdeck reads, such as the run history).
+/// Opens an SQLite database as a private file, never through a symlink. A database SQLite
+/// creates here is made 0600 at once, before WAL mode creates `-wal` and `-shm` (SQLite gives
+/// them the database file's mode); `own` also makes an existing database and its side files
+/// 0600 (files only opsdeck reads, such as the run history). Only paths are touched, never a
+/// descriptor: closing any descriptor of the file would drop the POSIX locks SQLite holds for
+/// this process, and another process could then delete the WAL under our other connections.
 pub fn open_db(path: &Path, own: bool) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let io_err = |e: io::Error| {
@@ -57,13 +60,13 @@ pub fn open_db(path: &Path, own: bool) -> rusqlite::Result<rusqlite::Connection>
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dir(dir).map_err(io_err)?;
     }
-    options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io_err)?;
-    if own {
+    let new =
+        matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )?;
+    if new || own {
         for p in [path.to_path_buf(), side(path, "-wal"), side(path, "-shm")] {
             match restrict(&p) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
@@ -71,10 +74,7 @@ pub fn open_db(path: &Path, own: bool) -> rusqlite::Result<rusqlite::Connection>
             }
         }
     }
-    rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
+    Ok(conn)
 }
 
 /// Makes `dir` the state dir of this process: created 0700 when missing, else it must belong

@@ -321,3 +321,38 @@ async fn exports_are_0640_with_export_group_and_readable_by_its_members_only() {
     );
     assert_eq!(exports_only(&ws.export_files()), before);
 }
+
+#[test]
+fn opening_the_ledger_again_in_a_process_keeps_its_watcher_seeing_other_processes() {
+    // POSIX locks belong to the process: closing any descriptor of the database file drops the
+    // locks SQLite holds through its own. Another process then thinks it is alone, checkpoints
+    // and deletes the WAL, and this process's open connection stops seeing changes (the
+    // dashboard's release list froze after a deploy).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("releases.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[releases]\nledger = {:?}\n\n[[releases.services]]\nname = \"api\"\n",
+            path.display().to_string()
+        ),
+    )
+    .unwrap();
+    let watcher = opsdeck::release::Ledger::open(&path).unwrap();
+    for n in 1..=5 {
+        let before = watcher.data_version().unwrap();
+        // Another part of this process (an action, a detail view) opens the ledger too.
+        drop(opsdeck::release::Ledger::open(&path).unwrap());
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+            .args(["--local", "release", "create", "--service", "api", "--tag"])
+            .arg(format!("v{n}"))
+            .env("OPSDECK_CONFIG", &config)
+            .env("OPSDECK_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_ne!(watcher.data_version().unwrap(), before, "round {n}");
+        assert_eq!(watcher.list(None, None).unwrap().len(), n, "round {n}");
+    }
+}
