@@ -31,6 +31,8 @@ pub enum Event {
     Releases(Vec<crate::release::Release>),
     /// The ledger cannot be opened.
     ReleasesUnavailable(String),
+    /// `Ledger::verify` failed: the first row that does not match ("audit row 7").
+    LedgerTampered(String),
     /// Log sources and their new lines.
     Log(crate::logs::LogEvent),
     /// Something a person should see once: another session's change ("alice approved api

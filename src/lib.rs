@@ -14,6 +14,7 @@ pub mod logging;
 pub mod logs;
 pub mod notify;
 pub mod paths;
+pub mod private;
 pub mod release;
 pub mod sanitize;
 pub mod schedule;

@@ -29,7 +29,7 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
             .or_else(|_| EnvFilter::try_new(format!("warn,opsdeck={level}")))
             .unwrap_or_else(|_| EnvFilter::new("warn,opsdeck=info"))
     };
-    let file = std::fs::create_dir_all(dir).ok().and_then(|()| {
+    let file = crate::private::create_dir(dir).ok().and_then(|()| {
         private_dir(dir);
         RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
@@ -75,10 +75,4 @@ pub fn init(level: &str, dir: &Path, keep_days: usize, target: LogTarget) -> Log
 pub fn private_dir(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-}
-
-/// Makes a file readable by its owner only.
-pub fn private_file(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }

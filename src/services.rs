@@ -73,7 +73,7 @@ impl Services {
             Err(e) if set.exports_optional => Err(e),
             Err(e) => anyhow::bail!(e),
         };
-        let store = ExportStore::new(&cfg.export.dir);
+        let store = ExportStore::of(&cfg.export);
         // Without TestOps settings there is nothing to export: the directory is not created
         // (`opsdeck logs FILE` run anywhere must not leave an `exports` folder behind).
         if client.is_ok() {
@@ -134,6 +134,7 @@ impl Services {
                 jobs: jobs(cfg),
                 groups: cfg.testops.groups.clone(),
                 store: store.clone(),
+                state_dir: data_dir.to_path_buf(),
                 retention_days: cfg.export.retention_days,
                 catch_up: cfg.export.catch_up,
                 runner: runner.clone(),

@@ -4,52 +4,32 @@
 
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/users.rs"]
+mod users;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use server::{TestServer, text};
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success() || text(&out.stderr).contains("already exists"),
-        "{args:?}: {}",
-        text(&out.stderr)
-    );
-}
+use users::sh;
 
 /// Groups and users for each role; created once, kept (names are test-only).
 fn users() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the access tests as root"
-        );
-        eprintln!("skipped: creating Unix users needs root");
+    if !users::root("the access tests") {
         return false;
     }
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        for g in ["odk_qa", "odk_ops"] {
-            sh(&["groupadd", "-f", g]);
-        }
-        for (u, groups) in [
-            ("odk_alice", "odk_qa"),
-            ("odk_bob", "odk_ops"),
-            ("odk_cibot", ""),
-            ("odk_mallory", ""),
-            ("odk_srv", ""),
-        ] {
-            if nix::unistd::User::from_name(u).ok().flatten().is_none() {
-                let mut args = vec!["useradd", "-M", "-s", "/bin/sh"];
-                if !groups.is_empty() {
-                    args.extend(["-G", groups]);
-                }
-                args.push(u);
-                sh(&args);
-            }
-        }
+        users::ensure(
+            &["odk_qa", "odk_ops"],
+            &[
+                ("odk_alice", "odk_qa"),
+                ("odk_bob", "odk_ops"),
+                ("odk_cibot", ""),
+                ("odk_mallory", ""),
+                ("odk_srv", ""),
+            ],
+        )
     });
     true
 }

@@ -791,3 +791,49 @@ events = ["export_failed", "export_recovered"]
         (Some("export_recovered"), Some("API"))
     );
 }
+
+/// The ledger failing verification in the server is one `ledger_tampered` message.
+#[test]
+fn a_tampered_ledger_is_one_message() {
+    let hook = Fake::default();
+    let port = free_port();
+    let _hook = hook.serve(port);
+    let s = server_with(|s| {
+        format!(
+            r#"
+[[notify]]
+kind = "webhook"
+url_file = "{url}"
+events = ["ledger_tampered"]
+retry_max = "1s"
+"#,
+            url = write_secret(
+                s,
+                "hook_url",
+                &format!("http://127.0.0.1:{port}{HOOK_PATH}")
+            ),
+        )
+    });
+    let id = s.create("api", "v1");
+    rusqlite::Connection::open(s.data.join("releases.db"))
+        .unwrap()
+        .execute(
+            "UPDATE releases SET release_tag = 'evil' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    let got = hook.wait_accepted(1, "ledger_tampered");
+    let v = got[0].json();
+    assert_eq!(v["kind"], "ledger_tampered", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("ledger tampered at release {id}")),
+        "{v}"
+    );
+    // A later change does not repeat it.
+    s.create("api", "v2");
+    wait_settled(&s);
+    assert_eq!(hook.accepted().len(), 1);
+}

@@ -21,8 +21,13 @@ fn signal(child: &tokio::process::Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
 }
 
-async fn stop(mut child: tokio::process::Child) -> (std::process::ExitStatus, String) {
+async fn stop(child: tokio::process::Child) -> (std::process::ExitStatus, String) {
     signal(&child, libc::SIGTERM);
+    finish(child).await
+}
+
+/// Waits for a child told to stop; its exit status and everything it logged.
+async fn finish(mut child: tokio::process::Child) -> (std::process::ExitStatus, String) {
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .expect("opsdeck did not stop on SIGTERM")
@@ -84,8 +89,12 @@ async fn two_daemons_on_one_export_dir_run_a_scheduled_export_once() {
     .await;
     // Give a second scheduler every chance to run the same instant too.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (sa, ea) = stop(a).await;
-    let (sb, eb) = stop(b).await;
+    // Both at once: stopped one after the other, the follower may take over (its 10 s retry)
+    // between the two, and then both have led, one after the other.
+    signal(&a, libc::SIGTERM);
+    signal(&b, libc::SIGTERM);
+    let (sa, ea) = finish(a).await;
+    let (sb, eb) = finish(b).await;
     assert!(sa.success() && sb.success(), "{ea}\n---\n{eb}");
     assert_eq!(
         exports_only(&ws.export_files()).len(),
@@ -123,7 +132,9 @@ async fn a_missed_run_is_caught_up_once_and_only_once() {
         (missed - chrono::Duration::days(1)).to_rfc3339(),
         Utc::now().to_rfc3339()
     );
-    std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
+    // The scheduler's state lives in the state dir (the data dir), not the export dir.
+    std::fs::create_dir_all(&ws.data_dir).unwrap();
+    std::fs::write(ws.data_dir.join("scheduler.json"), state).unwrap();
 
     let first = spawn_run(&ws);
     wait_for(Duration::from_secs(30), "the catch-up export", || {
@@ -167,7 +178,9 @@ async fn a_missed_run_older_than_catch_up_is_not_run() {
         r#"{{"last_fired": {{"export": "{}"}}}}"#,
         (missed - chrono::Duration::days(1)).to_rfc3339()
     );
-    std::fs::write(ws.export_dir.join(".opsdeck-scheduler.json"), state).unwrap();
+    // The scheduler's state lives in the state dir (the data dir), not the export dir.
+    std::fs::create_dir_all(&ws.data_dir).unwrap();
+    std::fs::write(ws.data_dir.join("scheduler.json"), state).unwrap();
     let mut child = spawn_run(&ws);
     let err = read_stderr_until(&mut child, "next run at").await;
     signal(&child, libc::SIGTERM);

@@ -94,6 +94,7 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
 
     let export_dir = ws.export_dir.clone();
     let config = ws.config.clone();
+    let data_dir = ws.data_dir.clone();
     let script = async move {
         let send = |e| keys_tx.send(e).unwrap();
         send(key('E'));
@@ -132,7 +133,8 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         .await;
         send(key('p'));
         wait_for(Duration::from_secs(5), "the pause saved", || {
-            opsdeck::schedule::load_paused(&export_dir).contains("export")
+            // In the state dir (here the data dir), not the shared export dir.
+            opsdeck::schedule::load_paused(&data_dir).contains("export")
         })
         .await;
         tokio::time::sleep(Duration::from_millis(200)).await;

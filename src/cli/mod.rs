@@ -294,12 +294,20 @@ pub async fn check(cli: &Cli) -> ExitCode {
             cfg.export.schedule.describe()
         ),
     );
-    let store = crate::export::ExportStore::new(&cfg.export.dir);
+    let store = crate::export::ExportStore::of(&cfg.export);
     match store.ensure_writable() {
         Ok(()) => line(
             true,
             "export.dir",
-            format!("{} is writable", cfg.export.dir.display()),
+            format!(
+                "{} is writable; exports are 0640{}",
+                cfg.export.dir.display(),
+                cfg.export
+                    .group
+                    .as_ref()
+                    .map(|g| format!(" with group {}", g.name))
+                    .unwrap_or_default()
+            ),
         ),
         Err(e) => line(
             false,

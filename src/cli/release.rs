@@ -74,6 +74,9 @@ pub enum ReleaseCmd {
     },
     /// Settle releases left in deploying or rollback by a stopped process.
     Reconcile,
+    /// Check the audit hash chain and every release against its audit: exit 0 with a summary,
+    /// 1 naming the first row that does not match.
+    Verify,
 }
 
 /// Runs a release subcommand. Exit 0 on success, 2 on bad input (nothing written), 1 when a
@@ -101,6 +104,9 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let ReleaseCmd::Verify = cmd {
+        return verify(&ledger);
+    }
     // Local mode notifies too: changes are queued in this machine's outbox and sent before
     // the command ends (or by whichever process delivers from it).
     let notifier = super::server::local_notifier(&cfg, &data_dir);
@@ -164,6 +170,7 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
                 print_line(r);
             }
         }),
+        ReleaseCmd::Verify => Ok(()),
     };
     drop(desk);
     if let Some(n) = notifier {
@@ -252,12 +259,53 @@ async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCod
             eprintln!("the server reconciles releases itself at start; nothing to do");
             Ok(())
         }
+        ReleaseCmd::Verify => {
+            return match remote
+                .http
+                .get_json::<VerifyReply>("/v1/ledger/verify")
+                .await
+            {
+                Ok(v) if v.ok => {
+                    println!("{}", crate::sanitize::clean(&v.message));
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    eprintln!("error: {}", crate::sanitize::clean(&v.message));
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
+                    ExitCode::from(e.exit_code())
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", crate::sanitize::clean_lines(&e.to_string()));
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `GET /v1/ledger/verify`.
+#[derive(serde::Deserialize)]
+struct VerifyReply {
+    ok: bool,
+    message: String,
+}
+
+/// `release verify` against the ledger file.
+fn verify(ledger: &Ledger) -> ExitCode {
+    match ledger.verify() {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", crate::sanitize::clean(&e.to_string()));
+            ExitCode::FAILURE
         }
     }
 }

@@ -41,14 +41,19 @@ pub async fn remote_for(cli: &Cli, cfg: Option<&Config>) -> Result<Option<Remote
 /// `opsdeck run`: the server.
 pub async fn run(cli: &Cli) -> ExitCode {
     let shutdown = crate::shutdown::signal();
+    // The server's files (ledger, history, locks, scheduler state, deploy logs, its log) are
+    // its own: 0600 in a 0700 state dir. The umask is process-wide, so it is set before the
+    // log or anything else creates a file.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let data_dir = crate::paths::data_dir();
+    if let Err(e) = crate::private::claim_dir(&data_dir) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let (cfg, _log) = match load_logged(cli, LogTarget::StderrAndFile) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // The server's files (ledger, history, locks, deploy logs) are its own: 0600 and 0700.
-    // SAFETY-free: umask is process-wide and set before any thread writes a file.
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let data_dir = crate::paths::data_dir();
     let sock_path = crate::paths::socket_path(cfg.server_socket.as_deref());
     let (listener, guard) = match socket::bind(&sock_path) {
         Ok(b) => b,
@@ -84,7 +89,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
     let services = match Services::start(
         &cfg,
         &data_dir,
-        tx,
+        tx.clone(),
         ServiceSet {
             scheduler: true,
             watcher: true,
@@ -122,6 +127,20 @@ pub async fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The ledger is verified now and on every change; a failure goes to every dashboard.
+    let verifier = crate::release::watcher::spawn_verifier(
+        state.ledger_path.clone(),
+        tx.clone(),
+        state.shutdown.clone(),
+    );
+    // The paused jobs live in the state dir, which clients cannot read: they get them here.
+    let paused = state.paused.lock().map(|p| p.iter().cloned().collect());
+    hub.publish(
+        None,
+        WireBody::Paused {
+            jobs: paused.unwrap_or_default(),
+        },
+    );
     if state.access.is_open() {
         tracing::warn!(
             "no [access] table in the server's config: every local user has every role (approve, deploy, export); add one, see `opsdeck check`"
@@ -136,6 +155,16 @@ pub async fn run(cli: &Cli) -> ExitCode {
                     pump_state.metrics.export(e);
                     if let Some(n) = &pump_state.notifier {
                         n.export(e);
+                    }
+                }
+                Event::LedgerTampered(row) => {
+                    // The verifier reports each finding once, so this notifies once.
+                    if let Some(n) = &pump_state.notifier {
+                        let mut ev = crate::notify::NotifyEvent::new(
+                            crate::notify::EventKind::LedgerTampered,
+                        );
+                        ev.reason = Some(format!("ledger tampered at {row}"));
+                        n.enqueue(&ev);
                     }
                 }
                 Event::Schedule(ScheduleEvent::Leader) => {
@@ -190,6 +219,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
     stop.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     services.shutdown().await;
+    let _ = verifier.await;
     pump.abort();
     if let Some(n) = &notifier {
         n.shutdown(std::time::Duration::from_secs(3)).await;

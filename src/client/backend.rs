@@ -113,7 +113,7 @@ impl Backend {
     pub async fn set_paused(&self, job: String, paused: bool) -> Result<BTreeSet<String>, String> {
         match self {
             Backend::Local(l) => {
-                let dir = l.store.dir().to_path_buf();
+                let dir = l.data_dir.clone();
                 tokio::task::spawn_blocking(move || {
                     crate::schedule::set_paused(&dir, &job, paused)
                         .map_err(|e| format!("cannot save the pause in {}: {e}", dir.display()))

@@ -302,6 +302,7 @@ async fn pump_once(
             WireBody::Paused { jobs } => vec![Event::Paused(jobs.into_iter().collect())],
             WireBody::Cron { job, expr } => vec![Event::CronChanged { job, expr }],
             WireBody::Notify { failing } => vec![Event::NotifyFailing(failing)],
+            WireBody::LedgerTampered { row } => vec![Event::LedgerTampered(row)],
         };
         for e in out {
             if tx.send(e).await.is_err() {

@@ -111,6 +111,7 @@ pub(super) struct ExportFile {
     pub attempt_timeout: Option<Spanned<String>>,
     pub min_rate: Option<Spanned<String>>,
     pub allow_sub_minute: Option<bool>,
+    pub group: Option<Spanned<String>>,
 }
 
 /// `[releases]`: read here so the whole file is validated at once; used by the release service.

@@ -112,6 +112,8 @@ pub struct ExportConfig {
     pub attempt_timeout: Duration,
     pub min_rate: MinRate,
     pub allow_sub_minute: bool,
+    /// The group exports are given to (mode 0640), so the team can read them.
+    pub group: Option<crate::export::ExportGroup>,
 }
 
 /// Logging settings.
@@ -511,6 +513,16 @@ impl Config {
                 Some(v) => limits::min_rate(v.get_ref(), &at(v.span()))?,
             },
             allow_sub_minute,
+            group: match &e.group {
+                None => None,
+                Some(g) => Some(crate::export::ExportGroup::resolve(g.get_ref()).map_err(
+                    |message| ConfigError::Invalid {
+                        key: "export.group",
+                        origin: at(g.span()),
+                        message,
+                    },
+                )?),
+            },
         };
 
         let l = raw.logging.unwrap_or_default();

@@ -201,6 +201,7 @@ fn example_config_parses_and_documents_every_key() {
         "listen",
         "tls_cert",
         "tls_key",
+        "group = ",
     ] {
         assert!(
             text.contains(key),

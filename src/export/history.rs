@@ -78,10 +78,8 @@ type Result<T> = rusqlite::Result<T>;
 impl RunHistory {
     /// Opens (and creates or migrates) the history at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let conn = Connection::open(path)?;
+        // Error messages from servers: nobody else's business, nor its -wal and -shm.
+        let conn = crate::private::open_db(path, true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         crate::sqlite::enable_wal(&conn)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -121,7 +119,6 @@ impl RunHistory {
             })?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
-        crate::logging::private_file(path);
         let h = Self {
             conn: Arc::new(Mutex::new(conn)),
         };

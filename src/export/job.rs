@@ -359,10 +359,11 @@ impl ExportJob {
                 started + chrono::Duration::seconds(n.into()),
             )
         };
-        let dir = self.store.dir().to_path_buf();
-        let path = tokio::task::spawn_blocking(move || checked.persist(&dir, file_name))
-            .await
-            .map_err(|_| SinkError::Abandoned)??;
+        let (dir, group) = (self.store.dir().to_path_buf(), self.store.group().cloned());
+        let path =
+            tokio::task::spawn_blocking(move || checked.persist(&dir, group.as_ref(), file_name))
+                .await
+                .map_err(|_| SinkError::Abandoned)??;
         Ok((path, summary, export_id))
     }
 

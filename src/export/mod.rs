@@ -9,6 +9,7 @@ pub mod limits;
 pub mod preview;
 pub mod recovery;
 mod runner;
+pub mod share;
 mod sink;
 mod store;
 mod watcher;
@@ -17,6 +18,7 @@ pub use history::{AttemptEnd, AttemptRecord, HistorySnapshot, RunHistory, RunRec
 pub use job::{ExportEvent, ExportJob, Stage, Trigger};
 pub use limits::DownloadLimits;
 pub use runner::{ExportRunner, ExportRunnerHandle, RunOutcome};
+pub use share::ExportGroup;
 pub use sink::{CsvSink, SinkError};
 pub use store::{ExportFile, ExportName, ExportStore, TEMP_PREFIX, sync_dir};
 pub use watcher::{DirListing, ExportDirWatcher};

@@ -122,10 +122,16 @@ impl CsvSink {
 }
 
 impl CheckedFile {
-    /// Renames the file to the first free name of `name(0)`, `name(1)`, ... (never over an
-    /// existing file) and syncs the directory.
-    pub fn persist(self, dir: &Path, name: impl Fn(u32) -> String) -> Result<PathBuf, SinkError> {
+    /// Gives the file to the team (0640, `group`), then renames it to the first free name of
+    /// `name(0)`, `name(1)`, ... (never over an existing file) and syncs the directory.
+    pub fn persist(
+        self,
+        dir: &Path,
+        group: Option<&super::ExportGroup>,
+        name: impl Fn(u32) -> String,
+    ) -> Result<PathBuf, SinkError> {
         let mut temp = self.temp;
+        super::share::share(temp.as_file(), group).map_err(|e| io_error(dir, e))?;
         for n in 0..60 {
             let path = dir.join(name(n));
             match temp.persist_noclobber(&path) {
@@ -251,7 +257,9 @@ mod tests {
         sink.write(Bytes::from_static(b"2\n")).await.unwrap();
         let checked = sink.finish().await.unwrap();
         assert_eq!(checked.summary.rows, 1);
-        let path = checked.persist(dir.path(), |_| "x.csv".into()).unwrap();
+        let path = checked
+            .persist(dir.path(), None, |_| "x.csv".into())
+            .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"a;b\n1;2\n");
         assert_eq!(temp_files(dir.path()), ["x.csv"]);
     }

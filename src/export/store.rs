@@ -9,6 +9,9 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use super::ExportGroup;
+use std::os::unix::fs::PermissionsExt;
+
 const PREFIX: &str = "testops_export_";
 const STAMP: &str = "%Y-%m-%d_%H-%M-%S";
 /// Prefix of temporary download files; hidden, never matching the export patterns.
@@ -71,12 +74,24 @@ pub struct ExportFile {
 #[derive(Debug, Clone)]
 pub struct ExportStore {
     dir: PathBuf,
+    group: Option<ExportGroup>,
 }
 
 impl ExportStore {
     /// A store over `dir` (not created until needed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            group: None,
+        }
+    }
+
+    /// The store of a config: its dir, and `export.group` for the files.
+    pub fn of(cfg: &crate::config::ExportConfig) -> Self {
+        Self {
+            dir: cfg.dir.clone(),
+            group: cfg.group.clone(),
+        }
     }
 
     /// The directory.
@@ -84,13 +99,25 @@ impl ExportStore {
         &self.dir
     }
 
-    /// Creates the directory if missing and checks that it is writable.
+    /// `export.group`, when set.
+    pub fn group(&self) -> Option<&ExportGroup> {
+        self.group.as_ref()
+    }
+
+    /// Creates the directory if missing (0750 and `export.group` when set, so the team can
+    /// list it whatever the umask) and checks that files can be written and shared there.
     pub fn ensure_writable(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        tempfile::Builder::new()
+        if !self.dir.exists() {
+            std::fs::create_dir_all(&self.dir)?;
+            if let Some(g) = &self.group {
+                std::os::unix::fs::chown(&self.dir, None, Some(g.gid))?;
+                std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o750))?;
+            }
+        }
+        let probe = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.dir)
-            .map(drop)
+            .tempfile_in(&self.dir)?;
+        super::share::share(probe.as_file(), self.group.as_ref())
     }
 
     /// Export files, newest first. Blocking: call from a blocking task.

@@ -159,9 +159,9 @@ impl ReleaseDesk {
     /// leaves releases alone whose lock someone holds.
     fn work_lock(&self, id: i64) -> Result<std::fs::File, DeskError> {
         let dir = self.data_dir.join("deployments");
-        std::fs::create_dir_all(&dir)
+        crate::private::create_dir(&dir)
             .map_err(|e| DeskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
-        let f = std::fs::OpenOptions::new()
+        let f = crate::private::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -180,7 +180,7 @@ impl ReleaseDesk {
             .data_dir
             .join("deployments")
             .join(format!(".release-{id}.lock"));
-        match std::fs::OpenOptions::new().write(true).open(path) {
+        match crate::private::options().write(true).open(path) {
             Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
             Err(_) => false,
         }

@@ -10,5 +10,8 @@ pub mod watcher;
 
 pub use actor::{Actor, may_act, valid_tag};
 pub use desk::{DeskError, ReleaseDesk};
-pub use ledger::{AuditEntry, Ledger, LedgerChange, LedgerError, NewRelease, Release};
+pub use ledger::{
+    AuditEntry, Ledger, LedgerChange, LedgerError, NewRelease, Release, Tamper, Verified,
+    VerifyError,
+};
 pub use lifecycle::Status;

@@ -1,37 +1,74 @@
 //! `LedgerWatcher`: reports the release list whenever the ledger changes, by anyone (the CLI
-//! from CI, another dashboard). Polls SQLite's cheap `data_version` once a second.
+//! from CI, another dashboard), and verifies the audit chain on each change, so a ledger
+//! edited behind opsdeck's back shows while it runs. Polls SQLite's cheap `data_version`
+//! twice a second.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::ledger::Ledger;
+use super::ledger::{Ledger, VerifyError};
 use crate::events::{Event, EventTx};
 
-/// Spawns the watcher on a blocking thread (SQLite calls block).
+/// The dashboard's watcher (local mode): the release list and tamper evidence.
 pub fn spawn(
     path: PathBuf,
     events: EventTx,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        let ledger = match Ledger::open(&path) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = events.blocking_send(Event::ReleasesUnavailable(format!(
-                    "{}: {e}",
-                    path.display()
-                )));
-                return;
+    tokio::task::spawn_blocking(move || watch(path, events, cancel, true))
+}
+
+/// The server's watcher: only tamper evidence (the server publishes its own changes). Its
+/// first pass is the check at start.
+pub fn spawn_verifier(
+    path: PathBuf,
+    events: EventTx,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || watch(path, events, cancel, false))
+}
+
+fn watch(path: PathBuf, events: EventTx, cancel: CancellationToken, list: bool) {
+    let ledger = match Ledger::open(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            let msg = format!("{}: {e}", path.display());
+            tracing::error!("cannot watch the ledger: {msg}");
+            if list {
+                let _ = events.blocking_send(Event::ReleasesUnavailable(msg));
             }
-        };
-        let mut seen = None;
-        while !cancel.is_cancelled() {
-            if let Ok(v) = ledger.data_version()
-                && seen != Some(v)
-            {
-                seen = Some(v);
+            return;
+        }
+    };
+    let mut seen = None;
+    let mut tampered = None;
+    while !cancel.is_cancelled() {
+        if let Ok(v) = ledger.data_version()
+            && seen != Some(v)
+        {
+            let first = seen.is_none();
+            seen = Some(v);
+            match ledger.verify() {
+                // The head, logged once: a record to compare with later.
+                Ok(ok) if first => tracing::info!(ledger = %path.display(), "{ok}"),
+                Ok(_) => {}
+                // Sticky: once seen, the evidence stays until a restart verifies again.
+                Err(VerifyError::Tampered(t)) if tampered.as_ref() != Some(&t.row) => {
+                    tracing::error!(ledger = %path.display(), "{t}");
+                    tampered = Some(t.row);
+                    if events
+                        .blocking_send(Event::LedgerTampered(t.row.to_string()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(VerifyError::Tampered(_)) => {}
+                Err(e) => tracing::warn!(ledger = %path.display(), "cannot verify: {e}"),
+            }
+            if list {
                 match ledger.list(None, None) {
                     Ok(list) => {
                         if events.blocking_send(Event::Releases(list)).is_err() {
@@ -41,7 +78,7 @@ pub fn spawn(
                     Err(e) => tracing::warn!("cannot read the ledger: {e}"),
                 }
             }
-            std::thread::sleep(Duration::from_millis(500));
         }
-    })
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -1,14 +1,16 @@
-//! The single-leader lock: an advisory `flock` on a file in the export directory.
+//! The single-leader lock: an advisory `flock` on a file in the state dir (the server's, or in
+//! local mode the user's data dir), not in the shared export dir, where anyone who can write
+//! could plant a symlink to someone else's file and have it truncated.
 //!
 //! Whoever holds it runs scheduled jobs; everyone else reads the holder (pid, host, user) from
 //! the file to report it. The kernel drops the lock when the holder dies, so no stale lock.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// Name of the lock file inside the export directory.
-pub const LOCK_FILE: &str = ".opsdeck-scheduler.lock";
+/// Name of the lock file inside the state dir.
+pub const LOCK_FILE: &str = "scheduler.lock";
 
 /// A held leader lock; dropping it releases the lock.
 #[derive(Debug)]
@@ -35,10 +37,11 @@ pub fn whoami() -> String {
 }
 
 impl LeaderLock {
-    /// Tries to become leader. `Ok(Err(holder))` when another process holds the lock.
+    /// Tries to become leader. `Ok(Err(holder))` when another process holds the lock. A
+    /// symlink at the lock's path is an error, never followed.
     pub fn try_acquire(dir: &Path) -> std::io::Result<Result<LeaderLock, Holder>> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::options()
             .read(true)
             .write(true)
             .create(true)
@@ -88,5 +91,19 @@ mod tests {
         );
         drop(first);
         assert!(LeaderLock::try_acquire(dir.path()).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_symlink_at_the_lock_path_is_refused_and_its_target_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("bashrc");
+        std::fs::write(&victim, "alias ll='ls -l'\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(LOCK_FILE)).unwrap();
+        let e = LeaderLock::try_acquire(dir.path()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "alias ll='ls -l'\n"
+        );
     }
 }

@@ -1,16 +1,17 @@
-//! Paused jobs, kept in the export directory so every process (and a restart) sees them.
-//! Any process may toggle a job; the leader reads the file before firing.
+//! Paused jobs, kept in the state dir beside the scheduler's state so every process using it
+//! (and a restart) sees them. Any of them may toggle a job; the leader reads the file before
+//! firing.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
-/// Name of the pause file inside the export directory.
-pub const PAUSED_FILE: &str = ".opsdeck-paused.json";
+/// Name of the pause file inside the state dir.
+pub const PAUSED_FILE: &str = "paused.json";
 
 /// The set of paused job names.
 pub fn load_paused(dir: &Path) -> BTreeSet<String> {
-    std::fs::read(dir.join(PAUSED_FILE))
+    super::state::read_private(&dir.join(PAUSED_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
@@ -24,6 +25,7 @@ pub fn set_paused(dir: &Path, job: &str, paused: bool) -> std::io::Result<BTreeS
     } else {
         set.remove(job);
     }
+    crate::private::create_dir(dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".opsdeck-paused-")
         .tempfile_in(dir)?;

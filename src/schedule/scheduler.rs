@@ -71,6 +71,8 @@ pub struct Scheduler {
     pub jobs: Vec<JobSpec>,
     pub groups: Vec<Group>,
     pub store: ExportStore,
+    /// Where the leader lock, the last-fired state and the paused jobs live: the state dir.
+    pub state_dir: PathBuf,
     pub retention_days: u32,
     pub catch_up: Duration,
     pub runner: ExportRunnerHandle,
@@ -92,7 +94,7 @@ impl Scheduler {
     }
 
     async fn run(mut self, cancel: CancellationToken) {
-        let dir: PathBuf = self.store.dir().to_path_buf();
+        let dir: PathBuf = self.state_dir.clone();
         let Some(_lock) = self.become_leader(&dir, &cancel).await else {
             return;
         };
@@ -211,7 +213,7 @@ impl Scheduler {
     ) -> Option<LeaderLock> {
         let mut last_holder: Option<Holder> = None;
         loop {
-            if let Err(e) = std::fs::create_dir_all(dir) {
+            if let Err(e) = crate::private::create_dir(dir) {
                 tracing::warn!("scheduler: cannot create {}: {e}", dir.display());
             }
             match LeaderLock::try_acquire(dir) {

@@ -1,16 +1,16 @@
-//! When each job last fired, kept in the export directory beside the leader lock so that every
-//! process that can become leader (a daemon, a dashboard, another user) sees the same record.
+//! When each job last fired, kept in the state dir beside the leader lock so that every process
+//! that can become leader there sees the same record, and nobody else can edit or redirect it.
 //! Only the leader writes it, atomically.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Name of the state file inside the export directory.
-pub const STATE_FILE: &str = ".opsdeck-scheduler.json";
+/// Name of the state file inside the state dir.
+pub const STATE_FILE: &str = "scheduler.json";
 
 /// The last scheduled instant each job fired for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +25,7 @@ impl SchedulerState {
 
     /// Reads the state; a missing or unreadable file is an empty state (logged).
     pub fn load(dir: &Path) -> SchedulerState {
-        match std::fs::read(Self::path(dir)) {
+        match read_private(&Self::path(dir)) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!("ignoring unreadable {}: {e}", Self::path(dir).display());
                 SchedulerState::default()
@@ -44,4 +44,14 @@ impl SchedulerState {
         tmp.persist(Self::path(dir)).map_err(|e| e.error)?;
         crate::export::sync_dir(dir)
     }
+}
+
+/// Reads a file of the state dir, never through a symlink.
+pub(super) fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    crate::private::options()
+        .read(true)
+        .open(path)?
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

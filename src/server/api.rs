@@ -682,7 +682,7 @@ async fn schedule_action(
         }
         v => {
             let paused = v == "pause";
-            let dir = s.cfg.export.dir.clone();
+            let dir = s.data_dir.clone();
             let j = job.clone();
             let set = blocking(move || {
                 crate::schedule::set_paused(&dir, &j, paused)

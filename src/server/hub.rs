@@ -80,6 +80,11 @@ pub enum WireBody {
     Sessions {
         sessions: Vec<SessionInfo>,
     },
+    /// The ledger fails verification at `row` ("audit row 7"): sticky, so a dashboard that
+    /// connects later shows it too.
+    LedgerTampered {
+        row: String,
+    },
 }
 
 impl WireBody {
@@ -94,6 +99,7 @@ impl WireBody {
             } => Some("leader"),
             WireBody::Paused { .. } => Some("paused"),
             WireBody::Notify { .. } => Some("notify"),
+            WireBody::LedgerTampered { .. } => Some("ledger"),
             _ => None,
         }
     }
@@ -119,6 +125,7 @@ impl WireBody {
             Event::NotifyFailing(failing) => WireBody::Notify {
                 failing: failing.clone(),
             },
+            Event::LedgerTampered(row) => WireBody::LedgerTampered { row: row.clone() },
             Event::RetentionDeleted { .. }
             | Event::Releases(_)
             | Event::ReleasesUnavailable(_)

@@ -15,6 +15,7 @@ mod state;
 pub mod tcp;
 mod token_api;
 pub mod tokens;
+mod verify;
 
 pub use api::router;
 pub use notify_api::log_json as notify_log_json;
@@ -74,7 +75,9 @@ pub async fn serve(
     listener: UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).layer(axum::Extension(tokens));
+    let app = router(state.clone())
+        .merge(verify::router(state))
+        .layer(axum::Extension(tokens));
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(shutdown)
         .await

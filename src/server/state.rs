@@ -144,7 +144,7 @@ impl ServerState {
             .clone()
             .unwrap_or_else(|| p.data_dir.join("releases.db"));
         let reader = Ledger::open(&ledger_path)?;
-        let paused = crate::schedule::load_paused(&p.cfg.export.dir);
+        let paused = crate::schedule::load_paused(&p.data_dir);
         Ok(ServerState {
             access: Access::new(p.cfg.access.clone()),
             cfg: Arc::new(p.cfg),
@@ -470,14 +470,7 @@ impl ServerState {
 /// Appends a timestamped line to a deploy log (best effort: a full disk must not stop a deploy).
 fn append_line(path: &std::path::Path, line: &str) {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+    if let Ok(mut f) = crate::private::append(path) {
         let _ = writeln!(f, "{} {line}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
     }
 }

@@ -260,6 +260,8 @@ pub struct App {
     pub logs: super::logs::LogsState,
     pub release_detail: Option<ReleaseDetail>,
     pub releases_error: Option<String>,
+    /// The first ledger row that fails verification: shown red in the status bar.
+    pub ledger_tampered: Option<String>,
     pub testops: Option<Result<(), String>>,
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
@@ -443,6 +445,7 @@ impl App {
             logs: Default::default(),
             release_detail: None,
             releases_error: None,
+            ledger_tampered: None,
             testops: None,
             disk_free: None,
             sessions: None,
@@ -809,6 +812,7 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::JobFinished { .. } => cmds.push(Cmd::LoadHistory),
         Event::Releases(list) => super::releases::apply_list(app, list, cmds),
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
+        Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
         Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))

@@ -287,13 +287,7 @@ impl Effects {
     fn detached(&self, args: &[&str], service: &str, tag: &str, rollback: bool) {
         let log = crate::release::deploy::command::log_path(&self.data_dir, service, tag, rollback);
         let started = (|| -> std::io::Result<()> {
-            if let Some(dir) = log.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let out = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)?;
+            let out = crate::private::append(&log)?;
             let mut cmd = std::process::Command::new(std::env::current_exe()?);
             if let Some(p) = &self.cfg.path {
                 cmd.arg("--config").arg(p);

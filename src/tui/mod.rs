@@ -193,7 +193,12 @@ pub async fn run_on(
     let (log_tailer, log_task) =
         crate::logs::service::spawn(local_sources, tx.clone(), cancel.clone());
     tasks.push(log_task);
-    let paused = crate::schedule::load_paused(&cfg.export.dir);
+    // A client learns the server's paused jobs from its event stream (sticky).
+    let paused = if remote_mode {
+        Default::default()
+    } else {
+        crate::schedule::load_paused(data_dir)
+    };
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
     if !remote_mode {

@@ -1316,3 +1316,23 @@ fn keys_the_server_refuses_are_greyed_with_its_reason() {
     update(&mut app, key('a'));
     assert!(matches!(app.overlay, Some(Overlay::Approve { .. })));
 }
+
+#[test]
+fn a_tampered_ledger_is_red_in_the_status_bar() {
+    let mut app = fixture::app((100, 24));
+    assert!(!render(&app).contains("ledger tampered"));
+    update(
+        &mut app,
+        Msg::Service(Event::LedgerTampered("audit row 3".into())),
+    );
+    let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    t.draw(|f| super::view::draw(f, &app)).unwrap();
+    let buf = t.backend().buffer();
+    let status: String = (0..100)
+        .map(|x| buf[(x, 23)].symbol().to_string())
+        .collect();
+    let at = status
+        .find("ledger tampered at audit row 3")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(buf[(at as u16 + 1, 23)].fg, ratatui::style::Color::Red);
+}

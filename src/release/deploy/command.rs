@@ -36,17 +36,9 @@ pub async fn run(
     let Some((program, args)) = argv.split_first() else {
         return Err("the command is empty".into());
     };
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
     // Owner-only: a script's output is nobody else's business.
-    let file = std::os::unix::fs::OpenOptionsExt::mode(
-        std::fs::OpenOptions::new().create(true).append(true),
-        0o600,
-    )
-    .open(log)
-    .map_err(|e| format!("cannot open the deploy log {}: {e}", log.display()))?;
+    let file = crate::private::append(log)
+        .map_err(|e| format!("cannot open the deploy log {}: {e}", log.display()))?;
     {
         use std::io::Write;
         let mut f = &file;

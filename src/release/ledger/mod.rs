@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::actor::Actor;
 use super::lifecycle::{self, Status};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: releases and audit; 2: the audit hash chain (`chain.rs`).
+const SCHEMA_VERSION: i64 = 2;
+
+pub mod chain;
+pub use chain::{Row as TamperRow, Tamper, Verified, VerifyError};
 
 /// A release row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,49 +155,65 @@ fn lifecycle_trigger() -> String {
 impl Ledger {
     /// Opens (creating and migrating) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let conn = Connection::open(path)?;
+        // 0600 from the start, -wal and -shm too; an existing ledger keeps its mode (in local
+        // mode it may be shared on purpose).
+        let mut conn = crate::private::open_db(path, false)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         crate::sqlite::enable_wal(&conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version < 1 {
-            let statuses: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS releases (
-                   id INTEGER PRIMARY KEY,
-                   service_name TEXT NOT NULL,
-                   release_tag TEXT NOT NULL,
-                   rollback_to_tag TEXT,
-                   image TEXT,
-                   status TEXT NOT NULL CHECK (status IN ({})),
-                   initiated_by TEXT, github_run_id TEXT, github_action_link TEXT, github_ref TEXT,
-                   created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT);
-                 CREATE TABLE IF NOT EXISTS audit (
-                   id INTEGER PRIMARY KEY,
-                   release_id INTEGER NOT NULL REFERENCES releases(id),
-                   at TEXT NOT NULL, actor TEXT NOT NULL, sudo_user TEXT, ssh_client TEXT,
-                   from_status TEXT, to_status TEXT NOT NULL, note TEXT);
-                 CREATE INDEX IF NOT EXISTS audit_release ON audit(release_id, id);
-                 CREATE INDEX IF NOT EXISTS releases_service ON releases(service_name, id);
-                 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-                   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-                   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                 {}
-                 PRAGMA user_version = {SCHEMA_VERSION};
-                 COMMIT;",
-                statuses.join(", "),
-                lifecycle_trigger()
-            ))?;
+        if version < SCHEMA_VERSION {
+            // Decided again under the write lock: another process may have created or
+            // migrated the ledger since the read above, and a step run twice would fail (or
+            // set the version back).
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now < 1 {
+                let statuses: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
+                tx.execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS releases (
+                       id INTEGER PRIMARY KEY,
+                       service_name TEXT NOT NULL,
+                       release_tag TEXT NOT NULL,
+                       rollback_to_tag TEXT,
+                       image TEXT,
+                       status TEXT NOT NULL CHECK (status IN ({})),
+                       initiated_by TEXT, github_run_id TEXT, github_action_link TEXT, github_ref TEXT,
+                       created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT);
+                     CREATE TABLE IF NOT EXISTS audit (
+                       id INTEGER PRIMARY KEY,
+                       release_id INTEGER NOT NULL REFERENCES releases(id),
+                       at TEXT NOT NULL, actor TEXT NOT NULL, sudo_user TEXT, ssh_client TEXT,
+                       from_status TEXT, to_status TEXT NOT NULL, note TEXT);
+                     CREATE INDEX IF NOT EXISTS audit_release ON audit(release_id, id);
+                     CREATE INDEX IF NOT EXISTS releases_service ON releases(service_name, id);
+                     CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+                       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                     CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+                       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                     {}",
+                    statuses.join(", "),
+                    lifecycle_trigger()
+                ))?;
+            }
+            if now < 2 {
+                chain::migrate(&tx)?;
+            }
+            if now < SCHEMA_VERSION {
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            tx.commit()?;
         }
         Ok(Ledger {
             conn,
             observer: None,
         })
+    }
+
+    /// Checks the audit hash chain and every release against its last audit row; names the
+    /// first row that does not match.
+    pub fn verify(&self) -> Result<Verified, VerifyError> {
+        chain::verify(&self.conn)
     }
 
     /// Calls `f` after every change this connection commits.
@@ -474,21 +494,17 @@ fn audit(
     to: Status,
     note: Option<&str>,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO audit (release_id, at, actor, sudo_user, ssh_client, from_status, to_status, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            id,
-            Utc::now().to_rfc3339(),
-            actor.user,
-            actor.sudo_user,
-            actor.ssh_client,
-            from.map(|s| s.as_str()),
-            to.as_str(),
-            note
-        ],
+    chain::append(
+        tx,
+        id,
+        &Utc::now().to_rfc3339(),
+        &actor.user,
+        actor.sudo_user.as_deref(),
+        actor.ssh_client.as_deref(),
+        from.map(|s| s.as_str()),
+        to.as_str(),
+        note,
     )
-    .map(drop)
 }
 
 #[cfg(test)]

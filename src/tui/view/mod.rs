@@ -118,6 +118,17 @@ fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let sep = || Span::styled(" │ ", theme.dim());
     let mut spans = vec![];
+    if let Some(row) = &app.ledger_tampered {
+        let text = format!(
+            " ledger tampered at {} ",
+            crate::sanitize::clean_max(row, 40)
+        );
+        spans.push(Span::styled(
+            text,
+            theme.bad().add_modifier(Modifier::REVERSED),
+        ));
+        spans.push(sep());
+    }
     if let Some(sessions) = &app.sessions {
         // "server · 3 sessions (alice, bob)": who else is looking.
         let mut users: Vec<&str> = sessions.iter().map(|s| s.user.as_str()).collect();
