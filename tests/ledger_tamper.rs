@@ -377,8 +377,15 @@ fn client_dashboard_status(config: &Path, socket: &Path) -> (String, ratatui::st
         let buf = t.backend().buffer();
         let cells: Vec<_> = (0..w).map(|x| buf[(x, h - 1)].clone()).collect();
         let status: String = cells.iter().map(|c| c.symbol()).collect();
-        let colour = status
-            .find("ledger tampered")
+        // By cell, not by byte: the bar holds multi-byte symbols before it.
+        let colour = (0..cells.len())
+            .find(|&i| {
+                cells[i..]
+                    .iter()
+                    .map(|c| c.symbol())
+                    .collect::<String>()
+                    .starts_with("ledger tampered")
+            })
             .map_or(ratatui::style::Color::Reset, |at| cells[at + 1].fg);
         (status, colour)
     })
@@ -408,7 +415,7 @@ fn the_server_finds_tampering_on_change_and_at_start_and_its_dashboards_show_it_
         status.contains(&format!("ledger tampered at release {id}")),
         "{status}"
     );
-    assert_eq!(colour, ratatui::style::Color::Red);
+    assert_eq!(colour, ratatui::style::Color::Red, "{status}");
     // The CLI through the server names the row and exits 1.
     let out = s.client(&["release", "verify"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -426,5 +433,5 @@ fn the_server_finds_tampering_on_change_and_at_start_and_its_dashboards_show_it_
         status.contains(&format!("ledger tampered at release {id}")),
         "{status}"
     );
-    assert_eq!(colour, ratatui::style::Color::Red);
+    assert_eq!(colour, ratatui::style::Color::Red, "{status}");
 }

@@ -201,14 +201,24 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let left: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let room = (area.width as usize).saturating_sub(clock.chars().count());
     let line = if left > room {
-        // Narrow terminal: shorten the left part, keep the clock.
-        let text: String = spans.iter().map(|s| s.content.as_ref()).collect::<String>();
-        let cut: String = text.chars().take(room.saturating_sub(1)).collect();
-        Line::from(vec![
-            Span::raw(cut),
-            Span::raw("…"),
-            Span::styled(clock, theme.dim()),
-        ])
+        // Narrow terminal: shorten the left part from its end, each part keeping its style
+        // (a red "ledger tampered" stays red), and keep the clock.
+        let mut budget = room.saturating_sub(1);
+        let mut kept = Vec::new();
+        for span in spans {
+            let n = span.content.chars().count();
+            if n <= budget {
+                budget -= n;
+                kept.push(span);
+            } else {
+                let cut: String = span.content.chars().take(budget).collect();
+                kept.push(Span::styled(cut, span.style));
+                break;
+            }
+        }
+        kept.push(Span::raw("…"));
+        kept.push(Span::styled(clock, theme.dim()));
+        Line::from(kept)
     } else {
         spans.push(Span::raw(" ".repeat(room - left)));
         spans.push(Span::styled(clock, theme.dim()));
