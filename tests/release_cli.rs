@@ -514,3 +514,26 @@ fn rollback_to_a_tag_that_never_ran_needs_force() {
     let show = d.json(&["show", &v2.to_string(), "--json"]);
     assert_eq!(show["release"]["rollback_to_tag"], "v0.9");
 }
+
+/// `release cancel` needs a server's queue; `release deploy` refuses what is not approved and
+/// is for approvers, as approving is.
+#[test]
+fn deploy_and_cancel_in_local_mode() {
+    let d = Desk::new("");
+    let id = d.create("api", "v1");
+    let out = d.run(&["cancel", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("only a server queues deploys"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Waiting for its verdict, not approved: deploy is a forbidden transition.
+    let out = d.run(&["deploy", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(status_of(&d, id), "manual_testing");
+    let d = Desk::new(r#"approvers = ["somebody-else"]"#);
+    let id = d.create("api", "v1");
+    let out = d.run(&["deploy", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+}

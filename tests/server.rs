@@ -287,8 +287,8 @@ fn a_second_approval_of_a_service_waits_its_turn_and_can_be_cancelled() {
         assert_eq!(code, 202, "{body}");
     }
     // The third waits behind the others: cancel it; it stays approved and deployable.
-    let (code, body) = s.curl("POST", &format!("/v1/releases/{third}/cancel"), None);
-    assert_eq!(code, 200, "{body}");
+    let out = s.ok(&["release", "cancel", &third.to_string()]);
+    assert!(out.contains("cancelled"), "{out}");
     s.wait_status(first, "deployed");
     s.wait_status(second, "deployed");
     assert_eq!(s.status_of(third), "manual_test_passed");
@@ -305,9 +305,20 @@ fn a_second_approval_of_a_service_waits_its_turn_and_can_be_cancelled() {
     };
     assert!(at(first, "deployed") <= at(second, "deploying"));
     // `release deploy` starts it again.
-    let (code, body) = s.curl("POST", &format!("/v1/releases/{third}/deploy"), None);
-    assert_eq!(code, 202, "{body}");
-    s.wait_status(third, "deployed");
+    let out = s.ok(&["release", "deploy", &third.to_string()]);
+    assert!(out.contains("deployed"), "{out}");
+    assert_eq!(s.status_of(third), "deployed");
+    // Nothing is queued any more: a cancel says so and exits 2.
+    let out = s
+        .client(&["release", "cancel", &third.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no queued deploy"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -74,6 +74,11 @@ pub enum ReleaseCmd {
     },
     /// Settle releases left in deploying or rollback by a stopped process.
     Reconcile,
+    /// Deploy an approved release (manual_test_passed) again: its deploy was cancelled while
+    /// queued, or never reached the engine.
+    Deploy { id: i64 },
+    /// Drop a queued deploy (through the server); the release stays approved.
+    Cancel { id: i64 },
     /// Check the audit hash chain and every release against its audit: exit 0 with a summary,
     /// 1 naming the first row that does not match.
     Verify,
@@ -165,6 +170,12 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
             .rollback(*id, to.as_deref(), *force)
             .await
             .map(|r| print_line(&r)),
+        ReleaseCmd::Deploy { id } => desk.deploy(*id).await.map(|r| print_line(&r)),
+        ReleaseCmd::Cancel { .. } => Err(DeskError::Invalid(
+            "only a server queues deploys; in local mode a deploy runs in its own process and \
+             ends on its own (roll it back once it ends)"
+                .into(),
+        )),
         ReleaseCmd::Reconcile => desk.reconcile().await.map(|list| {
             for r in &list {
                 print_line(r);
@@ -255,6 +266,15 @@ async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCod
             )
             .await
             .map(|r| print_line(&r)),
+        ReleaseCmd::Deploy { id } => remote
+            .work(*id, "deploy", json!({}), progress)
+            .await
+            .map(|r| print_line(&r)),
+        ReleaseCmd::Cancel { id } => remote
+            .http
+            .post_json::<serde_json::Value>(&format!("/v1/releases/{id}/cancel"), &json!({}))
+            .await
+            .map(|_| println!("release {id}: queued deploy cancelled; it stays approved")),
         ReleaseCmd::Reconcile => {
             eprintln!("the server reconciles releases itself at start; nothing to do");
             Ok(())

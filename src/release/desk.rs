@@ -209,6 +209,13 @@ impl ReleaseDesk {
         Ok(r)
     }
 
+    /// `release deploy`: an approved release deployed again (a cancelled queued deploy, or one
+    /// that never reached the engine). Approvers only, as approving.
+    pub async fn deploy(&mut self, id: i64) -> Result<Release, DeskError> {
+        self.require_approver(id, "deploy")?;
+        self.deploy_approved(id).await
+    }
+
     /// Deploys an approved release: manual_test_passed → deploying → deployed or
     /// production_failed.
     pub async fn deploy_approved(&mut self, id: i64) -> Result<Release, DeskError> {
