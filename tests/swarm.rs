@@ -39,7 +39,7 @@ struct Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         docker(&["service", "rm", &self.service]);
-        for tag in ["v0", "v1", "v2", "v3", "bad"] {
+        for tag in ["v0", "v1", "v2", "v3", "v4", "bad"] {
             // Tasks release their images a moment after the service goes.
             for _ in 0..20 {
                 if docker(&["rmi", "-f", &format!("{}:{tag}", self.repo)])
@@ -248,6 +248,7 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     // v0 ran before opsdeck: no release ever deployed it, but its image is on the manager.
     import_image(&dir, &fx.repo, "v0", "sleep 3600");
     import_image(&dir, &fx.repo, "v3", "sleep 3600");
+    import_image(&dir, &fx.repo, "v4", "sleep 3600");
     let out = docker(&[
         "service",
         "create",
@@ -338,6 +339,33 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     );
     assert_eq!(status(&v3), "rollback_done");
     assert_eq!(service_image(&fx.service), format!("{}:v0", fx.repo));
+
+    // The engine unreachable at approval: nothing starts, the release stays approved, and
+    // `release deploy` deploys it once the engine answers.
+    let v4 = create("v4");
+    let out = Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+        .args(["release", "approve", &v4])
+        .env("OPSDECK_CONFIG", &config)
+        .env("OPSDECK_DATA_DIR", &data)
+        .env("OPSDECK_SOCKET", data.join("none.sock"))
+        .env_remove("OPSDECK_SERVER")
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}/no-engine.sock", dir.display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stays approved"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(status(&v4), "manual_test_passed");
+    let out = opsdeck(&config, &data, &["deploy", &v4]);
+    assert!(out.status.success(), "deploy v4: {}", text(&out.stderr));
+    assert_eq!(status(&v4), "deployed");
+    assert_eq!(service_image(&fx.service), format!("{}:v4", fx.repo));
 
     let bad = create("bad");
     let out = opsdeck(&config, &data, &["approve", &bad]);

@@ -224,6 +224,19 @@ impl ReleaseDesk {
             .get(id)?
             .ok_or(DeskError::NotFound(format!("no release with id {id}")))?;
         let service = self.service(&release.service_name)?.clone();
+        // A deploy that cannot reach the engine never starts: the release stays approved and
+        // `release deploy` tries again, instead of a production_failed that nothing can retry.
+        if self.cfg.deployer == DeployerKind::Swarm {
+            let ready = match SwarmDeployer::connect().await {
+                Ok(s) => s.can_update(&service.swarm_service).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ready {
+                return Err(DeskError::Failed(format!(
+                    "release {id} was not deployed and stays approved: {e}; `opsdeck release deploy {id}` once the engine answers"
+                )));
+            }
+        }
         // The work lock is held before the status becomes deploying, so reconciliation never
         // races it.
         let _lock = self.work_lock(id)?;

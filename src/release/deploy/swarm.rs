@@ -235,6 +235,16 @@ impl SwarmDeployer {
 }
 
 impl SwarmDeployer {
+    /// Whether the engine answers and has `service`: checked before a release becomes
+    /// deploying, so a deploy that cannot start leaves it approved.
+    pub async fn can_update(&self, service: &str) -> Result<(), String> {
+        self.docker
+            .inspect_service(service, None)
+            .await
+            .map(drop)
+            .map_err(|e| format!("the engine cannot update service {service}: {e}"))
+    }
+
     /// Tags of `repository` the engine knows ran or could run on `service`: the current
     /// spec's image, and the repository's images present on this manager (which include what
     /// ran before, since the engine keeps them).
