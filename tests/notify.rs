@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use server::{TestServer, text};
+use server::{TestServer, free_port, text};
 use sha2::Sha256;
 
 const TOKEN: &str = "123456:AAFakeBotTokenSecretValue";
@@ -60,14 +60,6 @@ impl Drop for Serving {
             let _ = t.join();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn handle(

@@ -7,7 +7,7 @@ mod server;
 use std::path::Path;
 use std::process::Command;
 
-use server::{TestServer, text};
+use server::{TestServer, free_port, text};
 
 /// A self-signed certificate for 127.0.0.1 (rcgen): `srv.pem`, `srv.key`.
 fn self_signed(dir: &Path) {
@@ -34,14 +34,6 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
         }
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// curl to `url` with an optional bearer token and body: (status, body, curl's exit code).

@@ -342,3 +342,12 @@ pub fn expect_event(
         }
     }
 }
+
+/// A TCP port free on 127.0.0.1 now (for a listener the test starts next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

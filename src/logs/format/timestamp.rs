@@ -132,6 +132,22 @@ pub fn infer_year(mo: u32, d: u32, h: u32, now: DateTime<Utc>) -> i32 {
     }
 }
 
+/// A time without a year or zone, captured as month, day, hour, minute, second, fraction
+/// (logcat, glog): the year inferred, UTC.
+fn yearless(c: &regex::Captures, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (mo, d, h) = (n(c, 1), n(c, 2), n(c, 3));
+    at(
+        infer_year(mo, d, h, now),
+        mo,
+        d,
+        h,
+        n(c, 4),
+        n(c, 5),
+        frac_nanos(c.get(6)),
+        None,
+    )
+}
+
 fn n(c: &regex::Captures, i: usize) -> u32 {
     c.get(i).map_or(0, |m| m.as_str().parse().unwrap_or(0))
 }
@@ -201,18 +217,7 @@ fn parse_bare(t: &str, now: DateTime<Utc>) -> Option<Found> {
         // Logcat: 03-17 16:13:38.811 (no year).
         let logcat = re!(r"^(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?");
         if let Some(c) = logcat.captures(t) {
-            let (mo, d, h) = (n(&c, 1), n(&c, 2), n(&c, 3));
-            let ts = at(
-                infer_year(mo, d, h, now),
-                mo,
-                d,
-                h,
-                n(&c, 4),
-                n(&c, 5),
-                frac_nanos(c.get(6)),
-                None,
-            )?;
-            return Some((ts, c.get(0)?.end()));
+            return Some((yearless(&c, now)?, c.get(0)?.end()));
         }
         // Spark: 17/06/09 20:10:40; HDFS: 081109 203615.
         let short = re!(r"^(\d\d)/?(\d\d)/?(\d\d) (\d\d):?(\d\d):?(\d\d)\b");
@@ -284,19 +289,8 @@ fn parse_bare(t: &str, now: DateTime<Utc>) -> Option<Found> {
         // glog: I0517 12:34:56.789012 (no year).
         let glog = re!(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?");
         if let Some(c) = glog.captures(t) {
-            let (mo, d, h) = (n(&c, 1), n(&c, 2), n(&c, 3));
-            let ts = at(
-                infer_year(mo, d, h, now),
-                mo,
-                d,
-                h,
-                n(&c, 4),
-                n(&c, 5),
-                frac_nanos(c.get(6)),
-                None,
-            )?;
             // The level letter is not part of the time.
-            return Some((ts, c.get(0)?.end()));
+            return Some((yearless(&c, now)?, c.get(0)?.end()));
         }
     }
     None
