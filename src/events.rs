@@ -50,6 +50,8 @@ pub enum Event {
     Paused(std::collections::BTreeSet<String>),
     /// The notification sinks that keep failing now (empty: all deliver).
     NotifyFailing(Vec<crate::notify::SinkHealth>),
+    /// The live state of every configured service, from the engine (Swarm deployer).
+    Services(std::sync::Arc<Vec<crate::release::engine::ServiceLive>>),
     /// A job's cron expression changed (saved by anyone).
     CronChanged {
         job: String,

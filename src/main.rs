@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
         Some(Command::Demo) => cli::demo().await,
         Some(Command::Release { cmd }) => cli::release::run(&cli, cmd).await,
         Some(Command::Token { cmd }) => cli::token::run(&cli, cmd).await,
+        Some(Command::Services { json }) => cli::services::run(&cli, *json).await,
         Some(Command::Notify { cmd }) => cli::notify::run(&cli, cmd).await,
         Some(Command::Logs { sources, print }) if print.print => {
             cli::logs::print(&cli, sources, print).await

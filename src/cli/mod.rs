@@ -6,6 +6,7 @@ pub mod logs;
 pub mod notify;
 pub mod release;
 pub mod server;
+pub mod services;
 pub mod token;
 
 use std::path::PathBuf;
@@ -77,6 +78,12 @@ pub enum Command {
     Release {
         #[command(subcommand)]
         cmd: release::ReleaseCmd,
+    },
+    /// What the engine runs for each configured service: image, replicas, update state,
+    /// tasks with their errors, and drift from the ledger.
+    Services {
+        #[arg(long)]
+        json: bool,
     },
     /// API tokens for the TCP listener (CI over the network): create, list, revoke. Through
     /// the running server; deployers only.

@@ -128,6 +128,7 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
         actor: Actor::current(),
         data_dir,
         progress: Box::new(|line| eprintln!("{line}")),
+        cancel: Default::default(),
     };
     let result: Result<(), DeskError> = match cmd {
         ReleaseCmd::Create {

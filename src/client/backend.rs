@@ -217,6 +217,7 @@ impl Backend {
                         actor: crate::release::Actor::current(),
                         data_dir,
                         progress: Box::new(|_| {}),
+                        cancel: Default::default(),
                     };
                     desk.reject(id, &reason)
                         .map(|r| format!("release {} rejected", r.id))

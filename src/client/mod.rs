@@ -303,6 +303,7 @@ async fn pump_once(
             WireBody::Cron { job, expr } => vec![Event::CronChanged { job, expr }],
             WireBody::Notify { failing } => vec![Event::NotifyFailing(failing)],
             WireBody::LedgerTampered { row } => vec![Event::LedgerTampered(row)],
+            WireBody::Services { services } => vec![Event::Services(std::sync::Arc::new(services))],
         };
         for e in out {
             if tx.send(e).await.is_err() {

@@ -135,6 +135,12 @@ pub struct ServiceFile {
     pub repository: Option<String>,
     /// Other repositories `release create --image` may name for this service.
     pub allowed_repositories: Option<Vec<String>>,
+    /// `rollback` (default) or `pause`: what a failed update leaves.
+    pub on_failure: Option<Spanned<String>>,
+    /// HTTP GET that must answer 2xx `health_retries` times in a row after an update.
+    pub health_url: Option<Spanned<String>>,
+    pub health_retries: Option<Spanned<u32>>,
+    pub health_timeout: Option<Spanned<String>>,
 }
 
 /// `[releases.command]`: the team's deploy and rollback commands, argv arrays (no shell).

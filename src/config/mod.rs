@@ -141,6 +141,24 @@ pub struct ReleaseService {
     pub repository: Option<String>,
     /// Further repositories a release of this service may name with `--image`.
     pub allowed_repositories: Vec<String>,
+    /// What a failed update leaves: the service rolled back (default) or paused.
+    pub on_failure: OnFailure,
+    /// The optional HTTP health gate of a deploy.
+    pub health_url: Option<String>,
+    /// Consecutive 2xx answers `health_url` must give.
+    pub health_retries: u32,
+    /// How long the health gate (URL and the containers' HEALTHCHECK) may take.
+    pub health_timeout: Duration,
+}
+
+/// `on_failure` of a release service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Put the service back on what ran before.
+    #[default]
+    Rollback,
+    /// Leave it as the engine left it (paused), for a person to look at.
+    Pause,
 }
 
 /// Release settings.
@@ -560,17 +578,64 @@ impl Config {
             ledger: r.ledger.map(PathBuf::from),
             deployer,
             approvers: r.approvers.unwrap_or_default(),
-            services: r
-                .services
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| ReleaseService {
-                    swarm_service: s.service.unwrap_or_else(|| s.name.clone()),
-                    name: s.name,
-                    repository: s.repository,
-                    allowed_repositories: s.allowed_repositories.unwrap_or_default(),
-                })
-                .collect(),
+            services: {
+                let mut out = Vec::new();
+                for s in r.services.unwrap_or_default() {
+                    let on_failure = match &s.on_failure {
+                        None => OnFailure::Rollback,
+                        Some(v) => match v.get_ref().as_str() {
+                            "rollback" => OnFailure::Rollback,
+                            "pause" => OnFailure::Pause,
+                            other => {
+                                return Err(ConfigError::Invalid {
+                                    key: "releases.services.on_failure",
+                                    origin: at(v.span()),
+                                    message: format!(
+                                        "`{other}` is not a failure policy; use \"rollback\" or \"pause\""
+                                    ),
+                                });
+                            }
+                        },
+                    };
+                    if let Some(u) = &s.health_url
+                        && reqwest::Url::parse(u.get_ref())
+                            .ok()
+                            .is_none_or(|p| !matches!(p.scheme(), "http" | "https"))
+                    {
+                        return Err(ConfigError::Invalid {
+                            key: "releases.services.health_url",
+                            origin: at(u.span()),
+                            message: format!("`{}` is not an http(s) URL", u.get_ref()),
+                        });
+                    }
+                    let health_retries = match &s.health_retries {
+                        None => 3,
+                        Some(n) if (1..=100).contains(n.get_ref()) => *n.get_ref(),
+                        Some(n) => {
+                            return Err(ConfigError::Invalid {
+                                key: "releases.services.health_retries",
+                                origin: at(n.span()),
+                                message: format!("{} is not between 1 and 100", n.get_ref()),
+                            });
+                        }
+                    };
+                    out.push(ReleaseService {
+                        swarm_service: s.service.unwrap_or_else(|| s.name.clone()),
+                        name: s.name,
+                        repository: s.repository,
+                        allowed_repositories: s.allowed_repositories.unwrap_or_default(),
+                        on_failure,
+                        health_url: s.health_url.map(|u| u.into_inner()),
+                        health_retries,
+                        health_timeout: dur(
+                            "releases.services.health_timeout",
+                            s.health_timeout,
+                            secs(60),
+                        )?,
+                    });
+                }
+                out
+            },
             command,
             deploy_timeout: dur("releases.deploy_timeout", r.deploy_timeout, secs(600))?,
         };

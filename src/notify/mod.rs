@@ -134,16 +134,18 @@ impl NotifyEvent {
 
     /// The event a ledger change means, if any (refusals and intermediate steps mean none).
     pub fn from_change(c: &LedgerChange) -> Option<NotifyEvent> {
-        if c.from == Some(c.to) {
-            return None;
-        }
-        let kind = match c.to {
-            Status::ManualTesting => EventKind::ReleaseWaiting,
-            Status::ManualTestPassed => EventKind::ReleaseApproved,
-            Status::ManualTestFailed => EventKind::ReleaseRejected,
-            Status::Deployed => EventKind::ReleaseDeployed,
-            Status::ProductionFailed | Status::RollbackFailed => EventKind::ReleaseFailed,
-            _ => return None,
+        let kind = match (c.kind(), c.to) {
+            (crate::release::AuditKind::ExternalChange, _) => EventKind::DriftFound,
+            (crate::release::AuditKind::AutomaticRollback, _) => EventKind::RollbackAutomatic,
+            (crate::release::AuditKind::Refusal, _) => return None,
+            (crate::release::AuditKind::Transition, to) => match to {
+                Status::ManualTesting => EventKind::ReleaseWaiting,
+                Status::ManualTestPassed => EventKind::ReleaseApproved,
+                Status::ManualTestFailed => EventKind::ReleaseRejected,
+                Status::Deployed => EventKind::ReleaseDeployed,
+                Status::ProductionFailed | Status::RollbackFailed => EventKind::ReleaseFailed,
+                _ => return None,
+            },
         };
         let r = &c.release;
         Some(NotifyEvent {
@@ -153,7 +155,15 @@ impl NotifyEvent {
             tag: Some(r.release_tag.clone()),
             release_id: Some(r.id),
             actor: Some(c.actor.clone()),
-            reason: c.note.clone().filter(|n| !n.trim().is_empty()),
+            reason: c
+                .note
+                .as_deref()
+                .map(|n| {
+                    n.trim_start_matches("external_change: ")
+                        .trim_start_matches("automatic_rollback: ")
+                        .to_string()
+                })
+                .filter(|n| !n.trim().is_empty()),
             link: r.github_action_link.clone(),
             group: None,
         })

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use super::actor::{Actor, may_act, valid_tag};
 use super::deploy::command::{self, CommandVars};
+use super::deploy::health;
 use super::deploy::{ServiceState, SwarmDeployer};
 use super::ledger::{Ledger, LedgerError, NewRelease, Release};
 use super::lifecycle::Status;
-use crate::config::{DeployerKind, ReleaseService, ReleasesConfig};
+use crate::config::{DeployerKind, OnFailure, ReleaseService, ReleasesConfig};
 
 /// Why a release action did not happen or did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,8 @@ pub struct ReleaseDesk {
     pub data_dir: PathBuf,
     /// Progress lines for the person waiting (the CLI prints them).
     pub progress: Box<dyn FnMut(&str) + Send>,
+    /// Fired when someone cancels the running deploy: the service is rolled back.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 impl ReleaseDesk {
@@ -227,8 +230,12 @@ impl ReleaseDesk {
         // A deploy that cannot reach the engine never starts: the release stays approved and
         // `release deploy` tries again, instead of a production_failed that nothing can retry.
         if self.cfg.deployer == DeployerKind::Swarm {
+            let image = image_of(&service, release.image.as_deref(), &release.release_tag);
             let ready = match SwarmDeployer::connect().await {
-                Ok(s) => s.can_update(&service.swarm_service).await,
+                Ok(s) => match s.can_update(&service.swarm_service).await {
+                    Ok(()) => s.image_available(&image).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             if let Err(e) = ready {
@@ -452,12 +459,13 @@ impl ReleaseDesk {
     ) -> Result<String, String> {
         let timeout = self.cfg.deploy_timeout;
         match self.cfg.deployer {
-            DeployerKind::Swarm => {
+            DeployerKind::Swarm if rollback => {
                 let swarm = SwarmDeployer::connect().await?;
                 swarm
                     .update_image(&service.swarm_service, image, timeout)
                     .await
             }
+            DeployerKind::Swarm => self.swarm_deploy(service, release, image).await,
             DeployerKind::Command => {
                 let argv = if rollback {
                     self.cfg.command.rollback.clone()
@@ -490,6 +498,79 @@ impl ReleaseDesk {
                 command::run(&argv, &vars, &log, timeout).await
             }
         }
+    }
+
+    /// A Swarm deploy with its health gate and failure policy: a failed update (tasks
+    /// failing, paused, unhealthy, timed out, cancelled) is rolled back unless the service
+    /// says `on_failure = "pause"`; the reason names the failing task's error and exit code.
+    async fn swarm_deploy(
+        &mut self,
+        service: &ReleaseService,
+        release: &Release,
+        image: &str,
+    ) -> Result<String, String> {
+        let swarm = SwarmDeployer::connect().await?;
+        let name = &service.swarm_service;
+        let before = crate::release::engine::read::read(swarm.client(), &service.name, name).await;
+        let tag = &release.release_tag;
+        let mut result = swarm
+            .update_image_until(name, image, self.cfg.deploy_timeout, &self.cancel)
+            .await;
+        if let Ok(done) = &result {
+            self.say(&format!("release {}: {done}; checking health", release.id));
+            result = match health::gate(&swarm, service, tag).await {
+                Ok(h) if h.is_empty() => Ok(done.clone()),
+                Ok(h) => Ok(format!("{done}; {h}")),
+                Err(e) => Err(e),
+            };
+        }
+        let Err(error) = result else {
+            return result;
+        };
+        let live = crate::release::engine::read::read(swarm.client(), &service.name, name).await;
+        let mut reason = error;
+        if let Some(t) = live.failure_of(tag) {
+            reason = format!("{reason}; {}", t.reason());
+        }
+        let cancelled = self.cancel.is_cancelled();
+        if service.on_failure == OnFailure::Pause && !cancelled {
+            return Err(format!(
+                "{reason}; {name} is left as the engine has it ({}; on_failure = \"pause\"): `opsdeck release rollback {}` puts it back",
+                if live.update_state.is_empty() {
+                    "state unknown"
+                } else {
+                    &live.update_state
+                },
+                release.id
+            ));
+        }
+        let back_to = if before.tag.is_empty() {
+            "the previous spec".to_string()
+        } else {
+            before.tag.clone()
+        };
+        self.say(&format!(
+            "release {}: {reason}; rolling {name} back to {back_to}",
+            release.id
+        ));
+        let rolled = swarm.rollback_previous(name, self.cfg.deploy_timeout).await;
+        let note = match &rolled {
+            Ok(m) => format!("put {name} back on {back_to} after the failed deploy of {tag}: {m}"),
+            Err(e) => format!("the rollback of {name} to {back_to} failed: {e}"),
+        };
+        if let Err(e) = self.ledger.record_note(
+            release.id,
+            &self.actor,
+            crate::release::AuditKind::AutomaticRollback,
+            &note,
+        ) {
+            tracing::warn!("cannot audit the automatic rollback: {e}");
+        }
+        self.say(&format!("release {}: {note}", release.id));
+        Err(match rolled {
+            Ok(_) => format!("{reason}; rolled back to {back_to}"),
+            Err(e) => format!("{reason}; the automatic rollback failed too: {e}"),
+        })
     }
 
     /// Settles releases left in deploying or rollback by a process that stopped: the Swarm's
@@ -603,6 +684,7 @@ pub fn reconcile_in_background(cfg: ReleasesConfig, ledger: PathBuf, data_dir: P
             actor: Actor::current(),
             data_dir,
             progress: Box::new(|_| {}),
+            cancel: Default::default(),
         };
         match desk.reconcile().await {
             Ok(settled) => {

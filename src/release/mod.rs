@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod deploy;
 pub mod desk;
+pub mod engine;
 pub mod ledger;
 pub mod lifecycle;
 pub mod watcher;
@@ -11,7 +12,7 @@ pub mod watcher;
 pub use actor::{Actor, may_act, valid_tag};
 pub use desk::{DeskError, ReleaseDesk};
 pub use ledger::{
-    AuditEntry, Ledger, LedgerChange, LedgerError, NewRelease, Release, Tamper, Verified,
-    VerifyError,
+    AuditEntry, AuditKind, Ledger, LedgerChange, LedgerError, NewRelease, Release, Tamper,
+    Verified, VerifyError,
 };
 pub use lifecycle::Status;

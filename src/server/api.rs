@@ -433,10 +433,21 @@ async fn cancel(State(s): S, c: Caller, Path(id): Path<i64>) -> ApiResult<Json<s
             );
             Ok(Json(json!({"cancelled": id})))
         }
-        Some(_) => Err(ActionError::Conflict(format!(
-            "release {id} is deploying now; roll it back once it ends"
-        ))
-        .into()),
+        Some(w) => {
+            // A running deploy stops and the service goes back to what ran before.
+            w.cancel.cancel();
+            s.hub.publish(
+                Some(c.who.user.clone()),
+                WireBody::DeployProgress {
+                    id,
+                    line: format!(
+                        "release {id}: deploy cancelled by {}; rolling the service back",
+                        c.who.user
+                    ),
+                },
+            );
+            Ok(Json(json!({"cancelled": id, "rolling_back": true})))
+        }
         None => Err(ActionError::Conflict(format!("release {id} has no queued deploy")).into()),
     }
 }
@@ -541,20 +552,14 @@ async fn services(State(s): S, c: Caller) -> ApiResult<Json<serde_json::Value>> 
     if cfg.deployer != crate::config::DeployerKind::Swarm {
         return Ok(Json(json!({"deployer": "command", "services": []})));
     }
-    let swarm = crate::release::deploy::SwarmDeployer::connect()
-        .await
-        .map_err(|e| ActionError::Unavailable(format!("the Docker engine: {e}")))?;
-    let mut out = Vec::new();
-    for svc in &cfg.services {
-        let state = swarm.state(&svc.swarm_service).await;
-        out.push(json!({
-            "name": svc.name,
-            "swarm_service": svc.swarm_service,
-            "state": state.as_ref().ok(),
-            "error": state.err(),
-        }));
+    let mut now = s.services.get().map(|w| w.current()).unwrap_or_default();
+    if now.len() != cfg.services.len() {
+        // Asked before the watch read the engine once: read it now.
+        let me = s.clone();
+        let open: crate::release::engine::watch::OpenLedger = Arc::new(move || me.ledger().ok());
+        now = Arc::new(crate::release::engine::watch::read_once(cfg, &open).await);
     }
-    Ok(Json(json!({"deployer": "swarm", "services": out})))
+    Ok(Json(json!({"deployer": "swarm", "services": now.as_ref()})))
 }
 
 async fn exports(State(s): S, c: Caller) -> ApiResult<Json<serde_json::Value>> {

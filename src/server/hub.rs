@@ -76,6 +76,10 @@ pub enum WireBody {
     Notify {
         failing: Vec<crate::notify::SinkHealth>,
     },
+    /// The live state of every configured service changed (sticky).
+    Services {
+        services: Vec<crate::release::engine::ServiceLive>,
+    },
     /// Sessions connected or left.
     Sessions {
         sessions: Vec<SessionInfo>,
@@ -100,6 +104,7 @@ impl WireBody {
             WireBody::Paused { .. } => Some("paused"),
             WireBody::Notify { .. } => Some("notify"),
             WireBody::LedgerTampered { .. } => Some("ledger"),
+            WireBody::Services { .. } => Some("services"),
             _ => None,
         }
     }
@@ -126,6 +131,9 @@ impl WireBody {
                 failing: failing.clone(),
             },
             Event::LedgerTampered(row) => WireBody::LedgerTampered { row: row.clone() },
+            Event::Services(s) => WireBody::Services {
+                services: s.as_ref().clone(),
+            },
             Event::RetentionDeleted { .. }
             | Event::Releases(_)
             | Event::ReleasesUnavailable(_)
@@ -273,6 +281,24 @@ pub fn summary(c: &crate::release::LedgerChange) -> String {
     let what = format!("{} {}", r.service_name, r.release_tag);
     let verb = match (c.from, c.to) {
         (None, _) => format!("created {what} ({})", c.to),
+        (Some(f), t) if f == t && c.kind() == crate::release::AuditKind::ExternalChange => format!(
+            "saw the engine change {}: {}",
+            r.service_name,
+            c.note
+                .as_deref()
+                .unwrap_or("")
+                .trim_start_matches("external_change: ")
+        ),
+        (Some(f), t) if f == t && c.kind() == crate::release::AuditKind::AutomaticRollback => {
+            format!(
+                "rolled {} back automatically: {}",
+                r.service_name,
+                c.note
+                    .as_deref()
+                    .unwrap_or("")
+                    .trim_start_matches("automatic_rollback: ")
+            )
+        }
         (Some(f), t) if f == t => format!(
             "was refused on {what}: {}",
             c.note.as_deref().unwrap_or("refused")

@@ -74,6 +74,8 @@ pub struct ServerState {
     pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// Fires at shutdown: event streams end so the server can stop.
     pub shutdown: CancellationToken,
+    /// The engine's live state of each configured service (set once at start).
+    pub services: std::sync::OnceLock<crate::release::engine::ServicesWatch>,
 }
 
 /// How a release action failed, for the API's status codes.
@@ -165,6 +167,7 @@ impl ServerState {
             metrics: p.metrics,
             notifier: p.notifier,
             shutdown: CancellationToken::new(),
+            services: std::sync::OnceLock::new(),
         })
     }
 
@@ -183,7 +186,12 @@ impl ServerState {
         let hub = self.hub.clone();
         let metrics = self.metrics.clone();
         let notifier = self.notifier.clone();
+        let services = self.services.get().cloned();
         ledger.observe(Arc::new(move |change| {
+            // The service lines show what the ledger says: read the engine again.
+            if let Some(w) = &services {
+                w.poke();
+            }
             metrics.transition(change.to);
             // A quick local insert; a failure is logged and the change goes on.
             if let Some(n) = &notifier
@@ -225,7 +233,39 @@ impl ServerState {
                     );
                 }
             }),
+            cancel: Default::default(),
         })
+    }
+
+    /// Starts the live view of the configured services; its changes go to every client.
+    pub fn watch_services(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let watch = crate::release::engine::ServicesWatch::spawn(
+            self.cfg.releases.clone(),
+            Arc::new(move || weak.upgrade().and_then(|s| s.ledger().ok())),
+            Arc::new(|_, _| {}),
+        );
+        let mut rx = watch.subscribe();
+        if self.services.set(watch).is_err() {
+            return;
+        }
+        let hub = self.hub.clone();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    () = stop.cancelled() => return,
+                }
+                let now = rx.borrow_and_update().clone();
+                hub.publish(
+                    None,
+                    WireBody::Services {
+                        services: now.as_ref().clone(),
+                    },
+                );
+            }
+        });
     }
 
     /// Allows `action` for `caller`, or refuses it; a refusal that concerns a release is
@@ -326,6 +366,7 @@ impl ServerState {
             append_line(&log, line);
         });
         let cancel = CancellationToken::new();
+        desk.cancel = cancel.clone();
         self.work.lock().unwrap_or_else(|p| p.into_inner()).insert(
             id,
             Work {

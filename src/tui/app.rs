@@ -262,6 +262,8 @@ pub struct App {
     pub releases_error: Option<String>,
     /// The first ledger row that fails verification: shown red in the status bar.
     pub ledger_tampered: Option<String>,
+    /// The engine's live state of each configured service (Swarm deployer).
+    pub services: std::sync::Arc<Vec<crate::release::engine::ServiceLive>>,
     pub testops: Option<Result<(), String>>,
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
@@ -446,6 +448,7 @@ impl App {
             release_detail: None,
             releases_error: None,
             ledger_tampered: None,
+            services: Default::default(),
             testops: None,
             disk_free: None,
             sessions: None,
@@ -813,6 +816,7 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::Releases(list) => super::releases::apply_list(app, list, cmds),
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
         Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
+        Event::Services(s) => app.services = s,
         Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))

@@ -2,6 +2,7 @@
 
 pub mod child_env;
 pub mod command;
+pub mod health;
 pub mod swarm;
 
 pub use swarm::{ServiceState, SwarmDeployer};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{ListTasksOptions, UpdateServiceOptions};
+use tokio_util::sync::CancellationToken;
 
 /// The live state of a service, for the Releases tab.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -55,9 +56,115 @@ impl SwarmDeployer {
         image: &str,
         timeout: Duration,
     ) -> Result<String, String> {
+        self.update_image_until(service, image, timeout, &CancellationToken::new())
+            .await
+    }
+
+    /// `update_image` that gives up when `cancel` fires (someone cancelled the deploy).
+    pub async fn update_image_until(
+        &self,
+        service: &str,
+        image: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
         let started = Instant::now();
         self.apply(service, image).await?;
-        self.watch(service, image, started, timeout).await
+        tokio::select! {
+            r = self.watch(service, image, started, timeout) => r,
+            () = cancel.cancelled() => Err("cancelled while the update ran".into()),
+        }
+    }
+
+    /// The engine's server-side rollback to the spec before the last update (as `docker
+    /// service rollback`), watched until the service runs it again.
+    pub async fn rollback_previous(
+        &self,
+        service: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let started = Instant::now();
+        let svc = self
+            .docker
+            .inspect_service(service, None)
+            .await
+            .map_err(|e| format!("cannot inspect service {service}: {e}"))?;
+        let already = svc
+            .update_status
+            .as_ref()
+            .and_then(|u| u.state.as_ref())
+            .is_some_and(|s| s.to_string() == "rollback_completed");
+        if !already {
+            let version = svc
+                .version
+                .and_then(|v| v.index)
+                .ok_or("the service has no version index")?;
+            let spec = svc.spec.ok_or("the service has no spec")?;
+            self.docker
+                .update_service(
+                    service,
+                    spec,
+                    UpdateServiceOptions {
+                        version: version as i32,
+                        rollback: Some("previous".into()),
+                        ..Default::default()
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| format!("the engine refused the rollback of {service}: {e}"))?;
+        }
+        loop {
+            let state = self.state(service).await?;
+            match state.update_state.as_str() {
+                "rollback_completed" if state.running >= state.desired => {
+                    return Ok(format!(
+                        "{service} runs {} again ({}/{} tasks)",
+                        state.image, state.running, state.desired
+                    ));
+                }
+                "rollback_paused" => {
+                    return Err(format!("rollback paused: {}", state.update_message));
+                }
+                _ => {}
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "the rollback timed out after {}s ({}/{} tasks running)",
+                    timeout.as_secs(),
+                    state.running,
+                    state.desired
+                ));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// Whether `image` can be found before anything changes: on this manager, or in its
+    /// registry. A missing image is a deploy that never starts, not a failed one.
+    pub async fn image_available(&self, image: &str) -> Result<(), String> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        // Without a registry in reach this fails fast or hangs on DNS: bounded either way.
+        match tokio::time::timeout(
+            Duration::from_secs(15),
+            self.docker
+                .inspect_registry_image(image, credentials_for(image)),
+        )
+        .await
+        .unwrap_or_else(|_| Err(bollard::errors::Error::RequestTimeoutError))
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "image {image} is neither on this manager nor in its registry ({e})"
+            )),
+        }
+    }
+
+    /// The engine client, for reading live state.
+    pub fn client(&self) -> &Docker {
+        &self.docker
     }
 
     /// Watches an update someone else started (reconciliation after a restart).

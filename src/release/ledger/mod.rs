@@ -49,6 +49,64 @@ pub struct AuditEntry {
     pub note: Option<String>,
 }
 
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// A status change (or the creation).
+    Transition,
+    /// An action refused (status unchanged).
+    Refusal,
+    /// The engine runs a tag the ledger did not deploy last (status unchanged).
+    ExternalChange,
+    /// opsdeck put the service back after a failed deploy (status unchanged).
+    AutomaticRollback,
+}
+
+impl AuditKind {
+    /// The name, which also starts the note of the kinds that change no status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Transition => "transition",
+            AuditKind::Refusal => "refusal",
+            AuditKind::ExternalChange => "external_change",
+            AuditKind::AutomaticRollback => "automatic_rollback",
+        }
+    }
+
+    /// The kind of an entry from its statuses and note.
+    pub fn of(from: Option<&str>, to: &str, note: Option<&str>) -> AuditKind {
+        if from != Some(to) {
+            return AuditKind::Transition;
+        }
+        let note = note.unwrap_or("");
+        [AuditKind::ExternalChange, AuditKind::AutomaticRollback]
+            .into_iter()
+            .find(|k| {
+                note.strip_prefix(k.as_str())
+                    .is_some_and(|r| r.starts_with(':'))
+            })
+            .unwrap_or(AuditKind::Refusal)
+    }
+}
+
+impl AuditEntry {
+    /// What this entry records.
+    pub fn kind(&self) -> AuditKind {
+        AuditKind::of(self.from.as_deref(), &self.to, self.note.as_deref())
+    }
+}
+
+impl LedgerChange {
+    /// What this change records.
+    pub fn kind(&self) -> AuditKind {
+        AuditKind::of(
+            self.from.map(|s| s.as_str()),
+            self.to.as_str(),
+            self.note.as_deref(),
+        )
+    }
+}
+
 /// What `create` needs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewRelease {
@@ -384,6 +442,28 @@ impl Ledger {
         tx.commit()?;
         if let Some(r) = self.get(id)? {
             self.notify(&r, actor, Some(current), current, Some(note));
+        }
+        Ok(())
+    }
+
+    /// Audits something that changes no status: an `external_change` the engine showed, or
+    /// an `automatic_rollback` after a failed deploy. The note starts with the kind's name.
+    pub fn record_note(
+        &mut self,
+        id: i64,
+        actor: &Actor,
+        kind: AuditKind,
+        note: &str,
+    ) -> Result<(), LedgerError> {
+        let note = format!("{}: {note}", kind.as_str());
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = status_of(&tx, id)?;
+        audit(&tx, id, actor, Some(current), current, Some(&note))?;
+        tx.commit()?;
+        if let Some(r) = self.get(id)? {
+            self.notify(&r, actor, Some(current), current, Some(&note));
         }
         Ok(())
     }
