@@ -39,7 +39,7 @@ struct Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         docker(&["service", "rm", &self.service]);
-        for tag in ["v0", "v1", "v2", "v3", "v4", "bad"] {
+        for tag in ["v0", "v1", "v2", "v3", "v4", "bad", "crash"] {
             // Tasks release their images a moment after the service goes.
             for _ in 0..20 {
                 if docker(&["rmi", "-f", &format!("{}:{tag}", self.repo)])
@@ -249,6 +249,7 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     import_image(&dir, &fx.repo, "v0", "sleep 3600");
     import_image(&dir, &fx.repo, "v3", "sleep 3600");
     import_image(&dir, &fx.repo, "v4", "sleep 3600");
+    import_image(&dir, &fx.repo, "crash", "exit 1");
     let out = docker(&[
         "service",
         "create",
@@ -256,8 +257,10 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
         "--name",
         &fx.service,
         "--replicas",
-        "1",
+        "2",
         "--no-resolve-image",
+        "--update-parallelism",
+        "2",
         "--update-monitor",
         "3s",
         "--update-failure-action",
@@ -367,6 +370,8 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     assert_eq!(status(&v4), "deployed");
     assert_eq!(service_image(&fx.service), format!("{}:v4", fx.repo));
 
+    // A crashing image: the update fails, the service goes back on v4 at 2/2, and the
+    // release says why in the engine's words, with the exit code.
     let bad = create("bad");
     let out = opsdeck(&config, &data, &["approve", &bad]);
     assert_eq!(
@@ -376,16 +381,158 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
         text(&out.stderr)
     );
     assert_eq!(status(&bad), "production_failed");
-    let show = opsdeck(&config, &data, &["show", &bad, "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    let note = v["audit"].as_array().unwrap().last().unwrap()["note"]
+    assert_eq!(service_image(&fx.service), format!("{}:v4", fx.repo));
+    let live = services(&config, &data);
+    assert_eq!(
+        (
+            live["tag"].as_str(),
+            live["running"].as_u64(),
+            live["desired"].as_u64()
+        ),
+        (Some("v4"), Some(2), Some(2)),
+        "{live}"
+    );
+    let audit = audit_of(&config, &data, &bad);
+    let last = audit.last().unwrap()["note"].as_str().unwrap().to_string();
+    assert!(
+        last.contains("non-zero exit (1)") && last.contains("exit code 1"),
+        "the task's error and exit code: {last}"
+    );
+    assert!(last.contains("rolled back to v4"), "{last}");
+    assert!(
+        audit.iter().any(|a| a["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("automatic_rollback: put"))),
+        "the automatic rollback has its own entry: {audit:?}"
+    );
+
+    // on_failure = "pause": the service stays as the engine left it and the reason says
+    // what to do.
+    let paused_config = dir.join("paused.toml");
+    std::fs::write(
+        &paused_config,
+        std::fs::read_to_string(&config).unwrap() + "on_failure = \"pause\"\n",
+    )
+    .unwrap();
+    let crash = create("crash");
+    let out = opsdeck(&paused_config, &data, &["approve", &crash]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(status(&crash), "production_failed");
+    assert_eq!(service_image(&fx.service), format!("{}:crash", fx.repo));
+    let note = audit_of(&config, &data, &crash).last().unwrap()["note"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(
-        note.contains("paused") || note.contains("timed out"),
-        "the engine's message: {note}"
+        note.contains("on_failure = \"pause\"")
+            && note.contains(&format!("release rollback {crash}")),
+        "{note}"
     );
+    assert_eq!(services(&config, &data)["update_state"], "paused");
+    let out = opsdeck(&config, &data, &["rollback", &crash, "--to", "v4"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(service_image(&fx.service), format!("{}:v4", fx.repo));
+
+    // A hand-made update: drift shown and recorded once, no status changed.
+    let out = docker(&[
+        "service",
+        "update",
+        "--detach=false",
+        "--quiet",
+        "--no-resolve-image",
+        "--image",
+        &format!("{}:v2", fx.repo),
+        &fx.service,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let live = services(&config, &data);
+    assert_eq!(live["drift"]["engine_tag"], "v2", "{live}");
+    assert_eq!(live["drift"]["ledger_tag"], "v4", "{live}");
+    services(&config, &data);
+    let audit = audit_of(&config, &data, &crash);
+    let drifts: Vec<_> = audit
+        .iter()
+        .filter(|a| {
+            a["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("external_change:"))
+        })
+        .collect();
+    assert_eq!(drifts.len(), 1, "recorded once: {audit:?}");
+    assert_eq!(status(&crash), "rollback_done");
+
+    // A health gate that never passes: rolled back to what ran (v2), the reason says so.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut s = s;
+                let _ = s.read(&mut [0u8; 1024]);
+                let _ = s.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        port
+    };
+    let gated = dir.join("gated.toml");
+    std::fs::write(
+        &gated,
+        std::fs::read_to_string(&config).unwrap()
+            + &format!(
+                "health_url = \"http://127.0.0.1:{port}/health\"\nhealth_retries = 2\nhealth_timeout = \"3s\"\n"
+            ),
+    )
+    .unwrap();
+    let v3b = create("v3");
+    let out = opsdeck(&gated, &data, &["approve", &v3b]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let note = audit_of(&config, &data, &v3b).last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("health check failed")
+            && note.contains("HTTP 503")
+            && note.contains("rolled back to v2"),
+        "{note}"
+    );
+    assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
+
+    // An image nobody has: nothing starts, the release stays approved.
+    let ghost = create("v-ghost");
+    let out = opsdeck(&config, &data, &["approve", &ghost]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stays approved"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(status(&ghost), "manual_test_passed");
+    assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
+}
+
+/// `opsdeck services --json`'s only service.
+fn services(config: &Path, data: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+        .args(["services", "--json"])
+        .env("OPSDECK_CONFIG", config)
+        .env("OPSDECK_DATA_DIR", data)
+        .env("OPSDECK_SOCKET", data.join("none.sock"))
+        .env_remove("OPSDECK_SERVER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["services"][0].clone()
+}
+
+fn audit_of(config: &Path, data: &Path, id: &str) -> Vec<serde_json::Value> {
+    let show = opsdeck(config, data, &["show", id, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    v["audit"].as_array().unwrap().clone()
 }
 
 #[path = "support/server.rs"]
