@@ -613,3 +613,122 @@ fn a_server_killed_mid_deploy_settles_the_release_when_it_starts_again() {
         "{last}"
     );
 }
+
+/// Through the server: two approvals of one service run one after the other (the second
+/// says it is queued), a running deploy cancelled puts the service back, and the live state
+/// reaches `/v1/services` and the event stream.
+#[test]
+fn approvals_of_one_service_queue_and_a_cancelled_deploy_rolls_back() {
+    let _one = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(left_swarm) = engine_ready() else {
+        return;
+    };
+    let id = std::process::id();
+    let fx = Fixture {
+        service: format!("opsdeck-q-{id}"),
+        repo: format!("opsdeck-q-{id}/app"),
+        left_swarm,
+        root: tempfile::tempdir().unwrap(),
+    };
+    let dir: PathBuf = fx.root.path().to_path_buf();
+    for tag in ["v1", "v2", "v3", "v4"] {
+        import_image(&dir, &fx.repo, tag, "sleep 3600");
+    }
+    let out = docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        &fx.service,
+        "--replicas",
+        "2",
+        "--no-resolve-image",
+        "--update-parallelism",
+        "1",
+        "--update-monitor",
+        "3s",
+        "--update-failure-action",
+        "pause",
+        &format!("{}:v1", fx.repo),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mut s = server::TestServer::new("0", "");
+    std::fs::write(
+        &s.config,
+        format!(
+            "[releases]\ndeployer = \"swarm\"\ndeploy_timeout = \"120s\"\n\n[[releases.services]]\nname = \"app\"\nservice = \"{}\"\nrepository = \"{}\"\n",
+            fx.service, fx.repo
+        ),
+    )
+    .unwrap();
+    s.start();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let (mut events, rx) = s.events();
+    let v2 = s.create("app", "v2");
+    let v3 = s.create("app", "v3");
+    for rel in [v2, v3] {
+        let (code, body) = s.curl("POST", &format!("/v1/releases/{rel}/approve"), None);
+        assert_eq!(code, 202, "{body}");
+    }
+    server::expect_event(&rx, "v3 queued behind v2", |v| {
+        v["type"] == "deploy_progress"
+            && v["id"] == v3
+            && v["line"]
+                .as_str()
+                .is_some_and(|l| l.contains(&format!("queued behind v2 (release {v2})")))
+    });
+    wait("v3 deployed", &|| s.status_of(v3) == "deployed");
+    assert_eq!(s.status_of(v2), "deployed");
+    let at = |rel: i64, to: &str| -> String {
+        s.json(&format!("/v1/releases/{rel}"))["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["to"] == to)
+            .map(|a| a["at"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(
+        at(v2, "deployed") <= at(v3, "deploying"),
+        "v3 started after v2 ended"
+    );
+    assert_eq!(service_image(&fx.service), format!("{}:v3", fx.repo));
+    // The live state: from the engine, through the server.
+    wait("the service line shows v3 at 2/2", &|| {
+        let v = s.json("/v1/services");
+        v["services"][0]["tag"] == "v3" && v["services"][0]["running"] == 2
+    });
+    server::expect_event(&rx, "a services event with v3", |v| {
+        v["type"] == "services" && v["services"][0]["tag"] == "v3"
+    });
+
+    // Cancelling a running deploy rolls the service back to v3.
+    let v4 = s.create("app", "v4");
+    let (code, body) = s.curl("POST", &format!("/v1/releases/{v4}/approve"), None);
+    assert_eq!(code, 202, "{body}");
+    wait("v4 rolling out", &|| {
+        service_image(&fx.service) == format!("{}:v4", fx.repo)
+    });
+    let (code, body) = s.curl("POST", &format!("/v1/releases/{v4}/cancel"), None);
+    assert_eq!(code, 200, "{body}");
+    wait("v4 ends", &|| s.status_of(v4) == "production_failed");
+    let audit = s.json(&format!("/v1/releases/{v4}"))["audit"].clone();
+    let note = audit.as_array().unwrap().last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("cancelled") && note.contains("rolled back to v3"),
+        "{note}"
+    );
+    assert_eq!(service_image(&fx.service), format!("{}:v3", fx.repo));
+    let _ = events.kill();
+    let _ = events.wait();
+}

@@ -429,6 +429,29 @@ mod tests {
         assert_eq!(k(None, Building), None);
         // A refusal is audited with from == to: no message.
         assert_eq!(k(Some(ManualTesting), ManualTesting), None);
+        // Entries that change no status but say something happened to production do.
+        let drift = NotifyEvent::from_change(&change(
+            Some(Deployed),
+            Deployed,
+            Some("external_change: engine runs v1, ledger says v1.5.0 (service prod_api)"),
+        ))
+        .unwrap();
+        assert_eq!(drift.kind, EventKind::DriftFound);
+        assert_eq!(
+            drift.reason.as_deref(),
+            Some("engine runs v1, ledger says v1.5.0 (service prod_api)")
+        );
+        let back = NotifyEvent::from_change(&change(
+            Some(Deploying),
+            Deploying,
+            Some("automatic_rollback: put prod_api back on v1"),
+        ))
+        .unwrap();
+        assert_eq!(back.kind, EventKind::RollbackAutomatic);
+        assert!(
+            back.text()
+                .starts_with("api v1.5.0 rolled back automatically")
+        );
     }
 
     #[test]
