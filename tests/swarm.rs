@@ -511,6 +511,13 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
         text(&out.stderr)
     );
     assert_eq!(status(&ghost), "manual_test_passed");
+    let last = audit_of(&config, &data, &ghost).last().unwrap().clone();
+    assert!(
+        last["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("not_deployed: image") && n.contains("v-ghost")),
+        "the reason is in the audit: {last}"
+    );
     assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
 }
 

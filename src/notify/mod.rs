@@ -137,7 +137,9 @@ impl NotifyEvent {
         let kind = match (c.kind(), c.to) {
             (crate::release::AuditKind::ExternalChange, _) => EventKind::DriftFound,
             (crate::release::AuditKind::AutomaticRollback, _) => EventKind::RollbackAutomatic,
-            (crate::release::AuditKind::Refusal, _) => return None,
+            (crate::release::AuditKind::Refusal | crate::release::AuditKind::NotDeployed, _) => {
+                return None;
+            }
             (crate::release::AuditKind::Transition, to) => match to {
                 Status::ManualTesting => EventKind::ReleaseWaiting,
                 Status::ManualTestPassed => EventKind::ReleaseApproved,

@@ -239,6 +239,12 @@ impl ReleaseDesk {
                 Err(e) => Err(e),
             };
             if let Err(e) = ready {
+                self.ledger.record_note(
+                    id,
+                    &self.actor,
+                    crate::release::AuditKind::NotDeployed,
+                    &e,
+                )?;
                 return Err(DeskError::Failed(format!(
                     "release {id} was not deployed and stays approved: {e}; `opsdeck release deploy {id}` once the engine answers"
                 )));

@@ -299,6 +299,13 @@ pub fn summary(c: &crate::release::LedgerChange) -> String {
                     .trim_start_matches("automatic_rollback: ")
             )
         }
+        (Some(f), t) if f == t && c.kind() == crate::release::AuditKind::NotDeployed => format!(
+            "could not start the deploy of {what}: {}",
+            c.note
+                .as_deref()
+                .unwrap_or("")
+                .trim_start_matches("not_deployed: ")
+        ),
         (Some(f), t) if f == t => format!(
             "was refused on {what}: {}",
             c.note.as_deref().unwrap_or("refused")

@@ -60,6 +60,8 @@ pub enum AuditKind {
     ExternalChange,
     /// opsdeck put the service back after a failed deploy (status unchanged).
     AutomaticRollback,
+    /// A deploy that never reached the engine: the release stays approved (status unchanged).
+    NotDeployed,
 }
 
 impl AuditKind {
@@ -70,6 +72,7 @@ impl AuditKind {
             AuditKind::Refusal => "refusal",
             AuditKind::ExternalChange => "external_change",
             AuditKind::AutomaticRollback => "automatic_rollback",
+            AuditKind::NotDeployed => "not_deployed",
         }
     }
 
@@ -79,13 +82,17 @@ impl AuditKind {
             return AuditKind::Transition;
         }
         let note = note.unwrap_or("");
-        [AuditKind::ExternalChange, AuditKind::AutomaticRollback]
-            .into_iter()
-            .find(|k| {
-                note.strip_prefix(k.as_str())
-                    .is_some_and(|r| r.starts_with(':'))
-            })
-            .unwrap_or(AuditKind::Refusal)
+        [
+            AuditKind::ExternalChange,
+            AuditKind::AutomaticRollback,
+            AuditKind::NotDeployed,
+        ]
+        .into_iter()
+        .find(|k| {
+            note.strip_prefix(k.as_str())
+                .is_some_and(|r| r.starts_with(':'))
+        })
+        .unwrap_or(AuditKind::Refusal)
     }
 }
 
