@@ -248,3 +248,48 @@ fn the_tcp_listener_needs_tls_off_loopback() {
     assert!(c.listen.is_none());
     assert!(c.warnings.iter().any(|w| w.contains("server.listen")));
 }
+
+#[test]
+fn failure_policy_and_health_gate_are_read_and_checked() {
+    let svc = "[[releases.services]]\nname = \"api\"\n";
+    let c = load(svc).unwrap();
+    let s = &c.releases.services[0];
+    assert_eq!(
+        (
+            s.on_failure,
+            s.health_url.as_deref(),
+            s.health_retries,
+            s.health_timeout
+        ),
+        (OnFailure::Rollback, None, 3, secs(60))
+    );
+    let c = load(&format!(
+        "{svc}on_failure = \"pause\"\nhealth_url = \"http://127.0.0.1:8080/health\"\nhealth_retries = 5\nhealth_timeout = \"20s\"\n"
+    ))
+    .unwrap();
+    let s = &c.releases.services[0];
+    assert_eq!(
+        (s.on_failure, s.health_retries, s.health_timeout),
+        (OnFailure::Pause, 5, secs(20))
+    );
+    for (bad, key, line) in [
+        ("on_failure = \"retry\"", "releases.services.on_failure", 3),
+        (
+            "health_url = \"ftp://x/health\"",
+            "releases.services.health_url",
+            3,
+        ),
+        ("health_retries = 0", "releases.services.health_retries", 3),
+        (
+            "health_timeout = \"soon\"",
+            "releases.services.health_timeout",
+            3,
+        ),
+    ] {
+        let e = load(&format!("{svc}{bad}\n")).unwrap_err().to_string();
+        assert!(
+            e.contains(key) && e.contains(&format!("/etc/opsdeck.toml:{line}")),
+            "{bad}: {e}"
+        );
+    }
+}
