@@ -501,6 +501,32 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     );
     assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
 
+    // The engine rolls back on its own (`--update-failure-action rollback`): opsdeck waits
+    // for it instead of asking again (which would swap back to the crashing spec).
+    let out = docker(&[
+        "service",
+        "update",
+        "--detach=false",
+        "--quiet",
+        "--update-failure-action",
+        "rollback",
+        &fx.service,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let crash2 = create("crash");
+    let out = opsdeck(&config, &data, &["approve", &crash2]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let note = audit_of(&config, &data, &crash2).last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("rolled back to v2") && note.contains("exit code 1"),
+        "{note}"
+    );
+    assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
+    assert_eq!(services(&config, &data)["running"], 2);
+
     // An image nobody has: nothing starts, the release stays approved.
     let ghost = create("v-ghost");
     let out = opsdeck(&config, &data, &["approve", &ghost]);

@@ -89,11 +89,18 @@ impl SwarmDeployer {
             .inspect_service(service, None)
             .await
             .map_err(|e| format!("cannot inspect service {service}: {e}"))?;
+        // The engine may be rolling back on its own (`--update-failure-action rollback`):
+        // asking again would swap back to the failed spec, so only wait for it.
         let already = svc
             .update_status
             .as_ref()
             .and_then(|u| u.state.as_ref())
-            .is_some_and(|s| s.to_string() == "rollback_completed");
+            .is_some_and(|s| {
+                matches!(
+                    s.to_string().as_str(),
+                    "rollback_started" | "rollback_completed" | "rollback_paused"
+                )
+            });
         if !already {
             let version = svc
                 .version
