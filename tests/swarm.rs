@@ -687,11 +687,15 @@ fn approvals_of_one_service_queue_and_a_cancelled_deploy_rolls_back() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let mut s = server::TestServer::new("0", "");
+    let paged = dir.join("paged.jsonl");
     std::fs::write(
         &s.config,
         format!(
-            "[releases]\ndeployer = \"swarm\"\ndeploy_timeout = \"120s\"\n\n[[releases.services]]\nname = \"app\"\nservice = \"{}\"\nrepository = \"{}\"\n",
-            fx.service, fx.repo
+            "[releases]\ndeployer = \"swarm\"\ndeploy_timeout = \"120s\"\n\n[[releases.services]]\nname = \"app\"\nservice = \"{}\"\nrepository = \"{}\"\n\n[[notify]]\nkind = \"command\"\nargv = [\"sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\nevents = [\"rollback_automatic\", \"drift_found\"]\n",
+            fx.service,
+            fx.repo,
+            paged.display(),
+            paged.display()
         ),
     )
     .unwrap();
@@ -762,6 +766,42 @@ fn approvals_of_one_service_queue_and_a_cancelled_deploy_rolls_back() {
         "{note}"
     );
     assert_eq!(service_image(&fx.service), format!("{}:v3", fx.repo));
+
+    // A hand-made update: the server's watch sees it, records it and notifies.
+    let out = docker(&[
+        "service",
+        "update",
+        "--detach=false",
+        "--quiet",
+        "--no-resolve-image",
+        "--image",
+        &format!("{}:v1", fx.repo),
+        &fx.service,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sent = |kind: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&paged)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["kind"] == kind)
+            .collect()
+    };
+    wait("drift notified", &|| !sent("drift_found").is_empty());
+    wait("drift on the service line", &|| {
+        s.json("/v1/services")["services"][0]["drift"]["engine_tag"] == "v1"
+    });
+    let drift = sent("drift_found");
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert!(
+        drift[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("engine runs v1, ledger says v3")),
+        "{drift:?}"
+    );
+    let back = sent("rollback_automatic");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0]["release_id"], v4);
     let _ = events.kill();
     let _ = events.wait();
 }
