@@ -113,7 +113,7 @@ pub fn render(s: &ServiceLive, offset: &chrono::FixedOffset) -> String {
         if let Some(h) = &t.health {
             line.push_str(&format!("  {h}"));
         }
-        if t.failed() || !t.error.is_empty() {
+        if t.failed() {
             line.push_str(&format!(
                 "  {}",
                 clean(if t.error.is_empty() {

@@ -80,10 +80,10 @@ impl Drift {
 }
 
 impl TaskLive {
-    /// A task that ended badly: failed or rejected, or exited non-zero.
+    /// A task that ended badly: failed or rejected (a task shut down by an update exits 137
+    /// and is not a failure).
     pub fn failed(&self) -> bool {
         matches!(self.state.as_str(), "failed" | "rejected")
-            || self.exit_code.is_some_and(|c| c != 0)
     }
 
     /// "task 3f2a… (slot 1) on node1: non-zero exit (1), exit code 1": the reason a person

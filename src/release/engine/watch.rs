@@ -178,9 +178,14 @@ async fn run(
             filters: Some(filters),
             ..Default::default()
         }));
+        // A deadline, not a fresh sleep per turn: other containers' events must not keep
+        // postponing the poll.
+        let mut next_read = tokio::time::Instant::now() + FALLBACK_POLL;
         loop {
             let moving = tx.borrow().iter().any(|s| s.in_motion());
-            let wait = if moving { MOVING_POLL } else { FALLBACK_POLL };
+            if moving {
+                next_read = next_read.min(tokio::time::Instant::now() + MOVING_POLL);
+            }
             let lost = tokio::select! {
                 e = events.next() => match e {
                     Some(Ok(m)) => {
@@ -201,7 +206,7 @@ async fn run(
                     }
                     None => true,
                 },
-                _ = tokio::time::sleep(wait) => false,
+                _ = tokio::time::sleep_until(next_read) => false,
                 _ = poke.notified() => false,
             };
             if tx.is_closed() {
@@ -213,6 +218,7 @@ async fn run(
             }
             let states = read_all(Some(&docker), &cfg, &ledger, &on_drift, "").await;
             publish(states);
+            next_read = tokio::time::Instant::now() + FALLBACK_POLL;
         }
     }
 }
