@@ -589,6 +589,7 @@ fn a_server_killed_mid_deploy_settles_the_release_when_it_starts_again() {
     let dir: PathBuf = fx.root.path().to_path_buf();
     import_image(&dir, &fx.repo, "v1", "sleep 3600");
     import_image(&dir, &fx.repo, "v2", "sleep 3600");
+    import_image(&dir, &fx.repo, "bad", "exit 1");
     // A slow rollout (monitor 4 s per task, 2 replicas one at a time): time to kill it.
     let out = docker(&[
         "service",
@@ -644,6 +645,49 @@ fn a_server_killed_mid_deploy_settles_the_release_when_it_starts_again() {
             .unwrap_or("")
             .starts_with("reconciled"),
         "{last}"
+    );
+
+    // Killed while a crashing image rolls out: at start the failure policy still applies,
+    // so the service is not left down.
+    let bad = s.create("app", "bad");
+    let (code, body) = s.curl("POST", &format!("/v1/releases/{bad}/approve"), None);
+    assert_eq!(code, 202, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while service_image(&fx.service) != format!("{}:bad", fx.repo) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    s.kill9();
+    s.start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while s.status_of(bad) != "production_failed" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: {}",
+            s.status_of(bad)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(service_image(&fx.service), format!("{}:v2", fx.repo));
+    let audit = s.json(&format!("/v1/releases/{bad}"))["audit"].clone();
+    let notes: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["note"].as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("automatic_rollback: put") && n.contains("back on v2")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.last().unwrap().contains("rolled back to v2"),
+        "{notes:?}"
     );
 }
 

@@ -533,6 +533,25 @@ impl ReleaseDesk {
         let Err(error) = result else {
             return result;
         };
+        let back_to = (!before.tag.is_empty()).then(|| before.tag.clone());
+        Err(self
+            .after_failed_update(&swarm, service, release, back_to, error)
+            .await)
+    }
+
+    /// A failed update: the reason completed with the failing task's error and exit code,
+    /// then the service rolled back (audited) unless it says `on_failure = "pause"` and
+    /// nobody cancelled. Returns the release's reason.
+    async fn after_failed_update(
+        &mut self,
+        swarm: &SwarmDeployer,
+        service: &ReleaseService,
+        release: &Release,
+        back_to: Option<String>,
+        error: String,
+    ) -> String {
+        let name = &service.swarm_service;
+        let tag = &release.release_tag;
         let live = crate::release::engine::read::read(swarm.client(), &service.name, name).await;
         let mut reason = error;
         if let Some(t) = live.failure_of(tag) {
@@ -540,7 +559,7 @@ impl ReleaseDesk {
         }
         let cancelled = self.cancel.is_cancelled();
         if service.on_failure == OnFailure::Pause && !cancelled {
-            return Err(format!(
+            return format!(
                 "{reason}; {name} is left as the engine has it ({}; on_failure = \"pause\"): `opsdeck release rollback {}` puts it back",
                 if live.update_state.is_empty() {
                     "state unknown"
@@ -548,13 +567,18 @@ impl ReleaseDesk {
                     &live.update_state
                 },
                 release.id
-            ));
+            );
         }
-        let back_to = if before.tag.is_empty() {
-            "the previous spec".to_string()
-        } else {
-            before.tag.clone()
-        };
+        let engine_rolls_back = live.update_state.starts_with("rollback_");
+        if !engine_rolls_back && !live.tag.is_empty() && live.tag != *tag {
+            // Someone or something already moved the service on: rolling back "to the
+            // previous spec" now could bring the failed one back.
+            return format!(
+                "{reason}; the engine runs {} now: nothing rolled back",
+                live.tag
+            );
+        }
+        let back_to = back_to.unwrap_or_else(|| "the previous spec".to_string());
         self.say(&format!(
             "release {}: {reason}; rolling {name} back to {back_to}",
             release.id
@@ -573,10 +597,10 @@ impl ReleaseDesk {
             tracing::warn!("cannot audit the automatic rollback: {e}");
         }
         self.say(&format!("release {}: {note}", release.id));
-        Err(match rolled {
+        match rolled {
             Ok(_) => format!("{reason}; rolled back to {back_to}"),
             Err(e) => format!("{reason}; the automatic rollback failed too: {e}"),
-        })
+        }
     }
 
     /// Settles releases left in deploying or rollback by a process that stopped: the Swarm's
@@ -615,12 +639,35 @@ impl ReleaseDesk {
                         match SwarmDeployer::connect().await {
                             Err(e) => Err(e),
                             Ok(s) => {
-                                s.update_image_watch_only(
-                                    &svc.swarm_service,
-                                    &image,
-                                    self.cfg.deploy_timeout,
-                                )
-                                .await
+                                let watched = s
+                                    .update_image_watch_only(
+                                        &svc.swarm_service,
+                                        &image,
+                                        self.cfg.deploy_timeout,
+                                    )
+                                    .await;
+                                match watched {
+                                    // A deploy that failed while nobody watched gets the
+                                    // failure policy too: never left down.
+                                    Err(e) if status == Status::Deploying => {
+                                        let back_to = self
+                                            .ledger
+                                            .list(Some(&r.service_name), None)
+                                            .ok()
+                                            .and_then(|all| {
+                                                crate::release::engine::drift::expectation(
+                                                    &all,
+                                                    &r.service_name,
+                                                )
+                                                .last
+                                                .map(|(_, t)| t)
+                                            });
+                                        Err(self
+                                            .after_failed_update(&s, &svc, &r, back_to, e)
+                                            .await)
+                                    }
+                                    other => other,
+                                }
                             }
                         }
                     }
