@@ -42,6 +42,16 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     app.local = *chrono::Local::now().offset();
     app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
     app.ui_notify = cfg.ui.notify;
+    app.service_names = cfg
+        .releases
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    app.engine_watch = cfg.releases.deployer == crate::config::DeployerKind::Swarm
+        && !cfg.releases.services.is_empty();
+    // The configured services show (with their live state) before any release does.
+    releases::reorder(&mut app);
     app
 }
 
@@ -271,6 +281,7 @@ pub async fn run_on(
     };
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
+    app.remote = remote_mode;
     if !remote_mode {
         // "Waiting on you" in local mode: the desk's own approvers list decides.
         let me = crate::release::Actor::current();
