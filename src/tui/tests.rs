@@ -1927,7 +1927,12 @@ mod live {
         billing.service = "billing".into();
         billing.swarm_service = "billing".into();
         services(&mut app, vec![billing]);
-        assert!(render(&app).contains("billing  running v1.4.0  2/2  ✔"));
+        let screen = render(&app);
+        assert!(
+            screen.contains("billing  running v1.4.0  2/2  ✔"),
+            "{screen}"
+        );
+        assert!(screen.contains("no releases yet"), "{screen}");
     }
 
     /// Every Releases state at sizes down to 20x5: no panic, and what fits says what it can.

@@ -196,7 +196,8 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         }
         at += g.rows.len();
     }
-    if groups.is_empty() {
+    // Configured services show without releases; the hint says where releases come from.
+    if app.releases.is_empty() && lines.len() <= shown {
         lines.push(Line::from(Span::styled(
             "  no releases yet: CI registers them with `opsdeck release create`",
             theme.dim(),
