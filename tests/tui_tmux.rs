@@ -267,7 +267,7 @@ async fn a_release_created_with_the_cli_appears_and_a_then_y_deploys_it() {
     tmux.send("a");
     tmux.wait_screen("the approve dialog", |s| {
         // The approver sees the whole image that will run, not only the tag.
-        s.contains("Approve release") && s.contains("→ registry.example.com/api:v7.0.1")
+        s.contains("Approve release") && s.contains("new  registry.example.com/api:v7.0.1")
     })
     .await;
     tmux.send("y");
@@ -437,5 +437,70 @@ async fn a_client_dashboard_follows_the_servers_log_sources() {
         .await;
     t.send("q");
     t.wait_screen("a clean exit", |x| x.contains("OPSDECK-EXIT=0"))
+        .await;
+}
+
+/// Issue 10: `c` cancels a deploy waiting in the server's queue and `d` deploys it again,
+/// each after its confirm, from a dashboard that is a client of the server.
+#[tokio::test]
+async fn c_cancels_a_queued_deploy_and_d_deploys_it_again_through_the_server() {
+    let mut s = server::TestServer::new("3", "");
+    s.start();
+    let ids: Vec<i64> = ["v1", "v2", "v3"]
+        .iter()
+        .map(|t| s.create("api", t))
+        .collect();
+    let cmd = format!(
+        "env -u OPSDECK_SOCKET OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}/dash' TERM=xterm-256color {} --server '{}'; echo OPSDECK-EXIT=$?; sleep 60",
+        s.config.display(),
+        s.dir.display(),
+        s.bin.display(),
+        s.socket.display()
+    );
+    let Some(t) = Tmux::start(&cmd, 120, 32) else {
+        return;
+    };
+    t.send("3");
+    t.wait_screen("the releases from the server", |s| {
+        s.contains("v3") && s.contains("manual_testing")
+    })
+    .await;
+    for id in &ids {
+        let (code, body) = s.curl("POST", &format!("/v1/releases/{id}/approve"), None);
+        assert_eq!(code, 202, "{body}");
+    }
+    // v1 deploys for 3 s, v2 and v3 wait their turn (approved: manual_test_passed).
+    t.wait_screen("v3 approved and waiting", |s| {
+        s.lines()
+            .any(|l| l.contains("v3") && l.contains("… manual_test_passed"))
+    })
+    .await;
+    // The newest in progress is first: v3.
+    t.send("g");
+    t.send("c");
+    t.wait_screen("the cancel dialog", |s| {
+        s.contains("Drop the queued deploy of api v3")
+    })
+    .await;
+    t.send("y");
+    t.wait_screen("the server's answer", |s| {
+        s.contains("queued deploy cancelled; it stays approved")
+    })
+    .await;
+    s.wait_status(ids[0], "deployed");
+    s.wait_status(ids[1], "deployed");
+    assert_eq!(s.status_of(ids[2]), "manual_test_passed");
+    // Deploy it again: d, then y.
+    t.send("g");
+    t.send("d");
+    t.wait_screen("the deploy dialog", |s| {
+        s.contains(&format!("Deploy release {}?", ids[2]))
+            && s.contains("new  registry.example.com/team/api:v3")
+    })
+    .await;
+    t.send("y");
+    s.wait_status(ids[2], "deployed");
+    t.send("q");
+    t.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
         .await;
 }

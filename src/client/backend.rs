@@ -13,8 +13,11 @@ use crate::config::Config;
 use crate::events::EventTx;
 use crate::export::{ExportRunnerHandle, ExportStore, HistorySnapshot, RunHistory, Trigger};
 use crate::release::AuditEntry;
-use crate::release::deploy::ServiceState;
 use crate::schedule::{CronSchedule, SchedulerCommand};
+
+/// Why a deploy cannot be cancelled without a server.
+pub const LOCAL_CANCEL: &str = "local mode has no deploy queue: a deploy runs in its own \
+    process and ends on its own (roll it back once it ends); with a server, c cancels";
 
 /// The services of local mode.
 #[derive(Clone)]
@@ -260,6 +263,7 @@ impl Backend {
                     "release {id}: rolling back to {} in the server",
                     to.unwrap_or_default()
                 ),
+                "deploy" => format!("release {id}: deploying {} in the server", rel.release_tag),
                 _ => format!("release {id}: {verb} started in the server"),
             })
             .map_err(|e| e.to_string())
@@ -317,30 +321,22 @@ impl Backend {
         }
     }
 
-    /// The live Swarm state of a configured service.
-    pub async fn service_state(&self, service: &str) -> Option<ServiceState> {
-        match self {
-            Backend::Local(l) => {
-                let cfg = &l.cfg.releases;
-                let svc = cfg.service(service)?;
-                if cfg.deployer != crate::config::DeployerKind::Swarm {
-                    return None;
+    /// Cancels a release's queued deploy, or stops a running one (the server rolls the
+    /// service back). Only a server queues deploys: local mode says so.
+    pub async fn cancel(&self, id: i64) -> Result<String, String> {
+        let Backend::Remote(r) = self else {
+            return Err(LOCAL_CANCEL.into());
+        };
+        r.http
+            .post_json::<serde_json::Value>(&format!("/v1/releases/{id}/cancel"), &json!({}))
+            .await
+            .map(|v| {
+                if v["rolling_back"].as_bool() == Some(true) {
+                    format!("release {id}: deploy stopped; the server rolls the service back")
+                } else {
+                    format!("release {id}: queued deploy cancelled; it stays approved")
                 }
-                crate::release::deploy::SwarmDeployer::connect()
-                    .await
-                    .ok()?
-                    .state(&svc.swarm_service)
-                    .await
-                    .ok()
-            }
-            Backend::Remote(r) => {
-                let v: serde_json::Value = r.http.get_json("/v1/services").await.ok()?;
-                let s = v["services"]
-                    .as_array()?
-                    .iter()
-                    .find(|s| s["name"] == service)?;
-                serde_json::from_value(s["state"].clone()).ok()
-            }
-        }
+            })
+            .map_err(|e| e.to_string())
     }
 }

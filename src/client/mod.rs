@@ -7,7 +7,7 @@ mod backend;
 pub mod http;
 pub mod logs;
 
-pub use backend::{Backend, LocalBackend};
+pub use backend::{Backend, LOCAL_CANCEL, LocalBackend};
 pub use http::{ClientError, UnixHttp};
 
 use std::collections::BTreeMap;

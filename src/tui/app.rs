@@ -15,7 +15,6 @@ use crate::events::Event;
 use crate::export::diff::CsvDiff;
 use crate::export::preview::PreviewBatch;
 use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
-use crate::release::deploy::ServiceState;
 use crate::release::{AuditEntry, Release};
 use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
 
@@ -182,11 +181,24 @@ pub enum Overlay {
     Preview(Box<Preview>),
     Diff(Box<DiffView>),
     EditCron(CronEdit),
+    /// Approve a release: what the engine runs now (drawn from `app.services`) → `to`.
     Approve {
         id: i64,
         service: String,
-        from: String,
         to: String,
+    },
+    /// Deploy an approved release (`opsdeck release deploy ID`).
+    Deploy {
+        id: i64,
+        service: String,
+        to: String,
+    },
+    /// Cancel a queued deploy, or stop a running one (the server rolls the service back).
+    CancelDeploy {
+        id: i64,
+        service: String,
+        tag: String,
+        deploying: bool,
     },
     Reject {
         id: i64,
@@ -208,7 +220,11 @@ pub enum Overlay {
         /// Enter was pressed on a name that matches neither: the dialog says what it expects.
         wrong: bool,
     },
-    ReleaseInfo(i64),
+    /// The whole details of a release, scrolled to line `top`.
+    ReleaseInfo {
+        id: i64,
+        top: usize,
+    },
 }
 
 /// What the details pane and the details view show of one release.
@@ -218,8 +234,6 @@ pub struct ReleaseDetail {
     pub audit: Vec<AuditEntry>,
     /// The last lines of its deploy and rollback logs.
     pub log: Vec<String>,
-    /// Live Swarm state of its service, when the deployer is swarm and the engine answers.
-    pub state: Option<ServiceState>,
     /// Earlier deployed tags of its service (rollback targets), newest first.
     pub targets: Vec<String>,
 }
@@ -256,7 +270,19 @@ pub struct App {
     pub filter_input: Option<Input>,
     pub lock: LockState,
     pub releases: Vec<Release>,
+    /// The Releases tab's list, ordered when the releases, the filter or the services
+    /// change (`releases::reorder`); `release_sel` indexes its rows.
+    pub release_order: super::releases::ReleaseOrder,
     pub release_sel: usize,
+    /// The details pane's scroll: (release id, first line).
+    pub release_scroll: (i64, usize),
+    /// The configured release services, in config order (the tab's groups).
+    pub service_names: Vec<String>,
+    /// The engine is watched (swarm deployer with services): a service without live state
+    /// is still being read, not a command-deployer service.
+    pub engine_watch: bool,
+    /// Connected to a server (its queue can cancel deploys); false in local mode.
+    pub remote: bool,
     pub logs: super::logs::LogsState,
     pub release_detail: Option<ReleaseDetail>,
     pub releases_error: Option<String>,
@@ -370,6 +396,16 @@ pub enum Cmd {
         service: String,
         tag: String,
     },
+    /// Deploys an approved release (again).
+    Deploy {
+        id: i64,
+        service: String,
+        tag: String,
+    },
+    /// Cancels a release's queued or running deploy (server only).
+    CancelDeploy {
+        id: i64,
+    },
     LoadRelease {
         id: i64,
         service: String,
@@ -402,6 +438,9 @@ impl App {
     /// Why the server would refuse what `action` asks (`None`: allowed, or not the server's
     /// to decide).
     pub fn refused(&self, action: super::keymap::Action) -> Option<&str> {
+        if action == super::keymap::Action::CancelDeploy && !self.remote {
+            return Some(super::releases::LOCAL_CANCEL);
+        }
         super::keymap::server_action(action)
             .and_then(|name| self.refusals.get(name))
             .map(String::as_str)
@@ -443,7 +482,12 @@ impl App {
             filter_input: None,
             lock: LockState::Unknown,
             releases: vec![],
+            release_order: Default::default(),
             release_sel: 0,
+            release_scroll: (0, 0),
+            service_names: vec![],
+            engine_watch: false,
+            remote: false,
             logs: Default::default(),
             release_detail: None,
             releases_error: None,
@@ -816,7 +860,7 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::Releases(list) => super::releases::apply_list(app, list, cmds),
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
         Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
-        Event::Services(s) => app.services = s,
+        Event::Services(s) => return super::releases::apply_services(app, s),
         Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))
@@ -928,6 +972,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 super::logs::clear_search(app, cmds);
             }
             app.filters.remove(&app.tab);
+            if app.tab == Tab::Releases {
+                super::releases::reorder(app);
+            }
         }
         Action::Export => {
             if let Some(g) = app.groups.get(app.group_sel) {
@@ -1025,7 +1072,15 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 }));
             }
         }
-        Action::Approve | Action::Reject | Action::Rollback => super::releases::action(app, action),
+        Action::Approve
+        | Action::Reject
+        | Action::Rollback
+        | Action::Deploy
+        | Action::CancelDeploy
+        | Action::NextService
+        | Action::PrevService
+        | Action::ScrollDown
+        | Action::ScrollUp => super::releases::action(app, action),
         Action::Search
         | Action::NextMatch
         | Action::PrevMatch
@@ -1115,6 +1170,13 @@ fn filter_key(app: &mut App, k: KeyEvent) {
             app.release_sel = 0;
         }
     }
+    if app.tab == Tab::Releases {
+        let typed = !matches!(k.code, KeyCode::Enter | KeyCode::Esc);
+        super::releases::reorder(app);
+        if typed {
+            app.release_sel = 0;
+        }
+    }
 }
 
 fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) {
@@ -1183,10 +1245,12 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
         },
         Overlay::Preview(p) => preview_key(app, p, k),
         o @ (Overlay::Approve { .. }
+        | Overlay::Deploy { .. }
+        | Overlay::CancelDeploy { .. }
         | Overlay::Reject { .. }
         | Overlay::RollbackPick { .. }
         | Overlay::RollbackConfirm { .. }
-        | Overlay::ReleaseInfo(_)) => super::releases::overlay_key(app, o, k, cmds),
+        | Overlay::ReleaseInfo { .. }) => super::releases::overlay_key(app, o, k, cmds),
     };
     app.overlay = keep;
 }

@@ -192,6 +192,19 @@ impl Effects {
                     );
                 }
             }
+            Cmd::Deploy { id, service, tag } => {
+                if let Backend::Remote(_) = self.backend {
+                    let b = self.backend.clone();
+                    self.call(async move { Msg::Done(b.remote_work(id, "deploy", None).await) });
+                } else {
+                    self.follow_deploy_log(id, &service, &tag, true);
+                    self.detached(&["deploy", &id.to_string()], &service, &tag, false);
+                }
+            }
+            Cmd::CancelDeploy { id } => {
+                let b = self.backend.clone();
+                self.call(async move { Msg::Done(b.cancel(id).await) });
+            }
             Cmd::Reject { id, reason } => {
                 let b = self.backend.clone();
                 self.call(async move { Msg::Done(b.reject(id, reason).await) });
@@ -386,7 +399,9 @@ pub fn history_view(s: crate::export::HistorySnapshot) -> HistoryView {
     }
 }
 
-/// The details of one release: audit trail, deploy log tail, live service state, targets.
+/// The details of one release: audit trail, deploy log tail, rollback targets. (What the
+/// engine runs comes from `app.services`, not from here: the selection drives no engine
+/// reads.)
 async fn load_release(
     backend: Backend,
     data_dir: &std::path::Path,
@@ -423,7 +438,6 @@ async fn load_release(
         }
     };
     detail.log = log.split_off(log.len().saturating_sub(200));
-    detail.state = backend.service_state(service).await;
     detail
 }
 

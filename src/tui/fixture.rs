@@ -127,3 +127,95 @@ pub fn app_on_releases(size: (u16, u16)) -> App {
     );
     app
 }
+
+/// The engine's live state of the fixture's services: api healthy, web drifted from the
+/// ledger, worker paused by a failed task of 0.9.2.
+pub fn services() -> Vec<crate::release::engine::ServiceLive> {
+    use crate::release::engine::{Drift, ServiceLive, TaskLive};
+    let at = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+    let task = |id: &str, slot: u64, node: &str, tag: &str, state: &str, desired: &str| TaskLive {
+        id: id.into(),
+        slot: Some(slot),
+        node: node.into(),
+        tag: tag.into(),
+        state: state.into(),
+        desired_state: desired.into(),
+        since: at("2026-11-22T10:00:00Z"),
+        ..Default::default()
+    };
+    let mut healthy = task("a1b2c3d4e5f6", 1, "node1", "v1.4.0", "running", "running");
+    healthy.health = Some("healthy".into());
+    let mut failed = task("3f2a9c1b0d4e", 2, "node2", "0.9.2", "failed", "shutdown");
+    failed.error = "task: non-zero exit (1)".into();
+    failed.exit_code = Some(1);
+    vec![
+        ServiceLive {
+            service: "api".into(),
+            swarm_service: "prod_api".into(),
+            image: "registry/api:v1.4.0".into(),
+            tag: "v1.4.0".into(),
+            desired: 2,
+            running: 2,
+            update_state: "completed".into(),
+            updated_at: at("2026-11-22T10:00:00Z"),
+            tasks: vec![
+                healthy,
+                task("b2c3d4e5f6a1", 2, "node2", "v1.4.0", "running", "running"),
+                task("c3d4e5f6a1b2", 1, "node1", "v1.3.2", "shutdown", "shutdown"),
+            ],
+            ledger_tag: Some("v1.4.0".into()),
+            ..Default::default()
+        },
+        ServiceLive {
+            service: "web".into(),
+            swarm_service: "web".into(),
+            image: "registry/web:2.3.1".into(),
+            tag: "2.3.1".into(),
+            desired: 2,
+            running: 2,
+            update_state: "completed".into(),
+            updated_at: at("2026-11-23T08:15:00Z"),
+            tasks: vec![
+                task("d4e5f6a1b2c3", 1, "node1", "2.3.1", "running", "running"),
+                task("e5f6a1b2c3d4", 2, "node2", "2.3.1", "running", "running"),
+            ],
+            ledger_tag: Some("2.3.0".into()),
+            drift: Some(Drift {
+                engine_tag: "2.3.1".into(),
+                ledger_tag: "2.3.0".into(),
+                since: at("2026-11-23T08:15:00Z"),
+            }),
+            ..Default::default()
+        },
+        ServiceLive {
+            service: "worker".into(),
+            swarm_service: "prod_worker".into(),
+            image: "registry/worker:0.9.2".into(),
+            tag: "0.9.2".into(),
+            desired: 2,
+            running: 1,
+            update_state: "paused".into(),
+            update_message:
+                "update paused due to failure or early termination of task 3f2a9c1b0d4e".into(),
+            updated_at: at("2026-11-22T14:02:00Z"),
+            tasks: vec![
+                task("f6a1b2c3d4e5", 1, "node1", "0.9.1", "running", "running"),
+                failed,
+            ],
+            ledger_tag: Some("0.9.1".into()),
+            ..Default::default()
+        },
+    ]
+}
+
+/// The releases tab with the engine's live state of every service.
+pub fn app_with_services(size: (u16, u16)) -> App {
+    let mut app = app_on_releases(size);
+    update(
+        &mut app,
+        Msg::Service(crate::events::Event::Services(std::sync::Arc::new(
+            services(),
+        ))),
+    );
+    app
+}

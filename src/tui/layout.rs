@@ -88,6 +88,67 @@ pub fn schedules(app: &App) -> (Rect, Rect) {
     (jobs, details)
 }
 
+/// The Releases tab's panes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleasesAreas {
+    /// The services and their releases.
+    pub list: Rect,
+    /// The selected release's details (scrollable).
+    pub detail: Rect,
+    /// Its service's tasks, live.
+    pub tasks: Rect,
+    /// Its deploy log's last lines, when the terminal is wide enough.
+    pub log: Option<Rect>,
+}
+
+/// Releases tab: the list on top; below it the details, the tasks and (120 columns and
+/// more) the deploy log side by side.
+pub fn releases(app: &App) -> ReleasesAreas {
+    let (_, content, _) = frame(app.size);
+    // As tall as its lines need (column header and borders too), at most 55%: the details
+    // get the rest.
+    let needed = super::releases::list_lines(app).saturating_add(3);
+    let list_h = (content.height * 11 / 20)
+        .min(u16::try_from(needed).unwrap_or(u16::MAX))
+        .max(5)
+        .min(content.height);
+    let list = Rect {
+        height: list_h,
+        ..content
+    };
+    let bottom = Rect {
+        y: content.y + list_h,
+        height: content.height - list_h,
+        ..content
+    };
+    let w = bottom.width;
+    let (detail_w, tasks_w) = if w >= 120 {
+        (w * 2 / 5, w * 3 / 10)
+    } else {
+        (w / 2, w - w / 2)
+    };
+    let detail = Rect {
+        width: detail_w,
+        ..bottom
+    };
+    let tasks = Rect {
+        x: bottom.x + detail_w,
+        width: tasks_w,
+        ..bottom
+    };
+    let log = (w >= 120).then(|| Rect {
+        x: tasks.x + tasks_w,
+        width: w - detail_w - tasks_w,
+        ..bottom
+    });
+    ReleasesAreas {
+        list,
+        detail,
+        tasks,
+        log,
+    }
+}
+
 /// Data rows a bordered table with a header shows in `area`.
 pub fn table_rows(area: Rect) -> usize {
     area.height.saturating_sub(3) as usize

@@ -42,6 +42,16 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     app.local = *chrono::Local::now().offset();
     app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
     app.ui_notify = cfg.ui.notify;
+    app.service_names = cfg
+        .releases
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    app.engine_watch = cfg.releases.deployer == crate::config::DeployerKind::Swarm
+        && !cfg.releases.services.is_empty();
+    // The configured services show (with their live state) before any release does.
+    releases::reorder(&mut app);
     app
 }
 
@@ -76,6 +86,56 @@ pub fn log_sources(cfg: &Config, data_dir: &Path, extra: &[String]) -> Vec<crate
         }
     }
     v
+}
+
+/// Sends each new live state of the services as `Event::Services` (the first one too),
+/// until `cancel` or the dashboard's channel closes.
+pub fn forward_services(
+    mut rx: tokio::sync::watch::Receiver<std::sync::Arc<Vec<crate::release::engine::ServiceLive>>>,
+    tx: crate::events::EventTx,
+    cancel: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let now = rx.borrow_and_update().clone();
+            tokio::select! {
+                sent = tx.send(crate::events::Event::Services(now)) => if sent.is_err() { return },
+                () = cancel.cancelled() => return,
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                () = cancel.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// Passes the ledger watcher's events on, and asks the engine watch for a fresh read on
+/// each change of the release list (drift is decided against the ledger), until `cancel`.
+fn poke_on_ledger_change(
+    mut rx: crate::events::EventRx,
+    watch: crate::release::engine::ServicesWatch,
+    tx: crate::events::EventTx,
+    cancel: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(ev) => ev,
+                    None => return,
+                },
+                () = cancel.cancelled() => return,
+            };
+            if matches!(ev, crate::events::Event::Releases(_)) {
+                watch.poke();
+            }
+            tokio::select! {
+                sent = tx.send(ev) => if sent.is_err() { return },
+                () = cancel.cancelled() => return,
+            }
+        }
+    })
 }
 
 pub async fn run(cfg: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
@@ -157,8 +217,28 @@ pub async fn run_on(
                 .ledger
                 .clone()
                 .unwrap_or_else(|| data_dir.join("releases.db"));
+            // What the engine runs (the service lines, tasks and drift of the Releases tab),
+            // read again whenever the ledger changes, as the server does.
+            let open_path = ledger_path.clone();
+            let watch = crate::release::engine::ServicesWatch::spawn(
+                cfg.releases.clone(),
+                std::sync::Arc::new(move || crate::release::Ledger::open(&open_path).ok()),
+                std::sync::Arc::new(|_, _| {}),
+            );
+            tasks.push(forward_services(
+                watch.subscribe(),
+                tx.clone(),
+                cancel.clone(),
+            ));
+            let (ledger_tx, ledger_rx) = crate::events::channel();
             tasks.push(crate::release::watcher::spawn(
                 ledger_path.clone(),
+                ledger_tx,
+                cancel.clone(),
+            ));
+            tasks.push(poke_on_ledger_change(
+                ledger_rx,
+                watch,
                 tx.clone(),
                 cancel.clone(),
             ));
@@ -201,6 +281,7 @@ pub async fn run_on(
     };
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
+    app.remote = remote_mode;
     if !remote_mode {
         // "Waiting on you" in local mode: the desk's own approvers list decides.
         let me = crate::release::Actor::current();

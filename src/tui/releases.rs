@@ -1,16 +1,27 @@
-//! The Releases tab's part of `update`: sections, selection, and the approve / reject /
-//! roll back dialogs. The actions themselves run as `opsdeck release` processes (effects).
+//! The Releases tab's part of `update`: the service groups and their releases (ordered once
+//! per change, not per frame), selection, the details text, and the approve / reject / roll
+//! back / deploy / cancel dialogs. The actions themselves run in the server or as detached
+//! `opsdeck release` processes (effects).
 
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
+use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Cmd, Level, Overlay, Tab};
 use super::keymap::Action;
-use crate::release::{Release, Status};
+use crate::release::engine::ServiceLive;
+use crate::release::{AuditKind, Release, Status};
 
-/// The sections of the Releases tab, in display order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why `c` does nothing in local mode.
+pub use crate::client::LOCAL_CANCEL;
+
+/// The sections of a service's releases, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Section {
     Awaiting,
     InProgress,
@@ -49,15 +60,107 @@ pub fn section_of(s: Status) -> Section {
     }
 }
 
-/// Releases that pass the filter, in section order (awaiting approval oldest first, the
-/// rest newest first), as indexes into `app.releases`.
-pub fn ordered(app: &App) -> Vec<(Section, usize)> {
+/// How a piece of text is meant to look; the view maps it to the theme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Title,
+    Ok,
+    Warn,
+    Bad,
+    Dim,
+}
+
+/// A status's symbol and tone.
+pub fn status_look(s: Status) -> (&'static str, Tone) {
+    match s {
+        Status::ManualTesting => ("◆", Tone::Warn),
+        Status::Initiated | Status::Building | Status::ManualTestPassed => ("…", Tone::Dim),
+        Status::Deploying | Status::Rollback => ("⟳", Tone::Warn),
+        Status::Deployed => ("✔", Tone::Ok),
+        Status::RollbackDone => ("↶", Tone::Ok),
+        Status::StagingFailed
+        | Status::ManualTestFailed
+        | Status::ProductionFailed
+        | Status::RollbackFailed => ("✖", Tone::Bad),
+    }
+}
+
+/// One service and its releases, as the tab lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub service: String,
+    /// Its rows in `ReleaseOrder::rows`.
+    pub rows: Range<usize>,
+}
+
+/// The tab's list, computed when the release list, the filter or the services change
+/// (never per frame or per key): groups in service order, each with its releases in section
+/// order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseOrder {
+    /// Releases that pass the filter in display order: their section and index into
+    /// `app.releases`. `app.release_sel` indexes this.
+    pub rows: Vec<(Section, usize)>,
+    pub groups: Vec<Group>,
+    /// The service names the order was made for (the engine's, then the configured ones).
+    pub services: Vec<String>,
+}
+
+/// The service names whose order the groups follow: the engine's (the server's config),
+/// then this config's.
+fn service_order(app: &App) -> Vec<String> {
+    let mut seen = HashSet::new();
+    app.services
+        .iter()
+        .map(|s| &s.service)
+        .chain(app.service_names.iter())
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Orders `app.releases`: one pass to find each service's current deploy, one pass to
+/// place every release, one sort. Groups follow `service_order`, then other services by
+/// name; in a group, awaiting approval oldest first, the rest newest first; an older
+/// deployed release of a service that has shipped since is history.
+pub fn compute(app: &App) -> ReleaseOrder {
     let f = app
         .filters
         .get(&Tab::Releases)
         .map(|s| s.to_lowercase())
         .unwrap_or_default();
-    let mut rows: Vec<(Section, usize)> = app
+    let services = service_order(app);
+    // The current deploy of each service: its newest deployed release.
+    let mut current: HashMap<&str, (Option<DateTime<Utc>>, i64)> = HashMap::new();
+    for r in app.releases.iter().filter(|r| r.status == Status::Deployed) {
+        let key = (r.completed_at, r.id);
+        current
+            .entry(r.service_name.as_str())
+            .and_modify(|c| *c = (*c).max(key))
+            .or_insert(key);
+    }
+    let mut group_of: HashMap<&str, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let mut names: Vec<&str> = services.iter().map(String::as_str).collect();
+    // Services only the ledger knows, by name after the configured ones.
+    let mut others: Vec<&str> = app
+        .releases
+        .iter()
+        .map(|r| r.service_name.as_str())
+        .filter(|n| !group_of.contains_key(n))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    others.sort_unstable();
+    for n in others {
+        group_of.insert(n, names.len());
+        names.push(n);
+    }
+    let mut keyed: Vec<(usize, Section, i64, usize)> = app
         .releases
         .iter()
         .enumerate()
@@ -68,31 +171,79 @@ pub fn ordered(app: &App) -> Vec<(Section, usize)> {
                 || r.status.as_str().contains(&f)
         })
         .map(|(i, r)| {
-            // An older deployed release of a service that has shipped since is history.
-            let superseded =
-                r.status == Status::Deployed && current_id(app, &r.service_name) != Some(r.id);
-            (
-                if superseded {
-                    Section::History
-                } else {
-                    section_of(r.status)
-                },
-                i,
-            )
+            let superseded = r.status == Status::Deployed
+                && current
+                    .get(r.service_name.as_str())
+                    .is_some_and(|c| c.1 != r.id);
+            let section = if superseded {
+                Section::History
+            } else {
+                section_of(r.status)
+            };
+            let order = if section == Section::Awaiting {
+                r.id
+            } else {
+                -r.id
+            };
+            (group_of[r.service_name.as_str()], section, order, i)
         })
         .collect();
-    let order = |s: Section| s as u8;
-    rows.sort_by(|a, b| {
-        let (ra, rb) = (&app.releases[a.1], &app.releases[b.1]);
-        order(a.0).cmp(&order(b.0)).then_with(|| {
-            if a.0 == Section::Awaiting {
-                ra.id.cmp(&rb.id)
-            } else {
-                rb.id.cmp(&ra.id)
-            }
-        })
-    });
-    rows
+    keyed.sort_unstable();
+    let mut rows = Vec::with_capacity(keyed.len());
+    let mut groups = Vec::new();
+    let mut k = 0;
+    for (g, name) in names.iter().enumerate() {
+        let start = rows.len();
+        while k < keyed.len() && keyed[k].0 == g {
+            rows.push((keyed[k].1, keyed[k].3));
+            k += 1;
+        }
+        // A filter hides the services it leaves empty.
+        if rows.len() > start || f.is_empty() {
+            groups.push(Group {
+                service: name.to_string(),
+                rows: start..rows.len(),
+            });
+        }
+    }
+    ReleaseOrder {
+        rows,
+        groups,
+        services,
+    }
+}
+
+/// Orders the list again, keeping the selection on release `keep` when it is still listed.
+fn reorder_keeping(app: &mut App, keep: Option<i64>) {
+    app.release_order = compute(app);
+    let rows = &app.release_order.rows;
+    app.release_sel = keep
+        .and_then(|id| rows.iter().position(|&(_, i)| app.releases[i].id == id))
+        .unwrap_or(app.release_sel)
+        .min(rows.len().saturating_sub(1));
+}
+
+/// Orders the list again (the filter or the services changed), keeping the selection.
+pub fn reorder(app: &mut App) {
+    let keep = selected(app).map(|r| r.id);
+    reorder_keeping(app, keep);
+}
+
+/// New live states: the order changes only when the set of services does.
+pub fn apply_services(app: &mut App, services: std::sync::Arc<Vec<ServiceLive>>) -> bool {
+    if services == app.services {
+        return false;
+    }
+    app.services = services;
+    if service_order(app) != app.release_order.services {
+        reorder(app);
+    }
+    true
+}
+
+/// The rows in display order (cached).
+pub fn ordered(app: &App) -> &[(Section, usize)] {
+    &app.release_order.rows
 }
 
 /// The selected release.
@@ -102,15 +253,47 @@ pub fn selected(app: &App) -> Option<&Release> {
         .map(|&(_, i)| &app.releases[i])
 }
 
+/// What a group shows above its releases: its live state, and how many lines (drift,
+/// a stuck update's message) come between its header and its releases.
+pub fn group_extra<'a>(app: &'a App, g: &Group) -> (Option<&'a ServiceLive>, usize) {
+    let s = live(app, &g.service);
+    let extra = s.map_or(0, |s| {
+        usize::from(s.drift.is_some()) + usize::from(update_message(s).is_some())
+    });
+    (s, extra)
+}
+
+/// The engine's message about a stuck or failing update.
+pub fn update_message(s: &ServiceLive) -> Option<String> {
+    (s.error.is_none() && !s.healthy() && !s.update_message.is_empty()).then(|| {
+        format!(
+            "update {}: {}",
+            s.update_state,
+            crate::sanitize::clean_max(&s.update_message, 300)
+        )
+    })
+}
+
+/// The lines the list has in all: every group's header, extras and releases.
+pub fn list_lines(app: &App) -> usize {
+    app.release_order
+        .groups
+        .iter()
+        .map(|g| 1 + group_extra(app, g).1 + g.rows.len())
+        .sum::<usize>()
+        .max(1)
+}
+
+/// The engine's live state of a service.
+pub fn live<'a>(app: &'a App, service: &str) -> Option<&'a ServiceLive> {
+    app.services.iter().find(|s| s.service == service)
+}
+
 fn current<'a>(app: &'a App, service: &str) -> Option<&'a Release> {
     app.releases
         .iter()
         .filter(|r| r.service_name == service && r.status == Status::Deployed)
         .max_by_key(|r| (r.completed_at, r.id))
-}
-
-fn current_id(app: &App, service: &str) -> Option<i64> {
-    current(app, service).map(|r| r.id)
 }
 
 /// The full image a release deploys: `<repository>:<tag>`.
@@ -122,39 +305,65 @@ pub fn release_image(r: &Release) -> String {
     )
 }
 
-/// The tag a service runs now, as the ledger knows it.
-pub fn current_tag(app: &App, service: &str) -> Option<String> {
-    current(app, service).map(|r| r.release_tag.clone())
+/// What the engine runs for `service`, for the dialogs: its image, or why it is not known.
+/// The second value says whether it is trouble (no answer, nothing running).
+pub fn engine_runs(app: &App, service: &str) -> (String, Tone) {
+    match live(app, service) {
+        Some(s) => match &s.error {
+            Some(e) => (
+                format!("unknown: {}", crate::sanitize::clean_max(e, 200)),
+                Tone::Bad,
+            ),
+            None if s.image.is_empty() => ("nothing (no image in its spec)".into(), Tone::Bad),
+            None => (
+                format!(
+                    "{}  {} {}/{} {}",
+                    crate::sanitize::clean_max(&s.image, 200),
+                    s.status_word(),
+                    s.running,
+                    s.desired,
+                    if s.healthy() { "✔" } else { "✖" }
+                ),
+                if s.healthy() { Tone::Ok } else { Tone::Bad },
+            ),
+        },
+        None if app.engine_watch => ("unknown: reading the engine…".into(), Tone::Dim),
+        // The command deployer has no engine to ask: the ledger's word, said as such.
+        None => (
+            match current(app, service) {
+                Some(r) => format!("{} (the ledger's; no live state)", release_image(r)),
+                None => "(none; no live state)".into(),
+            },
+            Tone::Dim,
+        ),
+    }
 }
 
-/// A new release list from the ledger watcher.
+/// A new release list from the ledger watcher (or the server).
 pub fn apply_list(app: &mut App, list: Vec<Release>, cmds: &mut Vec<Cmd>) {
-    let selected = selected(app).map(|r| r.id);
-    let fresh: Vec<i64> = list
-        .iter()
-        .filter(|r| !app.releases.iter().any(|o| o.id == r.id))
-        .map(|r| r.id)
-        .collect();
+    let keep = selected(app).map(|r| r.id);
+    let known: HashSet<i64> = app.releases.iter().map(|r| r.id).collect();
     let first_load = app.releases.is_empty();
     close_stale_dialog(app, &list);
     app.releases = list;
     app.releases_error = None;
     if !first_load {
-        for id in fresh {
-            if let Some(r) = app.releases.iter().find(|r| r.id == id) {
-                let text = format!(
+        let fresh: Vec<String> = app
+            .releases
+            .iter()
+            .filter(|r| !known.contains(&r.id))
+            .map(|r| {
+                format!(
                     "new release: {} {} ({})",
                     r.service_name, r.release_tag, r.status
-                );
-                app.toast(Level::Info, text);
-            }
+                )
+            })
+            .collect();
+        for text in fresh {
+            app.toast(Level::Info, text);
         }
     }
-    let rows = ordered(app);
-    app.release_sel = selected
-        .and_then(|id| rows.iter().position(|&(_, i)| app.releases[i].id == id))
-        .unwrap_or(app.release_sel)
-        .min(rows.len().saturating_sub(1));
+    reorder_keeping(app, keep);
     // The selected release may have moved on: refresh its details.
     if let Some(r) = selected_of(app) {
         cmds.push(load(r));
@@ -169,7 +378,9 @@ fn close_stale_dialog(app: &mut App, list: &[Release]) {
             Overlay::Approve { id, .. }
             | Overlay::Reject { id, .. }
             | Overlay::RollbackPick { id, .. }
-            | Overlay::RollbackConfirm { id, .. },
+            | Overlay::RollbackConfirm { id, .. }
+            | Overlay::Deploy { id, .. }
+            | Overlay::CancelDeploy { id, .. },
         ) => *id,
         _ => return,
     };
@@ -190,7 +401,7 @@ fn close_stale_dialog(app: &mut App, list: &[Release]) {
 }
 
 fn selected_of(app: &App) -> Option<&Release> {
-    if app.tab == Tab::Releases || matches!(app.overlay, Some(Overlay::ReleaseInfo(_))) {
+    if app.tab == Tab::Releases || matches!(app.overlay, Some(Overlay::ReleaseInfo { .. })) {
         selected(app)
     } else {
         None
@@ -215,8 +426,68 @@ pub fn follow_selection(app: &App, cmds: &mut Vec<Cmd>) {
     }
 }
 
-/// `a`, `x`, `r`, `Enter` on the Releases tab.
+/// The group holding display row `sel`.
+fn group_at(app: &App, sel: usize) -> Option<usize> {
+    app.release_order
+        .groups
+        .iter()
+        .position(|g| g.rows.contains(&sel))
+}
+
+/// `]` / `[`: the first release of the next service, or of this one (then the previous one).
+fn jump_service(app: &mut App, forward: bool) {
+    let groups = &app.release_order.groups;
+    let Some(g) = group_at(app, app.release_sel) else {
+        return;
+    };
+    let target = if forward {
+        groups[g + 1..].iter().find(|g| !g.rows.is_empty())
+    } else if app.release_sel > groups[g].rows.start {
+        Some(&groups[g])
+    } else {
+        groups[..g].iter().rev().find(|g| !g.rows.is_empty())
+    };
+    if let Some(t) = target {
+        app.release_sel = t.rows.start;
+    }
+}
+
+/// `J` / `K`: scrolls the details pane of the selected release.
+fn scroll_details(app: &mut App, delta: i64) {
+    let Some(r) = selected(app) else {
+        return;
+    };
+    let area = super::layout::releases(app).detail;
+    let lines = detail_lines(app, r, area.width.saturating_sub(2) as usize).len();
+    let max = lines.saturating_sub(area.height.saturating_sub(2) as usize);
+    let id = r.id;
+    let now = if app.release_scroll.0 == id {
+        app.release_scroll.1
+    } else {
+        0
+    };
+    let to = (now as i64).saturating_add(delta).clamp(0, max as i64) as usize;
+    app.release_scroll = (id, to);
+}
+
+/// The details pane's first line for the selected release.
+pub fn detail_scroll(app: &App, id: i64) -> usize {
+    if app.release_scroll.0 == id {
+        app.release_scroll.1
+    } else {
+        0
+    }
+}
+
+/// `a`, `x`, `r`, `d`, `c`, `Enter`, `[`, `]`, `J`, `K` on the Releases tab.
 pub fn action(app: &mut App, action: Action) {
+    match action {
+        Action::NextService => return jump_service(app, true),
+        Action::PrevService => return jump_service(app, false),
+        Action::ScrollDown => return scroll_details(app, 3),
+        Action::ScrollUp => return scroll_details(app, -3),
+        _ => {}
+    }
     let Some(r) = selected(app).cloned() else {
         app.toast(Level::Info, "no release selected");
         return;
@@ -226,23 +497,9 @@ pub fn action(app: &mut App, action: Action) {
             app.toast(Level::Error, format!("release {} is {}; only releases awaiting approval (manual_testing) can be approved or rejected", r.id, r.status));
         }
         Action::Approve => {
-            // What the engine runs, when the details know it; else what the ledger deployed.
-            let running = app
-                .release_detail
-                .as_ref()
-                .filter(|d| d.id == r.id)
-                .and_then(|d| d.state.as_ref())
-                .map(|s| s.image.clone())
-                .filter(|i| !i.is_empty());
-            let from = running.unwrap_or_else(|| {
-                current(app, &r.service_name)
-                    .map(release_image)
-                    .unwrap_or_else(|| "(none)".into())
-            });
             app.overlay = Some(Overlay::Approve {
                 id: r.id,
                 service: r.service_name.clone(),
-                from,
                 to: release_image(&r),
             });
         }
@@ -277,7 +534,42 @@ pub fn action(app: &mut App, action: Action) {
                 });
             }
         }
-        Action::Open => app.overlay = Some(Overlay::ReleaseInfo(r.id)),
+        Action::Deploy if r.status != Status::ManualTestPassed => {
+            app.toast(
+                Level::Error,
+                format!(
+                    "release {} is {}; only approved releases (manual_test_passed) can be deployed",
+                    r.id, r.status
+                ),
+            );
+        }
+        Action::Deploy => {
+            app.overlay = Some(Overlay::Deploy {
+                id: r.id,
+                service: r.service_name.clone(),
+                to: release_image(&r),
+            });
+        }
+        Action::CancelDeploy
+            if !matches!(r.status, Status::ManualTestPassed | Status::Deploying) =>
+        {
+            app.toast(
+                Level::Error,
+                format!(
+                    "release {} is {}; only a queued (manual_test_passed) or deploying release can be cancelled",
+                    r.id, r.status
+                ),
+            );
+        }
+        Action::CancelDeploy => {
+            app.overlay = Some(Overlay::CancelDeploy {
+                id: r.id,
+                service: r.service_name.clone(),
+                tag: r.release_tag.clone(),
+                deploying: r.status == Status::Deploying,
+            });
+        }
+        Action::Open => app.overlay = Some(Overlay::ReleaseInfo { id: r.id, top: 0 }),
         _ => {}
     }
 }
@@ -286,14 +578,11 @@ pub fn action(app: &mut App, action: Action) {
 /// that is not the confirming key.
 pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) -> Option<Overlay> {
     let release = |id: i64| app.releases.iter().find(|r| r.id == id).cloned();
+    let yes = k.code == KeyCode::Char('y');
+    let no = matches!(k.code, KeyCode::Esc | KeyCode::Char('n') | KeyCode::Enter);
     match o {
-        Overlay::Approve {
-            id,
-            service,
-            from,
-            to,
-        } => {
-            if k.code == KeyCode::Char('y') {
+        Overlay::Approve { id, service, to } => {
+            if yes {
                 if let Some(r) = release(id) {
                     cmds.push(Cmd::Approve {
                         id,
@@ -307,14 +596,44 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
                 }
                 return None;
             }
-            if matches!(k.code, KeyCode::Esc | KeyCode::Char('n') | KeyCode::Enter) {
+            (!no).then_some(Overlay::Approve { id, service, to })
+        }
+        Overlay::Deploy { id, service, to } => {
+            if yes {
+                if let Some(r) = release(id) {
+                    cmds.push(Cmd::Deploy {
+                        id,
+                        service: r.service_name,
+                        tag: r.release_tag,
+                    });
+                    app.toast(
+                        Level::Info,
+                        format!("release {id}: deploying {service} {to}…"),
+                    );
+                }
                 return None;
             }
-            Some(Overlay::Approve {
+            (!no).then_some(Overlay::Deploy { id, service, to })
+        }
+        Overlay::CancelDeploy {
+            id,
+            service,
+            tag,
+            deploying,
+        } => {
+            if yes {
+                cmds.push(Cmd::CancelDeploy { id });
+                app.toast(
+                    Level::Info,
+                    format!("release {id}: cancelling the deploy of {service} {tag}…"),
+                );
+                return None;
+            }
+            (!no).then_some(Overlay::CancelDeploy {
                 id,
                 service,
-                from,
-                to,
+                tag,
+                deploying,
             })
         }
         Overlay::Reject { id, mut input } => match k.code {
@@ -358,12 +677,9 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
             }
             KeyCode::Enter => {
                 let to = targets.get(sel).cloned().unwrap_or_default();
-                let swarm = app
-                    .release_detail
-                    .as_ref()
-                    .filter(|d| d.id == id)
-                    .and_then(|d| d.state.as_ref())
-                    .map(|s| s.name.clone())
+                // The engine's name of the service (`prod_api`) confirms too.
+                let swarm = live(app, &service)
+                    .map(|s| s.swarm_service.clone())
                     .filter(|n| !n.is_empty() && *n != service);
                 Some(Overlay::RollbackConfirm {
                     id,
@@ -422,10 +738,26 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
                 })
             }
         },
-        Overlay::ReleaseInfo(id) => match k.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => None,
-            _ => Some(Overlay::ReleaseInfo(id)),
-        },
+        Overlay::ReleaseInfo { id, top } => {
+            let area = super::layout::frame(app.size).1;
+            let width = area.width.saturating_sub(2) as usize;
+            let page = area.height.saturating_sub(2) as usize;
+            let max = info_lines(app, id, width).len().saturating_sub(page);
+            let top = match k.code {
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => return None,
+                KeyCode::Char('j') | KeyCode::Down => top + 1,
+                KeyCode::Char('k') | KeyCode::Up => top.saturating_sub(1),
+                KeyCode::PageDown | KeyCode::Char(' ') => top + page.max(1),
+                KeyCode::PageUp => top.saturating_sub(page.max(1)),
+                KeyCode::Char('g') | KeyCode::Home => 0,
+                KeyCode::Char('G') | KeyCode::End => max,
+                _ => top,
+            };
+            Some(Overlay::ReleaseInfo {
+                id,
+                top: top.min(max),
+            })
+        }
         other => Some(other),
     }
 }
@@ -436,7 +768,7 @@ pub fn watching_deploy(app: &App) -> bool {
         && selected(app).is_some_and(|r| matches!(r.status, Status::Deploying | Status::Rollback))
 }
 
-/// Reloads the selected release's details (deploy log, live state) on each tick of a deploy.
+/// Reloads the selected release's details (deploy log, audit) on each tick of a deploy.
 pub fn refresh_selected(app: &App, cmds: &mut Vec<Cmd>) {
     if let Some(r) = selected(app) {
         cmds.push(load(r));
@@ -448,4 +780,226 @@ pub fn refresh_selected(app: &App, cmds: &mut Vec<Cmd>) {
 pub fn confirms(typed: &str, service: &str, swarm: Option<&str>) -> bool {
     let typed = typed.trim();
     typed == service || swarm == Some(typed)
+}
+
+/// One line of text to draw, already cut to the width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextLine {
+    pub tone: Tone,
+    pub text: String,
+}
+
+/// Word-wraps `text` at `width` display columns; lines after the first start with `indent`
+/// spaces. A word longer than a line is cut.
+pub fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+    let width = width.max(1);
+    let indent = if indent < width { indent } else { 0 };
+    let mut out = Vec::new();
+    let mut line = String::new();
+    // The line's width, and whether it holds more than its indent.
+    let (mut w, mut content) = (0usize, false);
+    let newline = |out: &mut Vec<String>, line: &mut String, w: &mut usize, c: &mut bool| {
+        out.push(std::mem::replace(line, " ".repeat(indent)));
+        (*w, *c) = (indent, false);
+    };
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+            if content && w + 1 + ww > width {
+                newline(&mut out, &mut line, &mut w, &mut content);
+            } else if w < width {
+                line.push(' ');
+                w += 1;
+            }
+        }
+        for c in word.chars() {
+            let cw = c.width().unwrap_or(0);
+            if content && w + cw > width {
+                newline(&mut out, &mut line, &mut w, &mut content);
+            }
+            line.push(c);
+            w += cw;
+            content = true;
+        }
+    }
+    out.push(line);
+    out
+}
+
+fn push_wrapped(out: &mut Vec<TextLine>, tone: Tone, text: &str, width: usize, indent: usize) {
+    out.extend(
+        wrap(text, width, indent)
+            .into_iter()
+            .map(|text| TextLine { tone, text }),
+    );
+}
+
+/// What the details pane shows of a release, wrapped at `width`: what it deploys, what the
+/// engine runs, its failed task, and its whole audit trail newest first, every note in full
+/// (failure reasons, refusals, automatic rollbacks, changes made outside opsdeck).
+pub fn detail_lines(app: &App, r: &Release, width: usize) -> Vec<TextLine> {
+    let clean = |t: &str| crate::sanitize::clean_max(t, 4000);
+    let mut out = Vec::new();
+    let (sym, _) = status_look(r.status);
+    push_wrapped(
+        &mut out,
+        Tone::Title,
+        &format!(
+            "{} {}  {sym} {}",
+            clean(&r.service_name),
+            clean(&r.release_tag),
+            r.status
+        ),
+        width,
+        2,
+    );
+    push_wrapped(
+        &mut out,
+        Tone::Plain,
+        &format!("deploys  {}", clean(&release_image(r))),
+        width,
+        9,
+    );
+    let (engine, tone) = engine_runs(app, &r.service_name);
+    push_wrapped(&mut out, tone, &format!("engine   {engine}"), width, 9);
+    if let Some(t) = live(app, &r.service_name).and_then(|s| s.failure_of(&r.release_tag)) {
+        push_wrapped(&mut out, Tone::Bad, &clean(&t.reason()), width, 2);
+    }
+    if let Some(to) = &r.rollback_to_tag {
+        push_wrapped(
+            &mut out,
+            Tone::Plain,
+            &format!("rollback → {}", clean(to)),
+            width,
+            2,
+        );
+    }
+    let Some(d) = app.release_detail.as_ref().filter(|d| d.id == r.id) else {
+        out.push(TextLine {
+            tone: Tone::Dim,
+            text: "loading the audit trail…".into(),
+        });
+        return out;
+    };
+    out.push(TextLine {
+        tone: Tone::Title,
+        text: "audit, newest first".into(),
+    });
+    for a in d.audit.iter().rev() {
+        let kind = a.kind();
+        let what = match kind {
+            AuditKind::Transition => format!("{} → {}", a.from.as_deref().unwrap_or("-"), a.to),
+            AuditKind::Refusal => "refused".into(),
+            AuditKind::ExternalChange => "changed outside opsdeck".into(),
+            AuditKind::AutomaticRollback => "automatic rollback".into(),
+        };
+        let mut who = clean(&a.actor);
+        if let Some(s) = &a.sudo_user {
+            who.push_str(&format!(" (sudo {})", clean(s)));
+        }
+        if let Some(s) = &a.ssh_client {
+            who.push_str(&format!(" from {} (unverified)", clean(s)));
+        }
+        let tone = match kind {
+            AuditKind::Refusal => Tone::Bad,
+            AuditKind::ExternalChange | AuditKind::AutomaticRollback => Tone::Warn,
+            AuditKind::Transition if failed_status(&a.to) => Tone::Bad,
+            AuditKind::Transition => Tone::Plain,
+        };
+        push_wrapped(
+            &mut out,
+            tone,
+            &format!(
+                "{} {what} by {who}",
+                a.at.with_timezone(&app.local).format("%m-%d %H:%M")
+            ),
+            width,
+            2,
+        );
+        // The note in full; the kinds that change no status start it with their name,
+        // which the line above says already.
+        let note = a.note.as_deref().unwrap_or_default();
+        let note = note
+            .strip_prefix(kind.as_str())
+            .and_then(|n| n.strip_prefix(':'))
+            .filter(|_| kind != AuditKind::Transition)
+            .unwrap_or(note)
+            .trim();
+        if !note.is_empty() {
+            let tone = if tone == Tone::Plain { Tone::Dim } else { tone };
+            push_wrapped(&mut out, tone, &format!("  {}", clean(note)), width, 2);
+        }
+    }
+    out
+}
+
+fn failed_status(s: &str) -> bool {
+    matches!(
+        s,
+        "staging_failed" | "manual_test_failed" | "production_failed" | "rollback_failed"
+    )
+}
+
+/// The whole details view (`Enter`): the release's CI fields, the details, and the deploy
+/// log, wrapped at `width`.
+pub fn info_lines(app: &App, id: i64, width: usize) -> Vec<TextLine> {
+    let clean = |t: &str| crate::sanitize::clean_max(t, 4000);
+    let mut out = Vec::new();
+    let Some(r) = app.releases.iter().find(|r| r.id == id) else {
+        out.push(TextLine {
+            tone: Tone::Dim,
+            text: format!("release {id} is not in the list"),
+        });
+        return out;
+    };
+    out.extend(detail_lines(app, r, width).into_iter().take(1));
+    let opt = |v: &Option<String>| v.as_deref().map(clean).unwrap_or_else(|| "-".into());
+    push_wrapped(
+        &mut out,
+        Tone::Plain,
+        &format!(
+            "initiated by {} · GitHub {} {} · ref {}",
+            opt(&r.initiated_by),
+            opt(&r.github_run_id),
+            opt(&r.github_action_link),
+            opt(&r.github_ref)
+        ),
+        width,
+        2,
+    );
+    out.extend(detail_lines(app, r, width).into_iter().skip(1));
+    out.push(TextLine {
+        tone: Tone::Plain,
+        text: String::new(),
+    });
+    out.push(TextLine {
+        tone: Tone::Title,
+        text: "deploy log".into(),
+    });
+    if let Some(d) = app.release_detail.as_ref().filter(|d| d.id == id) {
+        for l in &d.log {
+            // The deploy log is a script's output: escapes and secrets stop here too.
+            push_wrapped(&mut out, Tone::Plain, &clean(l), width, 2);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_keeps_words_and_indents_the_rest() {
+        assert_eq!(
+            wrap("the engine did not answer at all", 12, 2),
+            ["the engine", "  did not", "  answer at", "  all"]
+        );
+        assert_eq!(wrap("abcdefghij", 4, 0), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 10, 2), [""]);
+        // Wide characters count double.
+        assert_eq!(wrap("日本語 ok", 6, 0), ["日本語", "ok"]);
+        // Never a panic at width 0 or an indent wider than the line.
+        assert_eq!(wrap("ab", 0, 5).concat(), "ab");
+    }
 }

@@ -521,55 +521,82 @@ mod releases {
     use crate::tui::app::ReleaseDetail;
     use crate::tui::releases::{Section, ordered};
 
+    fn rows(app: &crate::tui::app::App) -> Vec<(Section, i64)> {
+        ordered(app)
+            .iter()
+            .map(|&(s, i)| (s, app.releases[i].id))
+            .collect()
+    }
+
     #[test]
     fn sections_order_awaiting_oldest_first_and_superseded_deploys_as_history() {
+        // Without live state or config the services go by name; in each, the sections.
         let app = fixture::app_on_releases((80, 24));
-        let rows: Vec<(Section, i64)> = ordered(&app)
-            .into_iter()
-            .map(|(s, i)| (s, app.releases[i].id))
-            .collect();
         assert_eq!(
-            rows,
+            rows(&app),
             [
-                (Section::Awaiting, 5),
                 (Section::Awaiting, 9),
-                (Section::InProgress, 8),
                 (Section::Deployed, 6),
-                (Section::Failed, 7),
                 (Section::History, 3),
+                (Section::Awaiting, 5),
+                (Section::InProgress, 8),
+                (Section::Failed, 7),
             ]
+        );
+        let groups: Vec<(&str, std::ops::Range<usize>)> = app
+            .release_order
+            .groups
+            .iter()
+            .map(|g| (g.service.as_str(), g.rows.clone()))
+            .collect();
+        assert_eq!(groups, [("api", 0..3), ("web", 3..5), ("worker", 5..6)]);
+        // Two releases awaiting approval of one service: oldest first.
+        let mut app = fixture::app_on_releases((80, 24));
+        let mut list = fixture::releases();
+        let mut older = list[0].clone();
+        older.id = 2;
+        list.push(older);
+        update(&mut app, Msg::Service(Event::Releases(list)));
+        assert_eq!(
+            rows(&app)[..2],
+            [(Section::Awaiting, 2), (Section::Awaiting, 9)]
         );
     }
 
     #[test]
     fn approve_needs_y_and_only_works_on_releases_awaiting_approval() {
         let mut app = fixture::app_on_releases((80, 24));
-        // The first row is release 5 (web 2.3.2), awaiting approval.
+        // The first row is release 9 (api v1.5.0), awaiting approval.
         update(&mut app, key('a'));
-        let Some(Overlay::Approve { id, from, to, .. }) = &app.overlay else {
+        let Some(Overlay::Approve { id, to, .. }) = &app.overlay else {
             panic!("{:?}", app.overlay)
         };
         // The whole image that will run: repository (the service name without one) and tag.
-        assert_eq!(
-            (*id, from.as_str(), to.as_str()),
-            (5, "(none)", "web:2.3.2")
+        assert_eq!((*id, to.as_str()), (9, "api:v1.5.0"));
+        // The command deployer has no engine to ask: the ledger's word, said as such.
+        assert!(
+            render(&app).contains("now  api:v1.4.0 (the ledger's; no live state)"),
+            "{}",
+            render(&app)
         );
         // Anything but y cancels.
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
         assert!(cmds.is_empty() && app.overlay.is_none());
-        update(&mut app, key('j'));
+        for _ in 0..3 {
+            update(&mut app, key('j'));
+        }
         update(&mut app, key('a'));
         let (cmds, _) = update(&mut app, key('y'));
         assert_eq!(
             cmds,
             [Cmd::Approve {
-                id: 9,
-                service: "api".into(),
-                tag: "v1.5.0".into()
+                id: 5,
+                service: "web".into(),
+                tag: "2.3.2".into()
             }]
         );
         // A deployed release cannot be approved.
-        update(&mut app, key('j'));
+        update(&mut app, key('g'));
         update(&mut app, key('j'));
         update(&mut app, key('a'));
         assert!(app.overlay.is_none());
@@ -595,7 +622,7 @@ mod releases {
         assert_eq!(
             cmds,
             [Cmd::Reject {
-                id: 5,
+                id: 9,
                 reason: "broken login".into()
             }]
         );
@@ -604,15 +631,11 @@ mod releases {
     #[test]
     fn rollback_picks_a_target_and_needs_the_service_name_typed() {
         let mut app = fixture::app_on_releases((80, 24));
-        for _ in 0..3 {
-            update(&mut app, key('j'));
-        }
         let (cmds, _) = update(&mut app, key('j'));
         assert!(
-            matches!(&cmds[..], [Cmd::LoadRelease { id: 7, .. }]),
+            matches!(&cmds[..], [Cmd::LoadRelease { id: 6, .. }]),
             "{cmds:?}"
         );
-        update(&mut app, key('k'));
         // Release 6, api v1.4.0, deployed; its details name v1.3.2 as a target.
         update(
             &mut app,
@@ -652,19 +675,14 @@ mod releases {
     /// release's.
     #[test]
     fn rollback_confirm_accepts_the_swarm_service_name() {
-        let mut app = fixture::app_on_releases((80, 24));
-        for _ in 0..3 {
-            update(&mut app, key('j'));
-        }
+        // The engine's name of the service comes from its live state.
+        let mut app = fixture::app_with_services((80, 24));
+        update(&mut app, key('j'));
         update(
             &mut app,
             Msg::ReleaseDetail(ReleaseDetail {
                 id: 6,
                 targets: vec!["v1.3.2".into()],
-                state: Some(crate::release::deploy::ServiceState {
-                    name: "prod_api".into(),
-                    ..Default::default()
-                }),
                 ..Default::default()
             }),
         );
@@ -696,7 +714,7 @@ mod releases {
         new.created_at = fixture::now() - chrono::Duration::hours(50);
         list.insert(0, new);
         update(&mut app, Msg::Service(Event::Releases(list)));
-        assert_eq!(crate::tui::releases::selected(&app).unwrap().id, 9);
+        assert_eq!(crate::tui::releases::selected(&app).unwrap().id, 6);
         assert!(
             app.toasts
                 .last()
@@ -789,35 +807,71 @@ mod releases {
 
     #[test]
     fn snapshots_of_the_releases_tab_and_approve_dialog() {
-        for size in [(80, 24), (160, 48)] {
-            let mut app = fixture::app_on_releases(size);
+        for size in [(80, 24), (120, 35), (160, 48)] {
+            let mut app = fixture::app_with_services(size);
+            // worker 0.9.2: its failed task's error and exit code in the tasks pane.
+            update(&mut app, key('G'));
             update(
                 &mut app,
                 Msg::ReleaseDetail(ReleaseDetail {
-                    id: 5,
-                    audit: vec![],
+                    id: 7,
+                    audit: failed_audit(),
                     log: vec![
-                        "pulling registry/web:2.3.2".into(),
-                        "service converged".into(),
+                        "pulling registry/worker:0.9.2".into(),
+                        "task 3f2a9c1b0d4e failed: task: non-zero exit (1)".into(),
                     ],
-                    state: Some(crate::release::deploy::ServiceState {
-                        name: "prod_web".into(),
-                        image: "registry/web:2.3.1".into(),
-                        running: 2,
-                        desired: 2,
-                        update_state: "completed".into(),
-                        update_message: String::new(),
-                    }),
                     targets: vec![],
                 }),
             );
             insta::assert_snapshot!(format!("releases_{}x{}", size.0, size.1), render(&app));
         }
-        let mut app = fixture::app_on_releases((80, 24));
-        update(&mut app, key('j'));
+        let mut app = fixture::app_with_services((80, 24));
         update(&mut app, key('a'));
         insta::assert_snapshot!("approve_dialog", render(&app));
     }
+}
+
+/// A failed deploy's audit: the reason, the automatic rollback, a refusal, a drift entry.
+fn failed_audit() -> Vec<crate::release::AuditEntry> {
+    let at = |m: i64| fixture::now() - chrono::Duration::hours(20) + chrono::Duration::minutes(m);
+    let entry = |m: i64, from: &str, to: &str, actor: &str, note: Option<&str>| {
+        crate::release::AuditEntry {
+            at: at(m),
+            actor: actor.into(),
+            sudo_user: None,
+            ssh_client: None,
+            from: Some(from.into()),
+            to: to.into(),
+            note: note.map(Into::into),
+        }
+    };
+    vec![
+        entry(0, "manual_test_passed", "deploying", "alice", None),
+        entry(
+            4,
+            "deploying",
+            "production_failed",
+            "alice",
+            Some(
+                "task 3f2a9c1b0d4e (slot 2) on node2 failed: task: non-zero exit (1), exit code 1; \
+                 the update paused after 1 of 2 tasks",
+            ),
+        ),
+        entry(
+            5,
+            "production_failed",
+            "production_failed",
+            "engine",
+            Some("automatic_rollback: the service went back to 0.9.1 (on_failure = rollback)"),
+        ),
+        entry(
+            9,
+            "production_failed",
+            "production_failed",
+            "bob",
+            Some("bob may not roll back: needs deployers (@ops)"),
+        ),
+    ]
 }
 
 mod logs {
@@ -1335,4 +1389,648 @@ fn a_tampered_ledger_is_red_in_the_status_bar() {
         .find("ledger tampered at audit row 3")
         .unwrap_or_else(|| panic!("{status}"));
     assert_eq!(buf[(at as u16 + 1, 23)].fg, ratatui::style::Color::Red);
+}
+
+/// Issue 10: the Releases tab shows what production really runs.
+mod live {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::release::Status;
+    use crate::release::engine::{ServiceLive, TaskLive};
+    use crate::tui::app::{App, ReleaseDetail};
+    use crate::tui::releases::{compute, selected};
+
+    fn services(app: &mut App, list: Vec<ServiceLive>) -> bool {
+        update(app, Msg::Service(Event::Services(Arc::new(list)))).1
+    }
+
+    /// The (x, y) of the first cell of `text` on screen, and the buffer.
+    fn find(app: &App, text: &str) -> (ratatui::buffer::Buffer, u16, u16) {
+        let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+        t.draw(|f| crate::tui::view::draw(f, app)).unwrap();
+        let buf = t.backend().buffer().clone();
+        for y in 0..app.size.1 {
+            let cells: Vec<String> = (0..app.size.0)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
+            for x in 0..cells.len() {
+                if cells[x..].concat().starts_with(text) {
+                    return (buf, x as u16, y);
+                }
+            }
+        }
+        panic!("{text} not on screen:\n{}", render(app));
+    }
+
+    fn select(app: &mut App, id: i64) {
+        update(app, key('g'));
+        while selected(app).map(|r| r.id) != Some(id) {
+            let before = app.release_sel;
+            update(app, key('j'));
+            assert_ne!(before, app.release_sel, "release {id} not listed");
+        }
+    }
+
+    fn detail(id: i64, audit: Vec<crate::release::AuditEntry>) -> Msg {
+        Msg::ReleaseDetail(ReleaseDetail {
+            id,
+            audit,
+            log: vec![],
+            targets: vec!["v1.3.2".into()],
+        })
+    }
+
+    #[test]
+    fn services_lead_with_their_live_line_drift_in_yellow_and_the_selected_services_tasks() {
+        let mut app = fixture::app_with_services((100, 30));
+        let screen = render(&app);
+        for line in [
+            "▸ api (prod_api)  running v1.4.0  2/2  ✔  since 11-22 10:00",
+            "  web  running 2.3.1  2/2  ✔  since 11-23 08:15",
+            "  worker (prod_worker)  paused 0.9.2  1/2  ✖  since 11-22 14:02",
+            "  update paused: update paused due to failure or early termination of task",
+        ] {
+            assert!(screen.contains(line), "{line}\n{screen}");
+        }
+        // The drift line is yellow, the unhealthy mark red, the healthy one green.
+        let (buf, x, y) = find(
+            &app,
+            "drift: engine runs 2.3.1, ledger says 2.3.0, since 11-23 08:15",
+        );
+        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::Yellow);
+        let (buf, x, y) = find(&app, "✖  since 11-22 14:02");
+        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::Red);
+        let (buf, x, y) = find(&app, "✔  since 11-22 10:00");
+        assert_eq!(buf[(x, y)].fg, ratatui::style::Color::Green);
+        // api's release is selected: its tasks, with node and health.
+        assert!(screen.contains("tasks · api (prod_api)"), "{screen}");
+        assert!(
+            screen.contains("✔ 1 running v1.4.0 node1 healthy"),
+            "{screen}"
+        );
+        assert!(screen.contains("· 1 shutdown v1.3.2 node1"), "{screen}");
+        // The failed release of worker: the failed task's error and exit code.
+        select(&mut app, 7);
+        let screen = render(&app);
+        assert!(screen.contains("tasks · worker (prod_worker)"), "{screen}");
+        assert!(screen.contains("✖ 2 failed 0.9.2 node2"), "{screen}");
+        assert!(
+            screen.contains("task: non-zero exit (1) (exit code 1)"),
+            "{screen}"
+        );
+        // The selected release's service is marked.
+        assert!(screen.contains("▸ worker (prod_worker)"), "{screen}");
+        assert!(!screen.contains("▸ api"), "{screen}");
+    }
+
+    #[test]
+    fn an_engine_that_does_not_answer_says_unknown_with_its_error_and_no_secret() {
+        let mut app = fixture::app_on_releases((100, 30));
+        app.engine_watch = true;
+        // Before the first read: said so, not "no live state".
+        assert!(render(&app).contains("api  reading the engine…"));
+        let error =
+            "cannot reach the Docker engine: tcp://ops:hunter2@10.0.0.5:2376 \x1b[2J refused";
+        services(
+            &mut app,
+            vec![ServiceLive::unreachable("api", "prod_api", error.into())],
+        );
+        let screen = render(&app);
+        assert!(
+            screen.contains("api (prod_api)  unknown: cannot reach the Docker engine"),
+            "{screen}"
+        );
+        assert!(
+            !screen.contains("hunter2") && !screen.contains('\x1b'),
+            "{screen}"
+        );
+        // The approve dialog says the engine's truth: unknown, not the ledger's v1.4.0.
+        update(&mut app, key('a'));
+        let screen = render(&app);
+        assert!(screen.contains("now  unknown: cannot reach"), "{screen}");
+        assert!(!screen.contains("now  api:v1.4.0"), "{screen}");
+        assert!(!screen.contains("hunter2"), "{screen}");
+    }
+
+    #[test]
+    fn a_rollout_shows_task_by_task_as_the_engine_reports_it() {
+        let mut app = fixture::app_with_services((100, 30));
+        let task = |slot: u64, tag: &str, state: &str, desired: &str| TaskLive {
+            id: format!("task{slot}{tag}"),
+            slot: Some(slot),
+            node: format!("node{slot}"),
+            tag: tag.into(),
+            state: state.into(),
+            desired_state: desired.into(),
+            ..Default::default()
+        };
+        let api = |update: &str, running: u64, tasks: Vec<TaskLive>| {
+            let mut list = fixture::services();
+            list[0].update_state = update.into();
+            list[0].image = "registry/api:v1.5.0".into();
+            list[0].tag = "v1.5.0".into();
+            list[0].running = running;
+            list[0].tasks = tasks;
+            list
+        };
+        // Slot 1 starts v1.5.0 while slot 2 still runs v1.4.0.
+        assert!(services(
+            &mut app,
+            api(
+                "updating",
+                0,
+                vec![
+                    task(1, "v1.5.0", "starting", "running"),
+                    task(1, "v1.4.0", "shutdown", "shutdown"),
+                    task(2, "v1.4.0", "running", "running"),
+                ],
+            ),
+        ));
+        let screen = render(&app);
+        assert!(
+            screen.contains("api (prod_api)  updating v1.5.0  0/2  ✖"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("updating 0/2 · update updating"),
+            "{screen}"
+        );
+        assert!(screen.contains("⟳ 1 starting v1.5.0 node1"), "{screen}");
+        assert!(screen.contains("✔ 2 running v1.4.0 node2"), "{screen}");
+        // Slot 1 runs; slot 2 moves.
+        services(
+            &mut app,
+            api(
+                "updating",
+                1,
+                vec![
+                    task(1, "v1.5.0", "running", "running"),
+                    task(2, "v1.5.0", "preparing", "running"),
+                    task(2, "v1.4.0", "shutdown", "shutdown"),
+                ],
+            ),
+        );
+        let screen = render(&app);
+        assert!(screen.contains("✔ 1 running v1.5.0 node1"), "{screen}");
+        assert!(screen.contains("⟳ 2 preparing v1.5.0 node2"), "{screen}");
+        // Done.
+        let done = api(
+            "completed",
+            2,
+            vec![
+                task(1, "v1.5.0", "running", "running"),
+                task(2, "v1.5.0", "running", "running"),
+            ],
+        );
+        services(&mut app, done.clone());
+        let screen = render(&app);
+        assert!(
+            screen.contains("api (prod_api)  running v1.5.0  2/2  ✔"),
+            "{screen}"
+        );
+        assert!(!screen.contains("⟳"), "{screen}");
+        // The same state again changes nothing: no redraw.
+        assert!(!services(&mut app, done));
+    }
+
+    #[test]
+    fn dialogs_show_what_the_engine_runs_not_what_the_ledger_says() {
+        let mut app = fixture::app_with_services((100, 30));
+        // Someone ran v1.3.9 by hand: the ledger still says v1.4.0.
+        let mut list = fixture::services();
+        list[0].image = "registry/api:v1.3.9".into();
+        list[0].tag = "v1.3.9".into();
+        services(&mut app, list);
+        update(&mut app, key('a'));
+        let screen = render(&app);
+        assert!(
+            screen.contains("now  registry/api:v1.3.9  running 2/2 ✔"),
+            "{screen}"
+        );
+        assert!(screen.contains("new  api:v1.5.0"), "{screen}");
+        assert!(!screen.contains("v1.4.0 (the ledger's"), "{screen}");
+        // The engine moves while the dialog is open: the dialog follows.
+        let mut list = fixture::services();
+        list[0].image = "registry/api:v1.4.1".into();
+        services(&mut app, list);
+        assert!(render(&app).contains("now  registry/api:v1.4.1"));
+        update(&mut app, code(KeyCode::Esc));
+        // The rollback confirm too, with the Swarm name accepted.
+        select(&mut app, 6);
+        update(&mut app, detail(6, vec![]));
+        update(&mut app, key('r'));
+        update(&mut app, code(KeyCode::Enter));
+        let screen = render(&app);
+        assert!(screen.contains("now  registry/api:v1.4.1"), "{screen}");
+        assert!(
+            screen.contains("Type api (or prod_api) to confirm"),
+            "{screen}"
+        );
+    }
+
+    fn with_approved(size: (u16, u16)) -> App {
+        let mut app = fixture::app_with_services(size);
+        let mut list = fixture::releases();
+        // web 2.4.0 approved; its deploy waits in the server's queue.
+        list[1].status = Status::ManualTestPassed;
+        update(&mut app, Msg::Service(Event::Releases(list)));
+        app
+    }
+
+    #[test]
+    fn d_deploys_an_approved_release_after_y() {
+        let mut app = with_approved((100, 30));
+        // Awaiting approval: not yet.
+        select(&mut app, 9);
+        let (cmds, _) = update(&mut app, key('d'));
+        assert!(app.overlay.is_none() && cmds.iter().all(|c| !matches!(c, Cmd::Deploy { .. })));
+        assert!(
+            app.toasts
+                .last()
+                .unwrap()
+                .text
+                .contains("only approved releases (manual_test_passed) can be deployed")
+        );
+        select(&mut app, 8);
+        update(&mut app, key('d'));
+        assert!(matches!(app.overlay, Some(Overlay::Deploy { id: 8, .. })));
+        let screen = render(&app);
+        assert!(screen.contains("Deploy release 8?"), "{screen}");
+        assert!(screen.contains("now  registry/web:2.3.1"), "{screen}");
+        assert!(screen.contains("new  web:2.4.0"), "{screen}");
+        // Anything but y cancels.
+        let (cmds, _) = update(&mut app, key('n'));
+        assert!(cmds.is_empty() && app.overlay.is_none());
+        update(&mut app, key('d'));
+        let (cmds, _) = update(&mut app, key('y'));
+        assert_eq!(
+            cmds,
+            [Cmd::Deploy {
+                id: 8,
+                service: "web".into(),
+                tag: "2.4.0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn c_is_refused_in_local_mode_and_cancels_through_a_server_after_y() {
+        let mut app = with_approved((110, 30));
+        select(&mut app, 8);
+        // Local mode: no queue. The key is greyed, says why, and opens nothing.
+        let (buf, x, y) = find(&app, "c cancel");
+        assert!(
+            buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::CROSSED_OUT)
+        );
+        let (cmds, _) = update(&mut app, key('c'));
+        assert!(cmds.is_empty() && app.overlay.is_none());
+        assert!(
+            app.toasts
+                .last()
+                .unwrap()
+                .text
+                .starts_with("local mode has no deploy queue")
+        );
+        update(&mut app, key('?'));
+        assert!(render(&app).contains("local mode has no deploy queue"));
+        update(&mut app, key('?'));
+        // With a server.
+        app.remote = true;
+        let (buf, x, y) = find(&app, "c cancel");
+        assert!(
+            !buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::CROSSED_OUT)
+        );
+        select(&mut app, 9);
+        update(&mut app, key('c'));
+        assert!(app.overlay.is_none());
+        assert!(app.toasts.last().unwrap().text.contains("only a queued"));
+        select(&mut app, 8);
+        update(&mut app, key('c'));
+        assert!(render(&app).contains("Drop the queued deploy of web 2.4.0"));
+        let (cmds, _) = update(&mut app, key('y'));
+        assert_eq!(cmds, [Cmd::CancelDeploy { id: 8 }]);
+        // A deploying release: the dialog says it stops and rolls back.
+        let mut list = fixture::releases();
+        list[1].status = Status::Deploying;
+        update(&mut app, Msg::Service(Event::Releases(list)));
+        update(&mut app, key('c'));
+        assert!(
+            render(&app).contains("the server stops it"),
+            "{}",
+            render(&app)
+        );
+        update(&mut app, code(KeyCode::Esc));
+        // The server refuses us deploy and cancel: greyed, with its reason, no dialog.
+        update(
+            &mut app,
+            Msg::Service(Event::Whoami {
+                user: "bob".into(),
+                refusals: [
+                    (
+                        "deploy".to_string(),
+                        "bob may not deploy: needs deployers (@ops)".to_string(),
+                    ),
+                    (
+                        "cancel".to_string(),
+                        "bob may not cancel deploys: needs deployers (@ops)".to_string(),
+                    ),
+                ]
+                .into(),
+            }),
+        );
+        for (k, reason) in [
+            ('c', "bob may not cancel deploys"),
+            ('d', "bob may not deploy: needs deployers (@ops)"),
+        ] {
+            let (cmds, _) = update(&mut app, key(k));
+            assert!(cmds.is_empty() && app.overlay.is_none(), "{k}");
+            assert!(app.toasts.last().unwrap().text.starts_with(reason), "{k}");
+        }
+        let (buf, x, y) = find(&app, "d deploy");
+        assert!(
+            buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::CROSSED_OUT)
+        );
+    }
+
+    #[test]
+    fn brackets_jump_between_services() {
+        let mut app = fixture::app_with_services((100, 30));
+        // api 0..3, web 3..5, worker 5..6
+        let sel = |app: &mut App, k: char| {
+            update(app, key(k));
+            app.release_sel
+        };
+        assert_eq!(sel(&mut app, ']'), 3);
+        assert_eq!(sel(&mut app, ']'), 5);
+        assert_eq!(sel(&mut app, ']'), 5, "the last service stays");
+        assert_eq!(sel(&mut app, '['), 3);
+        assert_eq!(sel(&mut app, 'j'), 4);
+        assert_eq!(
+            sel(&mut app, '['),
+            3,
+            "first to the service's own first release"
+        );
+        assert_eq!(sel(&mut app, '['), 0);
+        assert_eq!(sel(&mut app, '['), 0);
+    }
+
+    fn long_audit() -> Vec<crate::release::AuditEntry> {
+        let mut audit = super::failed_audit();
+        let reason = format!(
+            "{} END-OF-REASON",
+            "the health check of https://api.internal/health answered 503 three times;".repeat(6)
+        );
+        audit[1].note = Some(reason);
+        audit
+    }
+
+    #[test]
+    fn j_and_k_scroll_the_details_to_the_whole_failure_reason() {
+        let mut app = fixture::app_with_services((80, 24));
+        select(&mut app, 7);
+        update(&mut app, detail(7, long_audit()));
+        let screen = render(&app);
+        assert!(!screen.contains("END-OF-REASON"), "{screen}");
+        assert!(
+            screen.contains("J/K 1-"),
+            "the pane says it scrolls: {screen}"
+        );
+        let mut last = 0;
+        for _ in 0..40 {
+            update(&mut app, key('J'));
+            if app.release_scroll.1 == last {
+                break;
+            }
+            last = app.release_scroll.1;
+        }
+        assert!(last > 0);
+        let screen = render(&app);
+        assert!(screen.contains("END-OF-REASON"), "{screen}");
+        // Back up to the top, past the newer entries, each kind told apart.
+        let mut seen = String::new();
+        for _ in 0..40 {
+            seen.push_str(&render(&app));
+            update(&mut app, key('K'));
+        }
+        for t in [
+            "refused by bob",
+            "automatic rollback",
+            "production_failed by alice",
+        ] {
+            assert!(seen.contains(t), "{t}");
+        }
+        assert_eq!(app.release_scroll, (7, 0), "K stops at the top");
+        // Another release starts at its top.
+        update(&mut app, key('J'));
+        update(&mut app, key('k'));
+        assert_eq!(
+            crate::tui::releases::detail_scroll(&app, selected(&app).unwrap().id),
+            0
+        );
+    }
+
+    #[test]
+    fn enter_shows_every_note_in_full_and_scrolls() {
+        let mut app = fixture::app_with_services((80, 24));
+        select(&mut app, 7);
+        update(&mut app, detail(7, long_audit()));
+        update(&mut app, code(KeyCode::Enter));
+        assert!(matches!(
+            app.overlay,
+            Some(Overlay::ReleaseInfo { id: 7, top: 0 })
+        ));
+        let screen = render(&app);
+        assert!(screen.contains("initiated by github"), "{screen}");
+        update(&mut app, key('G'));
+        let Some(Overlay::ReleaseInfo { top, .. }) = app.overlay else {
+            panic!("{:?}", app.overlay)
+        };
+        assert!(top > 0);
+        let screen = render(&app);
+        assert!(screen.contains("deploy log"), "{screen}");
+        // j past the end stays at the end; g goes back.
+        update(&mut app, key('j'));
+        assert!(matches!(app.overlay, Some(Overlay::ReleaseInfo { top: t, .. }) if t == top));
+        let mut seen = false;
+        for _ in 0..40 {
+            seen |= render(&app).contains("END-OF-REASON");
+            update(&mut app, key('k'));
+        }
+        assert!(seen);
+        update(&mut app, key('g'));
+        assert!(matches!(
+            app.overlay,
+            Some(Overlay::ReleaseInfo { top: 0, .. })
+        ));
+        update(&mut app, code(KeyCode::Esc));
+        assert!(app.overlay.is_none());
+    }
+
+    #[test]
+    fn the_list_order_is_kept_current_and_follows_the_engines_services() {
+        let mut app = fixture::app_on_releases((100, 30));
+        let check = |app: &App, why: &str| {
+            assert_eq!(app.release_order, compute(app), "stale order after {why}");
+        };
+        check(&app, "the first list");
+        let names = |app: &App| -> Vec<String> {
+            app.release_order
+                .groups
+                .iter()
+                .map(|g| g.service.clone())
+                .collect()
+        };
+        assert_eq!(names(&app), ["api", "web", "worker"]);
+        // The engine's order (the server's config) leads.
+        let mut list = fixture::services();
+        list.reverse();
+        update(&mut app, key('j'));
+        services(&mut app, list);
+        check(&app, "new services");
+        assert_eq!(names(&app), ["worker", "web", "api"]);
+        assert_eq!(
+            selected(&app).unwrap().id,
+            6,
+            "the selection stays on its release"
+        );
+        for c in "web".chars() {
+            update(&mut app, key('/'));
+            update(&mut app, key(c));
+            update(&mut app, code(KeyCode::Enter));
+        }
+        check(&app, "a filter");
+        assert_eq!(
+            names(&app),
+            ["web"],
+            "a filter hides the services it leaves empty"
+        );
+        update(&mut app, code(KeyCode::Esc));
+        check(&app, "clearing the filter");
+        assert_eq!(names(&app).len(), 3);
+        let mut releases = fixture::releases();
+        releases.remove(0);
+        update(&mut app, Msg::Service(Event::Releases(releases)));
+        check(&app, "a new release list");
+        // A configured service with no release yet shows, with its live state.
+        let mut app = fixture::app((100, 30));
+        app.tab = Tab::Releases;
+        app.service_names = vec!["billing".into()];
+        crate::tui::releases::reorder(&mut app);
+        let mut billing = fixture::services()[0].clone();
+        billing.service = "billing".into();
+        billing.swarm_service = "billing".into();
+        services(&mut app, vec![billing]);
+        let screen = render(&app);
+        assert!(
+            screen.contains("billing  running v1.4.0  2/2  ✔"),
+            "{screen}"
+        );
+        assert!(screen.contains("no releases yet"), "{screen}");
+    }
+
+    /// Every Releases state at sizes down to 20x5: no panic, and what fits says what it can.
+    #[test]
+    fn small_terminals_do_not_panic_on_the_releases_tab() {
+        let states: &[fn(&mut App)] = &[
+            |_| {},
+            |a| {
+                update(a, key('a'));
+            },
+            |a| {
+                select(a, 8);
+                update(a, key('d'));
+            },
+            |a| {
+                a.remote = true;
+                select(a, 8);
+                update(a, key('c'));
+            },
+            |a| {
+                select(a, 6);
+                update(a, detail(6, vec![]));
+                update(a, key('r'));
+                update(a, code(KeyCode::Enter));
+            },
+            |a| {
+                select(a, 7);
+                update(a, detail(7, long_audit()));
+                update(a, key('J'));
+                update(a, code(KeyCode::Enter));
+                update(a, key('G'));
+            },
+            |a| {
+                update(a, key('?'));
+            },
+        ];
+        for size in [
+            (20, 5),
+            (1, 1),
+            (50, 12),
+            (51, 13),
+            (64, 16),
+            (80, 24),
+            (120, 35),
+        ] {
+            for (n, state) in states.iter().enumerate() {
+                let mut app = with_approved(size);
+                state(&mut app);
+                update(&mut app, Msg::Resize(size.0, size.1));
+                let screen = render(&app);
+                if size.0 < 50 || size.1 < 12 {
+                    assert!(
+                        screen.replace('\n', "").starts_with("terminal too small")
+                            || size == (1, 1),
+                        "{size:?} {n}:\n{screen}"
+                    );
+                } else {
+                    assert!(screen.contains("Releases"), "{size:?} {n}:\n{screen}");
+                }
+            }
+        }
+    }
+}
+
+/// Local mode's feed: each state the engine watch publishes becomes `Event::Services`, the
+/// current one first; it ends on cancel.
+#[tokio::test]
+async fn local_mode_forwards_every_live_state_until_cancelled() {
+    use std::sync::Arc;
+    let (watch_tx, watch_rx) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+    let (tx, mut rx) = crate::events::channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = super::forward_services(watch_rx, tx, cancel.clone());
+    let next = async |rx: &mut crate::events::EventRx| match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        rx.recv(),
+    )
+    .await
+    {
+        Ok(Some(Event::Services(s))) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(next(&mut rx).await.is_empty());
+    watch_tx.send(Arc::new(fixture::services())).unwrap();
+    let got = next(&mut rx).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].tasks[1].error, "task: non-zero exit (1)");
+    // Into the dashboard: the tasks of the worker's failed release.
+    let mut app = fixture::app_on_releases((100, 30));
+    update(&mut app, Msg::Service(Event::Services(got)));
+    update(&mut app, key('G'));
+    assert!(render(&app).contains("task: non-zero exit (1) (exit code 1)"));
+    cancel.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("the feed ends on cancel")
+        .unwrap();
+    // Nothing after the end, even when the engine moves.
+    let _ = watch_tx.send(Arc::new(Vec::new()));
+    assert!(rx.try_recv().is_err());
 }

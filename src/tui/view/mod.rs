@@ -53,6 +53,17 @@ impl Theme {
     fn title(&self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }
+    fn tone(&self, t: super::releases::Tone) -> Style {
+        use super::releases::Tone;
+        match t {
+            Tone::Plain => Style::new(),
+            Tone::Title => self.title(),
+            Tone::Ok => self.ok(),
+            Tone::Warn => self.busy(),
+            Tone::Bad => self.bad(),
+            Tone::Dim => self.dim(),
+        }
+    }
 }
 
 /// Draws the whole dashboard.

@@ -10,6 +10,7 @@ use super::Theme;
 use crate::tui::app::{App, CronEdit, DiffView, Overlay, Preview};
 use crate::tui::keymap::{Scope, help_for};
 use crate::tui::layout;
+use crate::tui::releases::{TextLine, Tone, info_lines, wrap};
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
@@ -35,19 +36,84 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Some(Overlay::Preview(p)) => preview(f, p, theme, content),
         Some(Overlay::Diff(d)) => diff(f, d, theme, content),
         Some(Overlay::EditCron(e)) => edit_cron(f, e, theme, content),
-        Some(Overlay::Approve {
+        Some(Overlay::Approve { id, service, to }) => {
+            let lines = vec![
+                TextLine {
+                    tone: Tone::Plain,
+                    text: format!("Deploy {}:", service_name(app, service)),
+                },
+                now_line(app, service),
+                TextLine {
+                    tone: Tone::Plain,
+                    text: format!("  new  {to}"),
+                },
+            ];
+            release_dialog(
+                f,
+                theme,
+                content,
+                &format!(" Approve release {id}? "),
+                lines,
+                "y approve and deploy · n/Esc cancel",
+            )
+        }
+        Some(Overlay::Deploy { id, service, to }) => {
+            let lines = vec![
+                TextLine {
+                    tone: Tone::Plain,
+                    text: format!(
+                        "Deploy the approved release to {} (opsdeck release deploy {id}):",
+                        service_name(app, service)
+                    ),
+                },
+                now_line(app, service),
+                TextLine {
+                    tone: Tone::Plain,
+                    text: format!("  new  {to}"),
+                },
+            ];
+            release_dialog(
+                f,
+                theme,
+                content,
+                &format!(" Deploy release {id}? "),
+                lines,
+                "y deploy · n/Esc cancel",
+            )
+        }
+        Some(Overlay::CancelDeploy {
             id,
             service,
-            from,
-            to,
-        }) => confirm(
-            f,
-            theme,
-            content,
-            &format!(" Approve release {id}? "),
-            &format!("Deploy {service}: {from} → {to}"),
-            "y approve and deploy · n/Esc cancel",
-        ),
+            tag,
+            deploying,
+        }) => {
+            let text = if *deploying {
+                format!(
+                    "The deploy of {service} {tag} is running: the server stops it and rolls \
+                     the service back to what ran before."
+                )
+            } else {
+                format!(
+                    "Drop the queued deploy of {service} {tag}. The release stays approved; \
+                     d deploys it again."
+                )
+            };
+            let lines = vec![
+                TextLine {
+                    tone: Tone::Plain,
+                    text,
+                },
+                now_line(app, service),
+            ];
+            release_dialog(
+                f,
+                theme,
+                content,
+                &format!(" Cancel the deploy of release {id}? "),
+                lines,
+                "y cancel the deploy · n/Esc keep it",
+            )
+        }
         Some(Overlay::Reject { id, input }) => {
             let r = centered(content, 64, 6);
             f.render_widget(Clear, r);
@@ -98,17 +164,27 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             input,
             wrong,
         }) => {
-            let r = centered(content, 64, 7);
-            f.render_widget(Clear, r);
             let ok = crate::tui::releases::confirms(input.value(), service, swarm.as_deref());
             let names = match swarm {
                 Some(s) => format!("{service} (or {s})"),
                 None => service.clone(),
             };
-            let lines = vec![
-                Line::from(format!(
-                    "Roll {service} back to {to}. Type {names} to confirm:"
-                )),
+            let width = 64.min(content.width).saturating_sub(2) as usize;
+            let mut lines: Vec<Line> = Vec::new();
+            let now = now_line(app, service);
+            for t in wrap(&now.text, width, 7) {
+                lines.push(Line::from(Span::styled(t, theme.tone(now.tone))));
+            }
+            for t in wrap(
+                &format!("Roll {service} back to {to}. Type {names} to confirm:"),
+                width,
+                0,
+            ) {
+                lines.push(Line::from(t));
+            }
+            let r = centered(content, 64, lines.len() as u16 + 5);
+            f.render_widget(Clear, r);
+            lines.extend([
                 Line::from(Span::styled(
                     format!("> {}▏", input.value()),
                     if ok { theme.ok() } else { theme.busy() },
@@ -128,14 +204,14 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                     "Enter roll back (when the name matches) · Esc cancel",
                     theme.dim(),
                 )),
-            ];
+            ]);
             f.render_widget(
                 Paragraph::new(lines)
                     .block(Block::bordered().title(format!(" Roll back release {id} "))),
                 r,
             );
         }
-        Some(Overlay::ReleaseInfo(id)) => release_info(f, app, *id, theme, content),
+        Some(Overlay::ReleaseInfo { id, top }) => release_info(f, app, *id, *top, theme, content),
     }
 }
 
@@ -341,63 +417,72 @@ fn diff(f: &mut Frame, d: &DiffView, theme: &Theme, area: Rect) {
     );
 }
 
-fn release_info(f: &mut Frame, app: &App, id: i64, theme: &Theme, area: Rect) {
+fn release_info(f: &mut Frame, app: &App, id: i64, top: usize, theme: &Theme, area: Rect) {
     f.render_widget(Clear, area);
-    let mut lines: Vec<Line> = Vec::new();
-    if let Some(r) = app.releases.iter().find(|r| r.id == id) {
-        lines.push(Line::from(Span::styled(
-            format!("{} {} — {}", r.service_name, r.release_tag, r.status),
-            theme.title(),
-        )));
-        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        lines.push(Line::from(format!(
-            "initiated by {} · GitHub {} {} · ref {}",
-            opt(&r.initiated_by),
-            opt(&r.github_run_id),
-            opt(&r.github_action_link),
-            opt(&r.github_ref)
-        )));
-        lines.push(Line::from(""));
-    }
-    let detail = app.release_detail.as_ref().filter(|d| d.id == id);
-    lines.push(Line::from(Span::styled("Audit trail", theme.title())));
-    for a in detail.map(|d| d.audit.as_slice()).unwrap_or_default() {
-        lines.push(Line::from(format!(
-            "{}  {:<18} → {:<18} {}{}{}  {}",
-            a.at.format("%Y-%m-%d %H:%M:%S"),
-            a.from.as_deref().unwrap_or("-"),
-            a.to,
-            crate::sanitize::clean(&a.actor),
-            a.sudo_user
-                .as_ref()
-                .map(|s| format!(" (sudo {})", crate::sanitize::clean(s)))
-                .unwrap_or_default(),
-            a.ssh_client
-                .as_ref()
-                .map(|s| format!(" from {}", crate::sanitize::clean(s)))
-                .unwrap_or_default(),
-            crate::sanitize::clean(a.note.as_deref().unwrap_or_default())
-        )));
-    }
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled("Deploy log", theme.title())));
-    let room = (area.height as usize).saturating_sub(lines.len() + 2);
-    if let Some(d) = detail {
-        lines.extend(
-            d.log
-                .iter()
-                .skip(d.log.len().saturating_sub(room))
-                // The deploy log is a script's output: escapes and secrets stop here too.
-                .map(|l| Line::from(crate::sanitize::clean_max(l, 1000))),
-        );
-    }
+    let width = area.width.saturating_sub(2) as usize;
+    let height = area.height.saturating_sub(2) as usize;
+    let lines = info_lines(app, id, width);
+    let top = top.min(lines.len().saturating_sub(height));
+    let bottom = format!(
+        " j/k PgDn/PgUp g/G scroll · Esc close · {}-{} of {} ",
+        (top + 1).min(lines.len()),
+        (top + height).min(lines.len()),
+        lines.len()
+    );
+    let shown: Vec<TextLine> = lines.into_iter().skip(top).take(height).collect();
     f.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(super::releases::text_lines(&shown, theme)).block(
             Block::bordered()
                 .title(format!(" Release {id} "))
-                .title_bottom(Span::styled(" Esc close ", theme.dim())),
+                .title_bottom(Span::styled(bottom, theme.dim())),
         ),
         area,
+    );
+}
+
+/// "api (prod_api)" when the engine names the service otherwise.
+fn service_name(app: &App, service: &str) -> String {
+    match crate::tui::releases::live(app, service) {
+        Some(s) if !s.swarm_service.is_empty() && s.swarm_service != service => {
+            format!("{service} ({})", s.swarm_service)
+        }
+        _ => service.to_string(),
+    }
+}
+
+/// "  now  registry/api:v1.4.0  running 2/2 ✔": what the engine runs, from `app.services`.
+fn now_line(app: &App, service: &str) -> TextLine {
+    let (text, tone) = crate::tui::releases::engine_runs(app, service);
+    TextLine {
+        tone,
+        text: format!("  now  {text}"),
+    }
+}
+
+/// A release confirm dialog: its lines wrapped, then the keys.
+fn release_dialog(
+    f: &mut Frame,
+    theme: &Theme,
+    area: Rect,
+    title: &str,
+    lines: Vec<TextLine>,
+    keys: &str,
+) {
+    let width = 72.min(area.width);
+    let inner = width.saturating_sub(2) as usize;
+    let mut out: Vec<Line> = Vec::new();
+    for l in &lines {
+        for t in wrap(&l.text, inner, if l.text.starts_with("  ") { 7 } else { 0 }) {
+            out.push(Line::from(Span::styled(t, theme.tone(l.tone))));
+        }
+    }
+    out.push(Line::from(""));
+    out.push(Line::from(Span::styled(keys.to_string(), theme.title())));
+    let r = centered(area, width, out.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(out).block(Block::bordered().title(title.to_string())),
+        r,
     );
 }
 

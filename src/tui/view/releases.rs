@@ -1,40 +1,70 @@
-//! The Releases tab: sections of releases, and the selected one's live service state,
-//! audit trail and deploy log.
+//! The Releases tab: each service's live line (what the engine runs), its drift, and its
+//! releases; below, the selected release's details, its service's tasks and its deploy log.
+//! Only the rows on screen are built, so 10 000 releases cost what 20 do.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Paragraph};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::Theme;
 use super::format::span;
-use crate::release::Status;
-use crate::tui::app::App;
+use crate::release::engine::{ServiceLive, TaskLive};
+use crate::release::{Release, Status};
+use crate::tui::app::{App, Tab};
 use crate::tui::keymap::Action;
 use crate::tui::layout;
-use crate::tui::releases::{Section, ordered};
+use crate::tui::releases::{
+    Group, Section, TextLine, Tone, detail_lines, detail_scroll, group_extra, live, ordered,
+    status_look, update_message, wrap,
+};
 
 /// A status with its symbol and colour.
 pub(super) fn status_span(s: Status, theme: &Theme) -> Span<'static> {
-    let (sym, style) = match s {
-        Status::ManualTesting => ("◆", theme.busy().add_modifier(Modifier::BOLD)),
-        Status::Initiated | Status::Building | Status::ManualTestPassed => ("…", theme.dim()),
-        Status::Deploying | Status::Rollback => ("⟳", theme.busy()),
-        Status::Deployed => ("✔", theme.ok()),
-        Status::RollbackDone => ("↶", theme.ok()),
-        Status::StagingFailed
-        | Status::ManualTestFailed
-        | Status::ProductionFailed
-        | Status::RollbackFailed => ("✖", theme.bad()),
-    };
+    let (sym, tone) = status_look(s);
+    let mut style = theme.tone(tone);
+    if s == Status::ManualTesting {
+        style = style.add_modifier(Modifier::BOLD);
+    }
     Span::styled(format!("{sym} {s}"), style)
+}
+
+/// `s` cut or padded to exactly `w` columns, the last one a space (a column of a row).
+fn fit(s: &str, w: usize) -> String {
+    if w == 0 {
+        return String::new();
+    }
+    let sw = s.width();
+    if sw < w {
+        return format!("{s}{}", " ".repeat(w - sw));
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if used + cw + 2 > w {
+            break;
+        }
+        out.push(c);
+        used += cw;
+    }
+    out.push('…');
+    used += 1;
+    out.push_str(&" ".repeat(w.saturating_sub(used)));
+    out
+}
+
+pub(super) fn text_lines(lines: &[TextLine], theme: &Theme) -> Vec<Line<'static>> {
+    lines
+        .iter()
+        .map(|l| Line::from(Span::styled(l.text.clone(), theme.tone(l.tone))))
+        .collect()
 }
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
-    let [list_area, detail_area] =
-        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(content);
     if let Some(e) = &app.releases_error {
         f.render_widget(
             Paragraph::new(Span::styled(
@@ -46,179 +76,415 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         );
         return;
     }
-    let rows_idx = ordered(app);
-    let shown = list_area.height.saturating_sub(3) as usize;
-    let mut rows: Vec<Row> = Vec::new();
-    let mut selected_row = 0;
-    let mut last: Option<Section> = None;
-    for (n, &(section, i)) in rows_idx.iter().enumerate() {
-        if last != Some(section) {
-            let count = rows_idx.iter().filter(|(s, _)| *s == section).count();
-            let title = format!("{} ({count})", section.title());
-            // The title spans the first two columns.
-            let (a, b) =
-                title.split_at(title.char_indices().nth(18).map_or(title.len(), |(i, _)| i));
-            rows.push(Row::new([
-                Cell::from(Span::styled(a.to_string(), theme.title())),
-                Cell::from(Span::styled(b.to_string(), theme.title())),
-            ]));
-            last = Some(section);
+    let areas = layout::releases(app);
+    draw_list(f, app, theme, areas.list);
+    let Some(r) = crate::tui::releases::selected(app) else {
+        f.render_widget(Block::bordered(), areas.detail);
+        f.render_widget(Block::bordered(), areas.tasks);
+        if let Some(a) = areas.log {
+            f.render_widget(Block::bordered(), a);
         }
-        let r = &app.releases[i];
-        if n == app.release_sel {
-            selected_row = rows.len();
-        }
-        let run = match (&r.github_run_id, &r.github_action_link) {
-            (_, Some(link)) => crate::sanitize::clean(link),
-            (Some(id), None) => format!("run {}", crate::sanitize::clean(id)),
-            _ => "-".into(),
-        };
-        let row = Row::new([
-            Cell::from(format!(" {}", r.service_name)),
-            Cell::from(r.release_tag.clone()),
-            Cell::from(status_span(r.status, theme)),
-            Cell::from(crate::sanitize::clean(
-                r.initiated_by.as_deref().unwrap_or("-"),
-            )),
-            Cell::from(span(app.now - r.created_at)),
-            Cell::from(
-                r.rollback_to_tag
-                    .clone()
-                    .map_or("-".into(), |t| format!("→ {t}")),
-            ),
-            Cell::from(run),
-        ]);
-        rows.push(if n == app.release_sel {
-            row.style(theme.selected())
-        } else {
-            row
-        });
-    }
-    let offset = layout::scroll_offset(selected_row, shown);
-    let empty = rows.is_empty();
-    let rows: Vec<Row> = rows.into_iter().skip(offset).take(shown).collect();
-    let header = Row::new([
-        "Service",
-        "Tag",
-        "Status",
-        "By",
-        "Age",
-        "Rollback",
-        "GitHub run",
-    ])
-    .style(theme.title());
-    // Narrow terminals drop the GitHub column (Enter shows it) so the status stays whole.
-    let github = if list_area.width >= 110 {
-        Constraint::Min(10)
-    } else {
-        Constraint::Length(0)
+        return;
     };
-    let widths = [
-        Constraint::Length(18),
-        Constraint::Length(12),
-        Constraint::Length(21),
-        Constraint::Length(8),
-        Constraint::Length(4),
-        Constraint::Min(9),
-        github,
-    ];
-    let title = match app.filters.get(&crate::tui::app::Tab::Releases) {
+    draw_detail(f, app, r, theme, areas.detail);
+    draw_tasks(f, app, &r.service_name, theme, areas.tasks);
+    if let Some(area) = areas.log {
+        let detail = app.release_detail.as_ref().filter(|d| d.id == r.id);
+        let h = area.height.saturating_sub(2) as usize;
+        let log: Vec<Line> = detail
+            .map(|d| {
+                d.log
+                    .iter()
+                    .skip(d.log.len().saturating_sub(h))
+                    // The deploy log is a script's output: escapes and secrets stop here too.
+                    .map(|l| Line::from(crate::sanitize::clean_max(l, 1000)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        f.render_widget(
+            Paragraph::new(log).block(Block::bordered().title(" deploy log ")),
+            area,
+        );
+    }
+}
+
+fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let inner_w = area.width.saturating_sub(2) as usize;
+    let shown = area.height.saturating_sub(3) as usize;
+    let sel = app.release_sel;
+    let groups = &app.release_order.groups;
+    // The selected row's line among all lines (groups' headers and extras included).
+    let mut line = 0;
+    let mut selected_line = 0;
+    for g in groups {
+        let (_, extra) = group_extra(app, g);
+        if g.rows.contains(&sel) {
+            selected_line = line + 1 + extra + (sel - g.rows.start);
+        }
+        line += 1 + extra + g.rows.len();
+    }
+    let offset = layout::scroll_offset(selected_line, shown);
+    let end = offset + shown;
+    let mut lines: Vec<Line> = Vec::with_capacity(shown + 1);
+    lines.push(Line::from(Span::styled(
+        fit(
+            &format!(
+                "  {}{}{}{}{}{}{}",
+                fit("id", 7),
+                fit("tag", 14),
+                fit("status", 21),
+                fit("by", 9),
+                fit("age", 5),
+                fit("rollback", 12),
+                if inner_w >= 108 { "GitHub run" } else { "" }
+            ),
+            inner_w,
+        ),
+        theme.title(),
+    )));
+    let mut at = 0;
+    for g in groups {
+        let (s, extra) = group_extra(app, g);
+        let n = 1 + extra + g.rows.len();
+        if at + n <= offset {
+            at += n;
+            continue;
+        }
+        if at >= end {
+            break;
+        }
+        let mut emit = |line: Line<'static>, at: &mut usize| {
+            if *at >= offset && *at < end {
+                lines.push(line);
+            }
+            *at += 1;
+        };
+        emit(clip(group_header(app, g, s, theme), inner_w), &mut at);
+        if let Some(s) = s {
+            if let Some(d) = &s.drift {
+                let text = format!("  {}", d.text(&app.local));
+                emit(
+                    Line::from(Span::styled(fit(&text, inner_w + 1), theme.busy())),
+                    &mut at,
+                );
+            }
+            if let Some(m) = update_message(s) {
+                emit(
+                    Line::from(Span::styled(
+                        fit(&format!("  {m}"), inner_w + 1),
+                        theme.bad(),
+                    )),
+                    &mut at,
+                );
+            }
+        }
+        // Only the visible rows of the group are built.
+        let first = g.rows.start + offset.saturating_sub(at);
+        let last = g.rows.end.min(g.rows.start + end.saturating_sub(at));
+        if first < last {
+            for row in first..last {
+                let (section, i) = ordered(app)[row];
+                lines.push(release_line(
+                    app,
+                    &app.releases[i],
+                    section,
+                    row == sel,
+                    inner_w,
+                    theme,
+                ));
+            }
+        }
+        at += g.rows.len();
+    }
+    // Configured services show without releases; the hint says where releases come from.
+    if app.releases.is_empty() && lines.len() <= shown {
+        lines.push(Line::from(Span::styled(
+            "  no releases yet: CI registers them with `opsdeck release create`",
+            theme.dim(),
+        )));
+    }
+    let title = match app.filters.get(&Tab::Releases) {
         Some(f) if !f.is_empty() => {
             Line::from(Span::styled(format!(" Releases /{f} "), theme.title()))
         }
-        _ => super::keys_title(
-            app,
-            theme,
-            theme.title(),
-            "Releases",
-            &[
+        _ => {
+            let mut keys = vec![
                 (Some(Action::Approve), "a approve"),
                 (Some(Action::Reject), "x reject"),
                 (Some(Action::Rollback), "r roll back"),
-                (None, "Enter details"),
-            ],
-        ),
-    };
-    let mut table = Table::new(rows, widths)
-        .header(header)
-        .block(Block::bordered().title(title));
-    if empty {
-        table = table.footer(
-            Row::new(["  no releases yet: CI registers them with `opsdeck release create`"])
-                .style(theme.dim()),
-        );
-    }
-    f.render_widget(table, list_area);
-
-    let Some(r) = crate::tui::releases::selected(app) else {
-        f.render_widget(Block::bordered(), detail_area);
-        return;
-    };
-    let [state_area, log_area] =
-        Layout::horizontal([Constraint::Length(44), Constraint::Min(20)]).areas(detail_area);
-    let mut lines = vec![Line::from(vec![
-        Span::raw(format!("{} {}  ", r.service_name, r.release_tag)),
-        status_span(r.status, theme),
-    ])];
-    // The image this release deploys, and below it what the engine runs now.
-    lines.push(Line::from(format!(
-        "deploys  {}",
-        crate::tui::releases::release_image(r)
-    )));
-    let detail = app.release_detail.as_ref().filter(|d| d.id == r.id);
-    match detail.and_then(|d| d.state.as_ref()) {
-        Some(s) => {
-            lines.push(Line::from(format!("running  {}", s.image)));
-            lines.push(Line::from(format!(
-                "replicas {}/{} running",
-                s.running, s.desired
-            )));
-            let style = match s.update_state.as_str() {
-                "completed" => theme.ok(),
-                "updating" | "rollback_started" => theme.busy(),
-                "" => Style::new(),
-                _ => theme.bad(),
-            };
-            lines.push(Line::from(vec![
-                Span::raw("update   "),
-                Span::styled(s.update_state.clone(), style),
-            ]));
-            if !s.update_message.is_empty() {
-                lines.push(Line::from(Span::styled(
-                    s.update_message.clone(),
-                    theme.dim(),
-                )));
+                (Some(Action::Deploy), "d deploy"),
+                (Some(Action::CancelDeploy), "c cancel"),
+            ];
+            if inner_w >= 100 {
+                keys.push((None, "Enter details"));
             }
+            super::keys_title(app, theme, theme.title(), "Releases", &keys)
         }
-        None => lines.push(Line::from(Span::styled("no live Swarm state", theme.dim()))),
-    }
-    if let Some(d) = detail {
-        lines.push(Line::from(""));
-        for a in d.audit.iter().rev().take(4) {
-            lines.push(Line::from(format!(
-                "{} {} by {}",
-                a.at.format("%m-%d %H:%M"),
-                a.to,
-                crate::sanitize::clean(&a.actor)
-            )));
-        }
-    }
+    };
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(format!(" release {} ", r.id))),
-        state_area,
+        Paragraph::new(lines).block(Block::bordered().title(title)),
+        area,
     );
-    let log: Vec<Line> = detail
-        .map(|d| {
-            let h = log_area.height.saturating_sub(2) as usize;
-            d.log
-                .iter()
-                .skip(d.log.len().saturating_sub(h))
-                .map(|l| Line::from(l.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+}
+
+/// A line cut to `width` columns with `…` when longer, each span keeping its style.
+fn clip(line: Line<'static>, width: usize) -> Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let mut budget = width.saturating_sub(1);
+    let mut spans = Vec::new();
+    for s in line.spans {
+        let w = s.content.width();
+        if w <= budget {
+            budget -= w;
+            spans.push(s);
+        } else {
+            let cut = fit(&s.content, budget + 1);
+            spans.push(Span::styled(cut.trim_end().to_string(), s.style));
+            return Line::from(spans);
+        }
+    }
+    Line::from(spans)
+}
+
+/// "▸ api (prod_api)  running v1.4.0  2/2  ✔  since 11-28 14:02": the `▸` marks the
+/// service whose tasks are shown.
+fn group_header(app: &App, g: &Group, s: Option<&ServiceLive>, theme: &Theme) -> Line<'static> {
+    let mark = if g.rows.contains(&app.release_sel) {
+        "▸ "
+    } else {
+        "  "
+    };
+    let name = match s {
+        Some(s) if !s.swarm_service.is_empty() && s.swarm_service != s.service => {
+            format!("{} ({})", s.service, s.swarm_service)
+        }
+        _ => g.service.clone(),
+    };
+    let mut spans = vec![
+        Span::styled(mark, theme.title()),
+        Span::styled(
+            crate::sanitize::clean_max(&name, 80),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw("  "),
+    ];
+    match s {
+        None if app.engine_watch => spans.push(Span::styled("reading the engine…", theme.dim())),
+        None => spans.push(Span::styled("no live state", theme.dim())),
+        Some(s) => match &s.error {
+            Some(e) => spans.push(Span::styled(
+                format!("unknown: {}", crate::sanitize::clean_max(e, 300)),
+                theme.bad(),
+            )),
+            None => {
+                let word = s.status_word();
+                let tone = match word {
+                    "running" => Tone::Ok,
+                    "updating" | "rolling back" => Tone::Warn,
+                    _ => Tone::Bad,
+                };
+                let what = if s.tag.is_empty() { &s.image } else { &s.tag };
+                spans.push(Span::styled(
+                    format!("{word} {}", crate::sanitize::clean_max(what, 80)),
+                    theme.tone(tone),
+                ));
+                spans.push(Span::raw(format!("  {}/{}  ", s.running, s.desired)));
+                spans.push(if s.healthy() {
+                    Span::styled("✔", theme.ok())
+                } else {
+                    Span::styled("✖", theme.bad())
+                });
+                if let Some(t) = s.updated_at {
+                    spans.push(Span::styled(
+                        format!(
+                            "  since {}",
+                            t.with_timezone(&app.local).format("%m-%d %H:%M")
+                        ),
+                        theme.dim(),
+                    ));
+                }
+            }
+        },
+    }
+    Line::from(spans)
+}
+
+fn release_line(
+    app: &App,
+    r: &Release,
+    section: Section,
+    selected: bool,
+    width: usize,
+    theme: &Theme,
+) -> Line<'static> {
+    let clean = |t: &str| crate::sanitize::clean_max(t, 200);
+    let run = match (&r.github_run_id, &r.github_action_link) {
+        (_, Some(link)) => clean(link),
+        (Some(id), None) => format!("run {}", clean(id)),
+        _ => "-".into(),
+    };
+    let status = status_span(r.status, theme);
+    let history = section == Section::History;
+    let mut spans = vec![
+        Span::raw(format!("  {}", fit(&format!("#{}", r.id), 7))),
+        Span::raw(fit(&clean(&r.release_tag), 14)),
+        Span::styled(fit(&status.content, 21), status.style),
+        Span::raw(fit(&clean(r.initiated_by.as_deref().unwrap_or("-")), 9)),
+        Span::raw(fit(&span(app.now - r.created_at), 5)),
+        Span::raw(fit(
+            &r.rollback_to_tag
+                .as_deref()
+                .map_or("-".into(), |t| format!("→ {}", clean(t))),
+            12,
+        )),
+    ];
+    if width >= 108 {
+        spans.push(Span::raw(run));
+    }
+    let used: usize = spans.iter().map(|s| s.content.width()).sum();
+    spans.push(Span::raw(" ".repeat(width.saturating_sub(used))));
+    let line = Line::from(spans);
+    if selected {
+        line.style(theme.selected())
+    } else if history {
+        line.style(theme.dim())
+    } else {
+        line
+    }
+}
+
+fn draw_detail(f: &mut Frame, app: &App, r: &Release, theme: &Theme, area: Rect) {
+    let width = area.width.saturating_sub(2) as usize;
+    let height = area.height.saturating_sub(2) as usize;
+    let lines = detail_lines(app, r, width);
+    let max = lines.len().saturating_sub(height);
+    let top = detail_scroll(app, r.id).min(max);
+    let title = if max > 0 {
+        format!(
+            " release {} · J/K {}-{} of {} ",
+            r.id,
+            top + 1,
+            (top + height).min(lines.len()),
+            lines.len()
+        )
+    } else {
+        format!(" release {} ", r.id)
+    };
+    let shown: Vec<TextLine> = lines.into_iter().skip(top).take(height).collect();
     f.render_widget(
-        Paragraph::new(log).block(Block::bordered().title(" deploy log ")),
-        log_area,
+        Paragraph::new(text_lines(&shown, theme)).block(Block::bordered().title(title)),
+        area,
+    );
+}
+
+/// A task's symbol and tone: running, failed, on its way, or an old one.
+fn task_look(t: &TaskLive) -> (&'static str, Tone) {
+    if t.failed() || t.health.as_deref() == Some("unhealthy") {
+        ("✖", Tone::Bad)
+    } else if t.desired_state != "running" {
+        ("·", Tone::Dim)
+    } else if t.state == "running" {
+        ("✔", Tone::Ok)
+    } else {
+        ("⟳", Tone::Warn)
+    }
+}
+
+/// The lines of the tasks pane: the service's update, then each task with its state, tag,
+/// node and health, and a failed one's error and exit code in full.
+pub(super) fn task_lines(app: &App, service: &str, width: usize) -> Vec<TextLine> {
+    let clean = |t: &str| crate::sanitize::clean_max(t, 2000);
+    let mut out = Vec::new();
+    let mut push = |tone: Tone, text: &str, indent: usize| {
+        out.extend(
+            wrap(text, width, indent)
+                .into_iter()
+                .map(|text| TextLine { tone, text }),
+        )
+    };
+    let Some(s) = live(app, service) else {
+        if app.engine_watch {
+            push(Tone::Dim, "reading the engine…", 0);
+        } else {
+            push(Tone::Dim, "no live state (the command deployer)", 0);
+        }
+        return out;
+    };
+    if let Some(e) = &s.error {
+        push(Tone::Bad, &format!("unknown: {}", clean(e)), 2);
+        return out;
+    }
+    let update = if s.update_state.is_empty() {
+        String::new()
+    } else {
+        format!(" · update {}", s.update_state)
+    };
+    push(
+        if s.healthy() { Tone::Ok } else { Tone::Warn },
+        &format!("{} {}/{}{update}", s.status_word(), s.running, s.desired),
+        2,
+    );
+    if s.tasks.is_empty() {
+        push(Tone::Dim, "no tasks", 0);
+    }
+    for t in &s.tasks {
+        let (sym, tone) = task_look(t);
+        let mut text = format!(
+            "{sym} {} {} {} {}",
+            t.slot.map_or("-".into(), |n| n.to_string()),
+            t.state,
+            clean(&t.tag),
+            if t.node.is_empty() {
+                "-".into()
+            } else {
+                clean(&t.node)
+            }
+        );
+        if let Some(h) = &t.health {
+            text.push_str(&format!(" {h}"));
+        }
+        push(tone, &text, 4);
+        let error = if t.error.is_empty() {
+            &t.message
+        } else {
+            &t.error
+        };
+        if t.failed() && !error.is_empty() || !t.error.is_empty() {
+            let mut why = format!("    {}", clean(error));
+            if let Some(c) = t.exit_code.filter(|c| *c != 0) {
+                why.push_str(&format!(" (exit code {c})"));
+            }
+            push(Tone::Bad, &why, 4);
+        }
+    }
+    out
+}
+
+fn draw_tasks(f: &mut Frame, app: &App, service: &str, theme: &Theme, area: Rect) {
+    let width = area.width.saturating_sub(2) as usize;
+    let height = area.height.saturating_sub(2) as usize;
+    let mut lines = task_lines(app, service, width);
+    if lines.len() > height && height > 0 {
+        let more = lines.len() - (height - 1);
+        lines.truncate(height - 1);
+        lines.push(TextLine {
+            tone: Tone::Dim,
+            text: format!("… {more} more lines (opsdeck services)"),
+        });
+    }
+    let name = match live(app, service) {
+        Some(s) if !s.swarm_service.is_empty() && s.swarm_service != service => {
+            format!("{service} ({})", s.swarm_service)
+        }
+        _ => service.to_string(),
+    };
+    f.render_widget(
+        Paragraph::new(text_lines(&lines, theme)).block(Block::bordered().title(format!(
+            " tasks · {} ",
+            crate::sanitize::clean_max(&name, 60)
+        ))),
+        area,
     );
 }
