@@ -39,7 +39,8 @@ fn the_password_role_needs_its_password_over_tcp() {
     let e = postgres::Client::connect(&url, postgres::NoTls)
         .err()
         .expect("no password: refused");
-    assert!(e.to_string().contains("password"), "{e}");
+    let e = opsdeck::storage::pg::describe(&e);
+    assert!(e.contains("password missing"), "{e}");
     let mut wrong: postgres::Config = url.parse().unwrap();
     wrong.password("not-it");
     assert!(wrong.connect(postgres::NoTls).is_err());

@@ -152,11 +152,7 @@ pub async fn run_on(
                 }
             };
             let s = Services::start(&cfg, data_dir, svc_tx, set)?;
-            let ledger_path = cfg
-                .releases
-                .ledger
-                .clone()
-                .unwrap_or_else(|| data_dir.join("releases.db"));
+            let ledger_path = crate::storage::LedgerAt::of(&cfg, data_dir);
             tasks.push(crate::release::watcher::spawn(
                 ledger_path.clone(),
                 tx.clone(),
