@@ -20,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub const MIGRATION_LOCK: i64 = 0x6f70_7364_6b00_0001;
 
 /// A PostgreSQL database to keep state in.
+#[derive(Clone)]
 pub struct PgConfig {
     /// `storage.url` as written; it holds no password (refused at load).
     url: String,
