@@ -22,6 +22,7 @@ pub mod server;
 pub mod services;
 pub mod shutdown;
 pub mod sqlite;
+pub mod storage;
 pub mod testops;
 pub mod testops_sim;
 pub mod tui;

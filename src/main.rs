@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
         Some(Command::Token { cmd }) => cli::token::run(&cli, cmd).await,
         Some(Command::Services { json }) => cli::services::run(&cli, *json).await,
         Some(Command::Notify { cmd }) => cli::notify::run(&cli, cmd).await,
+        Some(Command::Storage { cmd }) => cli::storage::run(&cli, cmd).await,
         Some(Command::Logs { sources, print }) if print.print => {
             cli::logs::print(&cli, sources, print).await
         }

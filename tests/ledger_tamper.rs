@@ -1,13 +1,18 @@
 //! Tamper evidence: each finding of issue 9 (writes made with plain SQL by anyone who can write
 //! the ledger file) is found by `Ledger::verify` and by `opsdeck release verify`, which names
 //! the first row that does not match; the server finds it at start and on every change, and
-//! a dashboard connected to it shows it red.
+//! a dashboard connected to it shows it red. Each runs on SQLite and on PostgreSQL
+//! (`storage.url`), where the same edits made with `psql` are found the same way.
 
 #[path = "support/server.rs"]
 mod server;
 
-use std::path::{Path, PathBuf};
+#[path = "support/ledgers.rs"]
+mod ledgers;
 
+use std::path::Path;
+
+use ledgers::TestLedger;
 use opsdeck::release::ledger::chain::{self, Row};
 use opsdeck::release::{Actor, Ledger, NewRelease, Status, VerifyError};
 use rusqlite::Connection;
@@ -22,10 +27,8 @@ fn actor(name: &str) -> Actor {
 
 /// A ledger with release 1 deployed (audit rows 1-6) and release 2 waiting in manual testing
 /// (rows 7-10, the last a refused approval), written through opsdeck.
-fn ledger() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("releases.db");
-    let mut l = Ledger::open(&path).unwrap();
+fn ledger(t: &TestLedger) {
+    let mut l = t.open();
     let new = |tag: &str| NewRelease {
         service_name: "api".into(),
         release_tag: tag.into(),
@@ -50,32 +53,25 @@ fn ledger() -> (tempfile::TempDir, PathBuf) {
     l.record_refusal(w.id, &actor("bob"), "bob may not approve")
         .unwrap();
     assert!(l.verify().is_ok(), "{:?}", l.verify());
-    (dir, path)
 }
 
-/// Another writer: a plain SQLite connection, as `sqlite3` would be.
-fn sql(path: &Path, statements: &str) {
-    Connection::open(path)
-        .unwrap()
-        .execute_batch(statements)
-        .unwrap();
+/// Another writer: a plain SQLite connection (as `sqlite3` would be) or `psql`.
+fn sql(t: &TestLedger, statements: &str) {
+    t.sql(statements).unwrap();
 }
 
-fn tampered(path: &Path) -> (Row, String) {
-    match Ledger::open(path).unwrap().verify() {
+fn tampered(t: &TestLedger) -> (Row, String) {
+    match t.open().verify() {
         Err(VerifyError::Tampered(t)) => (t.row, t.reason),
         other => panic!("not found: {other:?}"),
     }
 }
 
-fn verify_cli(path: &Path) -> (i32, String, String) {
-    let dir = path.parent().unwrap();
+fn verify_cli(t: &TestLedger) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!("[releases]\nledger = {:?}\n", path.display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&config, t.config_toml()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"))
         .args(["--local", "release", "verify"])
         .env("OPSDECK_CONFIG", &config)
@@ -90,10 +86,10 @@ fn verify_cli(path: &Path) -> (i32, String, String) {
     )
 }
 
-#[test]
-fn an_untouched_ledger_verifies_and_the_cli_prints_its_head() {
-    let (_d, path) = ledger();
-    let (code, out, err) = verify_cli(&path);
+both!(an_untouched_ledger_verifies_and_the_cli_prints_its_head);
+fn an_untouched_ledger_verifies_and_the_cli_prints_its_head(t: &TestLedger) {
+    ledger(t);
+    let (code, out, err) = verify_cli(t);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.starts_with("ledger ok: 10 audit rows, 2 releases, head row 10 sha256 "),
@@ -101,111 +97,128 @@ fn an_untouched_ledger_verifies_and_the_cli_prints_its_head() {
     );
 }
 
-#[test]
-fn a_waiting_release_rewritten_without_an_audit_entry_is_found() {
-    let (_d, path) = ledger();
+both!(a_waiting_release_rewritten_without_an_audit_entry_is_found);
+fn a_waiting_release_rewritten_without_an_audit_entry_is_found(t: &TestLedger) {
+    ledger(t);
     sql(
-        &path,
+        t,
         "UPDATE releases SET release_tag = 'evil', image = 'evil.example.com/x' WHERE id = 2",
     );
-    let (row, reason) = tampered(&path);
+    let (row, reason) = tampered(t);
     assert_eq!(row, Row::Release(2));
     assert!(
         reason.contains("release_tag, image") && reason.contains("audit row 10"),
         "{reason}"
     );
-    let (code, _, err) = verify_cli(&path);
+    let (code, _, err) = verify_cli(t);
     assert_eq!(code, 1);
     assert!(err.contains("ledger tampered at release 2"), "{err}");
 }
 
-#[test]
-fn a_release_inserted_already_deployed_is_found() {
-    let (_d, path) = ledger();
+both!(a_release_inserted_already_deployed_is_found);
+fn a_release_inserted_already_deployed_is_found(t: &TestLedger) {
+    ledger(t);
     sql(
-        &path,
-        "INSERT INTO releases (service_name, release_tag, status, created_at)
-         VALUES ('api', 'v9', 'deployed', '2026-01-01T00:00:00+00:00')",
+        t,
+        "INSERT INTO releases (id, service_name, release_tag, status, created_at)
+         VALUES (3, 'api', 'v9', 'deployed', '2026-01-01T00:00:00+00:00')",
     );
-    let (row, reason) = tampered(&path);
+    let (row, reason) = tampered(t);
     assert_eq!(row, Row::Release(3));
     assert!(reason.contains("no audit row"), "{reason}");
 }
 
-#[test]
-fn back_dated_audit_rows_under_any_name_are_found() {
-    let (_d, path) = ledger();
+both!(back_dated_audit_rows_under_any_name_are_found);
+fn back_dated_audit_rows_under_any_name_are_found(t: &TestLedger) {
+    ledger(t);
     // As the finding did it: plain INSERTs, an old date, someone else's name.
     sql(
-        &path,
-        "INSERT INTO audit (release_id, at, actor, from_status, to_status, note)
-         VALUES (2, '2025-01-01T09:00:00+00:00', 'alice', 'manual_testing', 'manual_test_passed', 'lgtm')",
+        t,
+        "INSERT INTO audit (id, release_id, at, actor, from_status, to_status, note)
+         VALUES (11, 2, '2025-01-01T09:00:00+00:00', 'alice', 'manual_testing', 'manual_test_passed', 'lgtm')",
     );
-    assert_eq!(tampered(&path).0, Row::Audit(11));
+    assert_eq!(tampered(t).0, Row::Audit(11));
+}
+
+both!(a_back_dated_row_with_a_copied_hash_is_found);
+fn a_back_dated_row_with_a_copied_hash_is_found(t: &TestLedger) {
     // Even with a hash copied from a real row, and then the status moved to match.
-    let (_d, path) = ledger();
+    ledger(t);
     sql(
-        &path,
-        "INSERT INTO audit (release_id, at, actor, from_status, to_status, note, release_snapshot, hash)
-         SELECT 2, '2025-01-01T09:00:00+00:00', 'alice', 'manual_testing', 'manual_test_passed', NULL,
+        t,
+        "INSERT INTO audit (id, release_id, at, actor, from_status, to_status, note, release_snapshot, hash)
+         SELECT 11, 2, '2025-01-01T09:00:00+00:00', 'alice', 'manual_testing', 'manual_test_passed', NULL,
                 release_snapshot, hash FROM audit WHERE id = 10;
          UPDATE releases SET status = 'manual_test_passed' WHERE id = 2;",
     );
-    let (row, reason) = tampered(&path);
+    let (row, reason) = tampered(t);
     assert_eq!(row, Row::Audit(11));
     assert!(reason.contains("hash does not match"), "{reason}");
 }
 
-#[test]
-fn audit_rows_edited_or_deleted_after_drop_trigger_are_found() {
-    let (_d, path) = ledger();
+both!(an_audit_row_edited_after_dropping_the_trigger_is_found);
+fn an_audit_row_edited_after_dropping_the_trigger_is_found(t: &TestLedger) {
+    ledger(t);
     sql(
-        &path,
+        t,
         "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE id = 4",
     );
-    let (row, reason) = tampered(&path);
+    let (row, reason) = tampered(t);
     assert_eq!(row, Row::Audit(4));
     assert!(reason.contains("changed"), "{reason}");
-    let (code, _, err) = verify_cli(&path);
+    let (code, _, err) = verify_cli(t);
     assert_eq!(code, 1);
     assert!(err.contains("ledger tampered at audit row 4"), "{err}");
+}
 
+both!(a_deleted_audit_row_is_found);
+fn a_deleted_audit_row_is_found(t: &TestLedger) {
     // A deleted row: the next one no longer links.
-    let (_d, path) = ledger();
+    ledger(t);
     sql(
-        &path,
+        t,
         "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 4",
     );
-    let (row, reason) = tampered(&path);
+    let (row, reason) = tampered(t);
     assert_eq!(row, Row::Audit(5));
     assert!(reason.contains("deleted"), "{reason}");
+}
 
-    // The last row of a release deleted: the release no longer matches its audit.
-    let (_d, path) = ledger();
+both!(a_deleted_last_row_of_a_release_is_found);
+fn a_deleted_last_row_of_a_release_is_found(t: &TestLedger) {
+    // The last row of a release deleted: row 7 linked to row 6.
+    ledger(t);
     sql(
-        &path,
+        t,
         "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 6",
     );
-    // Row 7 linked to row 6.
-    assert_eq!(tampered(&path).0, Row::Audit(7));
+    assert_eq!(tampered(t).0, Row::Audit(7));
+}
 
-    // An edited row given a hash recomputed by hand: the next row no longer links.
-    let (_d, path) = ledger();
+both!(an_edited_row_with_a_recomputed_hash_breaks_the_next_link);
+fn an_edited_row_with_a_recomputed_hash_breaks_the_next_link(t: &TestLedger) {
+    ledger(t);
     sql(
-        &path,
+        t,
         "DROP TRIGGER audit_no_update; UPDATE audit SET note = 'edited' WHERE id = 8",
     );
-    assert_eq!(tampered(&path).0, Row::Audit(8));
-    let conn = Connection::open(&path).unwrap();
-    let prev: String = conn
-        .query_row("SELECT hash FROM audit WHERE id = 7", [], |r| r.get(0))
-        .unwrap();
-    let (row, snap): (serde_json::Value, String) = conn
-        .query_row(
-            "SELECT id, release_id, at, actor, sudo_user, ssh_client, from_status, to_status,
-                    note, release_snapshot FROM audit WHERE id = 8",
-            [],
-            |r| {
+    assert_eq!(tampered(t).0, Row::Audit(8));
+    // The hash recomputed by hand, exactly as opsdeck computes it.
+    let prev = t.query_text("SELECT hash FROM audit WHERE id = 7").unwrap();
+    let (row, snap) = audit_row_8(t);
+    let hash = chain::row_hash(&prev, &row, &snap);
+    sql(t, &format!("UPDATE audit SET hash = '{hash}' WHERE id = 8"));
+    assert_eq!(tampered(t).0, Row::Audit(9));
+}
+
+/// Audit row 8 as the chain hashes it, and its snapshot, read with plain SQL.
+fn audit_row_8(t: &TestLedger) -> (String, String) {
+    const Q: &str = "SELECT id, release_id, at, actor, sudo_user, ssh_client, from_status,
+                     to_status, note, release_snapshot FROM audit WHERE id = 8";
+    match &t.store {
+        ledgers::Store::Sqlite(dir) => {
+            let conn = Connection::open(dir.path().join("releases.db")).unwrap();
+            conn.query_row(Q, [], |r| {
                 let cols = (0..9)
                     .map(|i| match r.get::<_, rusqlite::types::Value>(i)? {
                         rusqlite::types::Value::Integer(n) => Ok(serde_json::json!(n)),
@@ -213,15 +226,31 @@ fn audit_rows_edited_or_deleted_after_drop_trigger_are_found() {
                         _ => Ok(serde_json::Value::Null),
                     })
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok((serde_json::Value::Array(cols), r.get(9)?))
-            },
-        )
+                Ok((serde_json::Value::Array(cols).to_string(), r.get(9)?))
+            })
+            .unwrap()
+        }
+        ledgers::Store::Postgres(db) => {
+            let r = db.connect().query_one(Q, &[]).unwrap();
+            let texts: [Option<String>; 7] = std::array::from_fn(|i| r.get(i + 2));
+            (chain::audit_json(r.get(0), r.get(1), &texts), r.get(9))
+        }
+    }
+}
+
+/// A plain SQLite connection, as `sqlite3` would be.
+fn sqlite_sql(path: &Path, statements: &str) {
+    Connection::open(path)
+        .unwrap()
+        .execute_batch(statements)
         .unwrap();
-    let hash = chain::row_hash(&prev, &row.to_string(), &snap);
-    conn.execute("UPDATE audit SET hash = ?1 WHERE id = 8", [hash])
-        .unwrap();
-    drop(conn);
-    assert_eq!(tampered(&path).0, Row::Audit(9));
+}
+
+fn sqlite_tampered(path: &Path) -> (Row, String) {
+    match Ledger::open(path).unwrap().verify() {
+        Err(VerifyError::Tampered(t)) => (t.row, t.reason),
+        other => panic!("not found: {other:?}"),
+    }
 }
 
 #[test]
@@ -229,7 +258,7 @@ fn a_ledger_of_schema_1_gets_its_chain_once_and_is_then_checked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("releases.db");
     // The schema of the previous release, with rows written by it.
-    sql(
+    sqlite_sql(
         &path,
         "CREATE TABLE releases (id INTEGER PRIMARY KEY, service_name TEXT NOT NULL,
            release_tag TEXT NOT NULL, rollback_to_tag TEXT, image TEXT, status TEXT NOT NULL,
@@ -256,7 +285,8 @@ fn a_ledger_of_schema_1_gets_its_chain_once_and_is_then_checked() {
     assert_eq!((v.audit_rows, v.releases), (2, 1));
     // The migration left the audit append-only, and new rows chain on.
     assert!(
-        l.connection()
+        l.sqlite_connection()
+            .unwrap()
             .execute("UPDATE audit SET actor = 'x'", [])
             .is_err()
     );
@@ -265,21 +295,20 @@ fn a_ledger_of_schema_1_gets_its_chain_once_and_is_then_checked() {
     drop(l);
     let l = Ledger::open(&path).unwrap();
     assert_eq!(l.verify().unwrap().audit_rows, 3);
-    sql(
+    sqlite_sql(
         &path,
         "UPDATE releases SET release_tag = 'v1-evil' WHERE id = 1",
     );
-    assert_eq!(tampered(&path).0, Row::Release(1));
+    assert_eq!(sqlite_tampered(&path).0, Row::Release(1));
 }
 
-#[test]
-fn concurrent_writers_keep_one_chain() {
-    let (_d, path) = ledger();
-    let handles: Vec<_> = (0..6)
-        .map(|i| {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                let mut l = Ledger::open(&path).unwrap();
+both!(concurrent_writers_keep_one_chain);
+fn concurrent_writers_keep_one_chain(t: &TestLedger) {
+    ledger(t);
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            s.spawn(move || {
+                let mut l = t.open();
                 for n in 0..5 {
                     l.create(
                         &NewRelease {
@@ -291,26 +320,23 @@ fn concurrent_writers_keep_one_chain() {
                     )
                     .unwrap();
                 }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
-    let v = Ledger::open(&path).unwrap().verify().unwrap();
+            });
+        }
+    });
+    let v = t.open().verify().unwrap();
     assert_eq!((v.audit_rows, v.releases), (40, 32));
 }
 
-#[test]
-fn verifying_while_others_write_never_reports_tampering() {
+both!(verifying_while_others_write_never_reports_tampering);
+fn verifying_while_others_write_never_reports_tampering(t: &TestLedger) {
     // A writer commits a release and its audit row between the verifier's reads of the audit
     // and of the releases: both reads must see one snapshot.
-    let (_d, path) = ledger();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (path, done) = (path.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut l = Ledger::open(&path).unwrap();
+    ledger(t);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let l = t.open();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut l = t.open();
             for n in 0..300 {
                 let r = l
                     .create(
@@ -326,17 +352,15 @@ fn verifying_while_others_write_never_reports_tampering() {
                     .unwrap();
             }
             done.store(true, std::sync::atomic::Ordering::SeqCst);
-        })
-    };
-    let l = Ledger::open(&path).unwrap();
-    let mut checks = 0;
-    while !done.load(std::sync::atomic::Ordering::SeqCst) {
-        if let Err(e) = l.verify() {
-            panic!("after {checks} checks: {e}");
+        });
+        let mut checks = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = l.verify() {
+                panic!("after {checks} checks: {e}");
+            }
+            checks += 1;
         }
-        checks += 1;
-    }
-    writer.join().unwrap();
+    });
     let v = l.verify().unwrap();
     assert_eq!((v.audit_rows, v.releases), (610, 302));
 }
@@ -393,7 +417,21 @@ fn client_dashboard_status(config: &Path, socket: &Path) -> (String, ratatui::st
 
 #[test]
 fn the_server_finds_tampering_on_change_and_at_start_and_its_dashboards_show_it_red() {
-    let mut s = server::TestServer::new("0.1", "");
+    let s = server::TestServer::new("0.1", "");
+    let path = s.data.join("releases.db");
+    server_finds_tampering(s, &|sql| sqlite_sql(&path, sql));
+}
+
+#[test]
+fn the_server_on_postgres_finds_tampering_on_change_and_at_start() {
+    let Some(t) = TestLedger::postgres() else {
+        return;
+    };
+    let s = server::TestServer::new("0.1", &t.config_toml());
+    server_finds_tampering(s, &|stmts| sql(&t, stmts));
+}
+
+fn server_finds_tampering(mut s: server::TestServer, sql: &dyn Fn(&str)) {
     s.start();
     let id = s.create("api", "v1.0.0");
     assert_eq!(s.ok(&["release", "verify"]).lines().count(), 1);
@@ -401,10 +439,9 @@ fn the_server_finds_tampering_on_change_and_at_start_and_its_dashboards_show_it_
     server::expect_event(&rx, "hello", |v| v["type"] == "hello");
 
     // Changed behind the server's back while it runs: every stream hears it.
-    sql(
-        &s.data.join("releases.db"),
-        &format!("UPDATE releases SET release_tag = 'evil' WHERE id = {id}"),
-    );
+    sql(&format!(
+        "UPDATE releases SET release_tag = 'evil' WHERE id = {id}"
+    ));
     let ev = server::expect_event(&rx, "ledger_tampered", |v| v["type"] == "ledger_tampered");
     assert_eq!(ev["row"], format!("release {id}"));
     let _ = stream.kill();

@@ -68,7 +68,7 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         &services,
         tx,
         ws.data_dir.clone(),
-        ws.data_dir.join("releases.db"),
+        opsdeck::storage::LedgerAt::Sqlite(ws.data_dir.join("releases.db")),
     ));
     let mut effects = Effects::new(
         cfg,

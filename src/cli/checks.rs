@@ -17,17 +17,30 @@ pub async fn run(cfg: &Config, data_dir: &Path, line: &mut impl FnMut(bool, &str
         &history,
         "it will be moved aside and a new one started at the next start",
     );
-    let ledger = cfg
-        .releases
-        .ledger
-        .clone()
-        .unwrap_or_else(|| data_dir.join("releases.db"));
-    sqlite_line(
-        line,
-        "releases.ledger",
-        &ledger,
-        "move it aside to start a new one",
-    );
+    match crate::storage::LedgerAt::of(cfg, data_dir) {
+        crate::storage::LedgerAt::Sqlite(ledger) => sqlite_line(
+            line,
+            "releases.ledger",
+            &ledger,
+            "move it aside to start a new one",
+        ),
+        at @ crate::storage::LedgerAt::Postgres(_) => {
+            // Connects, migrates (as the server would at start) and checks the chain.
+            let checked = tokio::task::spawn_blocking(move || {
+                let ledger = crate::release::Ledger::open_at(&at).map_err(|e| e.to_string())?;
+                ledger
+                    .verify()
+                    .map(|v| format!("{at}: {v}"))
+                    .map_err(|e| format!("{at}: {e}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match checked {
+                Ok(ok) => line(true, "storage.url", ok),
+                Err(e) => line(false, "storage.url", e),
+            }
+        }
+    }
     let wants_docker = (cfg.releases.deployer == DeployerKind::Swarm
         && !cfg.releases.services.is_empty())
         || cfg

@@ -7,6 +7,7 @@ pub mod notify;
 pub mod release;
 pub mod server;
 pub mod services;
+pub mod storage;
 pub mod token;
 
 use std::path::PathBuf;
@@ -95,6 +96,11 @@ pub enum Command {
     Notify {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
+    },
+    /// Where state lives: `storage migrate` copies an SQLite ledger into PostgreSQL.
+    Storage {
+        #[command(subcommand)]
+        cmd: storage::StorageCmd,
     },
 }
 

@@ -97,15 +97,11 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
         Err(code) => return code,
     }
     let data_dir = crate::paths::data_dir();
-    let path = cfg
-        .releases
-        .ledger
-        .clone()
-        .unwrap_or_else(|| data_dir.join("releases.db"));
-    let mut ledger = match Ledger::open(&path) {
+    let path = crate::storage::LedgerAt::of(&cfg, &data_dir);
+    let mut ledger = match Ledger::open_at(&path) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot open the ledger {}: {e}", path.display());
+            eprintln!("error: cannot open the ledger {path}: {e}");
             return ExitCode::FAILURE;
         }
     };

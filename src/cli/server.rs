@@ -130,7 +130,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
     state.watch_services();
     // The ledger is verified now and on every change; a failure goes to every dashboard.
     let verifier = crate::release::watcher::spawn_verifier(
-        state.ledger_path.clone(),
+        state.ledger_at.clone(),
         tx.clone(),
         state.shutdown.clone(),
     );

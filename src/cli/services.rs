@@ -33,13 +33,9 @@ pub async fn run(cli: &Cli, json: bool) -> ExitCode {
             ("command".into(), Vec::new())
         }
         None => {
-            let path = cfg
-                .releases
-                .ledger
-                .clone()
-                .unwrap_or_else(|| crate::paths::data_dir().join("releases.db"));
+            let path = crate::storage::LedgerAt::of(&cfg, &crate::paths::data_dir());
             let open: crate::release::engine::watch::OpenLedger =
-                Arc::new(move || crate::release::Ledger::open(&path).ok());
+                Arc::new(move || crate::release::Ledger::open_at(&path).ok());
             (
                 "swarm".into(),
                 crate::release::engine::watch::read_once(&cfg.releases, &open).await,

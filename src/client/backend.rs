@@ -29,17 +29,17 @@ pub struct LocalBackend {
     pub history: RunHistory,
     pub events: EventTx,
     pub data_dir: PathBuf,
-    pub ledger_path: PathBuf,
+    pub ledger: crate::storage::LedgerAt,
 }
 
 impl LocalBackend {
-    /// Over running services; the ledger at `ledger_path`.
+    /// Over running services; the ledger at `ledger`.
     pub fn new(
         cfg: &Config,
         services: &crate::services::Services,
         events: EventTx,
         data_dir: PathBuf,
-        ledger_path: PathBuf,
+        ledger: crate::storage::LedgerAt,
     ) -> LocalBackend {
         LocalBackend {
             cfg: Arc::new(cfg.clone()),
@@ -49,7 +49,7 @@ impl LocalBackend {
             history: services.history.clone(),
             events,
             data_dir,
-            ledger_path,
+            ledger,
         }
     }
 }
@@ -207,13 +207,11 @@ impl Backend {
     pub async fn reject(&self, id: i64, reason: String) -> Result<String, String> {
         match self {
             Backend::Local(l) => {
-                let (cfg, path, data_dir) = (
-                    l.cfg.releases.clone(),
-                    l.ledger_path.clone(),
-                    l.data_dir.clone(),
-                );
+                let (cfg, path, data_dir) =
+                    (l.cfg.releases.clone(), l.ledger.clone(), l.data_dir.clone());
                 tokio::task::spawn_blocking(move || {
-                    let ledger = crate::release::Ledger::open(&path).map_err(|e| e.to_string())?;
+                    let ledger =
+                        crate::release::Ledger::open_at(&path).map_err(|e| e.to_string())?;
                     let mut desk = crate::release::ReleaseDesk {
                         ledger,
                         cfg,
@@ -278,11 +276,11 @@ impl Backend {
     ) -> Result<(Vec<AuditEntry>, Vec<String>, Option<Vec<String>>), String> {
         match self {
             Backend::Local(l) => {
-                let path = l.ledger_path.clone();
+                let path = l.ledger.clone();
                 let release = {
                     let path = path.clone();
                     tokio::task::spawn_blocking(move || {
-                        crate::release::Ledger::open(&path).and_then(|l| l.get(id))
+                        crate::release::Ledger::open_at(&path).and_then(|l| l.get(id))
                     })
                     .await
                     .map_err(|e| e.to_string())?
@@ -293,7 +291,8 @@ impl Backend {
                     None => Vec::new(),
                 };
                 tokio::task::spawn_blocking(move || {
-                    let ledger = crate::release::Ledger::open(&path).map_err(|e| e.to_string())?;
+                    let ledger =
+                        crate::release::Ledger::open_at(&path).map_err(|e| e.to_string())?;
                     let audit = ledger.audit(id).map_err(|e| e.to_string())?;
                     let r = release.ok_or_else(|| format!("no release {service} {tag} ({id})"))?;
                     let targets = crate::release::desk::rollback_targets(&ledger, &r, &engine)

@@ -19,6 +19,15 @@ pub(super) struct RawConfig {
     pub access: Option<AccessFile>,
     pub notify: Option<Vec<super::notify::NotifyFile>>,
     pub ui: Option<super::notify::UiFile>,
+    pub storage: Option<StorageFile>,
+}
+
+/// `[storage]`: PostgreSQL instead of the SQLite files (so far: the release ledger).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StorageFile {
+    pub url: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -219,6 +219,8 @@ pub struct Config {
     pub notify: Vec<crate::notify::SinkConfig>,
     /// `[ui]`.
     pub ui: UiConfig,
+    /// `storage.url`: the ledger in PostgreSQL (`None`: SQLite files in the data dir).
+    pub storage: Option<std::sync::Arc<crate::storage::PgConfig>>,
     /// Warnings found while loading (e.g. a token in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -646,6 +648,7 @@ impl Config {
         let ui = UiConfig {
             notify: raw.ui.and_then(|u| u.notify).unwrap_or(false),
         };
+        let storage = storage_config(raw.storage.unwrap_or_default(), &at, &mut warnings)?;
 
         Ok(Config {
             path: path.map(Path::to_path_buf),
@@ -661,6 +664,7 @@ impl Config {
                 .or_else(|| server.socket.map(PathBuf::from)),
             access: raw.access,
             listen,
+            storage,
             warnings,
         })
     }
@@ -794,6 +798,70 @@ fn listen_config(
         });
     }
     Ok(Some(ListenConfig { addr, origin, tls }))
+}
+
+/// `[storage]`: a PostgreSQL URL without a password, and the password from a file.
+fn storage_config(
+    s: file::StorageFile,
+    at: &dyn Fn(std::ops::Range<usize>) -> Origin,
+    warnings: &mut Vec<String>,
+) -> Result<Option<std::sync::Arc<crate::storage::PgConfig>>, ConfigError> {
+    let password = match &s.password_file {
+        None => None,
+        Some(f) => {
+            let origin = at(f.span());
+            if s.url.is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "storage.password_file",
+                    origin,
+                    message: "is set but storage.url is not".into(),
+                });
+            }
+            let p = Path::new(f.get_ref());
+            warnings.extend(permission_warning(
+                p,
+                "the database password (storage.password_file)",
+            ));
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Invalid {
+                key: "storage.password_file",
+                origin: origin.clone(),
+                message: format!("cannot read {}: {e}", p.display()),
+            })?;
+            // One trailing newline (echo, Docker secrets) is not part of the password.
+            let pw = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text)
+                .to_string();
+            if pw.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "storage.password_file",
+                    origin,
+                    message: format!("{} is empty", p.display()),
+                });
+            }
+            crate::sanitize::register_secret(&pw);
+            Some(pw)
+        }
+    };
+    let Some(url) = s.url else {
+        return Ok(None);
+    };
+    let origin = at(url.span());
+    let pg = crate::storage::PgConfig::new(url.get_ref(), password).map_err(|message| {
+        ConfigError::Invalid {
+            key: "storage.url",
+            origin: origin.clone(),
+            message,
+        }
+    })?;
+    for host in pg.remote_tcp_hosts() {
+        warnings.push(format!(
+            "{origin}: storage.url reaches {host} over TCP without TLS: the ledger crosses the \
+             network unencrypted (use a Unix socket, a loopback address or a private link)"
+        ));
+    }
+    Ok(Some(std::sync::Arc::new(pg)))
 }
 
 fn secs(n: u64) -> Duration {

@@ -202,6 +202,8 @@ fn example_config_parses_and_documents_every_key() {
         "tls_cert",
         "tls_key",
         "group = ",
+        "[storage]",
+        "password_file",
     ] {
         assert!(
             text.contains(key),
@@ -292,4 +294,106 @@ fn failure_policy_and_health_gate_are_read_and_checked() {
             "{bad}: {e}"
         );
     }
+}
+
+#[test]
+fn storage_is_sqlite_unless_a_url_is_set() {
+    assert!(load("").unwrap().storage.is_none());
+    let c = load("[storage]\nurl = \"postgres://opsdeck@db.internal/opsdeck\"\n").unwrap();
+    let pg = c.storage.as_ref().unwrap();
+    assert_eq!(pg.url(), "postgres://opsdeck@db.internal/opsdeck");
+    assert!(!pg.has_password());
+    // Plain TCP to another host is allowed, with a warning naming the file and line.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("/etc/opsdeck.toml:2") && w.contains("db.internal")),
+        "{:?}",
+        c.warnings
+    );
+    // A Unix socket or loopback: no warning.
+    for url in [
+        "postgres:///opsdeck?host=/run/postgresql",
+        "postgres://opsdeck@127.0.0.1:5432/opsdeck",
+        "postgresql://opsdeck@localhost/opsdeck",
+    ] {
+        let c = load(&format!("[storage]\nurl = \"{url}\"\n")).unwrap();
+        assert!(c.warnings.is_empty(), "{url}: {:?}", c.warnings);
+    }
+}
+
+#[test]
+fn storage_errors_name_key_file_and_line_and_never_the_password() {
+    let cases = [
+        ("url = \"mysql://x/y\"", "storage.url", "postgres://"),
+        (
+            "url = \"postgres://u:hunter2-pw@h/db\"",
+            "storage.url",
+            "password_file",
+        ),
+        (
+            "url = \"postgres://u@h/db?password=hunter2-pw\"",
+            "storage.url",
+            "password_file",
+        ),
+        (
+            "url = \"postgres://u@h/db?port=x\"",
+            "storage.url",
+            "not a PostgreSQL URL",
+        ),
+        (
+            "password_file = \"/nonexistent/pw\"",
+            "storage.password_file",
+            "storage.url is not",
+        ),
+        (
+            "password_file = \"/nonexistent/pw\"\nurl = \"postgres://u@h/db\"",
+            "storage.password_file",
+            "cannot read /nonexistent/pw",
+        ),
+    ];
+    for (body, key, says) in cases {
+        let e = load(&format!("# storage\n[storage]\n{body}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/opsdeck.toml:3:"), "{e}");
+        assert!(e.contains(&format!("`{key}`")), "{e}");
+        assert!(e.contains(says), "{e}");
+        assert!(!e.contains("hunter2-pw"), "{e}");
+    }
+}
+
+#[test]
+fn the_storage_password_comes_from_its_file_and_is_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pg_password");
+    std::fs::write(&f, "s3cret-pg-Pw\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!(
+        "[storage]\nurl = \"postgres://opsdeck@127.0.0.1/opsdeck\"\npassword_file = \"{}\"\n",
+        f.display()
+    );
+    let c = load(&text).unwrap();
+    assert!(c.storage.as_ref().unwrap().has_password());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let shown = format!("{c:?} {}", c.storage.as_ref().unwrap());
+    assert!(!shown.contains("s3cret-pg-Pw"), "{shown}");
+    // Registered as a secret: any echo of it is masked.
+    assert!(!crate::sanitize::clean("auth s3cret-pg-Pw failed").contains("s3cret-pg-Pw"));
+    // Readable by others: a warning, like the token file.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = load(&text).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("chmod 600")),
+        "{:?}",
+        c.warnings
+    );
+    // Empty: refused.
+    std::fs::write(&f, "\n").unwrap();
+    let e = load(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("storage.password_file") && e.contains("is empty"),
+        "{e}"
+    );
 }

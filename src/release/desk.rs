@@ -38,7 +38,7 @@ impl From<LedgerError> for DeskError {
         match e {
             LedgerError::NotFound(_) => DeskError::NotFound(e.to_string()),
             LedgerError::Forbidden { .. } => DeskError::Conflict(e.to_string()),
-            LedgerError::Sql(_) => DeskError::Failed(e.to_string()),
+            LedgerError::Sql(_) | LedgerError::Postgres(_) => DeskError::Failed(e.to_string()),
         }
     }
 }
@@ -726,9 +726,13 @@ pub fn image_of(service: &ReleaseService, release_image: Option<&str>, tag: &str
 
 /// Settles releases a stopped process left in deploying or rollback, without holding up the
 /// caller (the dashboard or the daemon at start).
-pub fn reconcile_in_background(cfg: ReleasesConfig, ledger: PathBuf, data_dir: PathBuf) {
+pub fn reconcile_in_background(
+    cfg: ReleasesConfig,
+    ledger: crate::storage::LedgerAt,
+    data_dir: PathBuf,
+) {
     tokio::spawn(async move {
-        let Ok(ledger) = Ledger::open(&ledger) else {
+        let Ok(ledger) = Ledger::open_at(&ledger) else {
             return;
         };
         let mut desk = ReleaseDesk {

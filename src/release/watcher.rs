@@ -3,17 +3,17 @@
 //! edited behind opsdeck's back shows while it runs. Polls SQLite's cheap `data_version`
 //! twice a second.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::ledger::{Ledger, VerifyError};
 use crate::events::{Event, EventTx};
+use crate::storage::LedgerAt;
 
 /// The dashboard's watcher (local mode): the release list and tamper evidence.
 pub fn spawn(
-    path: PathBuf,
+    path: LedgerAt,
     events: EventTx,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -23,18 +23,18 @@ pub fn spawn(
 /// The server's watcher: only tamper evidence (the server publishes its own changes). Its
 /// first pass is the check at start.
 pub fn spawn_verifier(
-    path: PathBuf,
+    path: LedgerAt,
     events: EventTx,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || watch(path, events, cancel, false))
 }
 
-fn watch(path: PathBuf, events: EventTx, cancel: CancellationToken, list: bool) {
-    let ledger = match Ledger::open(&path) {
+fn watch(path: LedgerAt, events: EventTx, cancel: CancellationToken, list: bool) {
+    let ledger = match Ledger::open_at(&path) {
         Ok(l) => l,
         Err(e) => {
-            let msg = format!("{}: {e}", path.display());
+            let msg = format!("{path}: {e}");
             tracing::error!("cannot watch the ledger: {msg}");
             if list {
                 let _ = events.blocking_send(Event::ReleasesUnavailable(msg));
@@ -52,11 +52,11 @@ fn watch(path: PathBuf, events: EventTx, cancel: CancellationToken, list: bool) 
             seen = Some(v);
             match ledger.verify() {
                 // The head, logged once: a record to compare with later.
-                Ok(ok) if first => tracing::info!(ledger = %path.display(), "{ok}"),
+                Ok(ok) if first => tracing::info!(ledger = %path, "{ok}"),
                 Ok(_) => {}
                 // Sticky: once seen, the evidence stays until a restart verifies again.
                 Err(VerifyError::Tampered(t)) if tampered.as_ref() != Some(&t.row) => {
-                    tracing::error!(ledger = %path.display(), "{t}");
+                    tracing::error!(ledger = %path, "{t}");
                     tampered = Some(t.row);
                     if events
                         .blocking_send(Event::LedgerTampered(t.row.to_string()))
@@ -66,7 +66,7 @@ fn watch(path: PathBuf, events: EventTx, cancel: CancellationToken, list: bool) 
                     }
                 }
                 Err(VerifyError::Tampered(_)) => {}
-                Err(e) => tracing::warn!(ledger = %path.display(), "cannot verify: {e}"),
+                Err(e) => tracing::warn!(ledger = %path, "cannot verify: {e}"),
             }
             if list {
                 match ledger.list(None, None) {

@@ -60,7 +60,8 @@ pub struct ServerState {
     pub store: ExportStore,
     pub history: RunHistory,
     pub data_dir: PathBuf,
-    pub ledger_path: PathBuf,
+    /// Where the ledger is: an SQLite file, or PostgreSQL (`storage.url`).
+    pub ledger_at: crate::storage::LedgerAt,
     /// Reads (list, show) share one connection.
     reader: Mutex<Ledger>,
     /// "leader", "follower (holder)" or "starting".
@@ -139,13 +140,8 @@ pub struct Parts {
 impl ServerState {
     /// Opens the ledger and builds the state.
     pub fn new(p: Parts) -> Result<ServerState, LedgerError> {
-        let ledger_path = p
-            .cfg
-            .releases
-            .ledger
-            .clone()
-            .unwrap_or_else(|| p.data_dir.join("releases.db"));
-        let reader = Ledger::open(&ledger_path)?;
+        let ledger_at = crate::storage::LedgerAt::of(&p.cfg, &p.data_dir);
+        let reader = Ledger::open_at(&ledger_at)?;
         let paused = crate::schedule::load_paused(&p.data_dir);
         Ok(ServerState {
             access: Access::new(p.cfg.access.clone()),
@@ -158,7 +154,7 @@ impl ServerState {
             store: p.store,
             history: p.history,
             data_dir: p.data_dir,
-            ledger_path,
+            ledger_at,
             reader: Mutex::new(reader),
             leader: Mutex::new("starting".into()),
             paused: Mutex::new(paused),
@@ -182,7 +178,7 @@ impl ServerState {
 
     /// A ledger connection whose every change is published with its actor.
     pub fn ledger(&self) -> Result<Ledger, ActionError> {
-        let mut ledger = Ledger::open(&self.ledger_path)?;
+        let mut ledger = Ledger::open_at(&self.ledger_at)?;
         let hub = self.hub.clone();
         let metrics = self.metrics.clone();
         let notifier = self.notifier.clone();

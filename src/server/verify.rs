@@ -26,9 +26,9 @@ async fn verify(
     c: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     s.authorize(&c, Action::Read, None).await?;
-    let path = s.ledger_path.clone();
+    let at = s.ledger_at.clone();
     let res = blocking(move || {
-        let ledger = Ledger::open(&path).map_err(|e| ActionError::Failed(e.to_string()))?;
+        let ledger = Ledger::open_at(&at).map_err(|e| ActionError::Failed(e.to_string()))?;
         Ok(ledger.verify())
     })
     .await?;

@@ -212,17 +212,13 @@ pub async fn run_on(
                 }
             };
             let s = Services::start(&cfg, data_dir, svc_tx, set)?;
-            let ledger_path = cfg
-                .releases
-                .ledger
-                .clone()
-                .unwrap_or_else(|| data_dir.join("releases.db"));
+            let ledger_path = crate::storage::LedgerAt::of(&cfg, data_dir);
             // What the engine runs (the service lines, tasks and drift of the Releases tab),
             // read again whenever the ledger changes, as the server does.
             let open_path = ledger_path.clone();
             let watch = crate::release::engine::ServicesWatch::spawn(
                 cfg.releases.clone(),
-                std::sync::Arc::new(move || crate::release::Ledger::open(&open_path).ok()),
+                std::sync::Arc::new(move || crate::release::Ledger::open_at(&open_path).ok()),
                 std::sync::Arc::new(|_, _| {}),
             );
             tasks.push(forward_services(

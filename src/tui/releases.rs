@@ -892,6 +892,7 @@ pub fn detail_lines(app: &App, r: &Release, width: usize) -> Vec<TextLine> {
             AuditKind::Refusal => "refused".into(),
             AuditKind::ExternalChange => "changed outside opsdeck".into(),
             AuditKind::AutomaticRollback => "automatic rollback".into(),
+            AuditKind::NotDeployed => "not deployed".into(),
         };
         let mut who = clean(&a.actor);
         if let Some(s) = &a.sudo_user {
@@ -902,7 +903,9 @@ pub fn detail_lines(app: &App, r: &Release, width: usize) -> Vec<TextLine> {
         }
         let tone = match kind {
             AuditKind::Refusal => Tone::Bad,
-            AuditKind::ExternalChange | AuditKind::AutomaticRollback => Tone::Warn,
+            AuditKind::ExternalChange | AuditKind::AutomaticRollback | AuditKind::NotDeployed => {
+                Tone::Warn
+            }
             AuditKind::Transition if failed_status(&a.to) => Tone::Bad,
             AuditKind::Transition => Tone::Plain,
         };

@@ -20,10 +20,10 @@ use sha2::{Digest, Sha256};
 /// The "previous hash" of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-const RELEASE_COLUMNS: &str =
+pub const RELEASE_COLUMNS: &str =
     "id, service_name, release_tag, rollback_to_tag, image, status, initiated_by,
     github_run_id, github_action_link, github_ref, created_at, started_at, completed_at";
-const AUDIT_COLUMNS: &str =
+pub const AUDIT_COLUMNS: &str =
     "id, release_id, at, actor, sudo_user, ssh_client, from_status, to_status, note";
 
 /// Where a ledger stops matching its chain.
@@ -83,6 +83,8 @@ pub enum VerifyError {
     Tampered(#[from] Tamper),
     #[error("the ledger: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("the ledger: {0}")]
+    Postgres(String),
 }
 
 fn json(v: Value) -> serde_json::Value {
@@ -217,103 +219,166 @@ pub fn verify(conn: &Connection) -> Result<Verified, VerifyError> {
     // release committed between the two reads would look inserted outside opsdeck.
     let tx = conn.unchecked_transaction()?;
     let conn: &Connection = &tx;
-    let tamper = |row, reason: String| VerifyError::Tampered(Tamper { row, reason });
-    // release id -> (last audit row id, its snapshot)
-    let mut last = std::collections::BTreeMap::<i64, (i64, String)>::new();
-    let mut prev = GENESIS.to_string();
-    let mut count = 0u64;
-    let mut head = None;
+    let mut walk = Walk::default();
     {
         let mut st = conn.prepare(&format!(
             "SELECT {AUDIT_COLUMNS}, release_snapshot, hash FROM audit ORDER BY id"
         ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let release_id: Value = r.get(1)?;
-            let row = columns(r, 9)?;
-            let snap: Option<String> = r.get(9)?;
-            let hash: Option<String> = r.get(10)?;
-            let (Some(snap), Some(hash)) = (snap, hash) else {
-                return Err(tamper(
-                    Row::Audit(id),
-                    "no hash: written outside opsdeck".into(),
-                ));
+            let release_id = match r.get::<_, Value>(1)? {
+                Value::Integer(i) => Some(i),
+                _ => None,
             };
-            if row_hash(&prev, &row, &snap) != hash {
-                let reason = if prev_is_gap(conn, id)? {
-                    "the row before it was deleted (the chain does not link)"
-                } else {
-                    "its content or the row before it was changed (the hash does not match)"
-                };
-                return Err(tamper(Row::Audit(id), reason.into()));
-            }
-            let Value::Integer(release_id) = release_id else {
-                return Err(tamper(Row::Audit(id), "release_id is not a number".into()));
-            };
-            let snap_id = serde_json::from_str::<serde_json::Value>(&snap)
-                .ok()
-                .and_then(|v| v.get(0).and_then(|i| i.as_i64()));
-            if snap_id != Some(release_id) {
-                return Err(tamper(
-                    Row::Audit(id),
-                    format!("its snapshot is not of release {release_id}"),
-                ));
-            }
-            last.insert(release_id, (id, snap));
-            prev = hash.clone();
-            head = Some((id, hash));
-            count += 1;
+            walk.audit(
+                r.get(0)?,
+                release_id,
+                &columns(r, 9)?,
+                r.get(9)?,
+                r.get(10)?,
+            )?;
         }
     }
-    let mut releases = 0u64;
     let mut st = conn.prepare(&format!(
         "SELECT {RELEASE_COLUMNS} FROM releases ORDER BY id"
     ))?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let now = columns(r, 13)?;
-        match last.remove(&id) {
-            None => {
-                return Err(tamper(
-                    Row::Release(id),
-                    "no audit row records it (inserted outside opsdeck)".into(),
-                ));
-            }
-            Some((audit_id, snap)) if snap != now => {
-                return Err(tamper(
-                    Row::Release(id),
-                    format!(
-                        "changed without an audit row: {} differ from what audit row {audit_id} recorded",
-                        differing(&snap, &now)
-                    ),
-                ));
-            }
-            Some(_) => releases += 1,
-        }
+        walk.release(r.get(0)?, &columns(r, 13)?)?;
     }
-    if let Some((release_id, (audit_id, _))) = last.into_iter().next() {
-        return Err(tamper(
-            Row::Release(release_id),
-            format!("deleted: audit row {audit_id} records it"),
-        ));
-    }
-    Ok(Verified {
-        audit_rows: count,
-        releases,
-        head,
-    })
+    Ok(walk.finish()?)
 }
 
-/// Whether ids jump before `id` (a deleted row) rather than a changed one.
-fn prev_is_gap(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    let before: Option<i64> = conn.query_row(
-        "SELECT MAX(id) FROM audit WHERE id < ?1",
-        params![id],
-        |r| r.get(0),
-    )?;
-    Ok(before.map_or(id != 1, |b| b != id - 1))
+/// The check itself, fed the audit rows in id order, then the releases in id order, by either
+/// store: the same rows give the same verdict and the same head on SQLite and PostgreSQL.
+#[derive(Debug)]
+pub struct Walk {
+    /// release id -> (last audit row id, its snapshot)
+    last: std::collections::BTreeMap<i64, (i64, String)>,
+    prev: String,
+    prev_id: Option<i64>,
+    count: u64,
+    head: Option<(i64, String)>,
+    releases: u64,
+}
+
+impl Default for Walk {
+    fn default() -> Self {
+        Walk {
+            last: Default::default(),
+            prev: GENESIS.to_string(),
+            prev_id: None,
+            count: 0,
+            head: None,
+            releases: 0,
+        }
+    }
+}
+
+fn tamper(row: Row, reason: impl Into<String>) -> Tamper {
+    Tamper {
+        row,
+        reason: reason.into(),
+    }
+}
+
+impl Walk {
+    /// The next audit row: its id, its release id (`None` when not a number), the canonical
+    /// JSON of its columns (`audit_json`), its stored snapshot and hash.
+    pub fn audit(
+        &mut self,
+        id: i64,
+        release_id: Option<i64>,
+        row: &str,
+        snap: Option<String>,
+        hash: Option<String>,
+    ) -> Result<(), Tamper> {
+        let (Some(snap), Some(hash)) = (snap, hash) else {
+            return Err(tamper(Row::Audit(id), "no hash: written outside opsdeck"));
+        };
+        if row_hash(&self.prev, row, &snap) != hash {
+            // Ids jump before this row: a deleted row rather than a changed one.
+            let gap = self.prev_id.map_or(id != 1, |b| b != id - 1);
+            let reason = if gap {
+                "the row before it was deleted (the chain does not link)"
+            } else {
+                "its content or the row before it was changed (the hash does not match)"
+            };
+            return Err(tamper(Row::Audit(id), reason));
+        }
+        let Some(release_id) = release_id else {
+            return Err(tamper(Row::Audit(id), "release_id is not a number"));
+        };
+        let snap_id = serde_json::from_str::<serde_json::Value>(&snap)
+            .ok()
+            .and_then(|v| v.get(0).and_then(|i| i.as_i64()));
+        if snap_id != Some(release_id) {
+            return Err(tamper(
+                Row::Audit(id),
+                format!("its snapshot is not of release {release_id}"),
+            ));
+        }
+        self.last.insert(release_id, (id, snap));
+        self.prev = hash.clone();
+        self.prev_id = Some(id);
+        self.head = Some((id, hash));
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The next release: its id and the canonical JSON of its columns (`snapshot_json`).
+    pub fn release(&mut self, id: i64, now: &str) -> Result<(), Tamper> {
+        match self.last.remove(&id) {
+            None => Err(tamper(
+                Row::Release(id),
+                "no audit row records it (inserted outside opsdeck)",
+            )),
+            Some((audit_id, snap)) if snap != now => Err(tamper(
+                Row::Release(id),
+                format!(
+                    "changed without an audit row: {} differ from what audit row {audit_id} recorded",
+                    differing(&snap, now)
+                ),
+            )),
+            Some(_) => {
+                self.releases += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// The verdict once every row was seen.
+    pub fn finish(self) -> Result<Verified, Tamper> {
+        if let Some((release_id, (audit_id, _))) = self.last.into_iter().next() {
+            return Err(tamper(
+                Row::Release(release_id),
+                format!("deleted: audit row {audit_id} records it"),
+            ));
+        }
+        Ok(Verified {
+            audit_rows: self.count,
+            releases: self.releases,
+            head: self.head,
+        })
+    }
+}
+
+/// The canonical JSON of a release's columns (`RELEASE_COLUMNS` order) for a store whose
+/// columns are typed: the id and twelve texts, exactly as SQLite's dynamic values give it.
+pub fn snapshot_json(id: i64, texts: &[Option<String>; 12]) -> String {
+    let mut v = vec![serde_json::Value::from(id)];
+    v.extend(texts.iter().map(|t| serde_json::json!(t)));
+    serde_json::Value::Array(v).to_string()
+}
+
+/// The canonical JSON of an audit row's columns (`AUDIT_COLUMNS` order) for a typed store.
+pub fn audit_json(id: i64, release_id: i64, texts: &[Option<String>; 7]) -> String {
+    let mut v = vec![
+        serde_json::Value::from(id),
+        serde_json::Value::from(release_id),
+    ];
+    v.extend(texts.iter().map(|t| serde_json::json!(t)));
+    serde_json::Value::Array(v).to_string()
 }
 
 /// The names of the columns that differ between two snapshots.

@@ -1,22 +1,28 @@
-//! `Ledger`: releases and their append-only audit trail in SQLite (WAL, busy timeout, schema
-//! versioned with `user_version`). Every status change is a compare-and-set inside
-//! `BEGIN IMMEDIATE`; the lifecycle is also enforced by SQL triggers, so no writer at all can
-//! store a forbidden status.
+//! `Ledger`: releases and their append-only audit trail, in SQLite (`sqlite.rs`, the default)
+//! or PostgreSQL (`pg.rs`, `storage.url`) behind one trait, `LedgerStore`. Every status change
+//! is a compare-and-set under the store's write lock; the lifecycle is also enforced by the
+//! database (triggers generated from the lifecycle table), so no writer at all can store a
+//! forbidden status, and the audit is append-only. Both stores keep the same columns as the
+//! same text, so the SHA-256 chain of `chain.rs` gives the same hashes on either, and a copy
+//! verifies.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::actor::Actor;
 use super::lifecycle::{self, Status};
-
-/// 1: releases and audit; 2: the audit hash chain (`chain.rs`).
-const SCHEMA_VERSION: i64 = 2;
+use crate::storage::LedgerAt;
 
 pub mod chain;
+pub mod copy;
+pub mod pg;
+pub mod sqlite;
 pub use chain::{Row as TamperRow, Tamper, Verified, VerifyError};
+pub use pg::PgLedger;
+pub use sqlite::SqliteLedger;
 
 /// A release row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +147,15 @@ pub enum LedgerError {
     },
     #[error("the ledger: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A PostgreSQL error, already worded (it never holds the password).
+    #[error("the ledger: {0}")]
+    Postgres(String),
+}
+
+impl From<postgres::Error> for LedgerError {
+    fn from(e: postgres::Error) -> Self {
+        LedgerError::Postgres(crate::storage::pg::describe(&e))
+    }
 }
 
 fn last_change(last: &Option<Box<AuditEntry>>) -> String {
@@ -193,14 +208,52 @@ pub struct LedgerChange {
 /// Called after each committed change.
 pub type Observer = std::sync::Arc<dyn Fn(LedgerChange) + Send + Sync>;
 
-/// The ledger.
-pub struct Ledger {
-    conn: Connection,
-    observer: Option<Observer>,
+/// What a store does; `Ledger` adds the observer on top. Each write is one transaction under
+/// the store's write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory transaction
+/// lock), because the audit chain links every row to the one before it.
+pub trait LedgerStore: Send {
+    /// Inserts a release with `status` and its `created` audit row; returns its id.
+    fn create(&self, new: &NewRelease, status: Status, actor: &Actor) -> Result<i64, LedgerError>;
+    /// One release.
+    fn get(&self, id: i64) -> Result<Option<Release>, LedgerError>;
+    /// Releases, newest first, optionally of one service and/or status.
+    fn list(
+        &self,
+        service: Option<&str>,
+        status: Option<Status>,
+    ) -> Result<Vec<Release>, LedgerError>;
+    /// The audit trail of a release, oldest first.
+    fn audit(&self, id: i64) -> Result<Vec<AuditEntry>, LedgerError>;
+    /// Compare-and-set from the current status to `to`, audited; returns the status it left.
+    /// A move the lifecycle forbids is `LedgerError::Forbidden` with the last audit entry.
+    fn transition(
+        &self,
+        id: i64,
+        to: Status,
+        actor: &Actor,
+        note: Option<&str>,
+        rollback_to: Option<&str>,
+    ) -> Result<Status, LedgerError>;
+    /// An audit entry that changes no status; returns the status.
+    fn record(&self, id: i64, actor: &Actor, note: &str) -> Result<Status, LedgerError>;
+    /// `(id, tag, when)` of a service's releases that reached `deployed`, newest first.
+    fn deployed_tags(
+        &self,
+        service: &str,
+    ) -> Result<Vec<(i64, String, DateTime<Utc>)>, LedgerError>;
+    /// Changes whenever anyone commits a change to the ledger's tables.
+    fn data_version(&self) -> Result<i64, LedgerError>;
+    /// The tamper check of `chain.rs`.
+    fn verify(&self) -> Result<Verified, VerifyError>;
+    /// The SQLite connection, for tests that play a foreign writer.
+    fn sqlite(&self) -> Option<&Connection> {
+        None
+    }
 }
 
-/// Only these transitions may be written: generated from the lifecycle table.
-fn lifecycle_trigger() -> String {
+/// `OLD.status = 'a' AND NEW.status = 'b' OR ...` for every move the lifecycle allows: the
+/// condition both stores' triggers are generated from.
+pub(crate) fn allowed_moves_sql() -> String {
     let pairs: Vec<String> = Status::ALL
         .iter()
         .flat_map(|from| {
@@ -209,76 +262,73 @@ fn lifecycle_trigger() -> String {
                 .map(move |to| format!("(OLD.status = '{from}' AND NEW.status = '{to}')"))
         })
         .collect();
-    format!(
-        "CREATE TRIGGER IF NOT EXISTS releases_lifecycle BEFORE UPDATE OF status ON releases
-         WHEN OLD.status <> NEW.status AND NOT ({})
-         BEGIN SELECT RAISE(ABORT, 'the release lifecycle forbids this transition'); END;",
-        pairs.join(" OR ")
-    )
+    pairs.join(" OR ")
+}
+
+/// `'initiated', 'building', ...`: the statuses a release may have.
+pub(crate) fn statuses_sql() -> String {
+    let s: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
+    s.join(", ")
+}
+
+/// Which columns a transition to `to` stamps: `(started, completed)`.
+pub(crate) fn stamps(to: Status) -> (bool, bool) {
+    let started = matches!(to, Status::Deploying | Status::Rollback);
+    let completed = matches!(
+        to,
+        Status::Deployed
+            | Status::ProductionFailed
+            | Status::RollbackDone
+            | Status::RollbackFailed
+            | Status::StagingFailed
+            | Status::ManualTestFailed
+    );
+    (started, completed)
+}
+
+/// The time as the ledger stores it (RFC 3339 text on both stores: the chain hashes it).
+pub(crate) fn now_text() -> String {
+    Utc::now().to_rfc3339()
+}
+
+pub(crate) fn parse_time(s: String) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// The ledger.
+pub struct Ledger {
+    store: Box<dyn LedgerStore>,
+    observer: Option<Observer>,
 }
 
 impl Ledger {
-    /// Opens (creating and migrating) the ledger at `path`.
+    /// Opens (creating and migrating) the SQLite ledger at `path`.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        // 0600 from the start, -wal and -shm too; an existing ledger keeps its mode (in local
-        // mode it may be shared on purpose).
-        let mut conn = crate::private::open_db(path, false)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        crate::sqlite::enable_wal(&conn)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version < SCHEMA_VERSION {
-            // Decided again under the write lock: another process may have created or
-            // migrated the ledger since the read above, and a step run twice would fail (or
-            // set the version back).
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if now < 1 {
-                let statuses: Vec<String> = Status::ALL.iter().map(|s| format!("'{s}'")).collect();
-                tx.execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS releases (
-                       id INTEGER PRIMARY KEY,
-                       service_name TEXT NOT NULL,
-                       release_tag TEXT NOT NULL,
-                       rollback_to_tag TEXT,
-                       image TEXT,
-                       status TEXT NOT NULL CHECK (status IN ({})),
-                       initiated_by TEXT, github_run_id TEXT, github_action_link TEXT, github_ref TEXT,
-                       created_at TEXT NOT NULL, started_at TEXT, completed_at TEXT);
-                     CREATE TABLE IF NOT EXISTS audit (
-                       id INTEGER PRIMARY KEY,
-                       release_id INTEGER NOT NULL REFERENCES releases(id),
-                       at TEXT NOT NULL, actor TEXT NOT NULL, sudo_user TEXT, ssh_client TEXT,
-                       from_status TEXT, to_status TEXT NOT NULL, note TEXT);
-                     CREATE INDEX IF NOT EXISTS audit_release ON audit(release_id, id);
-                     CREATE INDEX IF NOT EXISTS releases_service ON releases(service_name, id);
-                     CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-                       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                     CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-                       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-                     {}",
-                    statuses.join(", "),
-                    lifecycle_trigger()
-                ))?;
-            }
-            if now < 2 {
-                chain::migrate(&tx)?;
-            }
-            if now < SCHEMA_VERSION {
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            tx.commit()?;
+        Ok(Ledger::with_store(Box::new(SqliteLedger::open(path)?)))
+    }
+
+    /// Opens (creating and migrating) the ledger wherever `at` says.
+    pub fn open_at(at: &LedgerAt) -> Result<Ledger, LedgerError> {
+        match at {
+            LedgerAt::Sqlite(path) => Ledger::open(path),
+            LedgerAt::Postgres(pg) => Ok(Ledger::with_store(Box::new(PgLedger::open(pg)?))),
         }
-        Ok(Ledger {
-            conn,
+    }
+
+    /// A ledger over any store.
+    pub fn with_store(store: Box<dyn LedgerStore>) -> Ledger {
+        Ledger {
+            store,
             observer: None,
-        })
+        }
     }
 
     /// Checks the audit hash chain and every release against its last audit row; names the
     /// first row that does not match.
     pub fn verify(&self) -> Result<Verified, VerifyError> {
-        chain::verify(&self.conn)
+        self.store.verify()
     }
 
     /// Calls `f` after every change this connection commits.
@@ -309,29 +359,7 @@ impl Ledger {
     /// so) and audits its creation.
     pub fn create(&mut self, new: &NewRelease, actor: &Actor) -> Result<Release, LedgerError> {
         let status = new.status.unwrap_or(Status::Initiated);
-        let now = Utc::now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO releases (service_name, release_tag, image, status, initiated_by, github_run_id,
-                                   github_action_link, github_ref, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                new.service_name,
-                new.release_tag,
-                new.image,
-                status.as_str(),
-                new.initiated_by,
-                new.github_run_id,
-                new.github_action_link,
-                new.github_ref,
-                now.to_rfc3339()
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        audit(&tx, id, actor, None, status, Some("created"))?;
-        tx.commit()?;
+        let id = self.store.create(new, status, actor)?;
         let r = self.get(id)?.ok_or(LedgerError::NotFound(id))?;
         self.notify(&r, actor, None, status, Some("created"));
         Ok(r)
@@ -339,10 +367,7 @@ impl Ledger {
 
     /// One release.
     pub fn get(&self, id: i64) -> Result<Option<Release>, LedgerError> {
-        Ok(self
-            .conn
-            .query_row(&format!("{SELECT} WHERE id = ?1"), params![id], row)
-            .optional()?)
+        self.store.get(id)
     }
 
     /// Releases, newest first, optionally of one service and/or status.
@@ -351,21 +376,12 @@ impl Ledger {
         service: Option<&str>,
         status: Option<Status>,
     ) -> Result<Vec<Release>, LedgerError> {
-        let mut st = self.conn.prepare(&format!(
-            "{SELECT} WHERE (?1 IS NULL OR service_name = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id DESC"
-        ))?;
-        let rows = st.query_map(params![service, status.map(|s| s.as_str())], row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.store.list(service, status)
     }
 
     /// The audit trail of a release, oldest first.
     pub fn audit(&self, id: i64) -> Result<Vec<AuditEntry>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT at, actor, sudo_user, ssh_client, from_status, to_status, note FROM audit
-             WHERE release_id = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map(params![id], audit_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.store.audit(id)
     }
 
     /// Moves a release to `to` if the lifecycle allows it from its current status, as one
@@ -379,58 +395,9 @@ impl Ledger {
         note: Option<&str>,
         rollback_to: Option<&str>,
     ) -> Result<Release, LedgerError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = status_of(&tx, id)?;
-        if lifecycle::check(current, to).is_err() {
-            let last = tx
-                .query_row(
-                    "SELECT at, actor, sudo_user, ssh_client, from_status, to_status, note FROM audit
-                     WHERE release_id = ?1 ORDER BY id DESC LIMIT 1",
-                    params![id],
-                    audit_row,
-                )
-                .optional()?
-                .map(Box::new);
-            return Err(LedgerError::Forbidden {
-                id,
-                current,
-                to,
-                last,
-            });
-        }
-        let now = Utc::now().to_rfc3339();
-        let started = matches!(to, Status::Deploying | Status::Rollback);
-        let completed = matches!(
-            to,
-            Status::Deployed
-                | Status::ProductionFailed
-                | Status::RollbackDone
-                | Status::RollbackFailed
-                | Status::StagingFailed
-                | Status::ManualTestFailed
-        );
-        tx.execute(
-            "UPDATE releases SET status = ?2,
-               started_at = CASE WHEN ?3 THEN ?4 ELSE started_at END,
-               completed_at = CASE WHEN ?5 THEN ?4 WHEN ?3 THEN NULL ELSE completed_at END,
-               rollback_to_tag = COALESCE(?6, rollback_to_tag)
-             WHERE id = ?1 AND status = ?7",
-            params![
-                id,
-                to.as_str(),
-                started,
-                now,
-                completed,
-                rollback_to,
-                current.as_str()
-            ],
-        )?;
-        audit(&tx, id, actor, Some(current), to, note)?;
-        tx.commit()?;
+        let from = self.store.transition(id, to, actor, note, rollback_to)?;
         let r = self.get(id)?.ok_or(LedgerError::NotFound(id))?;
-        self.notify(&r, actor, Some(current), to, note);
+        self.notify(&r, actor, Some(from), to, note);
         Ok(r)
     }
 
@@ -441,12 +408,7 @@ impl Ledger {
         actor: &Actor,
         note: &str,
     ) -> Result<(), LedgerError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = status_of(&tx, id)?;
-        audit(&tx, id, actor, Some(current), current, Some(note))?;
-        tx.commit()?;
+        let current = self.store.record(id, actor, note)?;
         if let Some(r) = self.get(id)? {
             self.notify(&r, actor, Some(current), current, Some(note));
         }
@@ -463,12 +425,7 @@ impl Ledger {
         note: &str,
     ) -> Result<(), LedgerError> {
         let note = format!("{}: {note}", kind.as_str());
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = status_of(&tx, id)?;
-        audit(&tx, id, actor, Some(current), current, Some(&note))?;
-        tx.commit()?;
+        let current = self.store.record(id, actor, &note)?;
         if let Some(r) = self.get(id)? {
             self.notify(&r, actor, Some(current), current, Some(&note));
         }
@@ -480,119 +437,17 @@ impl Ledger {
         &self,
         service: &str,
     ) -> Result<Vec<(i64, String, DateTime<Utc>)>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT r.id, r.release_tag, MAX(a.at) FROM releases r JOIN audit a ON a.release_id = r.id
-             WHERE r.service_name = ?1 AND a.to_status = 'deployed'
-             GROUP BY r.id ORDER BY MAX(a.id) DESC",
-        )?;
-        let rows = st.query_map(params![service], |r| {
-            Ok((r.get(0)?, r.get(1)?, parse_time(r.get(2)?)))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.store.deployed_tags(service)
     }
 
     /// Changes when any connection commits; cheap to poll for "something changed".
     pub fn data_version(&self) -> Result<i64, LedgerError> {
-        let files: i64 = self
-            .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?;
-        let rows: i64 = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))?;
-        Ok(files * 1_000_000_007 + rows)
+        self.store.data_version()
     }
 
-    /// The raw connection, for tests that play a foreign writer.
+    /// The raw SQLite connection (`None` on PostgreSQL), for tests that play a foreign writer.
     #[doc(hidden)]
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    pub fn sqlite_connection(&self) -> Option<&Connection> {
+        self.store.sqlite()
     }
 }
-
-const SELECT: &str = "SELECT id, service_name, release_tag, rollback_to_tag, image, status, initiated_by,
-    github_run_id, github_action_link, github_ref, created_at, started_at, completed_at FROM releases";
-
-fn parse_time(s: String) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
-}
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Release> {
-    let status: String = r.get(5)?;
-    Ok(Release {
-        id: r.get(0)?,
-        service_name: r.get(1)?,
-        release_tag: r.get(2)?,
-        rollback_to_tag: r.get(3)?,
-        image: r.get(4)?,
-        status: status.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
-        })?,
-        initiated_by: r.get(6)?,
-        github_run_id: r.get(7)?,
-        github_action_link: r.get(8)?,
-        github_ref: r.get(9)?,
-        created_at: parse_time(r.get(10)?),
-        started_at: r.get::<_, Option<String>>(11)?.map(parse_time),
-        completed_at: r.get::<_, Option<String>>(12)?.map(parse_time),
-    })
-}
-
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
-    Ok(AuditEntry {
-        at: parse_time(r.get(0)?),
-        actor: r.get(1)?,
-        sudo_user: r.get(2)?,
-        ssh_client: r.get(3)?,
-        from: r.get(4)?,
-        to: r.get(5)?,
-        note: r.get(6)?,
-    })
-}
-
-/// The current status of a release, inside a transaction.
-fn status_of(tx: &rusqlite::Transaction<'_>, id: i64) -> Result<Status, LedgerError> {
-    let current: Option<String> = tx
-        .query_row(
-            "SELECT status FROM releases WHERE id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    // The CHECK constraint keeps unknown names out; a parse failure would be a corrupt file.
-    current
-        .ok_or(LedgerError::NotFound(id))?
-        .parse()
-        .map_err(|e: String| {
-            LedgerError::Sql(rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                e.into(),
-            ))
-        })
-}
-
-fn audit(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-    actor: &Actor,
-    from: Option<Status>,
-    to: Status,
-    note: Option<&str>,
-) -> rusqlite::Result<()> {
-    chain::append(
-        tx,
-        id,
-        &Utc::now().to_rfc3339(),
-        &actor.user,
-        actor.sudo_user.as_deref(),
-        actor.ssh_client.as_deref(),
-        from.map(|s| s.as_str()),
-        to.as_str(),
-        note,
-    )
-}
-
-#[cfg(test)]
-mod tests;

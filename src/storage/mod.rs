@@ -1,0 +1,48 @@
+//! Where the server keeps its state: SQLite files in the data dir (the default), or one
+//! PostgreSQL database (`storage.url`), so that several servers can share it.
+//!
+//! So far the release ledger is on both (`release::ledger::LedgerStore`, implemented by
+//! `SqliteLedger` and `PgLedger`); the run history, the scheduler's state, the notification
+//! outbox and the API tokens are still SQLite or files in the state dir.
+
+pub mod pg;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use pg::PgConfig;
+
+/// Where the release ledger lives.
+#[derive(Debug, Clone)]
+pub enum LedgerAt {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(Arc<PgConfig>),
+}
+
+impl LedgerAt {
+    /// The ledger a configuration names: `storage.url` when set, else `releases.ledger`, else
+    /// `<data dir>/releases.db`.
+    pub fn of(cfg: &crate::config::Config, data_dir: &Path) -> LedgerAt {
+        match &cfg.storage {
+            Some(pg) => LedgerAt::Postgres(pg.clone()),
+            None => LedgerAt::Sqlite(
+                cfg.releases
+                    .ledger
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("releases.db")),
+            ),
+        }
+    }
+}
+
+/// The path, or the database without its password: fit for logs and errors.
+impl std::fmt::Display for LedgerAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerAt::Sqlite(p) => write!(f, "{}", p.display()),
+            LedgerAt::Postgres(pg) => write!(f, "{pg}"),
+        }
+    }
+}
