@@ -52,6 +52,13 @@ pub enum Event {
     NotifyFailing(Vec<crate::notify::SinkHealth>),
     /// The live state of every configured service, from the engine (Swarm deployer).
     Services(std::sync::Arc<Vec<crate::release::engine::ServiceLive>>),
+    /// Connected to a server: the deploys and rollbacks it runs or has queued, all of them.
+    Work(Vec<crate::server::hub::WorkInfo>),
+    /// A line of a running deploy or rollback (from the server).
+    DeployProgress {
+        id: i64,
+        line: String,
+    },
     /// A job's cron expression changed (saved by anyone).
     CronChanged {
         job: String,

@@ -327,6 +327,38 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     let v3 = create("v3");
     let out = opsdeck(&config, &data, &["approve", &v3]);
     assert!(out.status.success(), "approve v3: {}", text(&out.stderr));
+    // The picker's list (`release targets`): the ledger's deployed tags first, then what
+    // only the engine knows, each with when it last ran.
+    let targets = |id: &str| -> Vec<serde_json::Value> {
+        let out = opsdeck(&config, &data, &["targets", id, "--json"]);
+        assert!(out.status.success(), "targets: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let find = |list: &[serde_json::Value], tag: &str| -> serde_json::Value {
+        list.iter()
+            .find(|t| t["tag"] == tag)
+            .cloned()
+            .unwrap_or_else(|| panic!("{tag} not among {list:?}"))
+    };
+    let t = targets(&v3);
+    let head: Vec<(&str, &str)> = t
+        .iter()
+        .take(2)
+        .map(|t| (t["tag"].as_str().unwrap(), t["origin"].as_str().unwrap()))
+        .collect();
+    assert_eq!(head, [("v2", "ledger"), ("v1", "ledger")], "{t:?}");
+    assert!(find(&t, "v1")["last_ran"].is_string(), "{t:?}");
+    let v0 = find(&t, "v0");
+    assert_eq!(
+        (
+            v0["origin"].as_str(),
+            v0["last_ran"].is_null(),
+            v0["running"].as_bool()
+        ),
+        (Some("image"), true, Some(false)),
+        "v0 is only an image on the manager: {t:?}"
+    );
+    assert!(!t.iter().any(|x| x["tag"] == "v3"), "its own tag: {t:?}");
     let out = opsdeck(&config, &data, &["rollback", &v3, "--to", "v-never"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
@@ -342,6 +374,14 @@ fn approve_converges_rollback_returns_and_a_crashing_image_fails() {
     );
     assert_eq!(status(&v3), "rollback_done");
     assert_eq!(service_image(&fx.service), format!("{}:v0", fx.repo));
+    // Now the engine's spec and tasks run v0.
+    let v0 = find(&targets(&v3), "v0");
+    assert_eq!(
+        (v0["origin"].as_str(), v0["running"].as_bool()),
+        (Some("engine_spec"), Some(true)),
+        "{v0:?}"
+    );
+    assert!(v0["last_ran"].is_string(), "{v0:?}");
 
     // The engine unreachable at approval: nothing starts, the release stays approved, and
     // `release deploy` deploys it once the engine answers.
@@ -758,6 +798,17 @@ fn approvals_of_one_service_queue_and_a_cancelled_deploy_rolls_back() {
         let (code, body) = s.curl("POST", &format!("/v1/releases/{rel}/approve"), None);
         assert_eq!(code, 202, "{body}");
     }
+    // Every dashboard learns what waits (a sticky `work` event), then the line.
+    server::expect_event(&rx, "work: v3 queued behind v2", |v| {
+        v["type"] == "work"
+            && v["work"].as_array().is_some_and(|w| {
+                w.iter().any(|w| {
+                    w["id"] == v3
+                        && w["queued"] == true
+                        && w["behind"] == format!("v2 (release {v2})").as_str()
+                })
+            })
+    });
     server::expect_event(&rx, "v3 queued behind v2", |v| {
         v["type"] == "deploy_progress"
             && v["id"] == v3

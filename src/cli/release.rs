@@ -72,6 +72,13 @@ pub enum ReleaseCmd {
         #[arg(long)]
         force: bool,
     },
+    /// What a release could be rolled back to (`--to`), and when each tag last ran: the
+    /// ledger's deployed tags, the engine's spec and task history, the images on the manager.
+    Targets {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Settle releases left in deploying or rollback by a stopped process.
     Reconcile,
     /// Deploy an approved release (manual_test_passed) again: its deploy was cancelled while
@@ -111,12 +118,8 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
     // Local mode notifies too: changes are queued in this machine's outbox and sent before
     // the command ends (or by whichever process delivers from it).
     let notifier = super::server::local_notifier(&cfg, &data_dir);
-    if let Some(n) = notifier.clone() {
-        ledger.observe(std::sync::Arc::new(move |change| {
-            if let Some(ev) = crate::notify::NotifyEvent::from_change(&change) {
-                n.enqueue(&ev);
-            }
-        }));
+    if let Some(n) = &notifier {
+        n.observe(&mut ledger);
     }
     let mut desk = ReleaseDesk {
         ledger,
@@ -161,6 +164,10 @@ pub async fn run(cli: &Cli, cmd: &ReleaseCmd) -> ExitCode {
             .map_err(DeskError::from)
             .map(|list| print_list(&list, *json)),
         ReleaseCmd::Show { id, json } => show(&desk, *id, *json),
+        ReleaseCmd::Targets { id, json } => {
+            let engine = desk.engine_tags(*id).await;
+            targets(&desk, *id, &engine).map(|t| print_targets(&t, *json))
+        }
         ReleaseCmd::Approve { id } => desk.approve(*id).await.map(|r| print_line(&r)),
         ReleaseCmd::Reject { id, reason } => desk.reject(*id, reason).map(|r| print_line(&r)),
         ReleaseCmd::Rollback { id, to, force } => desk
@@ -243,6 +250,9 @@ async fn run_remote(remote: &crate::client::Remote, cmd: &ReleaseCmd) -> ExitCod
             .show(*id)
             .await
             .map(|d| print_show(&d.release, d.audit, *json)),
+        ReleaseCmd::Targets { id, json } => {
+            remote.targets(*id).await.map(|t| print_targets(&t, *json))
+        }
         ReleaseCmd::Approve { id } => remote
             .work(*id, "approve", json!({}), progress)
             .await
@@ -351,6 +361,43 @@ fn print_line(r: &Release) {
         s(r.initiated_by.as_deref().unwrap_or("-")),
         r.created_at.format("%Y-%m-%d %H:%M")
     );
+}
+
+fn targets(
+    desk: &ReleaseDesk,
+    id: i64,
+    engine: &[crate::release::targets::EngineTag],
+) -> Result<Vec<crate::release::targets::RollbackTarget>, DeskError> {
+    let r = desk
+        .ledger
+        .get(id)?
+        .ok_or(DeskError::NotFound(format!("no release with id {id}")))?;
+    Ok(crate::release::targets::rollback_targets(
+        &desk.ledger,
+        &r,
+        engine,
+    )?)
+}
+
+/// One line per target: tag, when it last ran (local time), where it was found.
+fn print_targets(targets: &[crate::release::targets::RollbackTarget], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(targets).unwrap_or_default()
+        );
+        return;
+    }
+    let local = *chrono::Local::now().offset();
+    let w = targets.iter().map(|t| s(&t.tag).len()).max().unwrap_or(0);
+    for t in targets {
+        println!(
+            "{:w$}  {:26}  {}",
+            s(&t.tag),
+            t.when(&local),
+            t.origin.label()
+        );
+    }
 }
 
 fn show(desk: &ReleaseDesk, id: i64, json: bool) -> Result<(), DeskError> {

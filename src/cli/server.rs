@@ -128,6 +128,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
         }
     };
     state.watch_services();
+    state.publish_work();
     // The ledger is verified now and on every change; a failure goes to every dashboard.
     let verifier = crate::release::watcher::spawn_verifier(
         state.ledger_at.clone(),

@@ -30,6 +30,8 @@ pub struct LocalBackend {
     pub events: EventTx,
     pub data_dir: PathBuf,
     pub ledger: crate::storage::LedgerAt,
+    /// Local mode notifies too: changes made here are queued in this machine's outbox.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl LocalBackend {
@@ -50,6 +52,7 @@ impl LocalBackend {
             events,
             data_dir,
             ledger,
+            notifier: None,
         }
     }
 }
@@ -207,11 +210,18 @@ impl Backend {
     pub async fn reject(&self, id: i64, reason: String) -> Result<String, String> {
         match self {
             Backend::Local(l) => {
-                let (cfg, path, data_dir) =
-                    (l.cfg.releases.clone(), l.ledger.clone(), l.data_dir.clone());
+                let (cfg, path, data_dir, notifier) = (
+                    l.cfg.releases.clone(),
+                    l.ledger.clone(),
+                    l.data_dir.clone(),
+                    l.notifier.clone(),
+                );
                 tokio::task::spawn_blocking(move || {
-                    let ledger =
+                    let mut ledger =
                         crate::release::Ledger::open_at(&path).map_err(|e| e.to_string())?;
+                    if let Some(n) = &notifier {
+                        n.observe(&mut ledger);
+                    }
                     let mut desk = crate::release::ReleaseDesk {
                         ledger,
                         cfg,
@@ -273,7 +283,14 @@ impl Backend {
         id: i64,
         service: String,
         tag: String,
-    ) -> Result<(Vec<AuditEntry>, Vec<String>, Option<Vec<String>>), String> {
+    ) -> Result<
+        (
+            Vec<AuditEntry>,
+            Vec<crate::release::targets::RollbackTarget>,
+            Option<Vec<String>>,
+        ),
+        String,
+    > {
         match self {
             Backend::Local(l) => {
                 let path = l.ledger.clone();
@@ -287,7 +304,7 @@ impl Backend {
                     .map_err(|e| e.to_string())?
                 };
                 let engine = match &release {
-                    Some(r) => crate::release::desk::engine_tags(&l.cfg.releases, r).await,
+                    Some(r) => crate::release::targets::engine_tags(&l.cfg.releases, r).await,
                     None => Vec::new(),
                 };
                 tokio::task::spawn_blocking(move || {
@@ -295,7 +312,7 @@ impl Backend {
                         crate::release::Ledger::open_at(&path).map_err(|e| e.to_string())?;
                     let audit = ledger.audit(id).map_err(|e| e.to_string())?;
                     let r = release.ok_or_else(|| format!("no release {service} {tag} ({id})"))?;
-                    let targets = crate::release::desk::rollback_targets(&ledger, &r, &engine)
+                    let targets = crate::release::targets::rollback_targets(&ledger, &r, &engine)
                         .map_err(|e| e.to_string())?;
                     Ok((audit, targets, None))
                 })

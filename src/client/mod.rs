@@ -106,7 +106,10 @@ impl Remote {
         self.http.get_json(&format!("/v1/releases/{id}")).await
     }
 
-    pub async fn targets(&self, id: i64) -> Result<Vec<String>, ClientError> {
+    pub async fn targets(
+        &self,
+        id: i64,
+    ) -> Result<Vec<crate::release::targets::RollbackTarget>, ClientError> {
         self.http
             .get_json(&format!("/v1/releases/{id}/targets"))
             .await
@@ -290,7 +293,8 @@ async fn pump_once(
                 // Every session hears every change, its own user's other sessions too.
                 vec![send_list(releases), Event::Notice(summary)]
             }
-            WireBody::DeployProgress { .. } => vec![],
+            WireBody::DeployProgress { id, line } => vec![Event::DeployProgress { id, line }],
+            WireBody::Work { work } => vec![Event::Work(work)],
             WireBody::Export { event } => vec![Event::Export(event)],
             WireBody::Schedule { event } => vec![Event::Schedule(event)],
             WireBody::ExportDir { listing } => vec![Event::ExportDir(listing)],

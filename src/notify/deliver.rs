@@ -58,6 +58,16 @@ pub fn outbox_path(dir: &Path) -> std::path::PathBuf {
 }
 
 impl Notifier {
+    /// Queues a notification for every change written through `ledger` that means one.
+    pub fn observe(self: &Arc<Self>, ledger: &mut crate::release::Ledger) {
+        let n = self.clone();
+        ledger.observe(Arc::new(move |change| {
+            if let Some(ev) = super::NotifyEvent::from_change(&change) {
+                n.enqueue(&ev);
+            }
+        }));
+    }
+
     /// Opens the outbox at `path` for `sinks` (nothing is sent until `start` or `flush`).
     pub fn open(path: &Path, sinks: Vec<SinkConfig>) -> Result<Arc<Notifier>, String> {
         let outbox =

@@ -283,9 +283,17 @@ impl ReleaseDesk {
         )?)
     }
 
-    /// The tags a release could be rolled back to: earlier deployed tags of its service.
-    pub fn rollback_targets(&self, release: &Release) -> Result<Vec<String>, DeskError> {
-        Ok(rollback_targets(&self.ledger, release, &[])?)
+    /// The tags a release could be rolled back to, from the ledger alone (newest deploy
+    /// first).
+    pub fn rollback_targets(
+        &self,
+        release: &Release,
+    ) -> Result<Vec<super::targets::RollbackTarget>, DeskError> {
+        Ok(super::targets::rollback_targets(
+            &self.ledger,
+            release,
+            &[],
+        )?)
     }
 
     /// `release rollback`: deployed | production_failed → rollback → rollback_done or
@@ -308,50 +316,11 @@ impl ReleaseDesk {
     /// Tags the engine knows for a release's service (its current spec, the repository's
     /// images on this manager); empty with the command deployer or when the engine does not
     /// answer.
-    pub async fn engine_tags(&self, id: i64) -> Vec<String> {
+    pub async fn engine_tags(&self, id: i64) -> Vec<super::targets::EngineTag> {
         let Ok(Some(r)) = self.ledger.get(id) else {
             return Vec::new();
         };
-        engine_tags(&self.cfg, &r).await
-    }
-}
-
-/// What the rollback picker offers `release`: the ledger's deployed tags of its service
-/// (newest first), then the tags the engine knows (`engine_tags`: its spec, the repository's
-/// images on the manager) that no release deployed, such as what ran before opsdeck.
-pub fn rollback_targets(
-    ledger: &Ledger,
-    release: &Release,
-    engine: &[String],
-) -> Result<Vec<String>, LedgerError> {
-    let mut tags: Vec<String> = ledger
-        .deployed_tags(&release.service_name)?
-        .into_iter()
-        .filter(|(rid, _, _)| *rid != release.id)
-        .map(|(_, tag, _)| tag)
-        .collect();
-    tags.extend(engine.iter().cloned());
-    let mut seen = std::collections::HashSet::new();
-    tags.retain(|t| *t != release.release_tag && seen.insert(t.clone()));
-    Ok(tags)
-}
-
-/// Tags the engine knows for `r`'s service; see `ReleaseDesk::engine_tags`.
-pub async fn engine_tags(cfg: &ReleasesConfig, r: &Release) -> Vec<String> {
-    let Some(svc) = cfg.service(&r.service_name) else {
-        return Vec::new();
-    };
-    if cfg.deployer != DeployerKind::Swarm {
-        return Vec::new();
-    }
-    let repo = r
-        .image
-        .clone()
-        .or(svc.repository.clone())
-        .unwrap_or_else(|| svc.name.clone());
-    match SwarmDeployer::connect().await {
-        Ok(s) => s.known_tags(&svc.swarm_service, &repo).await,
-        Err(_) => Vec::new(),
+        super::targets::engine_tags(&self.cfg, &r).await
     }
 }
 
@@ -363,7 +332,7 @@ impl ReleaseDesk {
         id: i64,
         to: Option<&str>,
         force: bool,
-        engine_tags: &[String],
+        engine_tags: &[super::targets::EngineTag],
     ) -> Result<Release, DeskError> {
         let release = self.require_approver(id, "roll back")?;
         self.service(&release.service_name)?;
@@ -378,7 +347,7 @@ impl ReleaseDesk {
                     .into_iter()
                     .map(|(_, tag, _)| tag)
                     .collect();
-                known.extend(engine_tags.iter().cloned());
+                known.extend(engine_tags.iter().map(|e| e.tag.clone()));
                 known.sort();
                 known.dedup();
                 if !known.iter().any(|k| k == t) {
@@ -399,6 +368,7 @@ impl ReleaseDesk {
                 .rollback_targets(&release)?
                 .into_iter()
                 .next()
+                .map(|t| t.tag)
                 .ok_or_else(|| {
                     DeskError::Invalid(format!(
                         "no earlier deployed tag of {} in the ledger; name one with --to TAG",

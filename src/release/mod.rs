@@ -7,6 +7,7 @@ pub mod desk;
 pub mod engine;
 pub mod ledger;
 pub mod lifecycle;
+pub mod targets;
 pub mod watcher;
 
 pub use actor::{Actor, may_act, valid_tag};

@@ -372,7 +372,7 @@ async fn rollback(
     let engine = if to.is_some() && !force {
         let me = s.clone();
         match blocking(move || me.read(|l| l.get(id))).await? {
-            Some(r) => crate::release::desk::engine_tags(&s.cfg.releases, &r).await,
+            Some(r) => crate::release::targets::engine_tags(&s.cfg.releases, &r).await,
             None => Vec::new(),
         }
     } else {
@@ -452,16 +452,20 @@ async fn cancel(State(s): S, c: Caller, Path(id): Path<i64>) -> ApiResult<Json<s
     }
 }
 
-async fn targets(State(s): S, c: Caller, Path(id): Path<i64>) -> ApiResult<Json<Vec<String>>> {
+async fn targets(
+    State(s): S,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<crate::release::targets::RollbackTarget>>> {
     s.authorize(&c, Action::Read, None).await?;
     let me = s.clone();
     let r = blocking(move || me.read(|l| l.get(id)))
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("no release with id {id}")))?;
-    let engine = crate::release::desk::engine_tags(&s.cfg.releases, &r).await;
+    let engine = crate::release::targets::engine_tags(&s.cfg.releases, &r).await;
     let me = s.clone();
     let tags =
-        blocking(move || me.read(|l| crate::release::desk::rollback_targets(l, &r, &engine)))
+        blocking(move || me.read(|l| crate::release::targets::rollback_targets(l, &r, &engine)))
             .await?;
     Ok(Json(tags))
 }

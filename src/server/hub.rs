@@ -76,6 +76,10 @@ pub enum WireBody {
     Notify {
         failing: Vec<crate::notify::SinkHealth>,
     },
+    /// The deploys and rollbacks the server runs or has queued (sticky; empty: none).
+    Work {
+        work: Vec<WorkInfo>,
+    },
     /// The live state of every configured service changed (sticky).
     Services {
         services: Vec<crate::release::engine::ServiceLive>,
@@ -105,6 +109,7 @@ impl WireBody {
             WireBody::Notify { .. } => Some("notify"),
             WireBody::LedgerTampered { .. } => Some("ledger"),
             WireBody::Services { .. } => Some("services"),
+            WireBody::Work { .. } => Some("work"),
             _ => None,
         }
     }
@@ -142,9 +147,24 @@ impl WireBody {
             | Event::Sessions(_)
             | Event::Whoami { .. }
             | Event::Paused(_)
+            | Event::Work(_)
+            | Event::DeployProgress { .. }
             | Event::CronChanged { .. } => return None,
         })
     }
+}
+
+/// A deploy or rollback in the server: running, or queued behind another of its service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkInfo {
+    pub id: i64,
+    pub service: String,
+    pub tag: String,
+    pub rollback: bool,
+    pub queued: bool,
+    /// What it waits for: "2.4.0 (release 12)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind: Option<String>,
 }
 
 /// A connected dashboard or event stream.

@@ -44,7 +44,11 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct Work {
     pub service: String,
+    pub tag: String,
+    pub rollback: bool,
     pub queued: bool,
+    /// What a queued one waits for: "2.4.0 (release 12)".
+    pub behind: Option<String>,
     pub cancel: CancellationToken,
 }
 
@@ -367,15 +371,28 @@ impl ServerState {
             id,
             Work {
                 service: release.service_name.clone(),
+                tag: release.release_tag.clone(),
+                rollback,
                 queued: true,
+                behind: None,
                 cancel: cancel.clone(),
             },
         );
+        self.publish_work();
         tokio::spawn(async move {
             let turn = match queue.clone().try_lock_owned() {
                 Ok(g) => Some(g),
                 Err(_) => {
                     let ahead = me.running_on(&release.service_name, id);
+                    if let Some(w) = me
+                        .work
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&id)
+                    {
+                        w.behind = ahead.clone();
+                    }
+                    me.publish_work();
                     me.hub.publish(
                         None,
                         WireBody::DeployProgress {
@@ -405,7 +422,9 @@ impl ServerState {
                         .get_mut(&id)
                     {
                         w.queued = false;
+                        w.behind = None;
                     }
+                    me.publish_work();
                     let started = std::time::Instant::now();
                     let r = if rollback {
                         desk.run_rollback(id).await
@@ -420,6 +439,7 @@ impl ServerState {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
+            me.publish_work();
             let _ = tx.send(result);
         });
         rx
@@ -440,6 +460,26 @@ impl ServerState {
             }
         }
         log.split_off(log.len().saturating_sub(max))
+    }
+
+    /// Tells every client what runs and what waits (sticky: a new client learns it first).
+    pub fn publish_work(&self) {
+        let mut work: Vec<super::hub::WorkInfo> = self
+            .work
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, w)| super::hub::WorkInfo {
+                id: *id,
+                service: w.service.clone(),
+                tag: w.tag.clone(),
+                rollback: w.rollback,
+                queued: w.queued,
+                behind: w.behind.clone(),
+            })
+            .collect();
+        work.sort_by_key(|w| w.id);
+        self.hub.publish(None, WireBody::Work { work });
     }
 
     /// "release 12 (api 2.4.0)": what runs or waits on a service before `id`.

@@ -207,7 +207,7 @@ pub enum Overlay {
     RollbackPick {
         id: i64,
         service: String,
-        targets: Vec<String>,
+        targets: Vec<crate::release::targets::RollbackTarget>,
         sel: usize,
     },
     RollbackConfirm {
@@ -234,8 +234,8 @@ pub struct ReleaseDetail {
     pub audit: Vec<AuditEntry>,
     /// The last lines of its deploy and rollback logs.
     pub log: Vec<String>,
-    /// Earlier deployed tags of its service (rollback targets), newest first.
-    pub targets: Vec<String>,
+    /// What it could be rolled back to, with when each last ran (ledger tags first).
+    pub targets: Vec<crate::release::targets::RollbackTarget>,
 }
 
 /// Which Exports pane has the selection.
@@ -294,6 +294,8 @@ pub struct App {
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
     pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
+    /// Deploys and rollbacks the server runs or has queued (empty in local mode).
+    pub work: Vec<crate::server::hub::WorkInfo>,
     /// Connected to a server: the actions it refuses us, with its sentence (empty in local
     /// mode, where the desk checks `releases.approvers` itself).
     pub refusals: std::collections::BTreeMap<String, String>,
@@ -496,6 +498,7 @@ impl App {
             testops: None,
             disk_free: None,
             sessions: None,
+            work: Vec::new(),
             refusals: Default::default(),
             may_approve: true,
             ui_notify: false,
@@ -868,6 +871,18 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::DiskFree(b) => app.disk_free = Some(b),
         Event::Notice(text) => app.toast(Level::Info, text),
         Event::Sessions(list) => app.sessions = Some(list),
+        Event::Work(work) => app.work = work,
+        Event::DeployProgress { id, line } => {
+            // The details pane shows the deploy log as it grows.
+            match app.release_detail.as_mut() {
+                Some(d) if d.id == id => {
+                    d.log.push(line);
+                    let extra = d.log.len().saturating_sub(super::releases::LOG_LINES);
+                    d.log.drain(..extra);
+                }
+                _ => return false,
+            }
+        }
         Event::Whoami { refusals, .. } => app.refusals = refusals,
         Event::NotifyFailing(list) => {
             if list == app.notify_failing {

@@ -437,7 +437,7 @@ async fn load_release(
             log
         }
     };
-    detail.log = log.split_off(log.len().saturating_sub(200));
+    detail.log = log.split_off(log.len().saturating_sub(super::releases::LOG_LINES));
     detail
 }
 

@@ -216,9 +216,17 @@ pub async fn run_on(
             // What the engine runs (the service lines, tasks and drift of the Releases tab),
             // read again whenever the ledger changes, as the server does.
             let open_path = ledger_path.clone();
+            // Drift it records is notified like the server's (`drift_found`).
+            let drift_notifier = notifier.clone();
             let watch = crate::release::engine::ServicesWatch::spawn(
                 cfg.releases.clone(),
-                std::sync::Arc::new(move || crate::release::Ledger::open_at(&open_path).ok()),
+                std::sync::Arc::new(move || {
+                    let mut l = crate::release::Ledger::open_at(&open_path).ok()?;
+                    if let Some(n) = &drift_notifier {
+                        n.observe(&mut l);
+                    }
+                    Some(l)
+                }),
                 std::sync::Arc::new(|_, _| {}),
             );
             tasks.push(forward_services(
@@ -243,13 +251,15 @@ pub async fn run_on(
                 ledger_path.clone(),
                 data_dir.to_path_buf(),
             );
-            let b = crate::client::Backend::Local(crate::client::LocalBackend::new(
+            let mut local = crate::client::LocalBackend::new(
                 &cfg,
                 &s,
                 tx.clone(),
                 data_dir.to_path_buf(),
                 ledger_path,
-            ));
+            );
+            local.notifier = notifier.clone();
+            let b = crate::client::Backend::Local(local);
             services = Some(s);
             b
         }

@@ -71,6 +71,14 @@ pub enum Tone {
     Dim,
 }
 
+/// Deploy log lines kept for the details pane.
+pub const LOG_LINES: usize = 200;
+
+/// The server's deploy or rollback of release `id`, running or queued.
+pub fn work_of(app: &App, id: i64) -> Option<&crate::server::hub::WorkInfo> {
+    app.work.iter().find(|w| w.id == id)
+}
+
 /// A status's symbol and tone.
 pub fn status_look(s: Status) -> (&'static str, Tone) {
     match s {
@@ -676,7 +684,7 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
                 })
             }
             KeyCode::Enter => {
-                let to = targets.get(sel).cloned().unwrap_or_default();
+                let to = targets.get(sel).map(|t| t.tag.clone()).unwrap_or_default();
                 // The engine's name of the service (`prod_api`) confirms too.
                 let swarm = live(app, &service)
                     .map(|s| s.swarm_service.clone())
@@ -864,6 +872,23 @@ pub fn detail_lines(app: &App, r: &Release, width: usize) -> Vec<TextLine> {
     push_wrapped(&mut out, tone, &format!("engine   {engine}"), width, 9);
     if let Some(t) = live(app, &r.service_name).and_then(|s| s.failure_of(&r.release_tag)) {
         push_wrapped(&mut out, Tone::Bad, &clean(&t.reason()), width, 2);
+    }
+    if let Some(w) = work_of(app, r.id).filter(|w| w.queued) {
+        let verb = if w.rollback { "rollback" } else { "deploy" };
+        push_wrapped(
+            &mut out,
+            Tone::Warn,
+            &format!(
+                "queued: this {verb} waits behind {}; it starts when that one ends · c cancels it",
+                clean(
+                    w.behind
+                        .as_deref()
+                        .unwrap_or("another deploy of this service")
+                )
+            ),
+            width,
+            2,
+        );
     }
     if let Some(to) = &r.rollback_to_tag {
         push_wrapped(

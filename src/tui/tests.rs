@@ -19,6 +19,16 @@ fn code(c: KeyCode) -> Msg {
     Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
 }
 
+/// A rollback target the ledger deployed on 2026-11-20 10:00 UTC.
+fn target(tag: &str) -> crate::release::targets::RollbackTarget {
+    crate::release::targets::RollbackTarget {
+        tag: tag.into(),
+        origin: crate::release::targets::TargetOrigin::Ledger,
+        last_ran: Some(chrono::DateTime::from_timestamp(1_763_632_800, 0).unwrap()),
+        running: false,
+    }
+}
+
 fn render(app: &super::app::App) -> String {
     let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
     t.draw(|f| super::view::draw(f, app)).unwrap();
@@ -641,7 +651,7 @@ mod releases {
             &mut app,
             Msg::ReleaseDetail(ReleaseDetail {
                 id: 6,
-                targets: vec!["v1.3.2".into()],
+                targets: vec![target("v1.3.2")],
                 ..Default::default()
             }),
         );
@@ -671,6 +681,63 @@ mod releases {
         );
     }
 
+    /// Issue 10: the picker says when each tag last ran and where opsdeck learned of it, and
+    /// a list longer than the screen scrolls with the selection.
+    #[test]
+    fn rollback_picker_says_when_each_tag_last_ran_and_scrolls() {
+        use crate::release::targets::TargetOrigin;
+        let mut app = fixture::app_on_releases((80, 24));
+        update(&mut app, key('j'));
+        let mut targets = vec![target("v1.3.2")];
+        let mut engine = target("v1.0.0");
+        engine.origin = TargetOrigin::TaskHistory;
+        targets.push(engine);
+        for i in 0..30 {
+            let mut t = target(&format!("v0.{i}.0"));
+            t.origin = TargetOrigin::Image;
+            t.last_ran = None;
+            targets.push(t);
+        }
+        update(
+            &mut app,
+            Msg::ReleaseDetail(ReleaseDetail {
+                id: 6,
+                targets,
+                ..Default::default()
+            }),
+        );
+        update(&mut app, key('r'));
+        let screen = render(&app);
+        let offset = app.local;
+        let when = chrono::DateTime::from_timestamp(1_763_632_800, 0)
+            .unwrap()
+            .with_timezone(&offset)
+            .format("%Y-%m-%d %H:%M")
+            .to_string();
+        for line in [
+            format!("v1.3.2   last ran {when} · deployed by a release"),
+            format!("v1.0.0   last ran {when} · task history"),
+            "v0.0.0   never ran here · image on this manager".to_string(),
+            "(1/32)".to_string(),
+        ] {
+            assert!(screen.contains(&line), "{line}\n{screen}");
+        }
+        for _ in 0..31 {
+            update(&mut app, key('j'));
+        }
+        let screen = render(&app);
+        assert!(screen.contains("v0.29.0  never ran here"), "{screen}");
+        assert!(screen.contains("(32/32)"), "{screen}");
+        assert!(
+            !screen.contains("v1.3.2   last ran"),
+            "scrolled past the first: {screen}"
+        );
+        update(&mut app, code(KeyCode::Enter));
+        assert!(
+            matches!(&app.overlay, Some(Overlay::RollbackConfirm { to, .. }) if to == "v0.29.0")
+        );
+    }
+
     /// Issue 10: the confirm accepts the Swarm service's name too (`prod_api`), not only the
     /// release's.
     #[test]
@@ -682,7 +749,7 @@ mod releases {
             &mut app,
             Msg::ReleaseDetail(ReleaseDetail {
                 id: 6,
-                targets: vec!["v1.3.2".into()],
+                targets: vec![target("v1.3.2")],
                 ..Default::default()
             }),
         );
@@ -1432,12 +1499,81 @@ mod live {
         }
     }
 
+    /// Issue 10: a deploy queued in the server behind another of its service says so on its
+    /// row and in the details; the server's progress lines grow the details' deploy log.
+    #[test]
+    fn a_queued_deploy_shows_what_it_waits_for_and_progress_lines_arrive_live() {
+        use crate::server::hub::WorkInfo;
+        let mut app = fixture::app_with_services((110, 30));
+        if let Some(r) = app.releases.iter_mut().find(|r| r.id == 5) {
+            r.status = Status::ManualTestPassed;
+        }
+        let work = |queued: bool| WorkInfo {
+            id: 5,
+            service: "web".into(),
+            tag: "2.3.2".into(),
+            rollback: false,
+            queued,
+            behind: queued.then(|| "2.4.0 (release 8)".into()),
+        };
+        let (_, changed) = update(&mut app, Msg::Service(Event::Work(vec![work(true)])));
+        assert!(changed);
+        select(&mut app, 5);
+        update(&mut app, detail(5, vec![]));
+        let screen = render(&app);
+        assert!(screen.contains("◌ queued after 2.4.0"), "{screen}");
+        assert!(
+            screen.contains("queued: this deploy waits behind 2.4.0 (release 8)"),
+            "{screen}"
+        );
+        // Its turn: the row shows its status again.
+        update(&mut app, Msg::Service(Event::Work(vec![work(false)])));
+        assert!(!render(&app).contains("queued"), "{}", render(&app));
+        let (_, changed) = update(
+            &mut app,
+            Msg::Service(Event::DeployProgress {
+                id: 5,
+                line: "web: 1/2 tasks on 2.3.2".into(),
+            }),
+        );
+        assert!(changed);
+        assert_eq!(
+            app.release_detail.as_ref().map(|d| d.log.clone()),
+            Some(vec!["web: 1/2 tasks on 2.3.2".to_string()])
+        );
+        // Another release's lines do not touch what is shown.
+        let (_, changed) = update(
+            &mut app,
+            Msg::Service(Event::DeployProgress {
+                id: 9,
+                line: "x".into(),
+            }),
+        );
+        assert!(!changed);
+        // Many lines keep only the newest.
+        for i in 0..(crate::tui::releases::LOG_LINES + 5) {
+            update(
+                &mut app,
+                Msg::Service(Event::DeployProgress {
+                    id: 5,
+                    line: format!("line {i}"),
+                }),
+            );
+        }
+        let log = &app.release_detail.as_ref().unwrap().log;
+        assert_eq!(log.len(), crate::tui::releases::LOG_LINES);
+        assert_eq!(
+            log.last().map(String::as_str),
+            Some(format!("line {}", crate::tui::releases::LOG_LINES + 4).as_str())
+        );
+    }
+
     fn detail(id: i64, audit: Vec<crate::release::AuditEntry>) -> Msg {
         Msg::ReleaseDetail(ReleaseDetail {
             id,
             audit,
             log: vec![],
-            targets: vec!["v1.3.2".into()],
+            targets: vec![target("v1.3.2")],
         })
     }
 

@@ -360,10 +360,35 @@ impl SwarmDeployer {
     }
 
     /// Tags of `repository` the engine knows ran or could run on `service`: the current
-    /// spec's image, and the repository's images present on this manager (which include what
-    /// ran before, since the engine keeps them).
-    pub async fn known_tags(&self, service: &str, repository: &str) -> Vec<String> {
-        let mut tags = Vec::new();
+    /// spec's image, the service's task history (with when each tag last ran; it holds the
+    /// previous spec's tasks, as bollard's model has no `PreviousSpec`), and the repository's
+    /// images present on this manager (which include what ran before opsdeck, since the
+    /// engine keeps them).
+    pub async fn known_tags(
+        &self,
+        service: &str,
+        repository: &str,
+    ) -> Vec<crate::release::targets::EngineTag> {
+        use crate::release::targets::{EngineTag, TargetOrigin};
+        let mut tags: Vec<EngineTag> = Vec::new();
+        let mut add = |tag: String,
+                       origin: TargetOrigin,
+                       at: Option<chrono::DateTime<chrono::Utc>>,
+                       running: bool| {
+            match tags.iter_mut().find(|t| t.tag == tag) {
+                Some(t) => {
+                    t.origin = t.origin.min(origin);
+                    t.last_ran = t.last_ran.max(at);
+                    t.running |= running;
+                }
+                None => tags.push(EngineTag {
+                    tag,
+                    origin,
+                    last_ran: at,
+                    running,
+                }),
+            }
+        };
         if let Ok(svc) = self.docker.inspect_service(service, None).await
             && let Some(t) = svc
                 .spec
@@ -372,7 +397,35 @@ impl SwarmDeployer {
                 .and_then(|c| c.image)
                 .and_then(|i| tag_of(&i, repository))
         {
-            tags.push(t);
+            add(t, TargetOrigin::EngineSpec, None, false);
+        }
+        let mut filters = HashMap::new();
+        filters.insert("service".to_string(), vec![service.to_string()]);
+        if let Ok(tasks) = self
+            .docker
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(filters),
+            }))
+            .await
+        {
+            for t in tasks {
+                let status = t.status.unwrap_or_default();
+                let Some(tag) = t
+                    .spec
+                    .and_then(|s| s.container_spec)
+                    .and_then(|c| c.image)
+                    .and_then(|i| tag_of(&i, repository))
+                else {
+                    continue;
+                };
+                let at = status
+                    .timestamp
+                    .as_deref()
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc));
+                let running = status.state == Some(bollard::models::TaskState::RUNNING);
+                add(tag, TargetOrigin::TaskHistory, at, running);
+            }
         }
         let mut filters = HashMap::new();
         filters.insert("reference".to_string(), vec![repository.to_string()]);
@@ -385,11 +438,11 @@ impl SwarmDeployer {
             .await
         {
             for img in images {
-                tags.extend(img.repo_tags.iter().filter_map(|t| tag_of(t, repository)));
+                for t in img.repo_tags.iter().filter_map(|t| tag_of(t, repository)) {
+                    add(t, TargetOrigin::Image, None, false);
+                }
             }
         }
-        tags.sort();
-        tags.dedup();
         tags
     }
 }

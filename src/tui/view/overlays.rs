@@ -11,6 +11,7 @@ use crate::tui::app::{App, CronEdit, DiffView, Overlay, Preview};
 use crate::tui::keymap::{Scope, help_for};
 use crate::tui::layout;
 use crate::tui::releases::{TextLine, Tone, info_lines, wrap};
+use unicode_width::UnicodeWidthStr;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
@@ -135,19 +136,39 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             targets,
             sel,
         }) => {
-            let r = centered(content, 50, targets.len() as u16 + 4);
+            let r = centered(content, 72, targets.len() as u16 + 4);
             f.render_widget(Clear, r);
+            // A long list (every image on the manager) scrolls with the selection.
+            let rows = (r.height as usize).saturating_sub(4).max(1);
+            let top = (*sel + 1).saturating_sub(rows);
+            let tag_w = targets
+                .iter()
+                .map(|t| t.tag.width())
+                .max()
+                .unwrap_or(0)
+                .min(24);
             let mut lines = vec![Line::from(format!("Roll {service} back to:"))];
-            for (i, t) in targets.iter().enumerate() {
+            for (i, t) in targets.iter().enumerate().skip(top).take(rows) {
                 let style = if i == *sel {
                     theme.selected()
                 } else {
                     Style::default()
                 };
-                lines.push(Line::from(Span::styled(format!("  {t}"), style)));
+                let tag = crate::sanitize::clean_max(&t.tag, 24);
+                let pad = " ".repeat(tag_w.saturating_sub(tag.width()));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {tag}{pad}  "), style),
+                    Span::styled(t.when(&app.local), style.patch(theme.dim())),
+                    Span::styled(format!(" · {}", t.origin.label()), theme.dim()),
+                ]));
             }
+            let more = if targets.len() > rows {
+                format!(" ({}/{})", sel + 1, targets.len())
+            } else {
+                String::new()
+            };
             lines.push(Line::from(Span::styled(
-                "j/k choose · Enter next · Esc cancel",
+                format!("j/k choose · Enter next · Esc cancel{more}"),
                 theme.dim(),
             )));
             f.render_widget(

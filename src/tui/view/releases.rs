@@ -325,7 +325,20 @@ fn release_line(
         (Some(id), None) => format!("run {}", clean(id)),
         _ => "-".into(),
     };
-    let status = status_span(r.status, theme);
+    let status = match crate::tui::releases::work_of(app, r.id).filter(|w| w.queued) {
+        // Approved and waiting for another deploy of its service: say so on the row.
+        Some(w) => Span::styled(
+            match &w.behind {
+                Some(b) => format!(
+                    "◌ queued after {}",
+                    clean(b.split(' ').next().unwrap_or(b))
+                ),
+                None => "◌ queued".into(),
+            },
+            theme.tone(Tone::Warn),
+        ),
+        None => status_span(r.status, theme),
+    };
     let history = section == Section::History;
     let mut spans = vec![
         Span::raw(format!("  {}", fit(&format!("#{}", r.id), 7))),
