@@ -38,6 +38,10 @@ pub struct Cli {
     /// Work in-process even when a server answers (one person, one machine).
     #[arg(long, global = true)]
     pub local: bool,
+    /// The dashboard only watches: every action (approve, roll back, export, delete,
+    /// schedule changes) is hidden and refused. Also `ui.readonly = true`.
+    #[arg(long, global = true)]
+    pub readonly: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -487,10 +491,11 @@ pub async fn tui(cli: &Cli) -> ExitCode {
 
 /// The dashboard, opening on the Logs tab with `logs` when any are given.
 pub async fn tui_on(cli: &Cli, logs: &[String]) -> ExitCode {
-    let (cfg, _log) = match load_logged(cli, LogTarget::FileOnly) {
+    let (mut cfg, _log) = match load_logged(cli, LogTarget::FileOnly) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    cfg.ui.readonly |= cli.readonly;
     let data_dir = crate::paths::data_dir();
     for w in &cfg.warnings {
         eprintln!("warning: {w}");

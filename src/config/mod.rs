@@ -230,6 +230,8 @@ pub struct Config {
 pub struct UiConfig {
     /// A bell and a desktop notification when a release starts waiting on you.
     pub notify: bool,
+    /// Every action hidden: a dashboard to watch with (a wall screen, a guest).
+    pub readonly: bool,
 }
 
 /// The environment, read once so tests can pass their own.
@@ -645,8 +647,10 @@ impl Config {
         let server = raw.server.unwrap_or_default();
         let listen = listen_config(&server, &at, &mut warnings)?;
         let notify = notify::sinks(raw.notify.unwrap_or_default(), &at, &mut warnings)?;
+        let ui = raw.ui.unwrap_or_default();
         let ui = UiConfig {
-            notify: raw.ui.and_then(|u| u.notify).unwrap_or(false),
+            notify: ui.notify.unwrap_or(false),
+            readonly: ui.readonly.unwrap_or(false),
         };
         let storage = storage_config(raw.storage.unwrap_or_default(), &at, &mut warnings)?;
 

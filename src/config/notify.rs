@@ -42,6 +42,8 @@ pub(super) struct UiFile {
     /// A terminal bell and a desktop notification (OSC 9 / OSC 777) when a release starts
     /// waiting on you.
     pub notify: Option<bool>,
+    /// Hide every action in the dashboard (`--readonly` does the same for one run).
+    pub readonly: Option<bool>,
 }
 
 /// The validated sinks.

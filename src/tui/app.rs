@@ -175,7 +175,12 @@ pub struct CronEdit {
 /// What covers the tab.
 #[derive(Debug, Clone)]
 pub enum Overlay {
-    Help(Scope),
+    /// The keys of `scope`, scrolled to row `top`; closing it returns to `back`.
+    Help {
+        scope: Scope,
+        top: usize,
+        back: Option<Box<Overlay>>,
+    },
     ConfirmQuit,
     ConfirmDelete(PathBuf),
     Preview(Box<Preview>),
@@ -268,6 +273,12 @@ pub struct App {
     pub job_sel: usize,
     pub filters: HashMap<Tab, String>,
     pub filter_input: Option<Input>,
+    /// The `:` command line while it is open.
+    pub command: Option<super::command::CommandLine>,
+    /// Commands run this session, oldest first (Up recalls them).
+    pub command_history: Vec<String>,
+    /// `--readonly` or `ui.readonly`: every action is hidden and refused.
+    pub readonly: bool,
     pub lock: LockState,
     pub releases: Vec<Release>,
     /// The Releases tab's list, ordered when the releases, the filter or the services
@@ -435,17 +446,28 @@ pub enum Cmd {
 }
 
 const TOAST_SECS: i64 = 4;
+/// Why an action is refused in read-only mode.
+pub const READONLY: &str =
+    "read-only: started with --readonly (or ui.readonly = true); nothing can be changed from here";
 
 impl App {
     /// Why the server would refuse what `action` asks (`None`: allowed, or not the server's
     /// to decide).
     pub fn refused(&self, action: super::keymap::Action) -> Option<&str> {
+        if self.hidden(action) {
+            return Some(READONLY);
+        }
         if action == super::keymap::Action::CancelDeploy && !self.remote {
             return Some(super::releases::LOCAL_CANCEL);
         }
         super::keymap::server_action(action)
             .and_then(|name| self.refusals.get(name))
             .map(String::as_str)
+    }
+
+    /// Read-only hides this action from hints and help (and `refused` refuses it).
+    pub fn hidden(&self, action: super::keymap::Action) -> bool {
+        self.readonly && super::keymap::acts(action)
     }
 
     /// A dashboard over these groups and jobs.
@@ -482,6 +504,9 @@ impl App {
             job_sel: 0,
             filters: HashMap::new(),
             filter_input: None,
+            command: None,
+            command_history: Vec::new(),
+            readonly: false,
             lock: LockState::Unknown,
             releases: vec![],
             release_order: Default::default(),
@@ -624,7 +649,13 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             on_key(app, k, &mut cmds);
             true
         }
-        Msg::Mouse(m) => on_mouse(app, m),
+        Msg::Mouse(m) => {
+            let changed = on_mouse(app, m);
+            if changed && app.tab == Tab::Releases {
+                super::releases::follow_selection(app, &mut cmds);
+            }
+            changed
+        }
         Msg::Resize(w, h) => {
             app.size = (w, h);
             true
@@ -938,6 +969,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     if app.filter_input.is_some() {
         return filter_key(app, k);
     }
+    if app.command.is_some() {
+        return command_key(app, k, cmds);
+    }
     if app.tab == Tab::Logs && app.logs.search_input.is_some() && app.overlay.is_none() {
         return super::logs::search_key(app, k, cmds);
     }
@@ -978,10 +1012,22 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::Bottom => move_sel(app, i64::MAX / 2),
         Action::Left => app.pane = Pane::Groups,
         Action::Right => app.pane = Pane::Files,
+        // A new filter starts empty (k9s); Esc clears it, Enter keeps it.
         Action::Filter => {
-            app.filter_input = Some(Input::new(app.filter().to_string()));
+            app.filter_input = Some(Input::default());
+            app.filters.remove(&app.tab);
+            if app.tab == Tab::Releases {
+                super::releases::reorder(app);
+            }
         }
-        Action::Help => app.overlay = Some(Overlay::Help(app.scope())),
+        Action::Command => app.command = Some(Default::default()),
+        Action::Help => {
+            app.overlay = Some(Overlay::Help {
+                scope: app.scope(),
+                top: 0,
+                back: None,
+            })
+        }
         Action::Close => {
             if app.tab == Tab::Logs {
                 super::logs::clear_search(app, cmds);
@@ -1164,6 +1210,137 @@ fn check_cron(
         .ok_or_else(|| "this expression never runs".to_string())
 }
 
+/// Keys while the `:` command line is open: Enter runs, Tab completes, Up/Down recall,
+/// Esc closes.
+fn command_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    let Some(mut line) = app.command.take() else {
+        return;
+    };
+    match k.code {
+        KeyCode::Esc => return,
+        KeyCode::Enter => {
+            let text = line.input.value().trim().to_string();
+            match super::command::parse(app, &text) {
+                Ok(c) => {
+                    if app.command_history.last() != Some(&text) {
+                        app.command_history.push(text);
+                    }
+                    return run_command(app, c, cmds);
+                }
+                Err(e) => line.error = Some(e),
+            }
+        }
+        KeyCode::Tab => {
+            let (text, candidates) = super::command::complete(app, line.input.value());
+            line.input = Input::new(text);
+            line.candidates = candidates;
+            line.error = None;
+        }
+        KeyCode::Up | KeyCode::Down => {
+            let n = app.command_history.len();
+            if n > 0 {
+                let at = match (line.recall, k.code) {
+                    (None, KeyCode::Up) => Some(n - 1),
+                    (Some(i), KeyCode::Up) => Some(i.saturating_sub(1)),
+                    (Some(i), _) if i + 1 < n => Some(i + 1),
+                    _ => None,
+                };
+                line.recall = at;
+                line.input = Input::new(
+                    at.map(|i| app.command_history[i].clone())
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        _ => {
+            line.input.handle_event(&crossterm::event::Event::Key(k));
+            line.candidates.clear();
+            line.error = None;
+        }
+    }
+    app.command = Some(line);
+}
+
+/// Carries out a parsed `:` command through the same checks and dialogs as the keys.
+fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
+    use super::command::Command;
+    match c {
+        Command::Tab(t) => app.tab = t,
+        Command::Releases(service) => {
+            app.tab = Tab::Releases;
+            if let Some(s) = service
+                && !super::releases::select_service(app, &s)
+            {
+                app.toast(Level::Error, format!("no service {s} in the list"));
+            }
+            super::releases::follow_selection(app, cmds);
+        }
+        Command::Logs(source) => {
+            app.tab = Tab::Logs;
+            if let Some(s) = source
+                && !super::logs::select_named(app, &s)
+            {
+                let names: Vec<&str> = app.logs.sources.iter().map(|s| s.name.as_str()).collect();
+                app.toast(
+                    Level::Error,
+                    format!("no log source {s}: {}", names.join(", ")),
+                );
+            }
+        }
+        Command::Filter(text) => {
+            if text.is_empty() {
+                app.filters.remove(&app.tab);
+            } else {
+                app.filters.insert(app.tab, text);
+            }
+            app.file_sel = 0;
+            app.job_sel = 0;
+            app.release_sel = 0;
+            if app.tab == Tab::Releases {
+                super::releases::reorder(app);
+            }
+        }
+        Command::Export(groups) => match app.refused(Action::Export) {
+            Some(reason) => {
+                let reason = crate::sanitize::clean_max(reason, 200);
+                app.toast(Level::Error, reason);
+            }
+            None => cmds.push(Cmd::Export(groups)),
+        },
+        Command::Release { action, id, tag } => {
+            app.tab = Tab::Releases;
+            if !super::releases::select_id(app, id) {
+                app.toast(Level::Error, format!("no release {id}"));
+                return;
+            }
+            super::releases::follow_selection(app, cmds);
+            if let Some(reason) = app.refused(action) {
+                let reason = crate::sanitize::clean_max(reason, 200);
+                app.toast(Level::Error, reason);
+                return;
+            }
+            match tag {
+                Some(to) => super::releases::rollback_to(app, &to),
+                None => super::releases::action(app, action),
+            }
+        }
+        Command::Help => {
+            app.overlay = Some(Overlay::Help {
+                scope: app.scope(),
+                top: 0,
+                back: None,
+            })
+        }
+        Command::Quit => {
+            if app.exporting() {
+                app.overlay = Some(Overlay::ConfirmQuit);
+            } else {
+                app.quit = true;
+            }
+        }
+    }
+}
+
 fn filter_key(app: &mut App, k: KeyEvent) {
     let Some(input) = app.filter_input.as_mut() else {
         return;
@@ -1196,7 +1373,7 @@ fn filter_key(app: &mut App, k: KeyEvent) {
 
 fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     let keep = match overlay {
-        Overlay::Help(_) => None,
+        Overlay::Help { scope, top, back } => help_key(app, scope, top, back, k),
         Overlay::ConfirmQuit => match k.code {
             KeyCode::Char('y') => {
                 app.quit = true;
@@ -1314,10 +1491,57 @@ fn preview_key(app: &mut App, mut p: Box<Preview>, k: KeyEvent) -> Option<Overla
         Some(Action::Search) => p.search_input = Some(Input::new(p.search.clone())),
         Some(Action::NextMatch) => jump_match(&mut p, true),
         Some(Action::PrevMatch) => jump_match(&mut p, false),
-        Some(Action::Help) => return Some(Overlay::Help(Scope::Preview)),
+        Some(Action::Help) => {
+            return Some(Overlay::Help {
+                scope: Scope::Preview,
+                top: 0,
+                back: Some(Box::new(Overlay::Preview(p))),
+            });
+        }
         _ => {}
     }
     Some(Overlay::Preview(p))
+}
+
+/// `?`: j/k, pages, g/G scroll; Esc, q or `?` go back to what was open before.
+fn help_key(
+    app: &App,
+    scope: Scope,
+    top: usize,
+    back: Option<Box<Overlay>>,
+    k: KeyEvent,
+) -> Option<Overlay> {
+    let last = help_rows(app, scope).saturating_sub(layout::help_rows_shown(app.size));
+    let page = layout::help_rows_shown(app.size).max(1);
+    let top = match k.code {
+        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => return back.map(|b| *b),
+        KeyCode::Char('j') | KeyCode::Down => top + 1,
+        KeyCode::Char('k') | KeyCode::Up => top.saturating_sub(1),
+        KeyCode::PageDown | KeyCode::Char(' ') => top + page,
+        KeyCode::PageUp => top.saturating_sub(page),
+        KeyCode::Char('g') | KeyCode::Home => 0,
+        KeyCode::Char('G') | KeyCode::End => last,
+        _ => top,
+    };
+    Some(Overlay::Help {
+        scope,
+        top: top.min(last),
+        back,
+    })
+}
+
+/// Lines the help of `scope` has: its keys, then the `:` commands (read-only: without
+/// the actions).
+pub fn help_rows(app: &App, scope: Scope) -> usize {
+    let keys = super::keymap::help_for(scope)
+        .iter()
+        .filter(|b| !app.hidden(b.action))
+        .count();
+    let commands = super::command::COMMANDS
+        .iter()
+        .filter(|c| !(app.readonly && c.acts))
+        .count();
+    keys + 1 + commands
 }
 
 fn row_matches(row: &[String], needle: &str) -> bool {
@@ -1385,6 +1609,8 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
                     layout::Clicked::Job => {
                         app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
                     }
+                    layout::Clicked::Release => app.release_sel = index,
+                    layout::Clicked::LogSource => super::logs::click_source(app, index),
                 }
             } else {
                 return false;

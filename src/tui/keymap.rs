@@ -22,6 +22,8 @@ pub enum Action {
     Left,
     Right,
     Filter,
+    /// `:`: the command line.
+    Command,
     Help,
     Close,
     // Exports
@@ -186,6 +188,13 @@ pub const BINDINGS: &[Binding] = &[
         label: "/",
         help: "filter the list",
         action: Action::Filter,
+        scope: Scope::Global,
+    },
+    Binding {
+        keys: &[Char(':')],
+        label: ":",
+        help: "command line (:releases, :logs api; Tab completes)",
+        action: Action::Command,
         scope: Scope::Global,
     },
     Binding {
@@ -543,6 +552,11 @@ pub const BINDINGS: &[Binding] = &[
 /// The action a key asks for in `scope` (scoped bindings win over global ones).
 /// The server's name for what a key asks (a key of `whoami`'s `refusals`), for the keys whose
 /// action the server may refuse.
+/// Whether `a` changes something (a file, a schedule, a release): what `--readonly` hides.
+pub fn acts(a: Action) -> bool {
+    server_action(a).is_some() || a == Action::Delete
+}
+
 pub fn server_action(a: Action) -> Option<&'static str> {
     match a {
         Action::Approve => Some("approve"),

@@ -8,12 +8,17 @@ use super::app::{App, Tab};
 /// Below this the dashboard shows "terminal too small" instead of its tabs.
 pub const MIN_SIZE: (u16, u16) = (50, 12);
 
+/// Width of the Logs tab's source list.
+pub const LOG_SOURCES_W: u16 = 22;
+
 /// What a mouse click landed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clicked {
     Group,
     File,
     Job,
+    Release,
+    LogSource,
 }
 
 /// The whole screen.
@@ -163,6 +168,12 @@ pub fn scroll_offset(selected: usize, visible: usize) -> usize {
     }
 }
 
+/// Help rows that fit on screen (inside the centred box's borders).
+pub fn help_rows_shown(size: (u16, u16)) -> usize {
+    let (_, content, _) = frame(size);
+    content.height.saturating_sub(2) as usize
+}
+
 /// Rows a page key moves.
 pub fn page_rows(size: (u16, u16)) -> usize {
     (size.1.saturating_sub(6) as usize).max(1)
@@ -186,6 +197,20 @@ pub fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
                 .or_else(|| hit(files, app.file_sel).map(|i| (Clicked::File, i)))
         }
         Tab::Schedules => hit(schedules(app).0, app.job_sel).map(|i| (Clicked::Job, i)),
-        _ => None,
+        Tab::Releases => {
+            let list = releases(app).list;
+            let first = list.y + 2;
+            let inside = x >= list.x
+                && x < list.x + list.width
+                && y >= first
+                && y < list.y + list.height.saturating_sub(1);
+            if !inside {
+                return None;
+            }
+            let shown = list.height.saturating_sub(3) as usize;
+            let line = super::releases::list_offset(app, shown) + (y - first) as usize;
+            super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
+        }
+        Tab::Logs => super::logs::source_at(app, x, y).map(|i| (Clicked::LogSource, i)),
     }
 }

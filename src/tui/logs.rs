@@ -513,6 +513,44 @@ fn cycle_format(app: &mut App) {
     app.toast(ToastLevel::Info, name);
 }
 
+/// The source under a click on the source list (one line each, inside its border).
+pub fn source_at(app: &App, x: u16, y: u16) -> Option<usize> {
+    let (_, content, _) = super::layout::frame(app.size);
+    let first = content.y + 1;
+    let inside = x >= content.x && x < content.x + super::layout::LOG_SOURCES_W && y >= first;
+    let i = (y - first.min(y)) as usize;
+    (inside && i < app.logs.sources.len()).then_some(i)
+}
+
+/// A click on source `i`.
+pub fn click_source(app: &mut App, i: usize) {
+    select(app, i);
+}
+
+/// Selects the source named `name` (exactly, else the only one whose name contains it);
+/// false when none or several fit.
+pub fn select_named(app: &mut App, name: &str) -> bool {
+    let sources = &app.logs.sources;
+    let exact = sources.iter().position(|s| s.name == name);
+    let found = exact.or_else(|| {
+        let mut fits = sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name.contains(name) || s.spec.contains(name));
+        match (fits.next(), fits.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    });
+    match found {
+        Some(i) => {
+            select(app, i);
+            true
+        }
+        None => false,
+    }
+}
+
 fn select(app: &mut App, i: usize) {
     app.logs.sel = i.min(app.logs.sources.len().saturating_sub(1));
     resume(app);

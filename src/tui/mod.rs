@@ -2,6 +2,7 @@
 //! sends commands through handles and draws what the services report.
 
 pub mod app;
+pub mod command;
 pub mod effects;
 pub mod event_loop;
 mod fixture;
@@ -42,6 +43,7 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     app.local = *chrono::Local::now().offset();
     app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
     app.ui_notify = cfg.ui.notify;
+    app.readonly = cfg.ui.readonly;
     app.service_names = cfg
         .releases
         .services

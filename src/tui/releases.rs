@@ -283,6 +283,38 @@ pub fn update_message(s: &ServiceLive) -> Option<String> {
 }
 
 /// The lines the list has in all: every group's header, extras and releases.
+/// The first list line shown in `shown` lines so that the selected row is visible.
+pub fn list_offset(app: &App, shown: usize) -> usize {
+    let sel = app.release_sel;
+    // The selected row's line among all lines (groups' headers and extras included).
+    let mut line = 0;
+    let mut selected_line = 0;
+    for g in &app.release_order.groups {
+        let (_, extra) = group_extra(app, g);
+        if g.rows.contains(&sel) {
+            selected_line = line + 1 + extra + (sel - g.rows.start);
+        }
+        line += 1 + extra + g.rows.len();
+    }
+    super::layout::scroll_offset(selected_line, shown)
+}
+
+/// The row at list line `line` (a service's header or notes: its first release).
+pub fn row_at_line(app: &App, line: usize) -> Option<usize> {
+    let mut at = 0;
+    for g in &app.release_order.groups {
+        let head = 1 + group_extra(app, g).1;
+        if line < at + head {
+            return (!g.rows.is_empty()).then_some(g.rows.start);
+        }
+        if line < at + head + g.rows.len() {
+            return Some(g.rows.start + line - at - head);
+        }
+        at += head + g.rows.len();
+    }
+    None
+}
+
 pub fn list_lines(app: &App) -> usize {
     app.release_order
         .groups
@@ -460,6 +492,129 @@ fn jump_service(app: &mut App, forward: bool) {
     }
 }
 
+/// The other tags of `r`'s service that releases deployed, newest first.
+fn ledger_targets(app: &App, r: &Release) -> Vec<crate::release::targets::RollbackTarget> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<(DateTime<Utc>, String)> = app
+        .releases
+        .iter()
+        .filter(|o| {
+            o.service_name == r.service_name
+                && o.release_tag != r.release_tag
+                && matches!(o.status, Status::Deployed | Status::RollbackDone)
+        })
+        .map(|o| {
+            (
+                o.completed_at.unwrap_or(o.created_at),
+                o.release_tag.clone(),
+            )
+        })
+        .collect();
+    out.sort_by_key(|o| std::cmp::Reverse(o.0));
+    out.into_iter()
+        .filter(|(_, t)| seen.insert(t.clone()))
+        .map(|(at, tag)| crate::release::targets::RollbackTarget {
+            tag,
+            origin: crate::release::targets::TargetOrigin::Ledger,
+            last_ran: Some(at),
+            running: false,
+        })
+        .collect()
+}
+
+/// Selects release `id` (clearing a filter that hides it); false when it is not listed.
+pub fn select_id(app: &mut App, id: i64) -> bool {
+    let find = |app: &App| {
+        app.release_order
+            .rows
+            .iter()
+            .position(|&(_, i)| app.releases.get(i).is_some_and(|r| r.id == id))
+    };
+    let row = find(app).or_else(|| {
+        app.filters.remove(&Tab::Releases)?;
+        reorder(app);
+        find(app)
+    });
+    match row {
+        Some(row) => {
+            app.release_sel = row;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Selects the first release of `service` (its release name or its Swarm name).
+pub fn select_service(app: &mut App, service: &str) -> bool {
+    let name = live_by_any_name(app, service)
+        .unwrap_or(service)
+        .to_string();
+    let row = app
+        .release_order
+        .groups
+        .iter()
+        .find(|g| g.service == name && !g.rows.is_empty())
+        .map(|g| g.rows.start);
+    match row {
+        Some(row) => {
+            app.release_sel = row;
+            true
+        }
+        None => false,
+    }
+}
+
+fn live_by_any_name<'a>(app: &'a App, name: &str) -> Option<&'a str> {
+    app.services
+        .iter()
+        .find(|s| s.service == name || s.swarm_service == name)
+        .map(|s| s.service.as_str())
+}
+
+/// `:rollback ID TAG`: straight to the typed confirmation of rolling the selected release
+/// back to `to` (the server still checks that the tag ran, as for `--to`).
+pub fn rollback_to(app: &mut App, to: &str) {
+    let Some(r) = selected(app).cloned() else {
+        return;
+    };
+    if !matches!(r.status, Status::Deployed | Status::ProductionFailed) {
+        app.toast(
+            Level::Error,
+            format!(
+                "release {} is {}; only deployed or production_failed releases can be rolled back",
+                r.id, r.status
+            ),
+        );
+        return;
+    }
+    if !crate::release::valid_tag(to) {
+        app.toast(Level::Error, format!("`{to}` is not a valid tag"));
+        return;
+    }
+    app.overlay = Some(rollback_confirm(
+        app,
+        r.id,
+        r.service_name.clone(),
+        to.to_string(),
+    ));
+}
+
+/// The typed confirmation of a rollback; the engine's name of the service (`prod_api`)
+/// confirms too.
+fn rollback_confirm(app: &App, id: i64, service: String, to: String) -> Overlay {
+    let swarm = live(app, &service)
+        .map(|s| s.swarm_service.clone())
+        .filter(|n| !n.is_empty() && *n != service);
+    Overlay::RollbackConfirm {
+        id,
+        service,
+        swarm,
+        to,
+        input: Input::default(),
+        wrong: false,
+    }
+}
+
 /// `J` / `K`: scrolls the details pane of the selected release.
 fn scroll_details(app: &mut App, delta: i64) {
     let Some(r) = selected(app) else {
@@ -523,7 +678,9 @@ pub fn action(app: &mut App, action: Action) {
         Action::Rollback => {
             let targets = match &app.release_detail {
                 Some(d) if d.id == r.id => d.targets.clone(),
-                _ => vec![],
+                // The details are still loading (`:rollback ID` right after selecting it):
+                // the ledger's deployed tags of the service, which the list already has.
+                _ => ledger_targets(app, &r),
             };
             if targets.is_empty() {
                 app.toast(
@@ -685,18 +842,7 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
             }
             KeyCode::Enter => {
                 let to = targets.get(sel).map(|t| t.tag.clone()).unwrap_or_default();
-                // The engine's name of the service (`prod_api`) confirms too.
-                let swarm = live(app, &service)
-                    .map(|s| s.swarm_service.clone())
-                    .filter(|n| !n.is_empty() && *n != service);
-                Some(Overlay::RollbackConfirm {
-                    id,
-                    service,
-                    swarm,
-                    to,
-                    input: Input::default(),
-                    wrong: false,
-                })
+                Some(rollback_confirm(app, id, service, to))
             }
             _ => Some(Overlay::RollbackPick {
                 id,

@@ -393,7 +393,7 @@ fn snapshot_placeholders_help_confirm_and_cron_edit() {
     update(&mut app, key('1'));
     update(&mut app, key('?'));
     insta::assert_snapshot!("help_exports", render(&app));
-    update(&mut app, key('x'));
+    update(&mut app, code(KeyCode::Esc));
     update(&mut app, key('2'));
     update(&mut app, key('c'));
     update(&mut app, code(KeyCode::Backspace));
@@ -2169,4 +2169,230 @@ async fn local_mode_forwards_every_live_state_until_cancelled() {
     // Nothing after the end, even when the engine moves.
     let _ = watch_tx.send(Arc::new(Vec::new()));
     assert!(rx.try_recv().is_err());
+}
+
+/// Issue 13: the keyboard and mouse habits of k9s.
+mod habits {
+    use super::*;
+    use crate::tui::releases::selected;
+
+    fn click(x: u16, y: u16) -> Msg {
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    fn type_text(app: &mut crate::tui::app::App, text: &str) {
+        for c in text.chars() {
+            update(app, key(c));
+        }
+    }
+
+    fn status_line(app: &crate::tui::app::App) -> String {
+        render(app).lines().last().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn slash_opens_a_visible_empty_prompt_on_every_tab_and_esc_clears() {
+        for tab in ['1', '2', '3'] {
+            let mut app = fixture::app_on_releases((80, 24));
+            update(&mut app, key(tab));
+            update(&mut app, key('/'));
+            type_text(&mut app, "api");
+            update(&mut app, code(KeyCode::Enter));
+            assert_eq!(app.filter(), "api");
+            // A second `/` starts empty instead of appending to the old filter.
+            update(&mut app, key('/'));
+            assert_eq!(app.filter(), "");
+            type_text(&mut app, "web");
+            assert!(status_line(&app).starts_with("/web▏"), "{}", render(&app));
+            assert_eq!(app.filter(), "web");
+            update(&mut app, code(KeyCode::Esc));
+            assert_eq!(app.filter(), "");
+            assert!(!status_line(&app).contains("/web"));
+        }
+    }
+
+    #[test]
+    fn help_scrolls_at_80x24_and_esc_goes_back_to_what_was_open() {
+        let mut app = fixture::app((80, 24));
+        update(&mut app, key('?'));
+        let first = render(&app);
+        assert!(first.contains("Keys · Esc closes 1-20/"), "{first}");
+        assert!(!first.contains(":quit"), "{first}");
+        update(&mut app, key('G'));
+        let last = render(&app);
+        assert!(last.contains(":quit"), "the last command shows: {last}");
+        assert!(!last.contains("groups pane"), "scrolled: {last}");
+        update(&mut app, key('g'));
+        assert!(render(&app).contains("groups pane"));
+        // Any other key does not close it; Esc does.
+        update(&mut app, key('x'));
+        assert!(app.overlay.is_some());
+        update(&mut app, code(KeyCode::Esc));
+        assert!(app.overlay.is_none());
+        // Opened over a preview, Esc returns to the preview, a second Esc closes it.
+        update(&mut app, key('l'));
+        update(&mut app, code(KeyCode::Enter));
+        assert!(matches!(app.overlay, Some(Overlay::Preview(_))));
+        update(&mut app, key('?'));
+        assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
+        update(&mut app, code(KeyCode::Esc));
+        assert!(matches!(app.overlay, Some(Overlay::Preview(_))));
+        update(&mut app, code(KeyCode::Esc));
+        assert!(app.overlay.is_none());
+    }
+
+    #[test]
+    fn colon_runs_commands_with_completion_history_and_errors_in_place() {
+        let mut app = fixture::app_on_releases((100, 30));
+        update(&mut app, key('1'));
+        update(&mut app, key(':'));
+        assert!(status_line(&app).starts_with(":▏"), "{}", render(&app));
+        type_text(&mut app, "rel");
+        update(&mut app, code(KeyCode::Tab));
+        assert!(status_line(&app).starts_with(":releases ▏"));
+        type_text(&mut app, "w");
+        update(&mut app, code(KeyCode::Tab));
+        // Two services start with w: both are offered.
+        assert!(
+            status_line(&app).contains("web  worker"),
+            "{}",
+            render(&app)
+        );
+        type_text(&mut app, "e");
+        update(&mut app, code(KeyCode::Tab));
+        assert!(status_line(&app).starts_with(":releases web ▏"));
+        update(&mut app, code(KeyCode::Enter));
+        assert_eq!(app.tab, Tab::Releases);
+        assert!(app.command.is_none());
+        assert_eq!(selected(&app).map(|r| r.service_name.as_str()), Some("web"));
+        // An unknown command keeps the line open and says why.
+        update(&mut app, key(':'));
+        type_text(&mut app, "bogus");
+        update(&mut app, code(KeyCode::Enter));
+        assert!(app.command.is_some());
+        assert!(
+            status_line(&app).contains("no command `bogus`"),
+            "{}",
+            render(&app)
+        );
+        update(&mut app, code(KeyCode::Esc));
+        assert!(app.command.is_none());
+        // Straight to the typed confirmation of a rollback to a named tag.
+        update(&mut app, key(':'));
+        type_text(&mut app, "rollback 6 v1.3.2");
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(
+            cmds.iter()
+                .any(|c| matches!(c, Cmd::LoadRelease { id: 6, .. })),
+            "{cmds:?}"
+        );
+        assert!(
+            matches!(&app.overlay, Some(Overlay::RollbackConfirm { id: 6, to, .. }) if to == "v1.3.2"),
+            "{:?}",
+            app.overlay
+        );
+        update(&mut app, code(KeyCode::Esc));
+        // Up recalls the last command.
+        update(&mut app, key(':'));
+        update(&mut app, code(KeyCode::Up));
+        assert!(
+            status_line(&app).starts_with(":rollback 6 v1.3.2▏"),
+            "{}",
+            render(&app)
+        );
+        update(&mut app, code(KeyCode::Esc));
+        // A release that cannot be rolled back says so.
+        update(&mut app, key(':'));
+        type_text(&mut app, "rollback 9 v1.3.2");
+        update(&mut app, code(KeyCode::Enter));
+        assert!(app.overlay.is_none());
+        assert!(
+            app.toasts
+                .last()
+                .is_some_and(|t| t.text.contains("only deployed or production_failed")),
+            "{:?}",
+            app.toasts
+        );
+        update(&mut app, key(':'));
+        type_text(&mut app, "q");
+        update(&mut app, code(KeyCode::Enter));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn a_long_command_scrolls_so_its_end_stays_in_view() {
+        let mut app = fixture::app((50, 12));
+        update(&mut app, key(':'));
+        let long = format!("filter {}", "x".repeat(80));
+        type_text(&mut app, &long);
+        let line = status_line(&app);
+        assert!(line.starts_with('…') || line.starts_with(":…"), "{line}");
+        assert!(line.trim_end().ends_with("xx▏"), "{line}");
+    }
+
+    #[test]
+    fn readonly_hides_every_action_and_refuses_it() {
+        let mut app = fixture::app_on_releases((120, 30));
+        app.readonly = true;
+        let screen = render(&app);
+        assert!(!screen.contains("a approve"), "{screen}");
+        assert!(screen.contains(" read-only "), "{screen}");
+        update(&mut app, key('a'));
+        assert!(app.overlay.is_none());
+        assert!(
+            app.toasts
+                .last()
+                .is_some_and(|t| t.text.starts_with("read-only")),
+            "{:?}",
+            app.toasts
+        );
+        update(&mut app, key('1'));
+        let (cmds, _) = update(&mut app, key('E'));
+        assert!(cmds.is_empty(), "{cmds:?}");
+        update(&mut app, key('?'));
+        let help = render(&app);
+        assert!(!help.contains("export all groups now"), "{help}");
+        assert!(help.contains("groups pane"), "{help}");
+    }
+
+    #[test]
+    fn a_click_selects_release_rows_and_log_sources() {
+        let mut app = fixture::app_on_releases((100, 30));
+        // Line 0 of the list is the api header at y 3 (tab bar, border, column header);
+        // api's releases follow: #9 at y 4, #6 at y 5.
+        let (cmds, changed) = update(&mut app, click(10, 5));
+        assert!(changed);
+        assert_eq!(selected(&app).map(|r| r.id), Some(6), "{}", render(&app));
+        assert!(
+            cmds.iter()
+                .any(|c| matches!(c, Cmd::LoadRelease { id: 6, .. })),
+            "{cmds:?}"
+        );
+        // A service's header selects its first release.
+        let web_y = render(&app)
+            .lines()
+            .position(|l| l.contains("  web "))
+            .expect("web header") as u16;
+        update(&mut app, click(10, web_y));
+        assert_eq!(selected(&app).map(|r| r.service_name.as_str()), Some("web"));
+        // Logs: the second source.
+        update(&mut app, key('4'));
+        for (id, name) in [(0, "app"), (1, "worker")] {
+            update(
+                &mut app,
+                Msg::Service(Event::Log(crate::logs::LogEvent::Added {
+                    id,
+                    source: crate::logs::LogSource::file(name, format!("/var/log/{name}.log")),
+                })),
+            );
+        }
+        update(&mut app, click(3, 3));
+        assert_eq!(app.logs.sel, 1);
+        assert_eq!(app.logs.sources[app.logs.sel].name, "worker");
+    }
 }

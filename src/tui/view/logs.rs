@@ -27,8 +27,11 @@ fn level_style(l: Option<Level>, theme: &Theme) -> Style {
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
-    let [list, body] =
-        Layout::horizontal([Constraint::Length(22), Constraint::Min(10)]).areas(content);
+    let [list, body] = Layout::horizontal([
+        Constraint::Length(layout::LOG_SOURCES_W),
+        Constraint::Min(10),
+    ])
+    .areas(content);
     let logs = &app.logs;
     let items: Vec<Line> = logs
         .sources

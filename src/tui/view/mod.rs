@@ -12,6 +12,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 use super::app::{App, Level, LockState, Tab};
 use super::layout;
@@ -126,9 +127,64 @@ fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
 }
 
+/// The `:` command line or the `/` filter, in place of the status bar while typed.
+fn draw_prompt(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> bool {
+    let clean = |s: &str| crate::sanitize::clean_max(s, 400);
+    let mut spans = match (&app.command, &app.filter_input) {
+        (Some(c), _) => {
+            let mut spans = vec![
+                Span::styled(":", theme.title()),
+                Span::raw(clean(c.input.value())),
+                Span::styled("▏", theme.title()),
+            ];
+            if let Some(e) = &c.error {
+                spans.push(Span::styled(format!("  {}", clean(e)), theme.bad()));
+            } else if !c.candidates.is_empty() {
+                spans.push(Span::styled(
+                    format!("  {}", clean(&c.candidates.join("  "))),
+                    theme.dim(),
+                ));
+            } else {
+                spans.push(Span::styled(
+                    "  Tab completes · ↑ history · Enter runs · Esc closes",
+                    theme.dim(),
+                ));
+            }
+            spans
+        }
+        (None, Some(input)) => vec![
+            Span::styled("/", theme.title()),
+            Span::raw(clean(input.value())),
+            Span::styled("▏", theme.title()),
+            Span::styled("  Enter keeps the filter · Esc clears it", theme.dim()),
+        ],
+        _ => return false,
+    };
+    // Long input scrolls: the end of what is typed stays in view.
+    let width = area.width as usize;
+    let typed: usize = spans.iter().take(3).map(|s| s.content.width()).sum();
+    if typed > width {
+        let cut = typed - width + 1;
+        let text: String = spans[1].content.chars().skip(cut).collect();
+        spans[1] = Span::raw(format!("…{text}"));
+        spans.truncate(3);
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    true
+}
+
 fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    if draw_prompt(f, app, theme, area) {
+        return;
+    }
     let sep = || Span::styled(" │ ", theme.dim());
     let mut spans = vec![];
+    if app.readonly {
+        spans.push(Span::styled(
+            " read-only ",
+            theme.busy().add_modifier(Modifier::REVERSED),
+        ));
+    }
     if let Some(row) = &app.ledger_tampered {
         let text = format!(
             " ledger tampered at {} ",
@@ -274,6 +330,11 @@ pub(super) fn keys_title(
     keys: &[(Option<crate::tui::keymap::Action>, &'static str)],
 ) -> Line<'static> {
     let mut spans = vec![Span::styled(format!(" {name}  "), style)];
+    // Read-only hides the actions rather than greying them.
+    let keys: Vec<_> = keys
+        .iter()
+        .filter(|(a, _)| !a.is_some_and(|a| app.hidden(a)))
+        .collect();
     for (i, (action, text)) in keys.iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", style));

@@ -17,7 +17,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
     match &app.overlay {
         None => {}
-        Some(Overlay::Help(scope)) => help(f, app, *scope, theme, content),
+        Some(Overlay::Help { scope, top, .. }) => help(f, app, *scope, *top, theme, content),
         Some(Overlay::ConfirmQuit) => confirm(
             f,
             theme,
@@ -247,27 +247,63 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
-fn help(f: &mut Frame, app: &App, scope: Scope, theme: &Theme, area: Rect) {
+fn help(f: &mut Frame, app: &App, scope: Scope, top: usize, theme: &Theme, area: Rect) {
     let bindings = help_for(scope);
-    let r = centered(area, 64, bindings.len() as u16 + 2);
-    // A key the server would refuse is greyed, with the server's reason in place of its help.
-    let rows = bindings.iter().map(|b| match app.refused(b.action) {
-        Some(reason) => Row::new([
-            Cell::from(Span::styled(b.label, theme.dim())),
-            Cell::from(Span::styled(
-                crate::sanitize::clean_max(reason, 120),
-                theme.dim(),
-            )),
-        ]),
-        None => Row::new([
-            Cell::from(Span::styled(b.label, theme.title())),
-            Cell::from(b.help),
-        ]),
-    });
+    let total = crate::tui::app::help_rows(app, scope);
+    let r = centered(area, 72, total as u16 + 2);
+    // A key the server would refuse is greyed, with the server's reason in place of its help;
+    // read-only hides the actions altogether.
+    let keys =
+        bindings
+            .iter()
+            .filter(|b| !app.hidden(b.action))
+            .map(|b| match app.refused(b.action) {
+                Some(reason) => Row::new([
+                    Cell::from(Span::styled(b.label, theme.dim())),
+                    Cell::from(Span::styled(
+                        crate::sanitize::clean_max(reason, 120),
+                        theme.dim(),
+                    )),
+                ]),
+                None => Row::new([
+                    Cell::from(Span::styled(b.label, theme.title())),
+                    Cell::from(b.help),
+                ]),
+            });
+    let commands = crate::tui::command::COMMANDS
+        .iter()
+        .filter(|c| !(app.readonly && c.acts))
+        .map(|c| {
+            Row::new([
+                Cell::from(Span::styled(format!(":{}", c.name), theme.title())),
+                Cell::from(format!("{} {}", c.args, c.help).trim().to_string()),
+            ])
+        });
+    let rows: Vec<Row> = keys
+        .chain(std::iter::once(Row::new([
+            Cell::from(""),
+            Cell::from(Span::styled("commands after :", theme.dim())),
+        ])))
+        .chain(commands)
+        .collect();
+    let shown = r.height.saturating_sub(2) as usize;
+    let more = if rows.len() > shown {
+        format!(
+            " {}-{}/{} j/k scroll",
+            top + 1,
+            (top + shown).min(rows.len()),
+            rows.len()
+        )
+    } else {
+        String::new()
+    };
     f.render_widget(Clear, r);
     f.render_widget(
-        Table::new(rows, [Constraint::Length(10), Constraint::Min(20)])
-            .block(Block::bordered().title(" Keys (any key closes) ")),
+        Table::new(
+            rows.into_iter().skip(top),
+            [Constraint::Length(11), Constraint::Min(20)],
+        )
+        .block(Block::bordered().title(format!(" Keys · Esc closes{more} "))),
         r,
     );
 }

@@ -113,17 +113,7 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let shown = area.height.saturating_sub(3) as usize;
     let sel = app.release_sel;
     let groups = &app.release_order.groups;
-    // The selected row's line among all lines (groups' headers and extras included).
-    let mut line = 0;
-    let mut selected_line = 0;
-    for g in groups {
-        let (_, extra) = group_extra(app, g);
-        if g.rows.contains(&sel) {
-            selected_line = line + 1 + extra + (sel - g.rows.start);
-        }
-        line += 1 + extra + g.rows.len();
-    }
-    let offset = layout::scroll_offset(selected_line, shown);
+    let offset = crate::tui::releases::list_offset(app, shown);
     let end = offset + shown;
     let mut lines: Vec<Line> = Vec::with_capacity(shown + 1);
     lines.push(Line::from(Span::styled(
@@ -329,10 +319,7 @@ fn release_line(
         // Approved and waiting for another deploy of its service: say so on the row.
         Some(w) => Span::styled(
             match &w.behind {
-                Some(b) => format!(
-                    "◌ queued after {}",
-                    clean(b.split(' ').next().unwrap_or(b))
-                ),
+                Some(b) => format!("◌ queued after {}", clean(b.split(' ').next().unwrap_or(b))),
                 None => "◌ queued".into(),
             },
             theme.tone(Tone::Warn),
