@@ -12,6 +12,8 @@ use crate::testops::TestOpsClient;
 
 /// How often TestOps is probed; a token exchange is cheap but not free.
 pub const TESTOPS_EVERY: Duration = Duration::from_secs(300);
+/// How often while it fails, so its recovery shows soon.
+pub const TESTOPS_FAILING_EVERY: Duration = Duration::from_secs(30);
 /// How often free disk space is read.
 pub const DISK_EVERY: Duration = Duration::from_secs(30);
 
@@ -47,6 +49,10 @@ pub fn spawn(
                         Some(c) => c.exchange().await.map(drop).map_err(|e| e.to_string()),
                         None => Err("testops.base_url or the token is not configured".into()),
                     };
+                    let every = if health.is_ok() { TESTOPS_EVERY } else { TESTOPS_FAILING_EVERY };
+                    if testops_tick.period() != every {
+                        testops_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    }
                     if last_health.as_ref() != Some(&health) {
                         last_health = Some(health.clone());
                         let _ = events.send(Event::TestOpsHealth(health)).await;

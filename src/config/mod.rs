@@ -232,6 +232,8 @@ pub struct UiConfig {
     pub notify: bool,
     /// Every action hidden: a dashboard to watch with (a wall screen, a guest).
     pub readonly: bool,
+    /// A theme of `assets/themes/`: `default`, `light` or `high-contrast`.
+    pub theme: String,
 }
 
 /// The environment, read once so tests can pass their own.
@@ -648,9 +650,27 @@ impl Config {
         let listen = listen_config(&server, &at, &mut warnings)?;
         let notify = notify::sinks(raw.notify.unwrap_or_default(), &at, &mut warnings)?;
         let ui = raw.ui.unwrap_or_default();
+        let theme = match &ui.theme {
+            None => "default".to_string(),
+            Some(v) if crate::tui::theme::names().contains(&v.get_ref().as_str()) => {
+                v.get_ref().clone()
+            }
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: "ui.theme",
+                    origin: at(v.span()),
+                    message: format!(
+                        "no theme `{}`; use {}",
+                        v.get_ref(),
+                        crate::tui::theme::names().join(", ")
+                    ),
+                });
+            }
+        };
         let ui = UiConfig {
             notify: ui.notify.unwrap_or(false),
             readonly: ui.readonly.unwrap_or(false),
+            theme,
         };
         let storage = storage_config(raw.storage.unwrap_or_default(), &at, &mut warnings)?;
 

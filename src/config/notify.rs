@@ -44,6 +44,8 @@ pub(super) struct UiFile {
     pub notify: Option<bool>,
     /// Hide every action in the dashboard (`--readonly` does the same for one run).
     pub readonly: Option<bool>,
+    /// `default`, `light` or `high-contrast`.
+    pub theme: Option<toml::Spanned<String>>,
 }
 
 /// The validated sinks.

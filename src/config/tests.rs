@@ -397,3 +397,23 @@ fn the_storage_password_comes_from_its_file_and_is_never_shown() {
         "{e}"
     );
 }
+
+#[test]
+fn ui_theme_and_readonly_are_read_and_an_unknown_theme_is_named() {
+    let c = load("").unwrap();
+    assert_eq!((c.ui.theme.as_str(), c.ui.readonly), ("default", false));
+    let c = load("[ui]\ntheme = \"high-contrast\"\nreadonly = true\n").unwrap();
+    assert_eq!(
+        (c.ui.theme.as_str(), c.ui.readonly),
+        ("high-contrast", true)
+    );
+    let e = load("[ui]\nnotify = true\ntheme = \"solarized\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ui.theme")
+            && e.contains("/etc/opsdeck.toml:3")
+            && e.contains("default, light, high-contrast"),
+        "{e}"
+    );
+}

@@ -108,31 +108,27 @@ pub async fn start() -> anyhow::Result<Demo> {
 }
 
 /// The demo's services and its simulated deployer: a script that talks like a Swarm update.
-const DEMO_RELEASES: &str = r#"
-[releases]
-deployer = "command"
-deploy_timeout = "2m"
+const DEMO_RELEASES: &str = include_str!("../../assets/demo/services.toml");
 
-[[releases.services]]
-name = "api"
-repository = "registry.example.com/shop/api"
+/// The seed ledger's releases (`assets/demo/releases.toml`).
+#[derive(serde::Deserialize)]
+struct SeedFile {
+    release: Vec<SeedRelease>,
+}
 
-[[releases.services]]
-name = "web"
-repository = "registry.example.com/shop/web"
-
-[[releases.services]]
-name = "worker"
-repository = "registry.example.com/shop/worker"
-
-[releases.command]
-deploy = ["sh", "-c", "echo \"pulling $OPSDECK_IMAGE\"; sleep 1; echo 'updating 1/2 tasks'; sleep 1; echo 'updating 2/2 tasks'; sleep 1; echo 'service converged'"]
-rollback = ["sh", "-c", "echo \"rolling back to $OPSDECK_ROLLBACK_TO_TAG\"; sleep 2; echo 'rolled back'"]
-"#;
+#[derive(serde::Deserialize)]
+struct SeedRelease {
+    service: String,
+    tag: String,
+    run: u32,
+    path: Vec<crate::release::Status>,
+    note: Option<String>,
+}
 
 /// Sample releases in every section of the Releases tab.
 fn seed_releases(path: &Path) -> anyhow::Result<()> {
     use crate::release::{Actor, Ledger, NewRelease, Status};
+    let seed: SeedFile = toml::from_str(include_str!("../../assets/demo/releases.toml"))?;
     let mut ledger = Ledger::open(path)?;
     let ci = Actor {
         user: "ci".into(),
@@ -144,65 +140,31 @@ fn seed_releases(path: &Path) -> anyhow::Result<()> {
         sudo_user: None,
         ssh_client: Some("10.0.9.31".into()),
     };
-    let mut add = |service: &str, tag: &str, run: u32, path: &[Status]| -> anyhow::Result<()> {
+    for s in seed.release {
         let r = ledger.create(
             &NewRelease {
-                service_name: service.into(),
-                release_tag: tag.into(),
+                service_name: s.service.clone(),
+                release_tag: s.tag.clone(),
                 initiated_by: Some("github-actions".into()),
-                github_run_id: Some(run.to_string()),
+                github_run_id: Some(s.run.to_string()),
                 github_action_link: Some(format!(
-                    "https://github.com/shop/{service}/actions/runs/{run}"
+                    "https://github.com/shop/{}/actions/runs/{}",
+                    s.service, s.run
                 )),
-                github_ref: Some(format!("refs/tags/{tag}")),
+                github_ref: Some(format!("refs/tags/{}", s.tag)),
                 ..Default::default()
             },
             &ci,
         )?;
-        for (i, to) in path.iter().enumerate() {
+        for (i, to) in s.path.iter().enumerate() {
             let who = if i < 2 { &ci } else { &qa };
             let note = match to {
-                Status::ManualTestFailed => Some("checkout button missing on mobile"),
-                Status::ProductionFailed => Some("update paused: task exited with 137 (OOM)"),
+                Status::ManualTestFailed | Status::ProductionFailed => s.note.as_deref(),
                 _ => None,
             };
             ledger.transition(r.id, *to, who, note, None)?;
         }
-        Ok(())
-    };
-    use Status::*;
-    let shipped = [
-        Building,
-        ManualTesting,
-        ManualTestPassed,
-        Deploying,
-        Deployed,
-    ];
-    add("api", "v1.3.2", 9101, &shipped)?;
-    add(
-        "web",
-        "2.2.0",
-        9102,
-        &[Building, ManualTesting, ManualTestFailed],
-    )?;
-    add("web", "2.3.1", 9103, &shipped)?;
-    add("worker", "0.9.1", 9104, &shipped)?;
-    add("api", "v1.4.0", 9105, &shipped)?;
-    add(
-        "worker",
-        "0.9.2",
-        9106,
-        &[
-            Building,
-            ManualTesting,
-            ManualTestPassed,
-            Deploying,
-            ProductionFailed,
-        ],
-    )?;
-    add("web", "2.4.0", 9107, &[Building])?;
-    add("api", "v1.5.0", 9108, &[Building, ManualTesting])?;
-    add("web", "2.3.2", 9109, &[Building, ManualTesting])?;
+    }
     Ok(())
 }
 
@@ -232,4 +194,39 @@ fn seed(export_dir: &Path, history_path: &Path, now: DateTime<Utc>) -> anyhow::R
         history.record_past_run("export", at, took, &rows)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::release::{Ledger, Status};
+
+    /// The seed data in `assets/demo/` makes a ledger with a release in every section, the
+    /// failures with their notes, and 30 days of exports.
+    #[tokio::test]
+    async fn the_demo_starts_with_its_seed_ledger_and_exports() {
+        let demo = super::start().await.unwrap();
+        let ledger = Ledger::open(&demo.data_dir().join("releases.db")).unwrap();
+        let all = ledger.list(None, None).unwrap();
+        assert_eq!(all.len(), 9);
+        let failed = all
+            .iter()
+            .find(|r| r.service_name == "web" && r.release_tag == "2.2.0")
+            .unwrap();
+        assert_eq!(failed.status, Status::ManualTestFailed);
+        let audit = ledger.audit(failed.id).unwrap();
+        assert_eq!(
+            audit.last().and_then(|a| a.note.clone()).as_deref(),
+            Some("checkout button missing on mobile")
+        );
+        assert_eq!(
+            all.iter()
+                .filter(|r| r.status == Status::ManualTesting)
+                .count(),
+            2
+        );
+        assert_eq!(demo.config.releases.services.len(), 3);
+        let files = std::fs::read_dir(demo.export_dir()).unwrap().count();
+        assert_eq!(files, 60, "30 days of API and UI");
+        assert!(ledger.verify().is_ok());
+    }
 }

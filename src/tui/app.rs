@@ -19,7 +19,8 @@ use crate::release::{AuditEntry, Release};
 use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
 
 /// The four tabs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Tab {
     Exports,
     Schedules,
@@ -208,6 +209,8 @@ pub enum Overlay {
     Reject {
         id: i64,
         input: Input,
+        /// Enter was pressed with no reason: the dialog says one is needed.
+        empty: bool,
     },
     RollbackPick {
         id: i64,
@@ -279,6 +282,10 @@ pub struct App {
     pub command_history: Vec<String>,
     /// `--readonly` or `ui.readonly`: every action is hidden and refused.
     pub readonly: bool,
+    /// The colours of `ui.theme`.
+    pub palette: super::theme::Palette,
+    /// The release and log source to select when they arrive (remembered from last run).
+    pub recall: super::memory::Memory,
     pub lock: LockState,
     pub releases: Vec<Release>,
     /// The Releases tab's list, ordered when the releases, the filter or the services
@@ -507,6 +514,8 @@ impl App {
             command: None,
             command_history: Vec::new(),
             readonly: false,
+            palette: Default::default(),
+            recall: Default::default(),
             lock: LockState::Unknown,
             releases: vec![],
             release_order: Default::default(),
@@ -830,6 +839,8 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
                 group, path, rows, ..
             } => {
                 let at = app.now;
+                // A saved export proves TestOps answers, whatever the last probe said.
+                app.testops = Some(Ok(()));
                 if let Some(g) = app.group_mut(&group) {
                     g.status = GroupStatus::Saved { at };
                     g.trend.push(rows);

@@ -237,6 +237,12 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
                 SourceKind::File(s) => s.clone(),
                 SourceKind::Service(s) => format!("swarm service {s}"),
             };
+            // The source remembered from the last run is selected when it comes back.
+            if app.recall.log_source.as_deref() == Some(source.name.as_str()) {
+                app.recall.log_source = None;
+                app.logs.sel = app.logs.sources.len();
+            }
+            let logs = &mut app.logs;
             logs.sources.push(SourceView {
                 id,
                 name: source.name,

@@ -9,10 +9,14 @@ mod fixture;
 pub mod keymap;
 pub mod layout;
 pub mod logs;
+pub mod memory;
 pub mod releases;
+#[cfg(test)]
+mod svg;
 mod terminal;
 #[cfg(test)]
 mod tests;
+pub mod theme;
 pub mod view;
 
 use std::path::Path;
@@ -44,6 +48,7 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
     app.ui_notify = cfg.ui.notify;
     app.readonly = cfg.ui.readonly;
+    app.palette = theme::named(&cfg.ui.theme).unwrap_or_default();
     app.service_names = cfg
         .releases
         .services
@@ -289,6 +294,11 @@ pub async fn run_on(
     };
     let mut app = initial_app(&cfg, &paused);
     app.demo = demo;
+    // The demo starts fresh every time; a user's dashboard opens where it was left.
+    let memory = if demo { None } else { memory::path() };
+    if let Some(p) = &memory {
+        memory::restore(&mut app, memory::load(p));
+    }
     app.remote = remote_mode;
     if !remote_mode {
         // "Waiting on you" in local mode: the desk's own approvers list decides.
@@ -341,6 +351,14 @@ pub async fn run_on(
     )
     .await;
     terminal::restore();
+    if let Some(p) = &memory
+        && let Err(e) = memory::save(p, &memory::of(&app))
+    {
+        tracing::warn!(
+            "cannot remember the dashboard's place in {}: {e}",
+            p.display()
+        );
+    }
     match &result {
         Ok(stats) => tracing::info!(
             frames = stats.frames,

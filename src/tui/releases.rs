@@ -404,6 +404,9 @@ pub fn apply_list(app: &mut App, list: Vec<Release>, cmds: &mut Vec<Cmd>) {
         }
     }
     reorder_keeping(app, keep);
+    if first_load && let Some(id) = app.recall.release.take() {
+        select_id(app, id);
+    }
     // The selected release may have moved on: refresh its details.
     if let Some(r) = selected_of(app) {
         cmds.push(load(r));
@@ -668,6 +671,7 @@ pub fn action(app: &mut App, action: Action) {
         }
         Action::Reject => {
             app.overlay = Some(Overlay::Reject {
+                empty: false,
                 id: r.id,
                 input: Input::default(),
             })
@@ -801,7 +805,7 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
                 deploying,
             })
         }
-        Overlay::Reject { id, mut input } => match k.code {
+        Overlay::Reject { id, mut input, .. } => match k.code {
             KeyCode::Esc => None,
             KeyCode::Enter if !input.value().trim().is_empty() => {
                 cmds.push(Cmd::Reject {
@@ -810,9 +814,19 @@ pub fn overlay_key(app: &mut App, o: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) 
                 });
                 None
             }
+            // Enter on nothing says what is missing instead of doing nothing.
+            KeyCode::Enter => Some(Overlay::Reject {
+                id,
+                input,
+                empty: true,
+            }),
             _ => {
                 input.handle_event(&crossterm::event::Event::Key(k));
-                Some(Overlay::Reject { id, input })
+                Some(Overlay::Reject {
+                    id,
+                    input,
+                    empty: false,
+                })
             }
         },
         Overlay::RollbackPick {

@@ -2395,4 +2395,191 @@ mod habits {
         assert_eq!(app.logs.sel, 1);
         assert_eq!(app.logs.sources[app.logs.sel].name, "worker");
     }
+
+    #[test]
+    fn an_empty_reject_reason_says_so_and_a_long_one_scrolls() {
+        let mut app = fixture::app_on_releases((80, 24));
+        update(&mut app, key('x'));
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        assert!(cmds.is_empty());
+        assert!(
+            render(&app).contains("a rejection needs a reason"),
+            "{}",
+            render(&app)
+        );
+        let long = format!("{}END", "word ".repeat(30));
+        type_text(&mut app, &long);
+        let screen = render(&app);
+        assert!(!screen.contains("a rejection needs a reason"), "{screen}");
+        assert!(
+            screen.contains("wordEND▏") || screen.contains("word END▏"),
+            "{screen}"
+        );
+        assert!(screen.contains("> …"), "the start scrolled out: {screen}");
+    }
+
+    #[test]
+    fn the_github_column_shows_the_run_id_even_with_a_link() {
+        let mut app = fixture::app_on_releases((120, 30));
+        let mut list = fixture::releases();
+        list[0].github_action_link =
+            Some("https://github.com/team/api/actions/runs/7777777777".into());
+        list[1].github_run_id = None;
+        list[1].github_action_link = Some("https://github.com/team/web/actions/runs/4242/".into());
+        update(&mut app, Msg::Service(Event::Releases(list)));
+        let screen = render(&app);
+        assert!(screen.contains("run 9009"), "{screen}");
+        assert!(screen.contains("run 4242"), "{screen}");
+        assert!(!screen.contains("https://"), "{screen}");
+    }
+
+    #[test]
+    fn testops_failing_clears_when_an_export_saves_and_ages_follow_the_clock() {
+        let mut app = fixture::app_on_releases((100, 30));
+        update(
+            &mut app,
+            Msg::Service(Event::TestOpsHealth(Err("connection refused".into()))),
+        );
+        assert!(
+            status_line(&app).contains("TestOps"),
+            "{}",
+            status_line(&app)
+        );
+        assert!(app.testops.as_ref().is_some_and(|t| t.is_err()));
+        update(
+            &mut app,
+            Msg::Service(Event::Export(ExportEvent::Saved {
+                run_id: 1,
+                group: "API".into(),
+                path: PathBuf::from("/tmp/x/API_2026-11-23.csv"),
+                rows: 10,
+                bytes: 100,
+                attempts: 1,
+            })),
+        );
+        assert_eq!(app.testops, Some(Ok(())));
+        // Release #9 is 2 h old; an hour later the list says 3h.
+        assert!(render(&app).contains(" 2h "), "{}", render(&app));
+        let later = app.now + chrono::Duration::hours(1);
+        let (_, changed) = update(&mut app, Msg::Tick(later));
+        assert!(changed);
+        assert!(render(&app).contains(" 3h "), "{}", render(&app));
+    }
+
+    /// Issue 13: themes change the colours by role; NO_COLOR still wins.
+    #[test]
+    fn themes_colour_by_role_and_no_color_wins() {
+        use ratatui::style::Color;
+        let fg_of = |app: &crate::tui::app::App, text: &str| -> Option<Color> {
+            let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+            t.draw(|f| crate::tui::view::draw(f, app)).unwrap();
+            let buf = t.backend().buffer().clone();
+            for y in 0..buf.area.height {
+                let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+                if let Some(i) = row.find(text) {
+                    let x = row[..i].chars().count() as u16;
+                    return buf[(x, y)].fg.into();
+                }
+            }
+            panic!("{text} not on screen")
+        };
+        let mut app = fixture::app_on_releases((120, 30));
+        // The ✔ of a deployed release is `ok`.
+        assert_eq!(fg_of(&app, "✔ deployed"), Some(Color::Green));
+        app.palette = crate::tui::theme::named("light").unwrap();
+        assert_eq!(fg_of(&app, "✔ deployed"), Some(Color::Rgb(0, 0x6b, 0)));
+        app.palette = crate::tui::theme::named("high-contrast").unwrap();
+        assert_eq!(fg_of(&app, "✔ deployed"), Some(Color::LightGreen));
+        app.color = false;
+        assert_eq!(fg_of(&app, "✔ deployed"), Some(Color::Reset));
+    }
+}
+
+/// Issue 13: the README's picture of each tab, drawn from the fixtures the snapshot tests
+/// use. A picture that no longer matches the code fails here; `OPSDECK_UPDATE_PICTURES=1
+/// cargo test --lib pictures` draws them again.
+mod pictures {
+    use super::*;
+    use crate::logs::{LogEvent, LogLine, LogSource, TailEvent};
+
+    fn picture(app: &crate::tui::app::App) -> String {
+        let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+        t.draw(|f| super::super::view::draw(f, app)).unwrap();
+        super::super::svg::render(t.backend().buffer())
+    }
+
+    fn check(name: &str, app: &crate::tui::app::App) {
+        let svg = picture(app);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/tabs")
+            .join(format!("{name}.svg"));
+        if std::env::var_os("OPSDECK_UPDATE_PICTURES").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &svg).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == svg,
+            "{} is stale: OPSDECK_UPDATE_PICTURES=1 cargo test --lib pictures",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn each_tab_has_a_current_picture() {
+        let size = (120, 32);
+        let mut exports = fixture::app(size);
+        update(
+            &mut exports,
+            progress(
+                "API",
+                Stage::Downloading {
+                    bytes: 1_200_000,
+                    total: Some(3_000_000),
+                },
+            ),
+        );
+        check("exports", &exports);
+
+        let mut schedules = fixture::app(size);
+        update(&mut schedules, key('2'));
+        check("schedules", &schedules);
+
+        let mut releases = fixture::app_with_services(size);
+        update(&mut releases, key('j'));
+        check("releases", &releases);
+
+        let mut logs = fixture::app(size);
+        update(&mut logs, key('4'));
+        for (id, name) in [(0, "api"), (1, "worker")] {
+            update(
+                &mut logs,
+                Msg::Service(Event::Log(LogEvent::Added {
+                    id,
+                    source: LogSource::file(name, format!("/var/log/{name}.log")),
+                })),
+            );
+        }
+        let lines: Vec<LogLine> = (0..40)
+            .map(|i| {
+                let level = ["INFO", "INFO", "WARN", "INFO", "ERROR"][i % 5];
+                LogLine::parse(
+                    format!(
+                        "2026-11-23T09:00:{i:02}Z {level} GET /v1/releases/{i} 200 in {}ms",
+                        3 + i % 17
+                    )
+                    .as_bytes(),
+                )
+            })
+            .collect();
+        update(
+            &mut logs,
+            Msg::Service(Event::Log(LogEvent::Tail {
+                id: 0,
+                event: TailEvent::Lines(lines),
+            })),
+        );
+        check("logs", &logs);
+    }
 }

@@ -19,12 +19,14 @@ use super::layout;
 
 pub use format::{bytes, sparkline};
 
-/// Styles that honour `NO_COLOR` (modifiers stay, colours go).
-pub(crate) struct Theme {
+/// Styles by role, from the palette of `ui.theme`; they honour `NO_COLOR` (modifiers
+/// stay, colours go).
+pub(crate) struct Theme<'a> {
     color: bool,
+    palette: &'a super::theme::Palette,
 }
 
-impl Theme {
+impl Theme<'_> {
     fn fg(&self, c: Color) -> Style {
         if self.color {
             Style::new().fg(c)
@@ -33,26 +35,32 @@ impl Theme {
         }
     }
     fn ok(&self) -> Style {
-        self.fg(Color::Green)
+        self.fg(self.palette.ok)
     }
     fn bad(&self) -> Style {
-        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+        self.fg(self.palette.bad).add_modifier(Modifier::BOLD)
     }
     fn busy(&self) -> Style {
-        self.fg(Color::Yellow)
+        self.fg(self.palette.busy)
     }
     fn dim(&self) -> Style {
-        if self.color {
-            Style::new().fg(Color::DarkGray)
-        } else {
-            Style::new()
-        }
+        self.fg(self.palette.dim)
     }
     fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
     }
     fn title(&self) -> Style {
-        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        self.fg(self.palette.title).add_modifier(Modifier::BOLD)
+    }
+    fn badge(&self) -> Style {
+        if self.color {
+            Style::new()
+                .bg(self.palette.badge)
+                .fg(Color::Black)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
     }
     fn tone(&self, t: super::releases::Tone) -> Style {
         use super::releases::Tone;
@@ -69,7 +77,10 @@ impl Theme {
 
 /// Draws the whole dashboard.
 pub fn draw(f: &mut Frame, app: &App) {
-    let theme = Theme { color: app.color };
+    let theme = Theme {
+        color: app.color,
+        palette: &app.palette,
+    };
     let area = f.area();
     if area.width < layout::MIN_SIZE.0 || area.height < layout::MIN_SIZE.1 {
         let msg = format!(
@@ -115,16 +126,28 @@ fn draw_tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             width: w.min(area.width),
             ..area
         };
-        let style = if app.color {
-            Style::new()
-                .bg(Color::Magenta)
-                .fg(Color::Black)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
-        };
-        f.render_widget(Paragraph::new(Span::styled(badge, style)), r);
+        f.render_widget(Paragraph::new(Span::styled(badge, theme.badge())), r);
     }
+}
+
+/// What is typed in `input`, fitted to `width` columns: the part around the cursor, with
+/// the cursor drawn as `▏` (long input scrolls instead of running off the box).
+pub(crate) fn typed(input: &tui_input::Input, width: usize) -> String {
+    let width = width.max(2);
+    let chars: Vec<char> = crate::sanitize::clean_max(input.value(), 100_000)
+        .chars()
+        .collect();
+    let cursor = input.cursor().min(chars.len());
+    let room = width - 1;
+    let start = (cursor + 1).saturating_sub(room);
+    let end = (start + room).min(chars.len());
+    let mut out: String = chars[start..cursor].iter().collect();
+    out.push('▏');
+    out.extend(&chars[cursor..end]);
+    if start > 0 {
+        out.replace_range(..out.chars().next().map_or(0, char::len_utf8), "…");
+    }
+    out
 }
 
 /// The `:` command line or the `/` filter, in place of the status bar while typed.
@@ -134,8 +157,7 @@ fn draw_prompt(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> bool {
         (Some(c), _) => {
             let mut spans = vec![
                 Span::styled(":", theme.title()),
-                Span::raw(clean(c.input.value())),
-                Span::styled("▏", theme.title()),
+                Span::raw(typed(&c.input, area.width.saturating_sub(1) as usize)),
             ];
             if let Some(e) = &c.error {
                 spans.push(Span::styled(format!("  {}", clean(e)), theme.bad()));
@@ -154,20 +176,15 @@ fn draw_prompt(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> bool {
         }
         (None, Some(input)) => vec![
             Span::styled("/", theme.title()),
-            Span::raw(clean(input.value())),
-            Span::styled("▏", theme.title()),
+            Span::raw(typed(input, area.width.saturating_sub(1) as usize)),
             Span::styled("  Enter keeps the filter · Esc clears it", theme.dim()),
         ],
         _ => return false,
     };
-    // Long input scrolls: the end of what is typed stays in view.
-    let width = area.width as usize;
-    let typed: usize = spans.iter().take(3).map(|s| s.content.width()).sum();
-    if typed > width {
-        let cut = typed - width + 1;
-        let text: String = spans[1].content.chars().skip(cut).collect();
-        spans[1] = Span::raw(format!("…{text}"));
-        spans.truncate(3);
+    // The hint goes when the typed text needs the room.
+    let used: usize = spans.iter().take(2).map(|s| s.content.width()).sum();
+    if used + 2 >= area.width as usize {
+        spans.truncate(2);
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
     true

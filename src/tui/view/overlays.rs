@@ -115,13 +115,21 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                 "y cancel the deploy · n/Esc keep it",
             )
         }
-        Some(Overlay::Reject { id, input }) => {
+        Some(Overlay::Reject { id, input, empty }) => {
             let r = centered(content, 64, 6);
             f.render_widget(Clear, r);
+            let w = r.width.saturating_sub(4) as usize;
             let lines = vec![
                 Line::from("Why? (recorded in the audit trail)"),
-                Line::from(format!("> {}▏", input.value())),
-                Line::from(""),
+                Line::from(format!("> {}", super::typed(input, w))),
+                if *empty {
+                    Line::from(Span::styled(
+                        "a rejection needs a reason: type why, then Enter",
+                        theme.bad(),
+                    ))
+                } else {
+                    Line::from("")
+                },
                 Line::from(Span::styled("Enter reject · Esc cancel", theme.dim())),
             ];
             f.render_widget(
@@ -207,7 +215,10 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             f.render_widget(Clear, r);
             lines.extend([
                 Line::from(Span::styled(
-                    format!("> {}▏", input.value()),
+                    format!(
+                        "> {}",
+                        super::typed(input, r.width.saturating_sub(4) as usize)
+                    ),
                     if ok { theme.ok() } else { theme.busy() },
                 )),
                 if *wrong {

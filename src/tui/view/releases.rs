@@ -310,9 +310,18 @@ fn release_line(
     theme: &Theme,
 ) -> Line<'static> {
     let clean = |t: &str| crate::sanitize::clean_max(t, 200);
+    // The run id reads in a narrow column; a link is cut to its last path segment (the
+    // run id of `…/actions/runs/123`). The details pane shows the whole link.
     let run = match (&r.github_run_id, &r.github_action_link) {
-        (_, Some(link)) => clean(link),
-        (Some(id), None) => format!("run {}", clean(id)),
+        (Some(id), _) => format!("run {}", clean(id)),
+        (None, Some(link)) => {
+            let last = link
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(link);
+            format!("run {}", clean(last))
+        }
         _ => "-".into(),
     };
     let status = match crate::tui::releases::work_of(app, r.id).filter(|w| w.queued) {
