@@ -322,6 +322,8 @@ pub enum Msg {
     Resize(u16, u16),
     Tick(DateTime<Utc>),
     Service(Event),
+    /// A log source or its new lines (from the log channel, apart from `Service`).
+    Log(crate::logs::LogEvent),
     History(HistoryView),
     Preview {
         generation: u64,
@@ -637,6 +639,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             minute_changed || before != app.toasts.len() || app.exporting()
         }
         Msg::Service(ev) => on_service(app, ev, &mut cmds),
+        Msg::Log(ev) => super::logs::on_event(app, ev),
         Msg::History(h) => {
             apply_history(app, h);
             true
@@ -861,7 +864,6 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
         Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
         Event::Services(s) => return super::releases::apply_services(app, s),
-        Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))
         }

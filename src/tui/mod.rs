@@ -154,6 +154,7 @@ pub async fn run_on(
 ) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::signal();
     let (tx, rx) = crate::events::channel();
+    let (logs_tx, logs_rx) = crate::logs::service::channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     let mut services = None;
@@ -172,7 +173,7 @@ pub async fn run_on(
             tasks.push(crate::client::logs::spawn(
                 remote.clone(),
                 remote_logs.clone(),
-                tx.clone(),
+                logs_tx.clone(),
                 cancel.clone(),
             ));
             crate::client::Backend::Remote(remote)
@@ -267,7 +268,7 @@ pub async fn run_on(
         log_sources(&cfg, data_dir, logs)
     };
     let (log_tailer, log_task) =
-        crate::logs::service::spawn(local_sources, tx.clone(), cancel.clone());
+        crate::logs::service::spawn(local_sources, logs_tx, cancel.clone());
     tasks.push(log_task);
     // A client learns the server's paused jobs from its event stream (sticky).
     let paused = if remote_mode {
@@ -315,6 +316,7 @@ pub async fn run_on(
     let mut inputs = event_loop::Inputs {
         terminal: crossterm::event::EventStream::new(),
         events: rx,
+        logs: logs_rx,
         results: results_rx,
     };
     let result = event_loop::run(

@@ -882,10 +882,10 @@ mod logs {
         let lines = lines.iter().map(|l| LogLine::parse(l.as_bytes())).collect();
         update(
             app,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id,
                 event: TailEvent::Lines(lines),
-            })),
+            }),
         );
     }
 
@@ -895,10 +895,10 @@ mod logs {
         for (id, name) in [(0, "app"), (1, "worker")] {
             update(
                 &mut app,
-                Msg::Service(Event::Log(LogEvent::Added {
+                Msg::Log(LogEvent::Added {
                     id,
                     source: LogSource::file(name, format!("/var/log/{name}.log")),
-                })),
+                }),
             );
         }
         let app_lines: Vec<String> = (0..40)
@@ -1054,10 +1054,10 @@ mod logs {
         let mut app = app_with_logs();
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id: 0,
                 event: TailEvent::Note("app.log was rotated; following the new file".into()),
-            })),
+            }),
         );
         insta::assert_snapshot!("logs_follow", render(&app));
     }
@@ -1067,10 +1067,10 @@ mod logs {
         let lines = crate::logs::multiline::Parser::default().parse_batch(lines);
         update(
             app,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id,
                 event: TailEvent::Lines(lines),
-            })),
+            }),
         );
     }
 
@@ -1079,10 +1079,10 @@ mod logs {
         update(&mut app, key('4'));
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Added {
+            Msg::Log(LogEvent::Added {
                 id: 0,
                 source: LogSource::file("api", "/var/log/api.log"),
-            })),
+            }),
         );
         feed_parsed(&mut app, 0, lines);
         app
@@ -1143,10 +1143,10 @@ mod logs {
         let mut app = app_with_logs();
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Added {
+            Msg::Log(LogEvent::Added {
                 id: 2,
                 source: LogSource::file("plain", "/var/log/plain.log"),
-            })),
+            }),
         );
         feed_parsed(&mut app, 2, &["no time 1", "no time 2"]);
         update(&mut app, key('m'));
@@ -1200,10 +1200,10 @@ mod logs {
         update(&mut app, key('4'));
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Added {
+            Msg::Log(LogEvent::Added {
                 id: 0,
                 source: LogSource::file("big", path.display().to_string()),
-            })),
+            }),
         );
         feed_parsed(
             &mut app,
