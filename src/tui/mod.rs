@@ -7,6 +7,7 @@ pub mod event_loop;
 mod fixture;
 pub mod keymap;
 pub mod layout;
+pub mod log_rows;
 pub mod logs;
 pub mod releases;
 mod terminal;

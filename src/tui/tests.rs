@@ -931,7 +931,7 @@ mod logs {
         app.logs
             .visible()
             .iter()
-            .map(|&(s, i)| app.logs.sources[s].lines[i].text.clone())
+            .map(|(s, i)| app.logs.sources[s].lines[i].text.clone())
             .collect()
     }
 
@@ -1265,6 +1265,147 @@ mod logs {
         assert!(render(&app).contains("Enter opens in the file"));
         update(&mut app, code(KeyCode::Esc));
         assert!(app.logs.match_view.is_none() && app.logs.regex.is_some());
+    }
+
+    /// A line as a tailer would give it, with its fields chosen by the test.
+    fn line(
+        text: String,
+        ts: Option<i64>,
+        level: Option<crate::logs::Level>,
+        cont: bool,
+        seen: i64,
+    ) -> LogLine {
+        let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        LogLine {
+            text,
+            ansi: None,
+            level,
+            ts: ts.map(at),
+            ts_len: 0,
+            cont,
+            seen: at(seen),
+        }
+    }
+
+    /// The visible rows are cached and updated as lines arrive (and drop out of a full ring
+    /// buffer); after every step they equal rows built from scratch, whatever the filters,
+    /// folding, merging and selection: timestamps out of order, lines without any,
+    /// continuation lines arriving in a later batch, sources that get their first timestamp
+    /// late.
+    #[test]
+    fn cached_log_rows_equal_a_rebuild_after_every_change() {
+        use crate::logs::Level;
+        let mut app = fixture::app((100, 20));
+        update(&mut app, key('4'));
+        app.logs.max_lines = 60;
+        for id in 0..5 {
+            update(
+                &mut app,
+                Msg::Log(LogEvent::Added {
+                    id,
+                    source: LogSource::file(format!("s{id}"), format!("/var/log/s{id}.log")),
+                }),
+            );
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut clock = [0i64; 5];
+        let mut n = 0;
+        let mut incremental_steps = 0;
+        for step in 0..600 {
+            let before = app.logs.rows.rebuilds();
+            let mut fed = false;
+            match rnd(20) {
+                0 => app.logs.merged = !app.logs.merged,
+                1 => app.logs.folded = !app.logs.folded,
+                2 => {
+                    app.logs.min_level =
+                        [None, Some(Level::Error), Some(Level::Warn)][rnd(3) as usize]
+                }
+                3 => {
+                    app.logs.only_matching = !app.logs.only_matching;
+                    app.logs.regex = Some(super::super::logs::smart_regex("7").unwrap());
+                }
+                4 => app.logs.sel = rnd(5) as usize,
+                _ => {
+                    let id = rnd(5) as usize;
+                    let mut batch = Vec::new();
+                    for _ in 0..rnd(12) {
+                        n += 1;
+                        // Source 4 has no timestamps until step 300; source 3 goes back
+                        // in time now and then.
+                        let ts = match id {
+                            4 if step < 300 => None,
+                            _ if rnd(5) == 0 => None,
+                            3 if rnd(4) == 0 => Some(clock[3] - 30),
+                            _ => Some(clock[id]),
+                        };
+                        clock[id] += rnd(3) as i64;
+                        let cont = ts.is_none() && rnd(2) == 0;
+                        let level = [
+                            Some(Level::Info),
+                            Some(Level::Warn),
+                            Some(Level::Error),
+                            None,
+                        ][rnd(4) as usize];
+                        batch.push(line(format!("line {n}"), ts, level, cont, step));
+                    }
+                    update(
+                        &mut app,
+                        Msg::Log(LogEvent::Tail {
+                            id,
+                            event: TailEvent::Lines(batch),
+                        }),
+                    );
+                    fed = true;
+                }
+            }
+            let cached = app.logs.visible().to_vec();
+            let fresh = super::super::log_rows::RowsCache::default()
+                .get(&app.logs)
+                .to_vec();
+            assert_eq!(cached, fresh, "step {step}");
+            if fed && app.logs.rows.rebuilds() == before {
+                incremental_steps += 1;
+            }
+        }
+        // Most new lines were added without a rebuild, overflowing the ring buffer too.
+        assert!(incremental_steps > 200, "{incremental_steps}");
+        assert!(app.logs.sources.iter().all(|s| s.dropped > 0));
+    }
+
+    /// Keys and frames read the cached rows; new lines extend them; only a change of what
+    /// the view shows rebuilds them.
+    #[test]
+    fn keys_and_new_lines_do_not_rebuild_the_log_rows() {
+        let mut app = app_with_logs();
+        update(&mut app, key('m'));
+        let _ = render(&app);
+        let built = app.logs.rows.rebuilds();
+        for c in ['k', 'k', 'j', 'G', 'k'] {
+            update(&mut app, key(c));
+            let _ = render(&app);
+        }
+        feed(&mut app, 1, &["2026-11-23T09:00:41Z INFO worker late"]);
+        let _ = render(&app);
+        assert_eq!(app.logs.rows.rebuilds(), built);
+        assert_eq!(
+            shown(&app).last().map(String::as_str),
+            Some("2026-11-23T09:00:41Z INFO worker late")
+        );
+        update(&mut app, key('l'));
+        let _ = render(&app);
+        assert_eq!(app.logs.rows.rebuilds(), built + 1);
+        assert!(
+            shown(&app).iter().all(|l| l.contains("ERROR")),
+            "{:?}",
+            shown(&app)
+        );
     }
 }
 
