@@ -175,7 +175,7 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         ws.data_dir.clone(),
         None,
     );
-    effects.run(Cmd::LoadHistory);
+    effects.run(opsdeck::tui::app::load_history(&mut app));
     let (_logs_tx, logs_rx) = opsdeck::logs::service::channel();
     let mut h = Harness::new(app, effects, rx, logs_rx, results_rx);
 
@@ -333,4 +333,68 @@ async fn a_log_source_added_while_the_event_channel_is_full_is_not_lost() {
     cancel.cancel();
     task.await.unwrap();
     drop(tx);
+}
+
+/// Closing a preview (`Cmd::Cancel`, which `update` emits when the overlay goes) stops its
+/// reader: it had read on to 500 000 rows. Shutdown cancels what runs and awaits every
+/// task the effects started.
+#[tokio::test]
+async fn a_cancelled_preview_stops_reading_and_shutdown_awaits_the_effects_tasks() {
+    use opsdeck::tui::app::Msg;
+    use opsdeck::tui::request::Req;
+    const ROWS: usize = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut text = String::from("allure_id;name\n");
+    for i in 0..ROWS {
+        text.push_str(&format!("{i};case {i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let cfg_path = dir.path().join("config.toml");
+    std::fs::write(&cfg_path, "").unwrap();
+    let cfg = Config::load(Some(&cfg_path), &|_: &str| None).unwrap();
+    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(4);
+    let backend = opsdeck::client::Backend::Remote(opsdeck::client::Remote {
+        http: opsdeck::client::http::UnixHttp::new(dir.path().join("no.sock")),
+    });
+    let mut effects = Effects::new(
+        cfg,
+        backend,
+        results_tx,
+        Box::new(Clipboard::default()),
+        dir.path().to_path_buf(),
+        None,
+    );
+    let rows_of = |m: Msg| match m {
+        Msg::Preview { batch, .. } => batch.rows.len(),
+        other => panic!("{other:?}"),
+    };
+    effects.run(Cmd::Preview {
+        path: csv.clone(),
+        generation: 1,
+    });
+    let mut rows = 0;
+    for _ in 0..2 {
+        rows += rows_of(results_rx.recv().await.unwrap());
+    }
+    effects.run(Cmd::Cancel(Req::Preview));
+    // Take whatever it sent before it saw the cancellation, until its task has ended.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while effects.running() > 0 || !results_rx.is_empty() {
+        assert!(Instant::now() < deadline, "the reader still runs");
+        if let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(20), results_rx.recv()).await
+        {
+            rows += rows_of(m);
+        }
+    }
+    assert!(rows < ROWS, "read {rows} of {ROWS} rows after the cancel");
+
+    // A new preview, nobody reading its batches: shutdown still ends it.
+    effects.run(Cmd::Preview {
+        path: csv,
+        generation: 2,
+    });
+    assert!(effects.shutdown(Duration::from_secs(10)).await);
+    assert_eq!(effects.running(), 0);
 }

@@ -75,7 +75,6 @@ pub const CONTEXT_LINES: usize = 20;
 #[derive(Debug, Clone)]
 pub struct LogsState {
     pub file_search: Option<FileSearch>,
-    pub search_generation: u64,
     /// The line the last jump (n/N, e/E) went to, as an index into `visible()`.
     pub cursor: Option<usize>,
     pub sources: Vec<SourceView>,
@@ -109,7 +108,6 @@ impl Default for LogsState {
     fn default() -> Self {
         LogsState {
             file_search: None,
-            search_generation: 0,
             cursor: None,
             sources: vec![],
             sel: 0,
@@ -355,9 +353,12 @@ fn open_match(app: &mut App, sel: usize, cmds: &mut Vec<Cmd>) {
     let Some(hit) = fs.hits.get(sel) else {
         return;
     };
+    let (spec, offset) = (fs.spec.clone(), hit.offset);
+    let generation = app.requests.start(super::request::Req::Context);
     cmds.push(Cmd::ReadContext {
-        spec: fs.spec.clone(),
-        offset: hit.offset,
+        spec,
+        offset,
+        generation,
     });
     app.logs.match_view = Some(MatchView::Context { sel, ctx: None });
 }
@@ -508,8 +509,7 @@ pub fn search_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                     app.logs.regex = Some(r.clone());
                     // The whole file too, beyond what the ring buffer holds.
                     if let Some(src) = app.logs.sources.get(app.logs.sel) {
-                        app.logs.search_generation += 1;
-                        let generation = app.logs.search_generation;
+                        let generation = app.requests.start(super::request::Req::Search);
                         app.logs.file_search = Some(FileSearch {
                             generation,
                             spec: src.spec.clone(),
@@ -619,7 +619,7 @@ pub fn context_task(spec: &str, offset: u64) -> Result<Context, String> {
 
 /// Esc on the Logs tab: back from an opened match to the list, from the list to the log;
 /// else stop a running file search and clear the search.
-pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
+pub fn clear_search(app: &mut App) {
     match app.logs.match_view.take() {
         Some(MatchView::Context { sel, .. }) => {
             app.logs.match_view = Some(MatchView::List { sel });
@@ -628,9 +628,7 @@ pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
         Some(MatchView::List { .. }) => return,
         None => {}
     }
-    if app.logs.file_search.as_ref().is_some_and(|f| !f.finished) {
-        cmds.push(Cmd::CancelSearch);
-    }
+    // `update` cancels the search this leaves without a view (`Cmd::Cancel`).
     app.logs.file_search = None;
     app.logs.search.clear();
     app.logs.regex = None;

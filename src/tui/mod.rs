@@ -10,6 +10,7 @@ pub mod layout;
 pub mod log_rows;
 pub mod logs;
 pub mod releases;
+pub mod request;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -22,7 +23,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::services::{ServiceSet, Services};
-use app::{App, Cmd, JobRow};
+use app::{App, JobRow};
 use effects::{Effects, Suspend};
 
 /// Builds the initial state from a configuration.
@@ -161,6 +162,8 @@ pub async fn run_on(
     let mut services = None;
     let mut notifier: Option<std::sync::Arc<crate::notify::Notifier>> = None;
     let mut remote_logs: Vec<String> = Vec::new();
+    // Passes the services' events on (local mode with notifications); ends when they stop.
+    let mut forwarder = None;
     let backend = match server {
         Some(remote) => {
             tasks.push(crate::client::spawn_event_pump(
@@ -199,7 +202,7 @@ pub async fn run_on(
                     let (stx, mut srx) = crate::events::channel();
                     let (n2, fwd) = (n.clone(), tx.clone());
                     // Ends when the services drop their senders.
-                    tokio::spawn(async move {
+                    forwarder = Some(tokio::spawn(async move {
                         while let Some(ev) = srx.recv().await {
                             if let crate::events::Event::Export(e) = &ev {
                                 n2.export(e);
@@ -208,7 +211,7 @@ pub async fn run_on(
                                 break;
                             }
                         }
-                    });
+                    }));
                     notifier = Some(n);
                     stx
                 }
@@ -309,7 +312,7 @@ pub async fn run_on(
         data_dir.to_path_buf(),
         Some(log_tailer.clone()),
     );
-    effects.run(Cmd::LoadHistory);
+    effects.run(app::load_history(&mut app));
 
     let mut term = terminal::enter().context("cannot set up the terminal")?;
     let size = term.size().map(|s| (s.width, s.height)).unwrap_or((80, 24));
@@ -341,11 +344,18 @@ pub async fn run_on(
         Err(e) => tracing::error!("dashboard failed: {e}"),
     }
     cancel.cancel();
+    // The effects' tasks: requests cancelled, the rest given a moment to finish.
+    if !effects.shutdown(std::time::Duration::from_secs(2)).await {
+        tracing::warn!("dashboard tasks still running at exit");
+    }
     for t in tasks {
         let _ = t.await;
     }
     if let Some(s) = services {
         s.shutdown().await;
+    }
+    if let Some(f) = forwarder {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), f).await;
     }
     if let Some(n) = notifier {
         n.shutdown(std::time::Duration::from_secs(2)).await;

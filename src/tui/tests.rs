@@ -11,6 +11,15 @@ use super::fixture;
 use crate::events::Event;
 use crate::export::{DirListing, ExportEvent, ExportFile, ExportName, Stage};
 
+/// Delivers a release's details as the reply to the load in flight.
+fn give(app: &mut crate::tui::app::App, detail: crate::tui::app::ReleaseDetail) {
+    let generation = app
+        .requests
+        .current(crate::tui::request::Req::Release)
+        .unwrap_or(0);
+    update(app, Msg::ReleaseDetail { generation, detail });
+}
+
 fn key(c: char) -> Msg {
     Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }
@@ -149,7 +158,7 @@ fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
             failed: 1,
         })),
     );
-    assert_eq!(cmds, [Cmd::LoadHistory]);
+    assert!(matches!(cmds[..], [Cmd::LoadHistory { .. }]), "{cmds:?}");
 }
 
 #[test]
@@ -637,13 +646,13 @@ mod releases {
             "{cmds:?}"
         );
         // Release 6, api v1.4.0, deployed; its details name v1.3.2 as a target.
-        update(
+        give(
             &mut app,
-            Msg::ReleaseDetail(ReleaseDetail {
+            ReleaseDetail {
                 id: 6,
                 targets: vec!["v1.3.2".into()],
                 ..Default::default()
-            }),
+            },
         );
         update(&mut app, key('r'));
         update(&mut app, code(KeyCode::Enter));
@@ -678,13 +687,13 @@ mod releases {
         // The engine's name of the service comes from its live state.
         let mut app = fixture::app_with_services((80, 24));
         update(&mut app, key('j'));
-        update(
+        give(
             &mut app,
-            Msg::ReleaseDetail(ReleaseDetail {
+            ReleaseDetail {
                 id: 6,
                 targets: vec!["v1.3.2".into()],
                 ..Default::default()
-            }),
+            },
         );
         update(&mut app, key('r'));
         update(&mut app, code(KeyCode::Enter));
@@ -811,9 +820,9 @@ mod releases {
             let mut app = fixture::app_with_services(size);
             // worker 0.9.2: its failed task's error and exit code in the tasks pane.
             update(&mut app, key('G'));
-            update(
+            give(
                 &mut app,
-                Msg::ReleaseDetail(ReleaseDetail {
+                ReleaseDetail {
                     id: 7,
                     audit: failed_audit(),
                     log: vec![
@@ -821,7 +830,7 @@ mod releases {
                         "task 3f2a9c1b0d4e failed: task: non-zero exit (1)".into(),
                     ],
                     targets: vec![],
-                }),
+                },
             );
             insta::assert_snapshot!(format!("releases_{}x{}", size.0, size.1), render(&app));
         }
@@ -990,7 +999,7 @@ mod logs {
         );
         // Esc clears the search and cancels the file search.
         let (cmds, _) = update(&mut app, code(KeyCode::Esc));
-        assert_eq!(cmds, [Cmd::CancelSearch]);
+        assert_eq!(cmds, [Cmd::Cancel(crate::tui::request::Req::Search)]);
         assert!(app.logs.regex.is_none());
     }
 
@@ -1246,12 +1255,22 @@ mod logs {
         );
         update(&mut app, key('j'));
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
-        let [Cmd::ReadContext { spec, offset }] = &cmds[..] else {
+        let [
+            Cmd::ReadContext {
+                spec,
+                offset,
+                generation,
+            },
+        ] = &cmds[..]
+        else {
             panic!("{cmds:?}")
         };
         update(
             &mut app,
-            Msg::MatchContext(crate::tui::logs::context_task(spec, *offset)),
+            Msg::MatchContext {
+                generation: *generation,
+                result: crate::tui::logs::context_task(spec, *offset),
+            },
         );
         let screen = render(&app);
         assert!(
@@ -1573,13 +1592,16 @@ mod live {
         }
     }
 
-    fn detail(id: i64, audit: Vec<crate::release::AuditEntry>) -> Msg {
-        Msg::ReleaseDetail(ReleaseDetail {
-            id,
-            audit,
-            log: vec![],
-            targets: vec!["v1.3.2".into()],
-        })
+    fn give_detail(app: &mut App, id: i64, audit: Vec<crate::release::AuditEntry>) {
+        give(
+            app,
+            ReleaseDetail {
+                id,
+                audit,
+                log: vec![],
+                targets: vec!["v1.3.2".into()],
+            },
+        );
     }
 
     #[test]
@@ -1759,7 +1781,7 @@ mod live {
         update(&mut app, code(KeyCode::Esc));
         // The rollback confirm too, with the Swarm name accepted.
         select(&mut app, 6);
-        update(&mut app, detail(6, vec![]));
+        give_detail(&mut app, 6, vec![]);
         update(&mut app, key('r'));
         update(&mut app, code(KeyCode::Enter));
         let screen = render(&app);
@@ -1936,7 +1958,7 @@ mod live {
     fn j_and_k_scroll_the_details_to_the_whole_failure_reason() {
         let mut app = fixture::app_with_services((80, 24));
         select(&mut app, 7);
-        update(&mut app, detail(7, long_audit()));
+        give_detail(&mut app, 7, long_audit());
         let screen = render(&app);
         assert!(!screen.contains("END-OF-REASON"), "{screen}");
         assert!(
@@ -1981,7 +2003,7 @@ mod live {
     fn enter_shows_every_note_in_full_and_scrolls() {
         let mut app = fixture::app_with_services((80, 24));
         select(&mut app, 7);
-        update(&mut app, detail(7, long_audit()));
+        give_detail(&mut app, 7, long_audit());
         update(&mut app, code(KeyCode::Enter));
         assert!(matches!(
             app.overlay,
@@ -2095,13 +2117,13 @@ mod live {
             },
             |a| {
                 select(a, 6);
-                update(a, detail(6, vec![]));
+                give_detail(a, 6, vec![]);
                 update(a, key('r'));
                 update(a, code(KeyCode::Enter));
             },
             |a| {
                 select(a, 7);
-                update(a, detail(7, long_audit()));
+                give_detail(a, 7, long_audit());
                 update(a, key('J'));
                 update(a, code(KeyCode::Enter));
                 update(a, key('G'));
@@ -2174,4 +2196,198 @@ async fn local_mode_forwards_every_live_state_until_cancelled() {
     // Nothing after the end, even when the engine moves.
     let _ = watch_tx.send(Arc::new(Vec::new()));
     assert!(rx.try_recv().is_err());
+}
+
+/// The request protocol: each reply carries its request's generation; closing a view
+/// cancels its work; a reply to a superseded or cancelled request changes nothing.
+mod requests {
+    use super::*;
+    use crate::export::preview::PreviewBatch;
+    use crate::tui::app::ReleaseDetail;
+    use crate::tui::releases::selected;
+    use crate::tui::request::Req;
+
+    fn batch(n: usize, done: bool) -> PreviewBatch {
+        PreviewBatch {
+            header: Some(vec!["allure_id".into()]),
+            rows: (0..n).map(|i| vec![i.to_string()]).collect(),
+            done,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn closing_a_preview_cancels_its_reader_and_its_late_rows_are_dropped() {
+        let mut app = fixture::app((80, 24));
+        update(&mut app, key('l'));
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        let [
+            Cmd::Preview {
+                generation: first, ..
+            },
+        ] = cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        update(
+            &mut app,
+            Msg::Preview {
+                generation: first,
+                batch: batch(10, false),
+            },
+        );
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert!(app.overlay.is_none());
+        assert_eq!(cmds, [Cmd::Cancel(Req::Preview)]);
+        // Open it again: a batch the first reader sent before it stopped is stale.
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        let [
+            Cmd::Preview {
+                generation: second, ..
+            },
+        ] = cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        assert_ne!(first, second);
+        let (_, changed) = update(
+            &mut app,
+            Msg::Preview {
+                generation: first,
+                batch: batch(5, false),
+            },
+        );
+        assert!(!changed);
+        update(
+            &mut app,
+            Msg::Preview {
+                generation: second,
+                batch: batch(3, true),
+            },
+        );
+        let Some(Overlay::Preview(p)) = &app.overlay else {
+            panic!()
+        };
+        assert_eq!(p.rows.len(), 3);
+        // Read to the end: closing it now has nothing to cancel.
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert!(cmds.is_empty(), "{cmds:?}");
+    }
+
+    #[test]
+    fn a_diff_reply_for_a_closed_diff_is_dropped() {
+        let mut app = fixture::app((80, 24));
+        update(&mut app, key('l'));
+        let (cmds, _) = update(&mut app, key('D'));
+        let [Cmd::Diff { generation, .. }] = cmds[..] else {
+            panic!("{cmds:?}")
+        };
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert_eq!(cmds, [Cmd::Cancel(Req::Diff)]);
+        // Open the preview; the closed diff's answer must not land anywhere.
+        update(&mut app, code(KeyCode::Enter));
+        let (_, changed) = update(
+            &mut app,
+            Msg::Diff {
+                generation,
+                result: Err("late".into()),
+            },
+        );
+        assert!(!changed);
+        assert!(matches!(app.overlay, Some(Overlay::Preview(_))));
+    }
+
+    #[test]
+    fn a_deploy_reloads_its_details_only_after_the_last_reload_answered() {
+        let mut app = fixture::app_on_releases((80, 24));
+        let mut list = fixture::releases();
+        for r in &mut list {
+            if r.id == 6 {
+                r.status = crate::release::Status::Deploying;
+            }
+        }
+        update(&mut app, Msg::Service(crate::events::Event::Releases(list)));
+        let loads = |cmds: &[Cmd]| {
+            cmds.iter()
+                .filter(|c| matches!(c, Cmd::LoadRelease { id: 6, .. }))
+                .count()
+        };
+        while selected(&app).map(|r| r.id) != Some(6) {
+            update(&mut app, key('j'));
+        }
+        assert!(app.requests.in_flight_for(Req::Release, 6));
+        let mut now = app.now;
+        for _ in 0..5 {
+            now += chrono::Duration::seconds(1);
+            let (cmds, _) = update(&mut app, Msg::Tick(now));
+            assert_eq!(loads(&cmds), 0, "{cmds:?}");
+        }
+        give(
+            &mut app,
+            ReleaseDetail {
+                id: 6,
+                ..Default::default()
+            },
+        );
+        now += chrono::Duration::seconds(1);
+        let (cmds, _) = update(&mut app, Msg::Tick(now));
+        assert_eq!(loads(&cmds), 1, "{cmds:?}");
+    }
+
+    #[test]
+    fn details_of_a_release_no_longer_selected_are_dropped() {
+        let mut app = fixture::app_on_releases((80, 24));
+        let (cmds, _) = update(&mut app, key('j'));
+        let [
+            Cmd::LoadRelease {
+                id: 6, generation, ..
+            },
+        ] = cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        update(&mut app, key('j'));
+        let (_, changed) = update(
+            &mut app,
+            Msg::ReleaseDetail {
+                generation,
+                detail: ReleaseDetail {
+                    id: 6,
+                    targets: vec!["v1.3.2".into()],
+                    ..Default::default()
+                },
+            },
+        );
+        assert!(!changed);
+        assert!(app.release_detail.is_none());
+    }
+
+    #[test]
+    fn an_older_history_reply_does_not_overwrite_a_newer_request() {
+        let mut app = fixture::app((80, 24));
+        let old = crate::tui::app::load_history(&mut app);
+        let new = crate::tui::app::load_history(&mut app);
+        let (Cmd::LoadHistory { generation: old }, Cmd::LoadHistory { generation: new }) =
+            (old, new)
+        else {
+            panic!()
+        };
+        let (_, changed) = update(
+            &mut app,
+            Msg::History {
+                generation: old,
+                history: Default::default(),
+            },
+        );
+        assert!(!changed);
+        assert!(!app.jobs[0].runs.is_empty(), "the fixture's runs were kept");
+        let (_, changed) = update(
+            &mut app,
+            Msg::History {
+                generation: new,
+                history: Default::default(),
+            },
+        );
+        assert!(changed);
+    }
 }
