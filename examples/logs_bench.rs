@@ -15,7 +15,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use opsdeck::events::Event;
 use opsdeck::logs::{LogSource, Tail};
 use opsdeck::tui::app::{App, Msg, Tab, update};
 use ratatui::Terminal;
@@ -51,18 +50,15 @@ fn main() {
         let mut app = app();
         update(
             &mut app,
-            Msg::Service(Event::Log(opsdeck::logs::LogEvent::Added {
+            Msg::Log(opsdeck::logs::LogEvent::Added {
                 id: 0,
                 source: LogSource::file("big", path.display().to_string()),
-            })),
+            }),
         );
         for e in events {
             update(
                 &mut app,
-                Msg::Service(Event::Log(opsdeck::logs::LogEvent::Tail {
-                    id: 0,
-                    event: e,
-                })),
+                Msg::Log(opsdeck::logs::LogEvent::Tail { id: 0, event: e }),
             );
         }
         let screen = draw(&app);
@@ -209,7 +205,7 @@ fn flood() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flood.log");
         std::fs::write(&path, "").unwrap();
-        let (tx, mut rx) = opsdeck::events::channel();
+        let (tx, mut rx) = opsdeck::logs::service::channel();
         let cancel = tokio_util::sync::CancellationToken::new();
         let (_h, task) = opsdeck::logs::service::spawn(vec![LogSource::file("flood", path.display().to_string())], tx, cancel.clone());
         const RATE: u64 = 100_000;
@@ -243,10 +239,10 @@ fn flood() {
                 () = tokio::time::sleep(Duration::from_millis(50)) => 0,
             };
             for ev in batch.drain(..n) {
-                if let Event::Log(opsdeck::logs::LogEvent::Tail { event: opsdeck::logs::TailEvent::Lines(l), .. }) = &ev {
+                if let opsdeck::logs::LogEvent::Tail { event: opsdeck::logs::TailEvent::Lines(l), .. } = &ev {
                     received += l.len() as u64;
                 }
-                update(&mut app, Msg::Service(ev));
+                update(&mut app, Msg::Log(ev));
             }
             // Every 100 ms a key press: scroll up (pauses), then F (follows): update + draw.
             if last_key.elapsed() >= Duration::from_millis(100) {

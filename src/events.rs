@@ -33,8 +33,6 @@ pub enum Event {
     ReleasesUnavailable(String),
     /// `Ledger::verify` failed: the first row that does not match ("audit row 7").
     LedgerTampered(String),
-    /// Log sources and their new lines.
-    Log(crate::logs::LogEvent),
     /// Something a person should see once: another session's change ("alice approved api
     /// v1.5.0"), a corrupt run history replaced.
     Notice(String),

@@ -190,7 +190,7 @@ fn a_service_log_streams_into_the_log_tailer() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let seen = rt.block_on(async {
-        let (tx, mut rx) = opsdeck::events::channel();
+        let (tx, mut rx) = opsdeck::logs::service::channel();
         let cancel = tokio_util::sync::CancellationToken::new();
         let source = opsdeck::logs::LogSource {
             name: "svc".into(),
@@ -203,10 +203,10 @@ fn a_service_log_streams_into_the_log_tailer() {
             let ev = tokio::time::timeout_at(deadline, rx.recv())
                 .await
                 .expect("no service log within 60 s");
-            if let Some(opsdeck::events::Event::Log(opsdeck::logs::LogEvent::Tail {
+            if let Some(opsdeck::logs::LogEvent::Tail {
                 event: opsdeck::logs::TailEvent::Lines(l),
                 ..
-            })) = ev
+            }) = ev
             {
                 seen.extend(l);
             }

@@ -1,18 +1,19 @@
 //! The whole dashboard in-process: the real event loop, services and effects, driven by
-//! scripted keys into a `TestBackend`. Deterministic: every step waits for its effect.
+//! scripted keys into a `TestBackend`. Deterministic: every step runs the loop until the
+//! state it waits for is there (with a deadline), never for a fixed time.
 
 mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use opsdeck::config::{Config, process_env};
 use opsdeck::services::{ServiceSet, Services};
-use opsdeck::tui::app::Cmd;
+use opsdeck::tui::app::{App, Cmd};
 use opsdeck::tui::effects::Effects;
-use opsdeck::tui::event_loop::{self, Inputs};
+use opsdeck::tui::event_loop::{self, Inputs, LoopStats};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use support::*;
@@ -39,6 +40,102 @@ fn key(c: char) -> std::io::Result<TermEvent> {
 
 fn code(c: KeyCode) -> std::io::Result<TermEvent> {
     Ok(TermEvent::Key(KeyEvent::new(c, KeyModifiers::NONE)))
+}
+
+type Keys = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<TermEvent>>>>;
+
+/// The real loop over a `TestBackend`, run in slices: between two slices a test looks at
+/// the state, so it waits for a condition instead of sleeping.
+struct Harness {
+    terminal: Terminal<TestBackend>,
+    app: App,
+    inputs: Inputs<Keys>,
+    effects: Effects,
+    keys: tokio::sync::mpsc::UnboundedSender<std::io::Result<TermEvent>>,
+    /// Each slice's stats.
+    slices: Vec<LoopStats>,
+}
+
+impl Harness {
+    fn new(
+        app: App,
+        effects: Effects,
+        events: opsdeck::events::EventRx,
+        logs: opsdeck::logs::LogRx,
+        results: tokio::sync::mpsc::Receiver<opsdeck::tui::app::Msg>,
+    ) -> Harness {
+        let (keys, keys_rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream = futures_util::stream::unfold(keys_rx, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        });
+        let (w, h) = app.size;
+        Harness {
+            terminal: Terminal::new(TestBackend::new(w, h)).unwrap(),
+            app,
+            inputs: Inputs {
+                terminal: Box::pin(stream),
+                events,
+                logs,
+                results,
+            },
+            effects,
+            keys,
+            slices: vec![],
+        }
+    }
+
+    fn send(&self, e: std::io::Result<TermEvent>) {
+        self.keys.send(e).unwrap();
+    }
+
+    /// Runs the loop in slices of 20 ms until `cond` holds; fails after `limit`.
+    async fn until(&mut self, limit: Duration, what: &str, mut cond: impl FnMut(&App) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let stats = event_loop::run(
+                &mut self.terminal,
+                &mut self.app,
+                &mut self.inputs,
+                &mut self.effects,
+                |_, _, _| {},
+                tokio::time::sleep(Duration::from_millis(20)),
+            )
+            .await
+            .unwrap();
+            self.slices.push(stats);
+            // The slice ended by its own timer (a signal to the loop), not by a quit key.
+            self.app.quit = false;
+            if cond(&self.app) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        }
+    }
+
+    /// Runs the loop until it ends by itself (a quit key).
+    async fn run_to_end(&mut self) {
+        let stats = event_loop::run(
+            &mut self.terminal,
+            &mut self.app,
+            &mut self.inputs,
+            &mut self.effects,
+            |_, _, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        self.slices.push(stats);
+    }
+
+    fn screen(&self) -> String {
+        self.terminal
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect()
+    }
 }
 
 #[tokio::test]
@@ -78,81 +175,59 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         ws.data_dir.clone(),
         None,
     );
-    effects.run(Cmd::LoadHistory);
-    let (keys_tx, keys_rx) = tokio::sync::mpsc::unbounded_channel();
-    let keys =
-        futures_util::stream::unfold(
-            keys_rx,
-            |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
-        );
-    let mut inputs = Inputs {
-        terminal: Box::pin(keys),
-        events: rx,
-        results: results_rx,
-    };
-    let mut terminal = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    effects.run(opsdeck::tui::app::load_history(&mut app));
+    let (_logs_tx, logs_rx) = opsdeck::logs::service::channel();
+    let mut h = Harness::new(app, effects, rx, logs_rx, results_rx);
 
+    h.send(key('E'));
     let export_dir = ws.export_dir.clone();
+    h.until(Duration::from_secs(20), "two exports", |_| {
+        exports_only(&list(&export_dir)).len() == 2
+    })
+    .await;
+    // The watcher reports them; then copy the newest file's path.
+    h.until(Duration::from_secs(10), "two files listed", |app| {
+        app.files.len() == 2
+    })
+    .await;
+    h.send(key('l'));
+    h.send(key('y'));
+    h.until(Duration::from_secs(5), "the OSC 52 copy", |_| {
+        !clipboard.0.lock().unwrap().is_empty()
+    })
+    .await;
+    h.send(key('d'));
+    h.send(key('y'));
+    h.until(Duration::from_secs(5), "a file deleted", |_| {
+        exports_only(&list(&export_dir)).len() == 1
+    })
+    .await;
+    h.send(key('2'));
+    h.send(key('c'));
+    for _ in 0..9 {
+        h.send(code(KeyCode::Backspace));
+    }
+    for c in "15 6 * * *".chars() {
+        h.send(key(c));
+    }
+    h.send(code(KeyCode::Enter));
     let config = ws.config.clone();
+    h.until(Duration::from_secs(5), "the cron saved", |app| {
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("schedule = \"15 6 * * *\"")
+            && app.jobs[0].schedule.expr() == "15 6 * * *"
+    })
+    .await;
+    h.send(key('p'));
     let data_dir = ws.data_dir.clone();
-    let script = async move {
-        let send = |e| keys_tx.send(e).unwrap();
-        send(key('E'));
-        wait_for(Duration::from_secs(20), "two exports", || {
-            exports_only(&list(&export_dir)).len() == 2
-        })
-        .await;
-        // Let the watcher report them, then copy the newest file's path.
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        send(key('l'));
-        send(key('y'));
-        wait_for(Duration::from_secs(5), "the OSC 52 copy", || {
-            !clipboard.0.lock().unwrap().is_empty()
-        })
-        .await;
-        send(key('d'));
-        send(key('y'));
-        wait_for(Duration::from_secs(5), "a file deleted", || {
-            exports_only(&list(&export_dir)).len() == 1
-        })
-        .await;
-        send(key('2'));
-        send(key('c'));
-        for _ in 0..9 {
-            send(code(KeyCode::Backspace));
-        }
-        for c in "15 6 * * *".chars() {
-            send(key(c));
-        }
-        send(code(KeyCode::Enter));
-        wait_for(Duration::from_secs(5), "the cron saved", || {
-            std::fs::read_to_string(&config)
-                .unwrap()
-                .contains("schedule = \"15 6 * * *\"")
-        })
-        .await;
-        send(key('p'));
-        wait_for(Duration::from_secs(5), "the pause saved", || {
-            // In the state dir (here the data dir), not the shared export dir.
-            opsdeck::schedule::load_paused(&data_dir).contains("export")
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        send(key('q'));
-        clipboard
-    };
-    let (stats, clipboard) = tokio::join!(
-        event_loop::run(
-            &mut terminal,
-            &mut app,
-            &mut inputs,
-            &mut effects,
-            |_, _, _| {},
-            std::future::pending()
-        ),
-        script
-    );
-    let stats = stats.unwrap();
+    h.until(Duration::from_secs(5), "the pause saved and shown", |app| {
+        // In the state dir (here the data dir), not the shared export dir.
+        opsdeck::schedule::load_paused(&data_dir).contains("export") && app.jobs[0].paused
+    })
+    .await;
+    h.send(key('q'));
+    h.run_to_end().await;
     services.shutdown().await;
 
     // The copy is an OSC 52 sequence holding the full path of a saved export.
@@ -177,21 +252,149 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
     // The config kept its comment; the state and the screen show the change.
     let cfg_text = std::fs::read_to_string(&ws.config).unwrap();
     assert!(cfg_text.starts_with("# test config"), "{cfg_text}");
-    assert_eq!(app.jobs[0].schedule.expr(), "15 6 * * *");
-    assert!(app.jobs[0].paused);
-    let screen: String = terminal
-        .backend()
-        .buffer()
-        .content()
-        .iter()
-        .map(|c| c.symbol())
-        .collect();
+    assert_eq!(h.app.jobs[0].schedule.expr(), "15 6 * * *");
+    assert!(h.app.jobs[0].paused);
+    let screen = h.screen();
     assert!(
         screen.contains("15 6 * * *") && screen.contains("paused"),
         "{screen}"
     );
-    assert!(
-        stats.frames >= 2 && stats.frames <= stats.messages + 1,
-        "{stats:?}"
+    // Each slice draws its first frame, then only after a message that changed something.
+    assert!(h.slices.iter().map(|s| s.frames).sum::<u64>() >= 2);
+    for s in &h.slices {
+        assert!(s.frames <= s.messages + 1, "{s:?}");
+    }
+}
+
+/// A log source added while the control channel is full (a flood of service events) still
+/// shows with its lines: it is announced on the log channel, by its reader, before its
+/// lines. (Announced with `try_send` on the shared channel, it was dropped, and its lines
+/// were then ignored for good.) Every control event gets through too.
+#[tokio::test]
+async fn a_log_source_added_while_the_event_channel_is_full_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("config.toml");
+    std::fs::write(&cfg_path, "").unwrap();
+    let cfg = Config::load(Some(&cfg_path), &|_: &str| None).unwrap();
+    let (tx, rx) = opsdeck::events::channel();
+    let mut flooded = 0u64;
+    while tx
+        .try_send(opsdeck::events::Event::DiskFree(flooded))
+        .is_ok()
+    {
+        flooded += 1;
+    }
+    assert!(flooded >= 1024, "the channel holds {flooded}");
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "2026-01-01T00:00:00Z INFO one\n2026-01-01T00:00:01Z WARN two\n2026-01-01T00:00:02Z ERROR three\n",
+    )
+    .unwrap();
+    let (logs_tx, logs_rx) = opsdeck::logs::service::channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (tailer, task) = opsdeck::logs::service::spawn(vec![], logs_tx, cancel.clone());
+    tailer.add(opsdeck::logs::LogSource::file(
+        "app",
+        log.display().to_string(),
+    ));
+
+    let mut app = opsdeck::tui::initial_app(&cfg, &Default::default());
+    app.size = (100, 30);
+    let (results_tx, results_rx) = tokio::sync::mpsc::channel(64);
+    // No server answers there; nothing in this test asks one.
+    let backend = opsdeck::client::Backend::Remote(opsdeck::client::Remote {
+        http: opsdeck::client::http::UnixHttp::new(dir.path().join("no.sock")),
+    });
+    let effects = Effects::new(
+        cfg,
+        backend,
+        results_tx,
+        Box::new(Clipboard::default()),
+        dir.path().to_path_buf(),
+        Some(tailer),
     );
+    let mut h = Harness::new(app, effects, rx, logs_rx, results_rx);
+    h.until(
+        Duration::from_secs(10),
+        "the source with its lines",
+        |app| {
+            app.logs
+                .sources
+                .iter()
+                .any(|s| s.name == "app" && s.lines.len() == 3)
+        },
+    )
+    .await;
+    h.until(Duration::from_secs(10), "every control event", |app| {
+        app.disk_free == Some(flooded - 1)
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    drop(tx);
+}
+
+/// Closing a preview (`Cmd::Cancel`, which `update` emits when the overlay goes) stops its
+/// reader: it had read on to 500 000 rows. Shutdown cancels what runs and awaits every
+/// task the effects started.
+#[tokio::test]
+async fn a_cancelled_preview_stops_reading_and_shutdown_awaits_the_effects_tasks() {
+    use opsdeck::tui::app::Msg;
+    use opsdeck::tui::request::Req;
+    const ROWS: usize = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut text = String::from("allure_id;name\n");
+    for i in 0..ROWS {
+        text.push_str(&format!("{i};case {i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let cfg_path = dir.path().join("config.toml");
+    std::fs::write(&cfg_path, "").unwrap();
+    let cfg = Config::load(Some(&cfg_path), &|_: &str| None).unwrap();
+    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(4);
+    let backend = opsdeck::client::Backend::Remote(opsdeck::client::Remote {
+        http: opsdeck::client::http::UnixHttp::new(dir.path().join("no.sock")),
+    });
+    let mut effects = Effects::new(
+        cfg,
+        backend,
+        results_tx,
+        Box::new(Clipboard::default()),
+        dir.path().to_path_buf(),
+        None,
+    );
+    let rows_of = |m: Msg| match m {
+        Msg::Preview { batch, .. } => batch.rows.len(),
+        other => panic!("{other:?}"),
+    };
+    effects.run(Cmd::Preview {
+        path: csv.clone(),
+        generation: 1,
+    });
+    let mut rows = 0;
+    for _ in 0..2 {
+        rows += rows_of(results_rx.recv().await.unwrap());
+    }
+    effects.run(Cmd::Cancel(Req::Preview));
+    // Take whatever it sent before it saw the cancellation, until its task has ended.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while effects.running() > 0 || !results_rx.is_empty() {
+        assert!(Instant::now() < deadline, "the reader still runs");
+        if let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(20), results_rx.recv()).await
+        {
+            rows += rows_of(m);
+        }
+    }
+    assert!(rows < ROWS, "read {rows} of {ROWS} rows after the cancel");
+
+    // A new preview, nobody reading its batches: shutdown still ends it.
+    effects.run(Cmd::Preview {
+        path: csv,
+        generation: 2,
+    });
+    assert!(effects.shutdown(Duration::from_secs(10)).await);
+    assert_eq!(effects.running(), 0);
 }

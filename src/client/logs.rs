@@ -9,8 +9,7 @@ use hyper::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::Remote;
-use crate::events::{Event, EventTx};
-use crate::logs::{LogEvent, LogLine, LogSource, TailEvent};
+use crate::logs::{LogEvent, LogLine, LogSource, LogTx, TailEvent};
 
 /// Source ids of remote sources start here, clear of the local tailer's.
 pub const REMOTE_ID_BASE: usize = 1 << 20;
@@ -24,7 +23,7 @@ pub async fn names(remote: &Remote) -> Result<Vec<String>, super::ClientError> {
 pub fn spawn(
     remote: Remote,
     names: Vec<String>,
-    tx: EventTx,
+    tx: LogTx,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -32,11 +31,8 @@ pub fn spawn(
         for (i, name) in names.into_iter().enumerate() {
             let id = REMOTE_ID_BASE + i;
             let source = LogSource::file(name.clone(), format!("server:{name}"));
-            if tx
-                .send(Event::Log(LogEvent::Added { id, source }))
-                .await
-                .is_err()
-            {
+            // Announced before its lines, on the same channel: never dropped.
+            if tx.send(LogEvent::Added { id, source }).await.is_err() {
                 return;
             }
             tasks.push(tokio::spawn(follow(
@@ -53,7 +49,7 @@ pub fn spawn(
     })
 }
 
-async fn follow(remote: Remote, name: String, id: usize, tx: EventTx, cancel: CancellationToken) {
+async fn follow(remote: Remote, name: String, id: usize, tx: LogTx, cancel: CancellationToken) {
     let mut tail = crate::logs::service::INITIAL_LINES;
     loop {
         let path = format!("/v1/logs/{}?tail={tail}&follow=1", super::urlenc(&name));
@@ -76,17 +72,17 @@ async fn follow(remote: Remote, name: String, id: usize, tx: EventTx, cancel: Ca
                     };
                     if let Some(note) = v["note"].as_str() {
                         let ev = TailEvent::Note(note.to_string());
-                        let _ = tx.send(Event::Log(LogEvent::Tail { id, event: ev })).await;
+                        let _ = tx.send(LogEvent::Tail { id, event: ev }).await;
                     } else if let Some(text) = v["text"].as_str() {
                         batch.push(LogLine::parse(text.as_bytes()));
                     }
                 }
                 if !batch.is_empty()
                     && tx
-                        .send(Event::Log(LogEvent::Tail {
+                        .send(LogEvent::Tail {
                             id,
                             event: TailEvent::Lines(batch),
-                        }))
+                        })
                         .await
                         .is_err()
                 {

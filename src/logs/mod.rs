@@ -9,5 +9,5 @@ pub mod service;
 pub mod tail;
 
 pub use line::{Level, LogLine};
-pub use service::{LogEvent, LogSource, LogTailerHandle, SourceKind};
+pub use service::{LogEvent, LogRx, LogSource, LogTailerHandle, LogTx, SourceKind};
 pub use tail::{Tail, TailEvent};

@@ -1,7 +1,9 @@
-//! `LogTailer`: follows the log sources and reports new lines through the event channel in
-//! batches, so a writer of 100 000 lines a second costs a few events a second, never a key
-//! press. Files are polled on one blocking thread; Swarm services stream from the Docker
-//! Engine API (follow, timestamps, `since` on reconnect).
+//! `LogTailer`: follows the log sources and reports new lines on a channel of their own
+//! (`LogTx`), in batches, so a writer of 100 000 lines a second costs a few messages a second
+//! and never delays or crowds out a control event. Each source is announced (`Added`) on that
+//! channel by the reader of its lines, before them, with a waiting send: an announcement
+//! cannot be dropped or overtaken. Files are polled on one blocking thread; Swarm services
+//! stream from the Docker Engine API (follow, timestamps, `since` on reconnect).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::line::LogLine;
 use super::tail::{Tail, TailEvent};
-use crate::events::{Event, EventTx};
 
 /// Lines read from the end of each source when it is opened.
 pub const INITIAL_LINES: usize = 2000;
@@ -53,39 +54,47 @@ impl LogSource {
     }
 }
 
-/// What the tailer reports. `id` identifies a source for its whole life.
+/// What the tailer reports. `id` identifies a source for its whole life; a source's `Added`
+/// comes before any of its `Tail`s.
 #[derive(Debug, Clone)]
 pub enum LogEvent {
     Added { id: usize, source: LogSource },
     Tail { id: usize, event: TailEvent },
 }
 
+/// Sending half of the log channel.
+pub type LogTx = mpsc::Sender<LogEvent>;
+/// Receiving half of the log channel.
+pub type LogRx = mpsc::Receiver<LogEvent>;
+
+/// A new log channel. Bounded: a reader waits when the front end lags (lines are batched,
+/// so 256 messages hold many thousands of lines).
+pub fn channel() -> (LogTx, LogRx) {
+    mpsc::channel(256)
+}
+
 /// Adds sources to a running tailer.
 #[derive(Clone)]
 pub struct LogTailerHandle {
-    files: mpsc::UnboundedSender<(usize, String)>,
-    events: EventTx,
+    files: mpsc::UnboundedSender<(usize, LogSource)>,
+    logs: LogTx,
     next_id: Arc<AtomicUsize>,
     cancel: CancellationToken,
 }
 
 impl LogTailerHandle {
-    /// Follows one more source.
+    /// Follows one more source. Never blocks: the source's reader announces it.
     pub fn add(&self, source: LogSource) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let _ = self.events.try_send(Event::Log(LogEvent::Added {
-            id,
-            source: source.clone(),
-        }));
         match source.kind {
-            SourceKind::File(spec) => {
-                let _ = self.files.send((id, spec));
+            SourceKind::File(_) => {
+                let _ = self.files.send((id, source));
             }
-            SourceKind::Service(service) => {
+            SourceKind::Service(_) => {
                 tokio::spawn(follow_service(
-                    service,
+                    source,
                     id,
-                    self.events.clone(),
+                    self.logs.clone(),
                     self.cancel.clone(),
                 ));
             }
@@ -93,16 +102,16 @@ impl LogTailerHandle {
     }
 }
 
-/// Starts the tailer with `sources`.
+/// Starts the tailer with `sources`, reporting on `logs`.
 pub fn spawn(
     sources: Vec<LogSource>,
-    events: EventTx,
+    logs: LogTx,
     cancel: CancellationToken,
 ) -> (LogTailerHandle, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, String)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, LogSource)>();
     let handle = LogTailerHandle {
         files: tx,
-        events: events.clone(),
+        logs: logs.clone(),
         next_id: Arc::new(AtomicUsize::new(0)),
         cancel: cancel.clone(),
     };
@@ -112,17 +121,24 @@ pub fn spawn(
     let task = tokio::task::spawn_blocking(move || {
         let mut tails: Vec<(usize, Tail)> = Vec::new();
         while !cancel.is_cancelled() {
-            while let Ok((id, spec)) = rx.try_recv() {
+            while let Ok((id, source)) = rx.try_recv() {
+                let spec = source.spec().unwrap_or_default().to_string();
+                // Announced before its lines, on the same channel, waiting for room.
+                if logs.blocking_send(LogEvent::Added { id, source }).is_err() {
+                    return;
+                }
                 let (tail, evs) = Tail::open(&spec, INITIAL_LINES);
                 tails.push((id, tail));
                 for event in evs {
-                    let _ = events.blocking_send(Event::Log(LogEvent::Tail { id, event }));
+                    if logs.blocking_send(LogEvent::Tail { id, event }).is_err() {
+                        return;
+                    }
                 }
             }
             for (id, tail) in tails.iter_mut() {
                 for event in tail.poll() {
-                    if events
-                        .blocking_send(Event::Log(LogEvent::Tail { id: *id, event }))
+                    if logs
+                        .blocking_send(LogEvent::Tail { id: *id, event })
                         .is_err()
                     {
                         return;
@@ -136,16 +152,17 @@ pub fn spawn(
 }
 
 /// Streams a Swarm service's logs, reconnecting (from the last timestamp seen) when the
-/// stream ends, until cancelled.
-async fn follow_service(service: String, id: usize, events: EventTx, cancel: CancellationToken) {
+/// stream ends, until cancelled. Announces the source first.
+async fn follow_service(source: LogSource, id: usize, logs: LogTx, cancel: CancellationToken) {
+    let SourceKind::Service(service) = source.kind.clone() else {
+        return;
+    };
+    if logs.send(LogEvent::Added { id, source }).await.is_err() {
+        return;
+    }
     let send = |event: TailEvent| {
-        let events = events.clone();
-        async move {
-            events
-                .send(Event::Log(LogEvent::Tail { id, event }))
-                .await
-                .is_ok()
-        }
+        let logs = logs.clone();
+        async move { logs.send(LogEvent::Tail { id, event }).await.is_ok() }
     };
     let mut since: i32 = 0;
     let mut first = true;

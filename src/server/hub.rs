@@ -142,7 +142,6 @@ impl WireBody {
             Event::RetentionDeleted { .. }
             | Event::Releases(_)
             | Event::ReleasesUnavailable(_)
-            | Event::Log(_)
             | Event::Notice(_)
             | Event::Sessions(_)
             | Event::Whoami { .. }

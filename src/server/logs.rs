@@ -78,7 +78,7 @@ pub fn stream(
             });
         }
         SourceKind::Service(_) => {
-            let (etx, mut erx) = crate::events::channel();
+            let (etx, mut erx) = crate::logs::service::channel();
             let cancel = stop.child_token();
             let (_h, task) = crate::logs::service::spawn(vec![src], etx, cancel.clone());
             tokio::spawn(async move {
@@ -87,8 +87,7 @@ pub fn stream(
                     e = erx.recv() => e,
                     () = tx.closed() => None,
                 } {
-                    let crate::events::Event::Log(crate::logs::LogEvent::Tail { event, .. }) = ev
-                    else {
+                    let crate::logs::LogEvent::Tail { event, .. } = ev else {
                         continue;
                     };
                     let lines: Vec<String> = match &event {

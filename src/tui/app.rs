@@ -11,6 +11,7 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::keymap::{Action, Scope, action_for};
 use super::layout;
+use super::request::Req;
 use crate::events::Event;
 use crate::export::diff::CsvDiff;
 use crate::export::preview::PreviewBatch;
@@ -329,7 +330,8 @@ pub struct App {
     pub toasts: Vec<Toast>,
     pub overlay: Option<Overlay>,
     pub quit: bool,
-    generation: u64,
+    /// The asynchronous requests in flight (preview, diff, search, details, history).
+    pub requests: super::request::Requests,
 }
 
 /// A message to `update`. Moved once from its channel into `update`, so the size difference
@@ -342,7 +344,12 @@ pub enum Msg {
     Resize(u16, u16),
     Tick(DateTime<Utc>),
     Service(Event),
-    History(HistoryView),
+    /// A log source or its new lines (from the log channel, apart from `Service`).
+    Log(crate::logs::LogEvent),
+    History {
+        generation: u64,
+        history: HistoryView,
+    },
     Preview {
         generation: u64,
         batch: PreviewBatch,
@@ -352,7 +359,10 @@ pub enum Msg {
         result: Result<CsvDiff, String>,
     },
     Paused(BTreeSet<String>),
-    ReleaseDetail(ReleaseDetail),
+    ReleaseDetail {
+        generation: u64,
+        detail: ReleaseDetail,
+    },
     /// A whole-file log search progressed or ended.
     Search {
         generation: u64,
@@ -364,7 +374,10 @@ pub enum Msg {
         hits: Vec<crate::logs::search::Hit>,
     },
     /// Lines around an opened match, read from its file.
-    MatchContext(Result<crate::logs::search::Context, String>),
+    MatchContext {
+        generation: u64,
+        result: Result<crate::logs::search::Context, String>,
+    },
     CronSaved {
         job: String,
         schedule: CronSchedule,
@@ -400,7 +413,9 @@ pub enum Cmd {
     },
     Pager(PathBuf),
     Copy(String),
-    LoadHistory,
+    LoadHistory {
+        generation: u64,
+    },
     Approve {
         id: i64,
         service: String,
@@ -430,6 +445,7 @@ pub enum Cmd {
         id: i64,
         service: String,
         tag: String,
+        generation: u64,
     },
     /// Writes lines of a log source to a file and says where.
     SaveLog {
@@ -442,11 +458,13 @@ pub enum Cmd {
         pattern: String,
         generation: u64,
     },
-    CancelSearch,
+    /// Stops the work of the request of this kind in flight (its view closed).
+    Cancel(super::request::Req),
     /// Reads the lines around a byte offset of a log source's file.
     ReadContext {
         spec: String,
         offset: u64,
+        generation: u64,
     },
     /// A terminal bell and a desktop notification (OSC 9 and OSC 777) with this text.
     Alert(String),
@@ -541,7 +559,7 @@ impl App {
             toasts: vec![],
             overlay: None,
             quit: false,
-            generation: 0,
+            requests: Default::default(),
         }
     }
 
@@ -680,12 +698,22 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             minute_changed || before != app.toasts.len() || app.exporting()
         }
         Msg::Service(ev) => on_service(app, ev, &mut cmds),
-        Msg::History(h) => {
-            apply_history(app, h);
-            true
+        Msg::Log(ev) => super::logs::on_event(app, ev),
+        Msg::History {
+            generation,
+            history,
+        } => {
+            let current = app.requests.reply(Req::History, generation, true);
+            if current {
+                apply_history(app, history);
+            }
+            current
         }
         Msg::Preview { generation, batch } => match &mut app.overlay {
-            Some(Overlay::Preview(p)) if p.generation == generation => {
+            Some(Overlay::Preview(p))
+                if p.generation == generation
+                    && app.requests.reply(Req::Preview, generation, batch.done) =>
+            {
                 if let Some(h) = batch.header {
                     p.header = h;
                 }
@@ -703,7 +731,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             _ => false,
         },
         Msg::Diff { generation, result } => match &mut app.overlay {
-            Some(Overlay::Diff(d)) if generation == app.generation => {
+            Some(Overlay::Diff(d)) if app.requests.reply(Req::Diff, generation, true) => {
                 d.result = Some(result);
                 true
             }
@@ -716,11 +744,21 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             matches,
             finished,
             hits,
-        } => super::logs::on_search(app, generation, done, total, matches, finished, hits),
-        Msg::MatchContext(c) => super::logs::on_context(app, c),
-        Msg::ReleaseDetail(d) => {
-            app.release_detail = Some(d);
-            true
+        } => {
+            app.requests.reply(Req::Search, generation, finished);
+            super::logs::on_search(app, generation, done, total, matches, finished, hits)
+        }
+        Msg::MatchContext { generation, result } => {
+            app.requests.reply(Req::Context, generation, true)
+                && super::logs::on_context(app, result)
+        }
+        Msg::ReleaseDetail { generation, detail } => {
+            let current = app.requests.reply(Req::Release, generation, true);
+            if current {
+                app.release_detail = Some(detail);
+                super::releases::detail_arrived(app, &mut cmds);
+            }
+            current
         }
         Msg::Paused(set) => {
             for j in &mut app.jobs {
@@ -749,6 +787,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             true
         }
     };
+    cancel_closed(app, &mut cmds);
     let waiting = app.waiting_on_me();
     let changed = changed || waiting != app.waiting;
     if waiting > app.waiting && app.ui_notify {
@@ -756,6 +795,43 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
     }
     app.waiting = waiting;
     (cmds, changed)
+}
+
+/// Cancels the work of each request whose view is no longer open (whichever way it was
+/// closed), so a closed preview stops reading and a cleared search stops searching.
+fn cancel_closed(app: &mut App, cmds: &mut Vec<Cmd>) {
+    for kind in [Req::Preview, Req::Diff, Req::Search, Req::Context] {
+        let Some(generation) = app.requests.current(kind) else {
+            continue;
+        };
+        let open = match kind {
+            Req::Preview => {
+                matches!(&app.overlay, Some(Overlay::Preview(p)) if p.generation == generation)
+            }
+            Req::Diff => matches!(&app.overlay, Some(Overlay::Diff(d)) if d.result.is_none()),
+            Req::Search => app
+                .logs
+                .file_search
+                .as_ref()
+                .is_some_and(|f| f.generation == generation && !f.finished),
+            Req::Context => matches!(
+                app.logs.match_view,
+                Some(super::logs::MatchView::Context { ctx: None, .. })
+            ),
+            Req::Release | Req::History => true,
+        };
+        if !open {
+            app.requests.forget(kind);
+            cmds.push(Cmd::Cancel(kind));
+        }
+    }
+}
+
+/// Starts reading the run history.
+pub fn load_history(app: &mut App) -> Cmd {
+    Cmd::LoadHistory {
+        generation: app.requests.start(Req::History),
+    }
 }
 
 /// The desktop notification's text: the newest waiting release.
@@ -871,7 +947,7 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
             ExportEvent::Skipped { group, reason } => {
                 app.toast(Level::Info, format!("{group}: {reason}"))
             }
-            ExportEvent::RunFinished { .. } => cmds.push(Cmd::LoadHistory),
+            ExportEvent::RunFinished { .. } => cmds.push(load_history(app)),
         },
         Event::ExportDir(listing) => apply_listing(app, listing),
         Event::Schedule(s) => match s {
@@ -901,12 +977,11 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
                 format!("retention deleted {} old export(s)", files.len()),
             );
         }
-        Event::JobFinished { .. } => cmds.push(Cmd::LoadHistory),
+        Event::JobFinished { .. } => cmds.push(load_history(app)),
         Event::Releases(list) => super::releases::apply_list(app, list, cmds),
         Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
         Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
         Event::Services(s) => return super::releases::apply_services(app, s),
-        Event::Log(ev) => return super::logs::on_event(app, ev),
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))
         }
@@ -1041,7 +1116,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         Action::Close => {
             if app.tab == Tab::Logs {
-                super::logs::clear_search(app, cmds);
+                super::logs::clear_search(app);
             }
             app.filters.remove(&app.tab);
             if app.tab == Tab::Releases {
@@ -1060,16 +1135,13 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::Open => {
             if let Some(f) = app.selected_file() {
                 let path = f.path.clone();
-                app.generation += 1;
+                let generation = app.requests.start(Req::Preview);
                 app.overlay = Some(Overlay::Preview(Box::new(Preview {
                     path: path.clone(),
-                    generation: app.generation,
+                    generation,
                     ..Default::default()
                 })));
-                cmds.push(Cmd::Preview {
-                    path,
-                    generation: app.generation,
-                });
+                cmds.push(Cmd::Preview { path, generation });
             } else {
                 app.toast(Level::Info, "no file selected");
             }
@@ -1083,7 +1155,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 ),
                 Some(prev) => {
                     let (old, new) = (prev.path.clone(), f.path.clone());
-                    app.generation += 1;
+                    let generation = app.requests.start(Req::Diff);
                     app.overlay = Some(Overlay::Diff(Box::new(DiffView {
                         old: old.clone(),
                         new: new.clone(),
@@ -1093,7 +1165,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                     cmds.push(Cmd::Diff {
                         old,
                         new,
-                        generation: app.generation,
+                        generation,
                     });
                 }
             },

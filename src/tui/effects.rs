@@ -1,6 +1,9 @@
 //! `Effects`: carries out the commands `update` returns. Nothing here blocks the UI task:
-//! service calls use non-blocking sends, file and database work runs on blocking threads,
-//! and results come back as messages.
+//! service calls use non-blocking sends, file and database work (and starting a process)
+//! runs on blocking threads, and results come back as messages. Every task goes into one
+//! `TaskTracker`, which `shutdown` closes and awaits. A request's work (preview, diff,
+//! search, context, release details, history) gets a `CancellationToken` per kind: a newer
+//! request of the kind or `Cmd::Cancel` cancels it, and its reader stops.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,8 +11,11 @@ use std::sync::Arc;
 
 use base64::Engine;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::app::{Cmd, HistoryView, Msg, SavedExport};
+use super::request::Req;
 use crate::client::Backend;
 use crate::config::Config;
 use crate::export::RunHistory;
@@ -33,12 +39,16 @@ pub struct Effects {
     pub job_names: Vec<String>,
     /// opsdeck's data dir (deploy logs, saved logs).
     pub data_dir: PathBuf,
-    /// Cancels the running whole-file log search.
-    pub search_cancel: Arc<std::sync::atomic::AtomicBool>,
     /// Adds log sources (the deploy log of a selected release).
     pub log_tailer: Option<crate::logs::LogTailerHandle>,
     /// Releases whose deploy log is already a source.
-    pub followed_deploys: std::collections::HashSet<i64>,
+    pub followed_deploys: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// Every task this starts; `shutdown` awaits them.
+    pub tracker: TaskTracker,
+    /// Cancelled at shutdown; the parent of every request's token.
+    root: CancellationToken,
+    /// The token of the request of each kind in flight.
+    tokens: std::collections::HashMap<Req, CancellationToken>,
 }
 
 /// Where `s` on the Logs tab saves: `<data dir>/saved/<source>-<UTC time>.log`.
@@ -81,10 +91,37 @@ impl Effects {
             results,
             clipboard,
             data_dir,
-            search_cancel: Default::default(),
             log_tailer,
             followed_deploys: Default::default(),
+            tracker: TaskTracker::new(),
+            root: CancellationToken::new(),
+            tokens: Default::default(),
         }
+    }
+
+    /// A token for a new request of `kind`; the one in flight is cancelled.
+    fn token(&mut self, kind: Req) -> CancellationToken {
+        let t = self.root.child_token();
+        if let Some(old) = self.tokens.insert(kind, t.clone()) {
+            old.cancel();
+        }
+        t
+    }
+
+    /// Cancels every request, stops taking tasks and waits for those running, at most
+    /// `limit` (a blocking read cannot be interrupted; it ends at its next check). True when
+    /// all ended.
+    pub async fn shutdown(&self, limit: std::time::Duration) -> bool {
+        self.root.cancel();
+        self.tracker.close();
+        tokio::time::timeout(limit, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Tasks still running (tests).
+    pub fn running(&self) -> usize {
+        self.tracker.len()
     }
 
     /// Starts one command; returns a suspension the loop has to perform itself.
@@ -120,7 +157,7 @@ impl Effects {
             Cmd::SaveCron { job, expr } => self.save_cron(job, expr),
             Cmd::Delete(path) => {
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
+                self.tracker.spawn_blocking(move || {
                     let msg = match std::fs::remove_file(&path) {
                         Ok(()) => {
                             tracing::info!(file = %path.display(), "deleted by the user");
@@ -133,11 +170,11 @@ impl Effects {
             }
             Cmd::Preview { path, generation } => {
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
+                let cancel = self.token(Req::Preview);
+                self.tracker.spawn_blocking(move || {
+                    // Stops at the next batch once the preview is closed.
                     crate::export::preview::stream_preview(&path, 500_000, |batch| {
-                        results
-                            .blocking_send(Msg::Preview { generation, batch })
-                            .is_ok()
+                        send_unless_cancelled(&results, Msg::Preview { generation, batch }, &cancel)
                     });
                 });
             }
@@ -147,9 +184,13 @@ impl Effects {
                 generation,
             } => {
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
+                let cancel = self.token(Req::Diff);
+                self.tracker.spawn_blocking(move || {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
                     let result = crate::export::diff::diff_files(&old, &new);
-                    let _ = results.blocking_send(Msg::Diff { generation, result });
+                    send_unless_cancelled(&results, Msg::Diff { generation, result }, &cancel);
                 });
             }
             Cmd::Pager(path) => return Some(Suspend::Pager(path)),
@@ -209,43 +250,67 @@ impl Effects {
                 let b = self.backend.clone();
                 self.call(async move { Msg::Done(b.reject(id, reason).await) });
             }
-            Cmd::LoadRelease { id, service, tag } => {
+            Cmd::LoadRelease {
+                id,
+                service,
+                tag,
+                generation,
+            } => {
                 if let Backend::Local(_) = self.backend {
                     self.follow_deploy_log(id, &service, &tag, false);
                 }
                 let (b, data_dir) = (self.backend.clone(), self.data_dir.clone());
-                self.call(async move {
-                    Msg::ReleaseDetail(load_release(b, &data_dir, id, &service, &tag).await)
+                let cancel = self.token(Req::Release);
+                self.call_cancellable(cancel, async move {
+                    let detail = load_release(b, &data_dir, id, &service, &tag).await;
+                    Msg::ReleaseDetail { generation, detail }
                 });
             }
-            Cmd::CancelSearch => self
-                .search_cancel
-                .store(true, std::sync::atomic::Ordering::Relaxed),
+            Cmd::Cancel(kind) => {
+                if let Some(t) = self.tokens.remove(&kind) {
+                    t.cancel();
+                }
+            }
             Cmd::SearchFile {
                 spec,
                 pattern,
                 generation,
             } => {
-                self.search_cancel
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                self.search_cancel = cancel.clone();
+                let cancel = self.token(Req::Search);
+                // The searcher polls a flag; the token sets it.
+                let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let set = flag.clone();
+                let done = CancellationToken::new();
+                let (watch, finished) = (cancel.clone(), done.clone());
+                self.tracker.spawn(async move {
+                    tokio::select! {
+                        () = watch.cancelled() => set.store(true, std::sync::atomic::Ordering::Relaxed),
+                        () = finished.cancelled() => {}
+                    }
+                });
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
-                    super::logs::search_task(&spec, &pattern, generation, &cancel, &results)
+                self.tracker.spawn_blocking(move || {
+                    super::logs::search_task(&spec, &pattern, generation, &flag, &results);
+                    done.cancel();
                 });
             }
-            Cmd::ReadContext { spec, offset } => {
+            Cmd::ReadContext {
+                spec,
+                offset,
+                generation,
+            } => {
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _ = results
-                        .blocking_send(Msg::MatchContext(super::logs::context_task(&spec, offset)));
+                let cancel = self.token(Req::Context);
+                self.tracker.spawn_blocking(move || {
+                    let result = super::logs::context_task(&spec, offset);
+                    let msg = Msg::MatchContext { generation, result };
+                    send_unless_cancelled(&results, msg, &cancel);
                 });
             }
             Cmd::SaveLog { name, lines } => {
                 let path = saved_log_path(&self.data_dir, &name);
                 let results = self.results.clone();
-                tokio::task::spawn_blocking(move || {
+                self.tracker.spawn_blocking(move || {
                     let write = || -> std::io::Result<()> {
                         if let Some(dir) = path.parent() {
                             std::fs::create_dir_all(dir)?;
@@ -261,12 +326,23 @@ impl Effects {
                     let _ = results.blocking_send(Msg::Done(msg));
                 });
             }
-            Cmd::LoadHistory => {
+            Cmd::LoadHistory { generation } => {
                 let (b, jobs) = (self.backend.clone(), self.job_names.clone());
                 let results = self.results.clone();
-                tokio::spawn(async move {
-                    if let Ok(snap) = b.history(jobs).await {
-                        let _ = results.send(Msg::History(history_view(snap))).await;
+                let cancel = self.token(Req::History);
+                self.tracker.spawn(async move {
+                    let snap = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        s = b.history(jobs) => s,
+                    };
+                    if let Ok(snap) = snap {
+                        let history = history_view(snap);
+                        let _ = results
+                            .send(Msg::History {
+                                generation,
+                                history,
+                            })
+                            .await;
                     }
                 });
             }
@@ -283,47 +359,42 @@ impl Effects {
             .join(service)
             .join(format!("{tag}-*.log"));
         let spec = spec.display().to_string();
-        let exists = crate::logs::tail::resolve(&spec).is_some();
-        if let Some(t) = &self.log_tailer
-            && (starting || exists)
-            && self.followed_deploys.insert(id)
-        {
-            t.add(crate::logs::LogSource::file(
-                format!("deploy {service} {tag}"),
-                spec,
-            ));
-        }
+        let Some(t) = self.log_tailer.clone() else {
+            return;
+        };
+        let followed = self.followed_deploys.clone();
+        let name = format!("deploy {service} {tag}");
+        // Looking for the file is a directory read: not on the UI task.
+        self.tracker.spawn_blocking(move || {
+            let exists = starting || crate::logs::tail::resolve(&spec).is_some();
+            if exists
+                && followed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id)
+            {
+                t.add(crate::logs::LogSource::file(name, spec));
+            }
+        });
     }
 
     /// Runs `opsdeck release ARGS` in its own process group, so the deploy goes on when the
     /// dashboard quits or the SSH connection drops; its output goes to the deploy log.
     fn detached(&self, args: &[&str], service: &str, tag: &str, rollback: bool) {
         let log = crate::release::deploy::command::log_path(&self.data_dir, service, tag, rollback);
-        let started = (|| -> std::io::Result<()> {
-            let out = crate::private::append(&log)?;
-            let mut cmd = std::process::Command::new(std::env::current_exe()?);
-            if let Some(p) = &self.cfg.path {
-                cmd.arg("--config").arg(p);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (config, data_dir) = (self.cfg.path.clone(), self.data_dir.clone());
+        let results = self.results.clone();
+        // Opening the log (fsync'd dirs) and fork/exec: on a blocking thread.
+        self.tracker.spawn_blocking(move || {
+            let started = start_detached(&log, &args, config.as_deref(), &data_dir);
+            if let Err(e) = started {
+                let _ = results.blocking_send(Msg::Done(Err(format!(
+                    "cannot start opsdeck release {}: {e}",
+                    args.join(" ")
+                ))));
             }
-            use std::os::unix::process::CommandExt;
-            cmd.arg("release")
-                .args(args)
-                .env("OPSDECK_DATA_DIR", &self.data_dir)
-                .stdin(std::process::Stdio::null())
-                .stdout(out.try_clone()?)
-                .stderr(out)
-                .process_group(0);
-            let mut child = cmd.spawn()?;
-            // Reap it when it ends (if we are still here); it outlives us otherwise.
-            std::thread::spawn(move || child.wait());
-            Ok(())
-        })();
-        if let Err(e) = started {
-            let _ = self.results.try_send(Msg::Done(Err(format!(
-                "cannot start opsdeck release {}: {e}",
-                args.join(" ")
-            ))));
-        }
+        });
     }
 
     fn reply(&self, msg: Msg) -> Option<Suspend> {
@@ -334,8 +405,24 @@ impl Effects {
     /// Runs `f` off the UI task and sends its message back.
     fn call(&self, f: impl std::future::Future<Output = Msg> + Send + 'static) {
         let results = self.results.clone();
-        tokio::spawn(async move {
+        self.tracker.spawn(async move {
             let _ = results.send(f.await).await;
+        });
+    }
+
+    /// Like `call`, but nothing is sent once `cancel` is cancelled (it stops waiting).
+    fn call_cancellable(
+        &self,
+        cancel: CancellationToken,
+        f: impl std::future::Future<Output = Msg> + Send + 'static,
+    ) {
+        let results = self.results.clone();
+        self.tracker.spawn(async move {
+            let msg = tokio::select! {
+                () = cancel.cancelled() => return,
+                m = f => m,
+            };
+            let _ = results.send(msg).await;
         });
     }
 
@@ -354,7 +441,7 @@ impl Effects {
             && job == "export"
             && crate::config::process_env("CRON_SCHEDULE").is_some();
         let (b, results) = (self.backend.clone(), self.results.clone());
-        tokio::spawn(async move {
+        self.tracker.spawn(async move {
             match b.set_cron(job.clone(), schedule.clone()).await {
                 Ok(()) => {
                     let _ = results.send(Msg::CronSaved { job, schedule }).await;
@@ -374,6 +461,56 @@ impl Effects {
             }
         });
     }
+}
+
+/// Sends `msg` from a blocking thread, waiting for room, unless `cancel` comes first (a
+/// plain `blocking_send` would wait on a full channel past a cancellation, and past
+/// shutdown). False when cancelled or the loop is gone.
+fn send_unless_cancelled(
+    results: &mpsc::Sender<Msg>,
+    msg: Msg,
+    cancel: &CancellationToken,
+) -> bool {
+    let mut msg = msg;
+    loop {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        match results.try_send(msg) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                msg = m;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Starts `opsdeck release ARGS` in its own process group, output to `log`. Blocking.
+fn start_detached(
+    log: &std::path::Path,
+    args: &[String],
+    config: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let out = crate::private::append(log)?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    if let Some(p) = config {
+        cmd.arg("--config").arg(p);
+    }
+    cmd.arg("release")
+        .args(args)
+        .env("OPSDECK_DATA_DIR", data_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    // Reap it when it ends (if we are still here); it outlives us otherwise, on purpose.
+    std::thread::spawn(move || child.wait());
+    Ok(())
 }
 
 /// Reads what the dashboard shows from the run history. Blocking.

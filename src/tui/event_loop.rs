@@ -16,6 +16,7 @@ use super::app::{App, Msg, update};
 use super::effects::{Effects, Suspend};
 use super::view;
 use crate::events::EventRx;
+use crate::logs::LogRx;
 
 /// The shortest time between two frames (60 per second at most).
 pub const FRAME: Duration = Duration::from_millis(16);
@@ -30,7 +31,11 @@ pub struct LoopStats {
 /// The loop's inputs.
 pub struct Inputs<S> {
     pub terminal: S,
+    /// Control events of the services; the loop ends when this channel closes.
     pub events: EventRx,
+    /// Log sources and lines, on their own channel so a flood of lines never delays or
+    /// crowds out a control event; read after keys, results and events.
+    pub logs: LogRx,
     pub results: mpsc::Receiver<Msg>,
 }
 
@@ -52,8 +57,10 @@ where
     let mut dirty = true;
     let mut last_frame: Option<Instant> = None;
     let mut batch: Vec<crate::events::Event> = Vec::with_capacity(256);
+    let mut log_batch: Vec<crate::logs::LogEvent> = Vec::with_capacity(64);
     tokio::pin!(shutdown);
     let mut input_open = true;
+    let mut logs_open = true;
     loop {
         // Quit first: after a hang-up the terminal is gone and drawing would fail.
         if app.quit {
@@ -92,6 +99,11 @@ where
                     msgs.push(Msg::Signal);
                 }
                 msgs.extend(batch.drain(..).map(Msg::Service));
+            }
+            // A closed log channel (no tailer) is no reason to leave.
+            n = inputs.logs.recv_many(&mut log_batch, 64), if logs_open => {
+                logs_open = n > 0;
+                msgs.extend(log_batch.drain(..).map(Msg::Log));
             }
             () = tokio::time::sleep(wake) => msgs.push(Msg::Tick(Utc::now())),
         }

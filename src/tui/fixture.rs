@@ -82,7 +82,14 @@ pub fn app(size: (u16, u16)) -> App {
         attempts: [(100, 1), (99, 3), (98, 2)].into_iter().collect(),
         saved,
     };
-    update(&mut app, Msg::History(view));
+    let generation = app.requests.start(super::request::Req::History);
+    update(
+        &mut app,
+        Msg::History {
+            generation,
+            history: view,
+        },
+    );
     app.lock = super::app::LockState::Leader;
     app.testops = Some(Ok(()));
     app.disk_free = Some(80_200_000_000);

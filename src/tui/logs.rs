@@ -30,6 +30,13 @@ pub struct SourceView {
     /// The source's format: detected from its first lines (as the tailer detects it), or
     /// chosen with `f`, in which case this parser re-reads every line.
     pub parser: Parser,
+    /// Lines dropped from the front (the ring buffer was full): a line's number since the
+    /// source began is `dropped + index`, which the cached rows keep.
+    pub dropped: u64,
+    /// The latest timestamp among the dropped lines (the merge key of the lines after them).
+    pub carry: Option<chrono::DateTime<chrono::Utc>>,
+    /// Bumped when the lines are rewritten (a format change): the cached rows are rebuilt.
+    pub epoch: u64,
 }
 
 /// A whole-file search running (or done) in the background.
@@ -68,7 +75,6 @@ pub const CONTEXT_LINES: usize = 20;
 #[derive(Debug, Clone)]
 pub struct LogsState {
     pub file_search: Option<FileSearch>,
-    pub search_generation: u64,
     /// The line the last jump (n/N, e/E) went to, as an index into `visible()`.
     pub cursor: Option<usize>,
     pub sources: Vec<SourceView>,
@@ -94,13 +100,14 @@ pub struct LogsState {
     /// Pretty-print JSON lines.
     pub pretty: bool,
     pub match_view: Option<MatchView>,
+    /// `visible()`'s rows, kept until an input changes.
+    pub rows: super::log_rows::RowsCache,
 }
 
 impl Default for LogsState {
     fn default() -> Self {
         LogsState {
             file_search: None,
-            search_generation: 0,
             cursor: None,
             sources: vec![],
             sel: 0,
@@ -119,6 +126,7 @@ impl Default for LogsState {
             folded: false,
             pretty: false,
             match_view: None,
+            rows: Default::default(),
         }
     }
 }
@@ -140,28 +148,6 @@ impl LogsState {
                     .is_none_or(|r| r.is_match(&head.text) || msg.any(|l| r.is_match(&l.text))))
     }
 
-    /// The shown line indexes of source `s`, message by message.
-    fn rows_of(&self, s: usize) -> Vec<usize> {
-        let lines = &self.sources[s].lines;
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < lines.len() {
-            let mut j = i + 1;
-            while j < lines.len() && lines[j].cont {
-                j += 1;
-            }
-            if self.shows(lines.range(i..j)) {
-                if self.folded {
-                    out.push(i);
-                } else {
-                    out.extend(i..j);
-                }
-            }
-            i = j;
-        }
-        out
-    }
-
     /// Continuation lines after line `i` of source `s` (folded away when `folded`).
     pub fn continuation_count(&self, s: usize, i: usize) -> usize {
         self.sources[s]
@@ -172,49 +158,11 @@ impl LogsState {
     }
 
     /// The lines the view shows, as (source, line index): the selected source's, or with
-    /// `merged` every source's, ordered by timestamp. A line without one keeps its place
-    /// after the previous line of its source; a source without any timestamps is placed by
-    /// when its lines were read.
-    pub fn visible(&self) -> Vec<(usize, usize)> {
-        if !self.merged {
-            if self.sel >= self.sources.len() {
-                return vec![];
-            }
-            return self
-                .rows_of(self.sel)
-                .into_iter()
-                .map(|i| (self.sel, i))
-                .collect();
-        }
-        // k-way merge of sources that are each in time order already.
-        let keyed: Vec<Vec<(chrono::DateTime<chrono::Utc>, usize)>> = (0..self.sources.len())
-            .map(|s| {
-                let lines = &self.sources[s].lines;
-                let mut last = None;
-                // Lines before the source's first timestamp go with it, not ahead of all.
-                let first_ts = lines.iter().find_map(|l| l.ts);
-                self.rows_of(s)
-                    .into_iter()
-                    .map(|i| {
-                        let l = &lines[i];
-                        last = l.ts.or(last);
-                        (last.or(first_ts).unwrap_or(l.seen), i)
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut pos = vec![0usize; keyed.len()];
-        let total: usize = keyed.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(total);
-        for _ in 0..total {
-            let next = (0..keyed.len())
-                .filter(|&s| pos[s] < keyed[s].len())
-                .min_by_key(|&s| (keyed[s][pos[s]].0, s))
-                .unwrap_or(0);
-            out.push((next, keyed[next][pos[next]].1));
-            pos[next] += 1;
-        }
-        out
+    /// `merged` every source's, ordered by timestamp (see `log_rows` for the order). Cached:
+    /// rebuilt only when the filters, the selection or the merge change; new lines are
+    /// added to it.
+    pub fn visible(&self) -> super::log_rows::Visible {
+        self.rows.get(self)
     }
 }
 
@@ -268,8 +216,23 @@ pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
                     };
                     let added = lines.len();
                     src.lines.extend(lines);
-                    let overflow = src.lines.len().saturating_sub(max);
-                    src.lines.drain(..overflow);
+                    // Whole messages leave, so the buffer never starts halfway through one
+                    // (its continuation lines would pass or fail the filters without
+                    // their head). A message longer than the buffer is cut, and the cached
+                    // rows are rebuilt.
+                    let len = src.lines.len();
+                    let mut overflow = len.saturating_sub(max);
+                    while overflow > 0 && overflow < len && src.lines[overflow].cont {
+                        overflow += 1;
+                    }
+                    if overflow == len && len > 0 {
+                        overflow = len - max.min(len);
+                        src.epoch += 1;
+                    }
+                    for l in src.lines.drain(..overflow) {
+                        src.carry = src.carry.max(l.ts);
+                    }
+                    src.dropped += overflow as u64;
                     if shown && !logs.follow {
                         // Paused: keep the view where it is and count what arrived.
                         logs.new_lines += added;
@@ -325,7 +288,10 @@ fn current(app: &App, total: usize) -> usize {
 fn jump(app: &mut App, forward: bool, hit: impl Fn(&LogLine) -> bool, what: &str) {
     let visible = app.logs.visible();
     let total = visible.len();
-    let line = |i: usize| &app.logs.sources[visible[i].0].lines[visible[i].1];
+    let line = |i: usize| {
+        let (s, l) = visible.get(i);
+        &app.logs.sources[s].lines[l]
+    };
     // From the last jump's line; else following, the newest line; else the middle of the
     // screen.
     let here = match app.logs.cursor {
@@ -393,9 +359,12 @@ fn open_match(app: &mut App, sel: usize, cmds: &mut Vec<Cmd>) {
     let Some(hit) = fs.hits.get(sel) else {
         return;
     };
+    let (spec, offset) = (fs.spec.clone(), hit.offset);
+    let generation = app.requests.start(super::request::Req::Context);
     cmds.push(Cmd::ReadContext {
-        spec: fs.spec.clone(),
-        offset: hit.offset,
+        spec,
+        offset,
+        generation,
     });
     app.logs.match_view = Some(MatchView::Context { sel, ctx: None });
 }
@@ -453,7 +422,7 @@ pub fn action(app: &mut App, action: Action, cmds: &mut Vec<Cmd>) {
             let logs = &app.logs;
             let lines = visible
                 .iter()
-                .map(|&(s, i)| {
+                .map(|(s, i)| {
                     let l = &logs.sources[s].lines[i];
                     if logs.merged {
                         format!("[{}] {}", logs.sources[s].name, l.text)
@@ -512,6 +481,7 @@ fn cycle_format(app: &mut App) {
     let mut reader = Parser::new(Choice::Fixed(parser.format));
     src.lines = reader.parse_again(lines).into();
     src.parser = parser;
+    src.epoch += 1;
     let name = match next {
         Choice::Auto => format!("format: detected ({})", src.parser.format_name()),
         _ => format!("format: {}", src.parser.format_name()),
@@ -583,8 +553,7 @@ pub fn search_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                     app.logs.regex = Some(r.clone());
                     // The whole file too, beyond what the ring buffer holds.
                     if let Some(src) = app.logs.sources.get(app.logs.sel) {
-                        app.logs.search_generation += 1;
-                        let generation = app.logs.search_generation;
+                        let generation = app.requests.start(super::request::Req::Search);
                         app.logs.file_search = Some(FileSearch {
                             generation,
                             spec: src.spec.clone(),
@@ -694,7 +663,7 @@ pub fn context_task(spec: &str, offset: u64) -> Result<Context, String> {
 
 /// Esc on the Logs tab: back from an opened match to the list, from the list to the log;
 /// else stop a running file search and clear the search.
-pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
+pub fn clear_search(app: &mut App) {
     match app.logs.match_view.take() {
         Some(MatchView::Context { sel, .. }) => {
             app.logs.match_view = Some(MatchView::List { sel });
@@ -703,9 +672,7 @@ pub fn clear_search(app: &mut App, cmds: &mut Vec<Cmd>) {
         Some(MatchView::List { .. }) => return,
         None => {}
     }
-    if app.logs.file_search.as_ref().is_some_and(|f| !f.finished) {
-        cmds.push(Cmd::CancelSearch);
-    }
+    // `update` cancels the search this leaves without a view (`Cmd::Cancel`).
     app.logs.file_search = None;
     app.logs.search.clear();
     app.logs.regex = None;

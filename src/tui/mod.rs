@@ -8,9 +8,11 @@ pub mod event_loop;
 mod fixture;
 pub mod keymap;
 pub mod layout;
+pub mod log_rows;
 pub mod logs;
 pub mod memory;
 pub mod releases;
+pub mod request;
 #[cfg(test)]
 mod svg;
 mod terminal;
@@ -26,7 +28,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::services::{ServiceSet, Services};
-use app::{App, Cmd, JobRow};
+use app::{App, JobRow};
 use effects::{Effects, Suspend};
 
 /// Builds the initial state from a configuration.
@@ -161,11 +163,14 @@ pub async fn run_on(
 ) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::signal();
     let (tx, rx) = crate::events::channel();
+    let (logs_tx, logs_rx) = crate::logs::service::channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     let mut services = None;
     let mut notifier: Option<std::sync::Arc<crate::notify::Notifier>> = None;
     let mut remote_logs: Vec<String> = Vec::new();
+    // Passes the services' events on (local mode with notifications); ends when they stop.
+    let mut forwarder = None;
     let backend = match server {
         Some(remote) => {
             tasks.push(crate::client::spawn_event_pump(
@@ -179,7 +184,7 @@ pub async fn run_on(
             tasks.push(crate::client::logs::spawn(
                 remote.clone(),
                 remote_logs.clone(),
-                tx.clone(),
+                logs_tx.clone(),
                 cancel.clone(),
             ));
             crate::client::Backend::Remote(remote)
@@ -204,7 +209,7 @@ pub async fn run_on(
                     let (stx, mut srx) = crate::events::channel();
                     let (n2, fwd) = (n.clone(), tx.clone());
                     // Ends when the services drop their senders.
-                    tokio::spawn(async move {
+                    forwarder = Some(tokio::spawn(async move {
                         while let Some(ev) = srx.recv().await {
                             if let crate::events::Event::Export(e) = &ev {
                                 n2.export(e);
@@ -213,7 +218,7 @@ pub async fn run_on(
                                 break;
                             }
                         }
-                    });
+                    }));
                     notifier = Some(n);
                     stx
                 }
@@ -284,7 +289,7 @@ pub async fn run_on(
         log_sources(&cfg, data_dir, logs)
     };
     let (log_tailer, log_task) =
-        crate::logs::service::spawn(local_sources, tx.clone(), cancel.clone());
+        crate::logs::service::spawn(local_sources, logs_tx, cancel.clone());
     tasks.push(log_task);
     // A client learns the server's paused jobs from its event stream (sticky).
     let paused = if remote_mode {
@@ -329,7 +334,7 @@ pub async fn run_on(
         data_dir.to_path_buf(),
         Some(log_tailer.clone()),
     );
-    effects.run(Cmd::LoadHistory);
+    effects.run(app::load_history(&mut app));
 
     let mut term = terminal::enter().context("cannot set up the terminal")?;
     let size = term.size().map(|s| (s.width, s.height)).unwrap_or((80, 24));
@@ -337,6 +342,7 @@ pub async fn run_on(
     let mut inputs = event_loop::Inputs {
         terminal: crossterm::event::EventStream::new(),
         events: rx,
+        logs: logs_rx,
         results: results_rx,
     };
     let result = event_loop::run(
@@ -368,11 +374,18 @@ pub async fn run_on(
         Err(e) => tracing::error!("dashboard failed: {e}"),
     }
     cancel.cancel();
+    // The effects' tasks: requests cancelled, the rest given a moment to finish.
+    if !effects.shutdown(std::time::Duration::from_secs(2)).await {
+        tracing::warn!("dashboard tasks still running at exit");
+    }
     for t in tasks {
         let _ = t.await;
     }
     if let Some(s) = services {
         s.shutdown().await;
+    }
+    if let Some(f) = forwarder {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), f).await;
     }
     if let Some(n) = notifier {
         n.shutdown(std::time::Duration::from_secs(2)).await;

@@ -407,9 +407,14 @@ pub fn apply_list(app: &mut App, list: Vec<Release>, cmds: &mut Vec<Cmd>) {
     if first_load && let Some(id) = app.recall.release.take() {
         select_id(app, id);
     }
-    // The selected release may have moved on: refresh its details.
-    if let Some(r) = selected_of(app) {
-        cmds.push(load(r));
+    // The selected release may have moved on: refresh its details (after the load in
+    // flight, which may have read the ledger before this change).
+    if let Some(id) = selected_of(app).map(|r| r.id) {
+        if app.requests.in_flight_for(super::request::Req::Release, id) {
+            app.requests.again(super::request::Req::Release);
+        } else {
+            load_selected(app, cmds, false);
+        }
     }
 }
 
@@ -451,22 +456,30 @@ fn selected_of(app: &App) -> Option<&Release> {
     }
 }
 
-fn load(r: &Release) -> Cmd {
-    Cmd::LoadRelease {
-        id: r.id,
-        service: r.service_name.clone(),
-        tag: r.release_tag.clone(),
+/// Asks for the selected release's details, unless a load of them is in flight already (a
+/// reload each second of a deploy would otherwise pile up behind a slow ledger).
+fn load_selected(app: &mut App, cmds: &mut Vec<Cmd>, moved_only: bool) {
+    use super::request::Req;
+    let Some(r) = selected(app) else { return };
+    if app.requests.in_flight_for(Req::Release, r.id)
+        || (moved_only && app.release_detail.as_ref().is_some_and(|d| d.id == r.id))
+    {
+        return;
     }
+    let (id, service, tag) = (r.id, r.service_name.clone(), r.release_tag.clone());
+    cmds.retain(|c| !matches!(c, Cmd::LoadRelease { .. }));
+    let generation = app.requests.start_for(Req::Release, Some(id));
+    cmds.push(Cmd::LoadRelease {
+        id,
+        service,
+        tag,
+        generation,
+    });
 }
 
 /// Asks for the selected release's details when the selection moved to another one.
-pub fn follow_selection(app: &App, cmds: &mut Vec<Cmd>) {
-    if let Some(r) = selected(app)
-        && app.release_detail.as_ref().is_none_or(|d| d.id != r.id)
-        && !cmds.iter().any(|c| matches!(c, Cmd::LoadRelease { .. }))
-    {
-        cmds.push(load(r));
-    }
+pub fn follow_selection(app: &mut App, cmds: &mut Vec<Cmd>) {
+    load_selected(app, cmds, true);
 }
 
 /// The group holding display row `sel`.
@@ -936,10 +949,16 @@ pub fn watching_deploy(app: &App) -> bool {
         && selected(app).is_some_and(|r| matches!(r.status, Status::Deploying | Status::Rollback))
 }
 
-/// Reloads the selected release's details (deploy log, audit) on each tick of a deploy.
-pub fn refresh_selected(app: &App, cmds: &mut Vec<Cmd>) {
-    if let Some(r) = selected(app) {
-        cmds.push(load(r));
+/// Reloads the selected release's details (deploy log, audit) on each tick of a deploy,
+/// unless the last reload has not answered yet.
+pub fn refresh_selected(app: &mut App, cmds: &mut Vec<Cmd>) {
+    load_selected(app, cmds, false);
+}
+
+/// A release's details arrived: load them again if the ledger changed meanwhile.
+pub fn detail_arrived(app: &mut App, cmds: &mut Vec<Cmd>) {
+    if app.requests.take_again(super::request::Req::Release) {
+        load_selected(app, cmds, false);
     }
 }
 

@@ -11,6 +11,15 @@ use super::fixture;
 use crate::events::Event;
 use crate::export::{DirListing, ExportEvent, ExportFile, ExportName, Stage};
 
+/// Delivers a release's details as the reply to the load in flight.
+fn give(app: &mut crate::tui::app::App, detail: crate::tui::app::ReleaseDetail) {
+    let generation = app
+        .requests
+        .current(crate::tui::request::Req::Release)
+        .unwrap_or(0);
+    update(app, Msg::ReleaseDetail { generation, detail });
+}
+
 fn key(c: char) -> Msg {
     Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }
@@ -159,7 +168,7 @@ fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
             failed: 1,
         })),
     );
-    assert_eq!(cmds, [Cmd::LoadHistory]);
+    assert!(matches!(cmds[..], [Cmd::LoadHistory { .. }]), "{cmds:?}");
 }
 
 #[test]
@@ -647,13 +656,13 @@ mod releases {
             "{cmds:?}"
         );
         // Release 6, api v1.4.0, deployed; its details name v1.3.2 as a target.
-        update(
+        give(
             &mut app,
-            Msg::ReleaseDetail(ReleaseDetail {
+            ReleaseDetail {
                 id: 6,
                 targets: vec![target("v1.3.2")],
                 ..Default::default()
-            }),
+            },
         );
         update(&mut app, key('r'));
         update(&mut app, code(KeyCode::Enter));
@@ -698,13 +707,13 @@ mod releases {
             t.last_ran = None;
             targets.push(t);
         }
-        update(
+        give(
             &mut app,
-            Msg::ReleaseDetail(ReleaseDetail {
+            ReleaseDetail {
                 id: 6,
                 targets,
                 ..Default::default()
-            }),
+            },
         );
         update(&mut app, key('r'));
         let screen = render(&app);
@@ -745,13 +754,13 @@ mod releases {
         // The engine's name of the service comes from its live state.
         let mut app = fixture::app_with_services((80, 24));
         update(&mut app, key('j'));
-        update(
+        give(
             &mut app,
-            Msg::ReleaseDetail(ReleaseDetail {
+            ReleaseDetail {
                 id: 6,
                 targets: vec![target("v1.3.2")],
                 ..Default::default()
-            }),
+            },
         );
         update(&mut app, key('r'));
         update(&mut app, code(KeyCode::Enter));
@@ -878,9 +887,9 @@ mod releases {
             let mut app = fixture::app_with_services(size);
             // worker 0.9.2: its failed task's error and exit code in the tasks pane.
             update(&mut app, key('G'));
-            update(
+            give(
                 &mut app,
-                Msg::ReleaseDetail(ReleaseDetail {
+                ReleaseDetail {
                     id: 7,
                     audit: failed_audit(),
                     log: vec![
@@ -888,7 +897,7 @@ mod releases {
                         "task 3f2a9c1b0d4e failed: task: non-zero exit (1)".into(),
                     ],
                     targets: vec![],
-                }),
+                },
             );
             insta::assert_snapshot!(format!("releases_{}x{}", size.0, size.1), render(&app));
         }
@@ -949,10 +958,10 @@ mod logs {
         let lines = lines.iter().map(|l| LogLine::parse(l.as_bytes())).collect();
         update(
             app,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id,
                 event: TailEvent::Lines(lines),
-            })),
+            }),
         );
     }
 
@@ -962,10 +971,10 @@ mod logs {
         for (id, name) in [(0, "app"), (1, "worker")] {
             update(
                 &mut app,
-                Msg::Service(Event::Log(LogEvent::Added {
+                Msg::Log(LogEvent::Added {
                     id,
                     source: LogSource::file(name, format!("/var/log/{name}.log")),
-                })),
+                }),
             );
         }
         let app_lines: Vec<String> = (0..40)
@@ -998,7 +1007,7 @@ mod logs {
         app.logs
             .visible()
             .iter()
-            .map(|&(s, i)| app.logs.sources[s].lines[i].text.clone())
+            .map(|(s, i)| app.logs.sources[s].lines[i].text.clone())
             .collect()
     }
 
@@ -1057,7 +1066,7 @@ mod logs {
         );
         // Esc clears the search and cancels the file search.
         let (cmds, _) = update(&mut app, code(KeyCode::Esc));
-        assert_eq!(cmds, [Cmd::CancelSearch]);
+        assert_eq!(cmds, [Cmd::Cancel(crate::tui::request::Req::Search)]);
         assert!(app.logs.regex.is_none());
     }
 
@@ -1121,10 +1130,10 @@ mod logs {
         let mut app = app_with_logs();
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id: 0,
                 event: TailEvent::Note("app.log was rotated; following the new file".into()),
-            })),
+            }),
         );
         insta::assert_snapshot!("logs_follow", render(&app));
     }
@@ -1134,10 +1143,10 @@ mod logs {
         let lines = crate::logs::multiline::Parser::default().parse_batch(lines);
         update(
             app,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id,
                 event: TailEvent::Lines(lines),
-            })),
+            }),
         );
     }
 
@@ -1146,10 +1155,10 @@ mod logs {
         update(&mut app, key('4'));
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Added {
+            Msg::Log(LogEvent::Added {
                 id: 0,
                 source: LogSource::file("api", "/var/log/api.log"),
-            })),
+            }),
         );
         feed_parsed(&mut app, 0, lines);
         app
@@ -1210,10 +1219,10 @@ mod logs {
         let mut app = app_with_logs();
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Added {
+            Msg::Log(LogEvent::Added {
                 id: 2,
                 source: LogSource::file("plain", "/var/log/plain.log"),
-            })),
+            }),
         );
         feed_parsed(&mut app, 2, &["no time 1", "no time 2"]);
         update(&mut app, key('m'));
@@ -1267,10 +1276,10 @@ mod logs {
         update(&mut app, key('4'));
         update(
             &mut app,
-            Msg::Service(Event::Log(LogEvent::Added {
+            Msg::Log(LogEvent::Added {
                 id: 0,
                 source: LogSource::file("big", path.display().to_string()),
-            })),
+            }),
         );
         feed_parsed(
             &mut app,
@@ -1313,12 +1322,22 @@ mod logs {
         );
         update(&mut app, key('j'));
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
-        let [Cmd::ReadContext { spec, offset }] = &cmds[..] else {
+        let [
+            Cmd::ReadContext {
+                spec,
+                offset,
+                generation,
+            },
+        ] = &cmds[..]
+        else {
             panic!("{cmds:?}")
         };
         update(
             &mut app,
-            Msg::MatchContext(crate::tui::logs::context_task(spec, *offset)),
+            Msg::MatchContext {
+                generation: *generation,
+                result: crate::tui::logs::context_task(spec, *offset),
+            },
         );
         let screen = render(&app);
         assert!(
@@ -1332,6 +1351,147 @@ mod logs {
         assert!(render(&app).contains("Enter opens in the file"));
         update(&mut app, code(KeyCode::Esc));
         assert!(app.logs.match_view.is_none() && app.logs.regex.is_some());
+    }
+
+    /// A line as a tailer would give it, with its fields chosen by the test.
+    fn line(
+        text: String,
+        ts: Option<i64>,
+        level: Option<crate::logs::Level>,
+        cont: bool,
+        seen: i64,
+    ) -> LogLine {
+        let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        LogLine {
+            text,
+            ansi: None,
+            level,
+            ts: ts.map(at),
+            ts_len: 0,
+            cont,
+            seen: at(seen),
+        }
+    }
+
+    /// The visible rows are cached and updated as lines arrive (and drop out of a full ring
+    /// buffer); after every step they equal rows built from scratch, whatever the filters,
+    /// folding, merging and selection: timestamps out of order, lines without any,
+    /// continuation lines arriving in a later batch, sources that get their first timestamp
+    /// late.
+    #[test]
+    fn cached_log_rows_equal_a_rebuild_after_every_change() {
+        use crate::logs::Level;
+        let mut app = fixture::app((100, 20));
+        update(&mut app, key('4'));
+        app.logs.max_lines = 60;
+        for id in 0..5 {
+            update(
+                &mut app,
+                Msg::Log(LogEvent::Added {
+                    id,
+                    source: LogSource::file(format!("s{id}"), format!("/var/log/s{id}.log")),
+                }),
+            );
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut clock = [0i64; 5];
+        let mut n = 0;
+        let mut incremental_steps = 0;
+        for step in 0..600 {
+            let before = app.logs.rows.rebuilds();
+            let mut fed = false;
+            match rnd(20) {
+                0 => app.logs.merged = !app.logs.merged,
+                1 => app.logs.folded = !app.logs.folded,
+                2 => {
+                    app.logs.min_level =
+                        [None, Some(Level::Error), Some(Level::Warn)][rnd(3) as usize]
+                }
+                3 => {
+                    app.logs.only_matching = !app.logs.only_matching;
+                    app.logs.regex = Some(super::super::logs::smart_regex("7").unwrap());
+                }
+                4 => app.logs.sel = rnd(5) as usize,
+                _ => {
+                    let id = rnd(5) as usize;
+                    let mut batch = Vec::new();
+                    for _ in 0..rnd(12) {
+                        n += 1;
+                        // Source 4 has no timestamps until step 300; source 3 goes back
+                        // in time now and then.
+                        let ts = match id {
+                            4 if step < 300 => None,
+                            _ if rnd(5) == 0 => None,
+                            3 if rnd(4) == 0 => Some(clock[3] - 30),
+                            _ => Some(clock[id]),
+                        };
+                        clock[id] += rnd(3) as i64;
+                        let cont = ts.is_none() && rnd(2) == 0;
+                        let level = [
+                            Some(Level::Info),
+                            Some(Level::Warn),
+                            Some(Level::Error),
+                            None,
+                        ][rnd(4) as usize];
+                        batch.push(line(format!("line {n}"), ts, level, cont, step));
+                    }
+                    update(
+                        &mut app,
+                        Msg::Log(LogEvent::Tail {
+                            id,
+                            event: TailEvent::Lines(batch),
+                        }),
+                    );
+                    fed = true;
+                }
+            }
+            let cached = app.logs.visible().to_vec();
+            let fresh = super::super::log_rows::RowsCache::default()
+                .get(&app.logs)
+                .to_vec();
+            assert_eq!(cached, fresh, "step {step}");
+            if fed && app.logs.rows.rebuilds() == before {
+                incremental_steps += 1;
+            }
+        }
+        // Most new lines were added without a rebuild, overflowing the ring buffer too.
+        assert!(incremental_steps > 200, "{incremental_steps}");
+        assert!(app.logs.sources.iter().all(|s| s.dropped > 0));
+    }
+
+    /// Keys and frames read the cached rows; new lines extend them; only a change of what
+    /// the view shows rebuilds them.
+    #[test]
+    fn keys_and_new_lines_do_not_rebuild_the_log_rows() {
+        let mut app = app_with_logs();
+        update(&mut app, key('m'));
+        let _ = render(&app);
+        let built = app.logs.rows.rebuilds();
+        for c in ['k', 'k', 'j', 'G', 'k'] {
+            update(&mut app, key(c));
+            let _ = render(&app);
+        }
+        feed(&mut app, 1, &["2026-11-23T09:00:41Z INFO worker late"]);
+        let _ = render(&app);
+        assert_eq!(app.logs.rows.rebuilds(), built);
+        assert_eq!(
+            shown(&app).last().map(String::as_str),
+            Some("2026-11-23T09:00:41Z INFO worker late")
+        );
+        update(&mut app, key('l'));
+        let _ = render(&app);
+        assert_eq!(app.logs.rows.rebuilds(), built + 1);
+        assert!(
+            shown(&app).iter().all(|l| l.contains("ERROR")),
+            "{:?}",
+            shown(&app)
+        );
     }
 }
 
@@ -1519,7 +1679,7 @@ mod live {
         let (_, changed) = update(&mut app, Msg::Service(Event::Work(vec![work(true)])));
         assert!(changed);
         select(&mut app, 5);
-        update(&mut app, detail(5, vec![]));
+        give_detail(&mut app, 5, vec![]);
         let screen = render(&app);
         assert!(screen.contains("◌ queued after 2.4.0"), "{screen}");
         assert!(
@@ -1568,13 +1728,16 @@ mod live {
         );
     }
 
-    fn detail(id: i64, audit: Vec<crate::release::AuditEntry>) -> Msg {
-        Msg::ReleaseDetail(ReleaseDetail {
-            id,
-            audit,
-            log: vec![],
-            targets: vec![target("v1.3.2")],
-        })
+    fn give_detail(app: &mut App, id: i64, audit: Vec<crate::release::AuditEntry>) {
+        give(
+            app,
+            ReleaseDetail {
+                id,
+                audit,
+                log: vec![],
+                targets: vec![target("v1.3.2")],
+            },
+        );
     }
 
     #[test]
@@ -1754,7 +1917,7 @@ mod live {
         update(&mut app, code(KeyCode::Esc));
         // The rollback confirm too, with the Swarm name accepted.
         select(&mut app, 6);
-        update(&mut app, detail(6, vec![]));
+        give_detail(&mut app, 6, vec![]);
         update(&mut app, key('r'));
         update(&mut app, code(KeyCode::Enter));
         let screen = render(&app);
@@ -1931,7 +2094,7 @@ mod live {
     fn j_and_k_scroll_the_details_to_the_whole_failure_reason() {
         let mut app = fixture::app_with_services((80, 24));
         select(&mut app, 7);
-        update(&mut app, detail(7, long_audit()));
+        give_detail(&mut app, 7, long_audit());
         let screen = render(&app);
         assert!(!screen.contains("END-OF-REASON"), "{screen}");
         assert!(
@@ -1976,7 +2139,7 @@ mod live {
     fn enter_shows_every_note_in_full_and_scrolls() {
         let mut app = fixture::app_with_services((80, 24));
         select(&mut app, 7);
-        update(&mut app, detail(7, long_audit()));
+        give_detail(&mut app, 7, long_audit());
         update(&mut app, code(KeyCode::Enter));
         assert!(matches!(
             app.overlay,
@@ -2090,13 +2253,13 @@ mod live {
             },
             |a| {
                 select(a, 6);
-                update(a, detail(6, vec![]));
+                give_detail(a, 6, vec![]);
                 update(a, key('r'));
                 update(a, code(KeyCode::Enter));
             },
             |a| {
                 select(a, 7);
-                update(a, detail(7, long_audit()));
+                give_detail(a, 7, long_audit());
                 update(a, key('J'));
                 update(a, code(KeyCode::Enter));
                 update(a, key('G'));
@@ -2169,6 +2332,200 @@ async fn local_mode_forwards_every_live_state_until_cancelled() {
     // Nothing after the end, even when the engine moves.
     let _ = watch_tx.send(Arc::new(Vec::new()));
     assert!(rx.try_recv().is_err());
+}
+
+/// The request protocol: each reply carries its request's generation; closing a view
+/// cancels its work; a reply to a superseded or cancelled request changes nothing.
+mod requests {
+    use super::*;
+    use crate::export::preview::PreviewBatch;
+    use crate::tui::app::ReleaseDetail;
+    use crate::tui::releases::selected;
+    use crate::tui::request::Req;
+
+    fn batch(n: usize, done: bool) -> PreviewBatch {
+        PreviewBatch {
+            header: Some(vec!["allure_id".into()]),
+            rows: (0..n).map(|i| vec![i.to_string()]).collect(),
+            done,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn closing_a_preview_cancels_its_reader_and_its_late_rows_are_dropped() {
+        let mut app = fixture::app((80, 24));
+        update(&mut app, key('l'));
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        let [
+            Cmd::Preview {
+                generation: first, ..
+            },
+        ] = cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        update(
+            &mut app,
+            Msg::Preview {
+                generation: first,
+                batch: batch(10, false),
+            },
+        );
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert!(app.overlay.is_none());
+        assert_eq!(cmds, [Cmd::Cancel(Req::Preview)]);
+        // Open it again: a batch the first reader sent before it stopped is stale.
+        let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+        let [
+            Cmd::Preview {
+                generation: second, ..
+            },
+        ] = cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        assert_ne!(first, second);
+        let (_, changed) = update(
+            &mut app,
+            Msg::Preview {
+                generation: first,
+                batch: batch(5, false),
+            },
+        );
+        assert!(!changed);
+        update(
+            &mut app,
+            Msg::Preview {
+                generation: second,
+                batch: batch(3, true),
+            },
+        );
+        let Some(Overlay::Preview(p)) = &app.overlay else {
+            panic!()
+        };
+        assert_eq!(p.rows.len(), 3);
+        // Read to the end: closing it now has nothing to cancel.
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert!(cmds.is_empty(), "{cmds:?}");
+    }
+
+    #[test]
+    fn a_diff_reply_for_a_closed_diff_is_dropped() {
+        let mut app = fixture::app((80, 24));
+        update(&mut app, key('l'));
+        let (cmds, _) = update(&mut app, key('D'));
+        let [Cmd::Diff { generation, .. }] = cmds[..] else {
+            panic!("{cmds:?}")
+        };
+        let (cmds, _) = update(&mut app, code(KeyCode::Esc));
+        assert_eq!(cmds, [Cmd::Cancel(Req::Diff)]);
+        // Open the preview; the closed diff's answer must not land anywhere.
+        update(&mut app, code(KeyCode::Enter));
+        let (_, changed) = update(
+            &mut app,
+            Msg::Diff {
+                generation,
+                result: Err("late".into()),
+            },
+        );
+        assert!(!changed);
+        assert!(matches!(app.overlay, Some(Overlay::Preview(_))));
+    }
+
+    #[test]
+    fn a_deploy_reloads_its_details_only_after_the_last_reload_answered() {
+        let mut app = fixture::app_on_releases((80, 24));
+        let mut list = fixture::releases();
+        for r in &mut list {
+            if r.id == 6 {
+                r.status = crate::release::Status::Deploying;
+            }
+        }
+        update(&mut app, Msg::Service(crate::events::Event::Releases(list)));
+        let loads = |cmds: &[Cmd]| {
+            cmds.iter()
+                .filter(|c| matches!(c, Cmd::LoadRelease { id: 6, .. }))
+                .count()
+        };
+        while selected(&app).map(|r| r.id) != Some(6) {
+            update(&mut app, key('j'));
+        }
+        assert!(app.requests.in_flight_for(Req::Release, 6));
+        let mut now = app.now;
+        for _ in 0..5 {
+            now += chrono::Duration::seconds(1);
+            let (cmds, _) = update(&mut app, Msg::Tick(now));
+            assert_eq!(loads(&cmds), 0, "{cmds:?}");
+        }
+        give(
+            &mut app,
+            ReleaseDetail {
+                id: 6,
+                ..Default::default()
+            },
+        );
+        now += chrono::Duration::seconds(1);
+        let (cmds, _) = update(&mut app, Msg::Tick(now));
+        assert_eq!(loads(&cmds), 1, "{cmds:?}");
+    }
+
+    #[test]
+    fn details_of_a_release_no_longer_selected_are_dropped() {
+        let mut app = fixture::app_on_releases((80, 24));
+        let (cmds, _) = update(&mut app, key('j'));
+        let [
+            Cmd::LoadRelease {
+                id: 6, generation, ..
+            },
+        ] = cmds[..]
+        else {
+            panic!("{cmds:?}")
+        };
+        update(&mut app, key('j'));
+        let (_, changed) = update(
+            &mut app,
+            Msg::ReleaseDetail {
+                generation,
+                detail: ReleaseDetail {
+                    id: 6,
+                    targets: vec![target("v1.3.2")],
+                    ..Default::default()
+                },
+            },
+        );
+        assert!(!changed);
+        assert!(app.release_detail.is_none());
+    }
+
+    #[test]
+    fn an_older_history_reply_does_not_overwrite_a_newer_request() {
+        let mut app = fixture::app((80, 24));
+        let old = crate::tui::app::load_history(&mut app);
+        let new = crate::tui::app::load_history(&mut app);
+        let (Cmd::LoadHistory { generation: old }, Cmd::LoadHistory { generation: new }) =
+            (old, new)
+        else {
+            panic!()
+        };
+        let (_, changed) = update(
+            &mut app,
+            Msg::History {
+                generation: old,
+                history: Default::default(),
+            },
+        );
+        assert!(!changed);
+        assert!(!app.jobs[0].runs.is_empty(), "the fixture's runs were kept");
+        let (_, changed) = update(
+            &mut app,
+            Msg::History {
+                generation: new,
+                history: Default::default(),
+            },
+        );
+        assert!(changed);
+    }
 }
 
 /// Issue 13: the keyboard and mouse habits of k9s.
@@ -2385,10 +2742,10 @@ mod habits {
         for (id, name) in [(0, "app"), (1, "worker")] {
             update(
                 &mut app,
-                Msg::Service(Event::Log(crate::logs::LogEvent::Added {
+                Msg::Log(crate::logs::LogEvent::Added {
                     id,
                     source: crate::logs::LogSource::file(name, format!("/var/log/{name}.log")),
-                })),
+                }),
             );
         }
         update(&mut app, click(3, 3));
@@ -2555,10 +2912,10 @@ mod pictures {
         for (id, name) in [(0, "api"), (1, "worker")] {
             update(
                 &mut logs,
-                Msg::Service(Event::Log(LogEvent::Added {
+                Msg::Log(LogEvent::Added {
                     id,
                     source: LogSource::file(name, format!("/var/log/{name}.log")),
-                })),
+                }),
             );
         }
         let lines: Vec<LogLine> = (0..40)
@@ -2575,10 +2932,10 @@ mod pictures {
             .collect();
         update(
             &mut logs,
-            Msg::Service(Event::Log(LogEvent::Tail {
+            Msg::Log(LogEvent::Tail {
                 id: 0,
                 event: TailEvent::Lines(lines),
-            })),
+            }),
         );
         check("logs", &logs);
     }

@@ -72,7 +72,8 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let end = visible.len().saturating_sub(logs.offset);
     // From the bottom up until the page is full: a pretty-printed JSON line takes several.
     let mut rows: Vec<Line> = Vec::new();
-    for (&(s, i), n) in visible[..end].iter().zip(0..end).rev() {
+    for n in (0..end).rev() {
+        let (s, i) = visible.get(n);
         if rows.len() >= h {
             break;
         }
