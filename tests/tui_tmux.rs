@@ -11,12 +11,17 @@ use support::*;
 /// A tmux server of our own (its own socket), killed on drop.
 struct Tmux {
     socket: String,
+    _state: tempfile::TempDir,
 }
 
 impl Tmux {
     /// `None` (with the reason printed) when tmux is missing outside CI; CI must have it.
     fn start(cmd: &str, width: u16, height: u16) -> Option<Tmux> {
         let socket = format!("opsdeck-test-{}-{}", std::process::id(), rand_suffix());
+        // The dashboard remembers its tab per user: each session gets its own state dir
+        // (a test that sets XDG_STATE_HOME itself overrides this), never the real user's.
+        let state = tempfile::tempdir().ok()?;
+        let cmd = format!("XDG_STATE_HOME='{}' {cmd}", state.path().display());
         let out = Command::new("tmux")
             .args([
                 "-L",
@@ -30,10 +35,13 @@ impl Tmux {
                 "-y",
                 &height.to_string(),
             ])
-            .arg(cmd)
+            .arg(&cmd)
             .output();
         match out {
-            Ok(o) if o.status.success() => Some(Tmux { socket }),
+            Ok(o) if o.status.success() => Some(Tmux {
+                socket,
+                _state: state,
+            }),
             other => {
                 let why = format!("{other:?}");
                 assert!(std::env::var_os("CI").is_none(), "CI must have tmux: {why}");
@@ -469,10 +477,11 @@ async fn c_cancels_a_queued_deploy_and_d_deploys_it_again_through_the_server() {
         let (code, body) = s.curl("POST", &format!("/v1/releases/{id}/approve"), None);
         assert_eq!(code, 202, "{body}");
     }
-    // v1 deploys for 3 s, v2 and v3 wait their turn (approved: manual_test_passed).
-    t.wait_screen("v3 approved and waiting", |s| {
+    // v1 deploys for 3 s, v2 and v3 wait their turn (approved, queued in the server): the
+    // rows say what they wait for.
+    t.wait_screen("v3 approved and queued", |s| {
         s.lines()
-            .any(|l| l.contains("v3") && l.contains("… manual_test_passed"))
+            .any(|l| l.contains("v3") && l.contains("◌ queued after v"))
     })
     .await;
     // The newest in progress is first: v3.
@@ -502,5 +511,66 @@ async fn c_cancels_a_queued_deploy_and_d_deploys_it_again_through_the_server() {
     s.wait_status(ids[2], "deployed");
     t.send("q");
     t.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+        .await;
+}
+
+/// Issue 13 in a real terminal: `:` runs a command, `--readonly` hides the actions, and the
+/// next start opens on the tab the last one left.
+#[tokio::test]
+async fn the_command_line_readonly_and_the_remembered_tab() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[export]\ndir = \"{}\"\n",
+            root.path().join("exports").display()
+        ),
+    )
+    .unwrap();
+    let state = root.path().join("state");
+    let cmd = |flags: &str| {
+        format!(
+            "env -u OPSDECK_SERVER OPSDECK_CONFIG='{}' OPSDECK_DATA_DIR='{}' OPSDECK_SOCKET='{}/none.sock' XDG_STATE_HOME='{}' TERM=xterm-256color {} {flags}; echo OPSDECK-EXIT=$?; sleep 60",
+            config.display(),
+            root.path().join("data").display(),
+            root.path().display(),
+            state.display(),
+            env!("CARGO_BIN_EXE_opsdeck"),
+        )
+    };
+    {
+        let Some(tmux) = Tmux::start(&cmd("--readonly"), 100, 24) else {
+            return;
+        };
+        tmux.wait_screen("the Exports tab, read-only", |s| {
+            s.contains("Groups") && s.contains("read-only")
+        })
+        .await;
+        tmux.send(":");
+        tmux.send("sched");
+        tmux.wait_screen("the typed command", |s| s.contains(":sched▏"))
+            .await;
+        tmux.send("Enter");
+        tmux.wait_screen("the Schedules tab", |s| s.contains("Jobs"))
+            .await;
+        // The actions are hidden: no "r run now" hint on the jobs table.
+        let screen = tmux.capture();
+        assert!(!screen.contains("r run now"), "{screen}");
+        tmux.send("q");
+        tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+            .await;
+    }
+    let saved = std::fs::read_to_string(state.join("opsdeck/ui.json")).unwrap();
+    assert!(saved.contains("\"schedules\""), "{saved}");
+    let Some(tmux) = Tmux::start(&cmd(""), 100, 24) else {
+        return;
+    };
+    tmux.wait_screen("the remembered Schedules tab", |s| {
+        s.contains("Jobs") && s.contains("r run now") && !s.contains("read-only")
+    })
+    .await;
+    tmux.send("q");
+    tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
         .await;
 }

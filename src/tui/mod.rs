@@ -311,6 +311,8 @@ pub async fn run_on(
         app.may_approve = crate::release::may_act(&cfg.releases.approvers, me.person());
     }
     if let Some(first) = logs.first() {
+        // What the command line names wins over what was remembered.
+        app.recall.log_source = None;
         app.tab = app::Tab::Logs;
         app.logs.sel = if remote_mode {
             // Local paths are listed first, then the server's sources.
