@@ -5,6 +5,7 @@
 //! wall time and peak RSS (from `wait4`), median of several rounds.
 //!
 //! Run: `cargo build --release && cargo run --release --example export_bench [ROUNDS]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //!    key press (update + draw) during the flood, the ring buffer's size, peak RSS.
 //!
 //! Run: `cargo run --release --example logs_bench [FILE]` (FILE is created if missing).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

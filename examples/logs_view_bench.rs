@@ -5,6 +5,7 @@
 //! the README.
 //!
 //! Run: `cargo run --release --example logs_view_bench`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

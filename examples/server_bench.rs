@@ -10,6 +10,7 @@
 //! The server idle (RSS, wake-ups) is `scripts/server_idle.sh`.
 //!
 //! Run: `cargo build --release && cargo run --release --example server_bench`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

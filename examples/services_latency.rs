@@ -7,6 +7,7 @@
 //! Needs a Docker engine (made a single-node swarm for the run if it is not one) and
 //! /bin/busybox.
 //! Run: `cargo run --release --example services_latency`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::process::Command;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! 3. Diff of two 100 000-row exports.
 //!
 //! Run: `cargo run --release --example tui_bench`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -19,6 +19,10 @@ pub const MASK: &str = "***";
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Secret-shaped text, whatever its value: `(prefix)(secret)`; the prefix is kept.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns, each exercised by the redaction tests"
+)]
 static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     [
         // user:password@ in a URL

@@ -1,6 +1,7 @@
 //! Who may do what, with real Unix users: the server runs as its own system user and each
 //! client runs as another user through `runuser`. The kernel's peer credentials decide; a
 //! client's config, `SUDO_USER` or `SSH_CONNECTION` never do. Needs root (CI runs as root).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

@@ -1,4 +1,5 @@
 //! Configuration errors and `opsdeck check`, through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! `opsdeck export` against the simulated TestOps over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

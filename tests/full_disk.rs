@@ -1,4 +1,5 @@
 //! A full disk during an export: a real 1 MB tmpfs as the export directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Hostile TestOps servers (real HTTP on 127.0.0.1, written here) and bad values: each
 //! finding of the hardening issue, against the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! deploy/stack.yml with the token as a Docker secret on the single-node swarm, waits for the
 //! task to run (and to be healthy when the binary has `opsdeck health`), then removes it all.
 //! Skips with the reason when no engine is reachable, unless `OPSDECK_REQUIRE_DOCKER=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,6 +3,7 @@
 //! the first row that does not match; the server finds it at start and on every change, and
 //! a dashboard connected to it shows it red. Each runs on SQLite and on PostgreSQL
 //! (`storage.url`), where the same edits made with `psql` are found the same way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

@@ -1,5 +1,6 @@
 //! Level detection against loghub's labelled samples (real logs of nine systems, labelled by
 //! others), with and without Docker's timestamp prefix, and the JSON logs of common loggers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::Path;
 

@@ -2,6 +2,7 @@
 //! webhook receiver on 127.0.0.1 (real HTTP): one message per event with the right text, a
 //! receiver that is down gets everything in order once back and nothing twice across a
 //! restart, the HMAC signature verifies, and a 429's retry_after is honoured.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

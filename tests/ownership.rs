@@ -2,6 +2,7 @@
 //! 0600 and its own; nothing is opened through a symlink another user could plant (the
 //! scheduler's lock and state left the shared export dir); exports are 0640 with
 //! `export.group`, readable by its members and nobody else. The tests with real users need root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

@@ -1,5 +1,6 @@
 //! The throwaway PostgreSQL of `tests/support/postgres.rs` itself: it starts, each test's
 //! database is its own, and the password role is refused without its password.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/postgres.rs"]
 mod pg;

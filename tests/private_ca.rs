@@ -1,5 +1,6 @@
 //! A TestOps behind TLS with a certificate from a private CA (made here with openssl): refused
 //! with the built-in roots, accepted through `testops.ca_file` and through `SSL_CERT_FILE`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

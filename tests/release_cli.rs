@@ -1,4 +1,5 @@
 //! `opsdeck release ...` through the real binary, with the command deployer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::PathBuf;
 use std::process::Output;

@@ -1,4 +1,5 @@
 //! The export runner service used in-process, as the dashboard will use it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! `opsdeck run` as the server, through the real binary: the socket, every endpoint's bad
 //! input, lost races, the CLI as a client with the same output as local mode, and events.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

@@ -1,6 +1,7 @@
 //! Two real servers (`opsdeck run`, each its own socket and data dir) on one PostgreSQL
 //! ledger: a release created through one is seen by the other, and approvals sent to both at
 //! once give one winner and one 409 that says who won.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

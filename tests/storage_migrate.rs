@@ -1,6 +1,7 @@
 //! `opsdeck storage migrate --from sqlite:PATH --to postgres://…`: 10 000 releases copied
 //! with their audit chain, and `release verify` on the copy printing the source's head; a
 //! tampered source or a database that already holds a ledger is refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/postgres.rs"]
 mod pg;

@@ -1,6 +1,7 @@
 //! The PostgreSQL store itself: the password from `storage.password_file`, migrations applied
 //! once under their lock, a database from a newer opsdeck refused, change detection, and the
 //! synchronous ledger called from async code (as the desk does).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/postgres.rs"]
 mod pg;

@@ -2,6 +2,7 @@
 //! single-node swarm if needed, with images built locally (no registry) from Debian's
 //! busybox-static. Skips with the reason when no engine is reachable, unless
 //! `OPSDECK_REQUIRE_DOCKER=1`, which CI sets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! CI over the network: `opsdeck run` with `server.listen`, TLS from a certificate made here
 //! with rcgen, and bearer tokens from `opsdeck token`; called with curl like a CI step.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 #[path = "support/server.rs"]
 mod server;

@@ -1,6 +1,7 @@
 //! The whole dashboard in-process: the real event loop, services and effects, driven by
 //! scripted keys into a `TestBackend`. Deterministic: every step runs the loop until the
 //! state it waits for is there (with a deadline), never for a fixed time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

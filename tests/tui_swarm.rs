@@ -3,6 +3,7 @@
 //! service started, changed by hand (drift) and crashing (a failed task's error), each seen
 //! on the drawn tab. Skips with the reason when no engine is reachable, unless
 //! `OPSDECK_REQUIRE_DOCKER=1`, which CI sets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::Path;
 use std::process::{Command, Output};

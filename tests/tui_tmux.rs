@@ -1,5 +1,6 @@
 //! End to end: the real `opsdeck` binary in tmux against the simulated TestOps, driven with
 //! `send-keys` and read with `capture-pane`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 mod support;
 

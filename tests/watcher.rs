@@ -1,4 +1,5 @@
 //! The export-directory watcher, with a real notify watcher on a real directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::time::Duration;
 

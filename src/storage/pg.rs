@@ -157,6 +157,10 @@ pub struct PgClient {
 
 impl PgClient {
     /// Runs `f` with the connection.
+    #[allow(
+        clippy::expect_used,
+        reason = "the connection is taken out only by Drop, after which nothing calls this"
+    )]
     pub fn with<T: Send>(&self, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let client = guard

@@ -8,11 +8,23 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
+#[allow(
+    clippy::unwrap_used,
+    reason = "a constant pattern, exercised by the tests"
+)]
 static DOCKER_TS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) ").unwrap()
 });
+#[allow(
+    clippy::unwrap_used,
+    reason = "a constant pattern, exercised by the tests"
+)]
 static CRI_STREAM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:stdout|stderr) [FP] ").unwrap());
+#[allow(
+    clippy::unwrap_used,
+    reason = "a constant pattern, exercised by the tests"
+)]
 static COMPOSE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([A-Za-z0-9][\w.@-]*)\s*\| ").unwrap());
 

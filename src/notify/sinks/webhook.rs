@@ -9,6 +9,10 @@ use super::{SendError, body_text, judge, payload, retry_after, transport};
 use crate::notify::{Delivery, WebhookFormat};
 
 /// `sha256=<hex>`: HMAC-SHA256 of `body` with `secret`.
+#[allow(
+    clippy::expect_used,
+    reason = "HMAC accepts keys of any length; new_from_slice cannot fail for it"
+)]
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(body);

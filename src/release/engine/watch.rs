@@ -100,7 +100,7 @@ pub async fn read_all(
             tracing::warn!(
                 service = %s.service,
                 "{}",
-                d.text(&chrono::FixedOffset::east_opt(0).expect("UTC"))
+                d.text(&chrono::Offset::fix(&chrono::Utc))
             );
             on_drift(s, d);
         }

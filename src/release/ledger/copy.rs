@@ -30,7 +30,9 @@ pub fn sqlite_to_postgres(from: &Path, to: &PgConfig) -> Result<Copied, String> 
         .verify()
         .map_err(|e| format!("{} does not verify, nothing copied: {e}", from.display()))?;
     let target = PgLedger::open(to).map_err(|e| e.to_string())?;
-    let conn = source.sqlite().expect("an SQLite store");
+    let conn = source
+        .sqlite()
+        .ok_or_else(|| format!("{} is not an SQLite ledger", from.display()))?;
     // One read transaction on the source: the rows of the verdict above, unless a writer
     // came in between, which the final comparison would catch.
     let read = conn.unchecked_transaction().map_err(|e| e.to_string())?;
