@@ -14,7 +14,7 @@ use crate::events::EventTx;
 use crate::export::{
     ExportDirWatcher, ExportJob, ExportRunner, ExportRunnerHandle, ExportStore, RunHistory,
 };
-use crate::schedule::{JobKind, JobSpec, Scheduler, SchedulerCommand};
+use crate::schedule::{FiredStore, JobKind, JobSpec, Scheduler, SchedulerCommand};
 use crate::testops::{TestOpsClient, TestOpsSettings};
 
 /// Which optional services to run.
@@ -64,6 +64,19 @@ impl Services {
         data_dir: &Path,
         events: EventTx,
         set: ServiceSet,
+    ) -> anyhow::Result<Services> {
+        Self::start_led(cfg, data_dir, events, set, None)
+    }
+
+    /// `start`, with the scheduler following a PostgreSQL election (`opsdeck run` with
+    /// `storage.url`): it runs only while `leadership` says this server leads, and records
+    /// fired instants in the database.
+    pub fn start_led(
+        cfg: &Config,
+        data_dir: &Path,
+        events: EventTx,
+        set: ServiceSet,
+        leadership: Option<tokio::sync::watch::Receiver<crate::storage::leader::Role>>,
     ) -> anyhow::Result<Services> {
         let client = match TestOpsSettings::from_config(cfg)
             .map_err(|e| e.to_string())
@@ -141,6 +154,11 @@ impl Services {
                 history: history.clone(),
                 events: events.clone(),
                 lock_retry: Duration::from_secs(10),
+                fired: match (&leadership, &cfg.storage) {
+                    (Some(_), Some(pg)) => FiredStore::Postgres(pg.clone()),
+                    _ => FiredStore::StateDir(data_dir.to_path_buf()),
+                },
+                leadership,
                 commands: Some(rx),
             };
             tasks.push(scheduler.spawn(cancel.child_token()));

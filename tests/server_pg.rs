@@ -8,7 +8,10 @@ mod server;
 #[path = "support/postgres.rs"]
 mod pg;
 
-use server::TestServer;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use server::{TestServer, expect_event};
 
 #[test]
 fn two_servers_on_one_ledger_one_approval_wins_the_other_is_a_409() {
@@ -56,6 +59,249 @@ fn two_servers_on_one_ledger_one_approval_wins_the_other_is_a_409() {
         let out = s.ok(&["release", "verify"]);
         assert!(out.starts_with("ledger ok: "), "{out}");
     }
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+}
+
+/// `/v1/health` of a server, or `None` when it does not answer.
+fn health(s: &TestServer) -> Option<serde_json::Value> {
+    let (code, body) = s.curl("GET", "/v1/health", None);
+    (code == 200).then(|| serde_json::from_str(&body).unwrap())
+}
+
+/// Waits until exactly one of `servers` says it leads and the others name it; its index.
+fn one_leader(servers: &[&TestServer]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h: Vec<serde_json::Value> = servers.iter().map(|s| health(s).unwrap()).collect();
+        let leaders: Vec<usize> = (0..h.len()).filter(|i| h[*i]["leader"] == true).collect();
+        if let [l] = leaders[..] {
+            let pid = format!("pid {} on", h[l]["pid"]);
+            if (0..h.len()).filter(|i| *i != l).all(|i| {
+                h[i]["leader_holder"]
+                    .as_str()
+                    .is_some_and(|x| x.starts_with(&pid))
+            }) {
+                return l;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never exactly one leader named by the others: {h:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The scheduled (and caught-up) export runs a server recorded: (instant, started).
+fn scheduled_runs(s: &TestServer) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let path = s.data.join("history.db");
+    if !path.exists() {
+        return Vec::new();
+    }
+    opsdeck::export::RunHistory::open(&path)
+        .unwrap()
+        .recent_runs("export", 1000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| Some((r.scheduled_for?, r.started_at)))
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn kill_9_of_the_leader_the_other_takes_over_fires_each_instant_once_and_reconciles_once() {
+    let Some(db) = pg::database() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(opsdeck::testops_sim::SimTestOps::start(Default::default()))
+        .unwrap();
+    // An export every 3 s (allowed for the test), the deploy command sleeping 20 s so one
+    // is in flight when the leader dies.
+    let extra = format!(
+        r#"schedule = "*/3 * * * * *"
+allow_sub_minute = true
+retry_delays = ["20ms"]
+
+[testops]
+base_url = "{}"
+token = "sim-api-token"
+project_id = 17
+tree_id = 937
+poll_interval = "500ms"
+poll_timeout = "5s"
+
+[[testops.groups]]
+name = "API"
+id = 101
+
+[[testops.groups]]
+name = "UI"
+id = 102
+
+[storage]
+url = {:?}
+"#,
+        sim.base_url(),
+        db.url
+    );
+    let mut a = TestServer::new("20", &extra);
+    let mut b = TestServer::new("20", &extra);
+    // One export dir and one deploy command for both, as on a shared volume.
+    std::fs::copy(&a.config, &b.config).unwrap();
+    a.start();
+    b.start();
+    let (leader, follower) = match one_leader(&[&a, &b]) {
+        0 => (&mut a, &mut b),
+        _ => (&mut b, &mut a),
+    };
+    wait_until("two scheduled exports", Duration::from_secs(30), || {
+        scheduled_runs(leader).len() >= 2
+    });
+    assert!(
+        scheduled_runs(follower).is_empty(),
+        "a follower ran the scheduler"
+    );
+
+    // A deploy in flight on the leader when it dies.
+    let id = leader.create("api", "v1");
+    let (code, body) = leader.curl("POST", &format!("/v1/releases/{id}/approve"), None);
+    assert!((200..300).contains(&code), "{code} {body}");
+    leader.wait_status(id, "deploying");
+
+    let killed_at = Utc::now();
+    let t0 = Instant::now();
+    leader.kill9();
+    loop {
+        if health(follower).is_some_and(|h| h["leader"] == true) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no takeover before the 15 s deadline: {:?}",
+            health(follower)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("takeover after {:?}", t0.elapsed());
+
+    // The new leader settles the deploy the dead one left, once.
+    follower.wait_status(id, "production_failed");
+    wait_until(
+        "two scheduled exports on the new leader",
+        Duration::from_secs(30),
+        || scheduled_runs(follower).len() >= 2,
+    );
+    let audit = follower.json(&format!("/v1/releases/{id}"))["audit"].clone();
+    let reconciled = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("reconciled"))
+        })
+        .count();
+    assert_eq!(reconciled, 1, "{audit}");
+
+    let log = follower.stop_and_log();
+    // Every instant ran once across both servers; the follower ran none before the kill.
+    let mut all: Vec<DateTime<Utc>> = scheduled_runs(leader)
+        .into_iter()
+        .chain(scheduled_runs(follower))
+        .map(|r| r.0)
+        .collect();
+    assert!(
+        scheduled_runs(follower)
+            .iter()
+            .all(|(_, started)| *started >= killed_at),
+        "{:?}",
+        scheduled_runs(follower)
+    );
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "an instant ran twice: {all:?}");
+    assert!(log.contains("this server is the leader"), "{log}");
+}
+
+#[test]
+fn eight_approvers_through_two_servers_one_winner_and_each_stream_sees_every_change_once() {
+    let Some(db) = pg::database() else { return };
+    let storage = format!("[storage]\nurl = {:?}\n", db.url);
+    let mut a = TestServer::new("0.1", &storage);
+    let mut b = TestServer::new("0.1", &storage);
+    a.start();
+    b.start();
+    let (mut ca, ra) = a.events();
+    let (mut cb, rb) = b.events();
+    // Both streams are up once each has said hello.
+    for rx in [&ra, &rb] {
+        expect_event(rx, "hello", |v| v["type"] == "hello");
+    }
+    let id = a.create("api", "v1");
+    // Made through A, seen on B's stream with its actor and summary.
+    let seen = expect_event(&rb, "the creation on B", |v| {
+        v["type"] == "release" && v["release"]["id"] == id
+    });
+    assert!(
+        seen["summary"].as_str().unwrap().contains("created api v1"),
+        "{seen}"
+    );
+    assert_eq!(seen["actor"], "root");
+
+    let path = format!("/v1/releases/{id}/approve");
+    let codes: Vec<(u16, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let server = if i % 2 == 0 { &a } else { &b };
+                let path = &path;
+                s.spawn(move || server.curl("POST", path, None))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won = codes.iter().filter(|c| (200..300).contains(&c.0)).count();
+    let lost = codes.iter().filter(|c| c.0 == 409).count();
+    assert_eq!((won, lost), (1, 7), "{codes:?}");
+    a.wait_status(id, "deployed");
+
+    // Each stream: the creation, the approval, deploying, deployed; each exactly once.
+    std::thread::sleep(Duration::from_millis(800));
+    for (name, rx) in [("A", &ra), ("B", &rb)] {
+        let mut statuses: Vec<String> = rx
+            .try_iter()
+            .filter(|v| v["type"] == "release" && v["release"]["id"] == id)
+            .map(|v| v["release"]["status"].as_str().unwrap().to_string())
+            .collect();
+        if name == "B" {
+            // B's creation event was taken above.
+            statuses.insert(0, "manual_testing".into());
+        }
+        // A lost race changes nothing; the four changes arrive once each, in order.
+        assert_eq!(
+            statuses,
+            [
+                "manual_testing",
+                "manual_test_passed",
+                "deploying",
+                "deployed"
+            ],
+            "stream of {name}"
+        );
+    }
+    let _ = ca.kill();
+    let _ = cb.kill();
+    let _ = ca.wait();
+    let _ = cb.wait();
     assert!(a.stop().success());
     assert!(b.stop().success());
 }

@@ -10,6 +10,7 @@ pub mod identity;
 mod logs;
 mod metrics;
 mod notify_api;
+pub mod relay;
 pub mod socket;
 mod state;
 pub mod tcp;
@@ -65,6 +66,7 @@ pub fn state_parts(
         hub,
         metrics,
         notifier,
+        leadership: None,
     }
 }
 

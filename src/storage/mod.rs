@@ -1,10 +1,12 @@
 //! Where the server keeps its state: SQLite files in the data dir (the default), or one
 //! PostgreSQL database (`storage.url`), so that several servers can share it.
 //!
-//! So far the release ledger is on both (`release::ledger::LedgerStore`, implemented by
-//! `SqliteLedger` and `PgLedger`); the run history, the scheduler's state, the notification
-//! outbox and the API tokens are still SQLite or files in the state dir.
+//! On PostgreSQL: the release ledger (`release::ledger::LedgerStore`, implemented by
+//! `SqliteLedger` and `PgLedger`), the scheduler's last-fired record (`schedule::FiredStore`)
+//! and the leadership among servers (`leader.rs`); the run history, the notification outbox
+//! and the API tokens are still SQLite files in each server's state dir.
 
+pub mod leader;
 pub mod pg;
 
 use std::path::{Path, PathBuf};

@@ -96,6 +96,52 @@ impl PgConfig {
         c
     }
 
+    /// A new connection driven by the caller's runtime: for the leader lock (keep-alive
+    /// queries under a timeout) and LISTEN (notifications arrive on `AsyncConn::notices`).
+    pub async fn connect_async(&self) -> Result<AsyncConn, String> {
+        // Parsed once at load: this cannot fail.
+        let mut c: tokio_postgres::Config = self.url.parse().unwrap_or_default();
+        if let Some(p) = &self.password {
+            c.password(p.expose_secret());
+        }
+        if c.get_connect_timeout().is_none() {
+            c.connect_timeout(Duration::from_secs(5));
+        }
+        if c.get_application_name().is_none() {
+            c.application_name("opsdeck");
+        }
+        // A dead peer is noticed by TCP too, not only by the next keep-alive query.
+        c.keepalives_idle(Duration::from_secs(5));
+        c.keepalives_interval(Duration::from_secs(2));
+        c.keepalives_retries(3);
+        let (client, mut conn) = c
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect to {self}: {}", describe(&e)))?;
+        let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        let _ = tx.send(n);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!("database connection ended: {}", describe(&e));
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(AsyncConn {
+            client,
+            notices,
+            driver,
+        })
+    }
+
     /// A new connection.
     pub fn connect(&self) -> Result<PgClient, String> {
         let c = self.config();
@@ -105,6 +151,37 @@ impl PgConfig {
             client: Mutex::new(Some(client)),
         })
     }
+}
+
+/// An async connection; dropping it closes the session (and frees its advisory locks).
+pub struct AsyncConn {
+    pub client: tokio_postgres::Client,
+    /// `NOTIFY`s on channels this session listens to; ends when the connection does.
+    pub notices: tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AsyncConn {
+    fn drop(&mut self) {
+        // Stops driving the socket, which closes it: the server ends the session at once.
+        self.driver.abort();
+    }
+}
+
+/// This process among all that share a database: unique per run (host, pid, start time).
+pub fn instance() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!(
+            "{}:{}:{nanos}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id()
+        )
+    })
 }
 
 /// The URL: it holds no password, so it may be logged.
