@@ -298,6 +298,39 @@ fn eight_approvers_through_two_servers_one_winner_and_each_stream_sees_every_cha
             "stream of {name}"
         );
     }
+
+    // The leader's election connection dies (as when the database restarts or a network cuts
+    // it): it steps down, and then one server leads again.
+    let servers = [&a, &b];
+    let l = one_leader(&servers);
+    let mut admin = db.connect();
+    let mut killed = 0;
+    wait_until(
+        "the leader's heartbeat connection",
+        Duration::from_secs(10),
+        || {
+            killed = admin
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND query ~ '^\\s*(UPDATE|INSERT INTO) opsdeck_leader'",
+                    &[],
+                )
+                .unwrap()
+                .len();
+            killed > 0
+        },
+    );
+    assert_eq!(killed, 1, "the leader's heartbeat connection");
+    wait_until("the leader to step down", Duration::from_secs(15), || {
+        servers[l]
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("stepping down, the database connection failed")
+    });
+    one_leader(&servers);
+
     let _ = ca.kill();
     let _ = cb.kill();
     let _ = ca.wait();
