@@ -870,13 +870,12 @@ fn storage_config(
         }
         (None, None) => return Ok(None),
     };
-    let pg = crate::storage::PgConfig::new(&url, password).map_err(|message| {
-        ConfigError::Invalid {
+    let pg =
+        crate::storage::PgConfig::new(&url, password).map_err(|message| ConfigError::Invalid {
             key,
             origin: origin.clone(),
             message,
-        }
-    })?;
+        })?;
     for host in pg.remote_tcp_hosts() {
         warnings.push(format!(
             "{origin}: storage.url reaches {host} over TCP without TLS: the ledger crosses the \

@@ -423,5 +423,8 @@ fn storage_url_from_a_file_as_docker_secrets_give_it() {
     let e = load(&format!("[storage]\nurl_file = \"{}\"\n", f.display()))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("`storage.url_file`") && !e.contains("hunter2"), "{e}");
+    assert!(
+        e.contains("`storage.url_file`") && !e.contains("hunter2"),
+        "{e}"
+    );
 }

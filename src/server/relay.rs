@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::hub::WireBody;
-use super::state::{ServerState, blocking};
+use super::state::ServerState;
 use crate::release::ledger::LedgerChange;
 use crate::release::ledger::pg::CHANGES_CHANNEL;
 use crate::release::{Release, Status};
@@ -80,22 +80,50 @@ async fn listen(state: &Arc<ServerState>, pg: &PgConfig) -> Result<(), String> {
         let Some(a) = parse(n.payload()).filter(|a| a.instance != me) else {
             continue;
         };
+        // The release as this audit row left it (its snapshot): reading the release now could
+        // show a later status twice and this one never.
         let row = conn
             .client
             .query_opt(
-                "SELECT actor, from_status, to_status, note FROM audit WHERE id = $1",
+                "SELECT actor, from_status, to_status, note, release_snapshot
+                 FROM audit WHERE id = $1",
                 &[&a.audit],
             )
             .await
             .map_err(|e| crate::storage::pg::describe(&e))?;
         let Some(row) = row else { continue };
-        let id = a.release;
-        let me2 = state.clone();
-        let Ok(Some(release)) = blocking(move || me2.read(|l| l.get(id))).await else {
+        let snapshot: Option<String> = row.get(4);
+        let Some(release) = snapshot.as_deref().and_then(release_from_snapshot) else {
             continue;
         };
         publish(state, release, &row);
     }
+}
+
+/// A release from an audit row's snapshot: `chain::RELEASE_COLUMNS` as a JSON array.
+pub fn release_from_snapshot(json: &str) -> Option<Release> {
+    let v: Vec<serde_json::Value> = serde_json::from_str(json).ok()?;
+    let text = |i: usize| v.get(i).and_then(|x| x.as_str()).map(str::to_string);
+    let time = |i: usize| {
+        text(i)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    Some(Release {
+        id: v.first()?.as_i64()?,
+        service_name: text(1)?,
+        release_tag: text(2)?,
+        rollback_to_tag: text(3),
+        image: text(4),
+        status: text(5)?.parse().ok()?,
+        initiated_by: text(6),
+        github_run_id: text(7),
+        github_action_link: text(8),
+        github_ref: text(9),
+        created_at: time(10)?,
+        started_at: time(11),
+        completed_at: time(12),
+    })
 }
 
 fn publish(state: &ServerState, release: Release, row: &tokio_postgres::Row) {
@@ -140,5 +168,15 @@ mod tests {
         assert_eq!(parse("a b:1:2 3 4").unwrap().instance, "a b:1:2");
         assert_eq!(parse("hello"), None);
         assert_eq!(parse("x 1 y"), None);
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_release_it_was() {
+        let json = r#"[7,"api","v1",null,null,"deploying","ci",null,null,null,"2024-05-01T10:00:00+00:00","2024-05-01T10:05:00+00:00",null]"#;
+        let r = release_from_snapshot(json).unwrap();
+        assert_eq!((r.id, r.status), (7, Status::Deploying));
+        assert_eq!(r.initiated_by.as_deref(), Some("ci"));
+        assert!(r.started_at.is_some() && r.completed_at.is_none());
+        assert!(release_from_snapshot("[1]").is_none());
     }
 }
