@@ -94,9 +94,20 @@ impl Services {
                 format!("export.dir {} is not writable", cfg.export.dir.display())
             })?;
         }
-        let history_path = data_dir.join(crate::paths::HISTORY_DB);
-        let (history, notice) = crate::export::recovery::open_history(&history_path)
-            .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
+        let (history, notice) = match &cfg.storage {
+            // Shared by every server on the database: `/v1/exports` lists the runs of all.
+            Some(pg) => (
+                RunHistory::open_pg(pg)
+                    .with_context(|| format!("cannot open the run history in {pg}"))?,
+                None,
+            ),
+            None => {
+                let history_path = data_dir.join(crate::paths::HISTORY_DB);
+                crate::export::recovery::open_history(&history_path).with_context(|| {
+                    format!("cannot open the run history {}", history_path.display())
+                })?
+            }
+        };
         crate::export::recovery::start_notices(notice, &store, &events);
         let cancel = CancellationToken::new();
         let client = match client {

@@ -66,15 +66,14 @@ pub async fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tokens = match crate::server::tokens::TokenStore::open(
-        &data_dir.join(crate::server::tokens::TOKENS_DB),
-    ) {
-        Ok(t) => Arc::new(t),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let tokens =
+        match crate::server::tokens::TokenStore::open_for(cfg.storage.as_deref(), &data_dir) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let tcp = match &cfg.listen {
         None => None,
         Some(l) => match crate::server::tcp::bind(l).await {
@@ -116,7 +115,8 @@ pub async fn run(cli: &Cli) -> ExitCode {
     };
     let hub = Arc::new(Hub::new());
     let metrics = Arc::new(Default::default());
-    let notifier = open_notifier(&cfg, &data_dir);
+    // With PostgreSQL every server queues into the shared outbox; the leader delivers.
+    let notifier = open_notifier(&cfg, &data_dir, leadership.clone());
     if let Some(n) = &notifier {
         let hub = hub.clone();
         n.on_health(Arc::new(move |failing| {
@@ -275,14 +275,23 @@ fn reconcile_when_leading(
     });
 }
 
-/// The outbox beside the ledger (`notify.db`), for the configured sinks; `None` (logged)
-/// when it cannot be opened: the server runs on without notifications.
+/// The outbox for the configured sinks: in PostgreSQL with `storage.url` (delivered by the
+/// server that `leadership` says leads; without it, only queued), else beside the ledger
+/// (`notify.db`). `None` (logged) when it cannot be opened: the server runs on without
+/// notifications.
 pub(crate) fn open_notifier(
     cfg: &Config,
     data_dir: &std::path::Path,
+    leadership: Option<tokio::sync::watch::Receiver<crate::storage::leader::Role>>,
 ) -> Option<Arc<crate::notify::Notifier>> {
-    let path = crate::notify::deliver::outbox_path(&notify_dir(cfg, data_dir));
-    match crate::notify::Notifier::open(&path, cfg.notify.clone()) {
+    let opened = match &cfg.storage {
+        Some(pg) => crate::notify::Notifier::open_shared(pg, cfg.notify.clone(), leadership),
+        None => crate::notify::Notifier::open(
+            &crate::notify::deliver::outbox_path(&notify_dir(cfg, data_dir)),
+            cfg.notify.clone(),
+        ),
+    };
+    match opened {
         Ok(n) => Some(n),
         Err(e) => {
             tracing::error!("notifications are off: {e}");
@@ -299,7 +308,7 @@ pub(crate) fn local_notifier(
     if cfg.notify.is_empty() {
         return None;
     }
-    open_notifier(cfg, data_dir)
+    open_notifier(cfg, data_dir, None)
 }
 
 /// The directory of the ledger, where `notify.db` lives.

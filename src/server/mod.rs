@@ -15,6 +15,7 @@ pub mod socket;
 mod state;
 pub mod tcp;
 mod token_api;
+pub mod token_table;
 pub mod tokens;
 mod verify;
 

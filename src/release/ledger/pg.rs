@@ -13,9 +13,6 @@
 //! DELETE or TRUNCATE of the audit. Statement triggers bump the `ledger_changes` sequence on
 //! every change to either table: `data_version`, which the watcher polls.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
 use postgres::{GenericClient, IsolationLevel};
 
@@ -26,7 +23,7 @@ use super::{
 };
 use crate::release::actor::Actor;
 use crate::release::lifecycle::{self, Status};
-use crate::storage::pg::{Migration, PgClient, PgConfig, describe, migrate};
+use crate::storage::pg::{Migration, PgClient, PgConfig, describe, migrate_once};
 
 /// The advisory lock every ledger write holds until it commits.
 pub const WRITE_LOCK: i64 = 0x6f70_7364_6b00_0002;
@@ -100,10 +97,7 @@ pub fn migrations() -> Vec<Migration> {
     }]
 }
 
-/// Databases this process has already migrated (by URL): later opens skip the lock.
-static MIGRATED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-/// A ledger in a PostgreSQL database: one connection.
+/// A ledger in a PostgreSQL database: one pooled connection while it is open.
 pub struct PgLedger {
     client: PgClient,
     /// For the work lock's own connection.
@@ -117,22 +111,8 @@ fn pg_err(e: postgres::Error) -> LedgerError {
 impl PgLedger {
     /// Connects and brings the schema up to date (once per database and process).
     pub fn open(cfg: &PgConfig) -> Result<PgLedger, LedgerError> {
+        migrate_once(cfg, "ledger", &migrations()).map_err(LedgerError::Postgres)?;
         let client = cfg.connect().map_err(LedgerError::Postgres)?;
-        let done = MIGRATED
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|s| s.contains(cfg.url()));
-        if !done {
-            client
-                .with(|c| migrate(c, "ledger", &migrations()))
-                .map_err(LedgerError::Postgres)?;
-            MIGRATED
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(HashSet::new)
-                .insert(cfg.url().to_string());
-        }
         Ok(PgLedger {
             client,
             cfg: cfg.clone(),
@@ -317,7 +297,7 @@ impl LedgerStore for PgLedger {
     fn hold_work(&self, id: i64) -> Result<super::WorkHold, LedgerError> {
         // A session lock on a connection of its own: it lives exactly as long as the work,
         // and a server killed mid-deploy frees it with its session.
-        let c = self.cfg.connect().map_err(LedgerError::Postgres)?;
+        let c = self.cfg.connect_own().map_err(LedgerError::Postgres)?;
         let got: bool = c.with(|c| {
             c.query_one(
                 "SELECT pg_try_advisory_lock($1, $2)",
