@@ -6,7 +6,7 @@
 //!    on PostgreSQL, 200 approvals each, alternating; median and p99, and the ratio.
 //! 2. Failover: two servers on one database with an export scheduled every second; `kill -9`
 //!    of the leader, then the time until the new leader starts its first scheduled run (the
-//!    `started_at` it records in its run history, minus the moment of the kill). Five rounds
+//!    `started_at` it records in the shared run history, minus the moment of the kill). Five rounds
 //!    (a fresh server replaces the killed one each time); the median.
 //!
 //! Run: `cargo build --bin opsdeck && cargo run --example ha_bench` (debug build: the
@@ -79,7 +79,6 @@ async fn http(sock: &Path, method: &str, path: &str, body: &str) -> (u16, String
 
 /// A server: its dir, socket and process.
 struct Server {
-    dir: PathBuf,
     sock: PathBuf,
     child: Child,
 }
@@ -102,7 +101,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Server { dir, sock, child }
+        Server { sock, child }
     }
 
     async fn health(&self) -> Option<serde_json::Value> {
@@ -134,19 +133,26 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// When the first scheduled run after `after` started, from the run history.
-    fn first_run_after(&self, after: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
-        let path = self.dir.join("state").join("history.db");
-        if !path.exists() {
-            return None;
-        }
-        opsdeck::export::RunHistory::open(&path)
-            .ok()?
-            .recent_runs("export", 100)
-            .ok()?
-            .into_iter()
-            .filter(|r| r.scheduled_for.is_some() && r.started_at >= after)
-            .map(|r| r.started_at)
+    /// When this server's first scheduled run after `after` started, from the run history
+    /// the servers share in the database.
+    fn first_run_after(
+        &self,
+        pg: &opsdeck::storage::PgConfig,
+        after: chrono::DateTime<Utc>,
+    ) -> Option<chrono::DateTime<Utc>> {
+        let pid = i64::from(self.child.id());
+        let rows = pg.connect().ok()?.with(|c| {
+            c.query(
+                "SELECT started_at FROM runs
+                 WHERE job = 'export' AND scheduled_for IS NOT NULL AND pid = $1",
+                &[&pid],
+            )
+        });
+        rows.ok()?
+            .iter()
+            .filter_map(|r| chrono::DateTime::parse_from_rfc3339(r.get::<_, &str>(0)).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| *t >= after)
             .min()
     }
 }
@@ -230,6 +236,7 @@ async fn run((db, db2): (pg::Database, pg::Database)) {
         sim.base_url(),
         db.url
     );
+    let pg = opsdeck::storage::PgConfig::new(&db.url, None).unwrap();
     let mut servers = vec![
         Server::start(root, "ha-0", &config),
         Server::start(root, "ha-1", &config),
@@ -244,7 +251,7 @@ async fn run((db, db2): (pg::Database, pg::Database)) {
             let mut found = None;
             for (i, s) in servers.iter().enumerate() {
                 if s.health().await.is_some_and(|h| h["leader"] == true)
-                    && s.first_run_after(chrono::DateTime::<Utc>::MIN_UTC)
+                    && s.first_run_after(&pg, chrono::DateTime::<Utc>::MIN_UTC)
                         .is_some()
                 {
                     found = Some(i);
@@ -260,7 +267,7 @@ async fn run((db, db2): (pg::Database, pg::Database)) {
         let other = 1 - leader;
         let deadline = Instant::now() + Duration::from_secs(60);
         let first = loop {
-            if let Some(t) = servers[other].first_run_after(killed_at) {
+            if let Some(t) = servers[other].first_run_after(&pg, killed_at) {
                 break t;
             }
             assert!(Instant::now() < deadline, "no failover");

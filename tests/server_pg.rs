@@ -93,18 +93,25 @@ fn one_leader(servers: &[&TestServer]) -> usize {
     }
 }
 
-/// The scheduled (and caught-up) export runs a server recorded: (instant, started).
-fn scheduled_runs(s: &TestServer) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let path = s.data.join("history.db");
-    if !path.exists() {
-        return Vec::new();
-    }
-    opsdeck::export::RunHistory::open(&path)
-        .unwrap()
-        .recent_runs("export", 1000)
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| Some((r.scheduled_for?, r.started_at)))
+/// The scheduled (and caught-up) export runs a server recorded in the shared history:
+/// (instant, started).
+fn scheduled_runs(db: &pg::Database, pid: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    db.connect()
+        .query(
+            "SELECT scheduled_for, started_at FROM runs
+             WHERE job = 'export' AND pid = $1 AND scheduled_for IS NOT NULL",
+            &[&pid],
+        )
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let t = |i| {
+                DateTime::parse_from_rfc3339(r.get::<_, &str>(i))
+                    .unwrap()
+                    .with_timezone(&Utc)
+            };
+            (t(0), t(1))
+        })
         .collect()
 }
 
@@ -162,11 +169,12 @@ url = {:?}
         0 => (&mut a, &mut b),
         _ => (&mut b, &mut a),
     };
+    let (lp, fp) = (leader.pid(), follower.pid());
     wait_until("two scheduled exports", Duration::from_secs(30), || {
-        scheduled_runs(leader).len() >= 2
+        scheduled_runs(&db, lp).len() >= 2
     });
     assert!(
-        scheduled_runs(follower).is_empty(),
+        scheduled_runs(&db, fp).is_empty(),
         "a follower ran the scheduler"
     );
 
@@ -197,7 +205,7 @@ url = {:?}
     wait_until(
         "two scheduled exports on the new leader",
         Duration::from_secs(30),
-        || scheduled_runs(follower).len() >= 2,
+        || scheduled_runs(&db, fp).len() >= 2,
     );
     let audit = follower.json(&format!("/v1/releases/{id}"))["audit"].clone();
     let reconciled = audit
@@ -214,17 +222,17 @@ url = {:?}
 
     let log = follower.stop_and_log();
     // Every instant ran once across both servers; the follower ran none before the kill.
-    let mut all: Vec<DateTime<Utc>> = scheduled_runs(leader)
+    let mut all: Vec<DateTime<Utc>> = scheduled_runs(&db, lp)
         .into_iter()
-        .chain(scheduled_runs(follower))
+        .chain(scheduled_runs(&db, fp))
         .map(|r| r.0)
         .collect();
     assert!(
-        scheduled_runs(follower)
+        scheduled_runs(&db, fp)
             .iter()
             .all(|(_, started)| *started >= killed_at),
         "{:?}",
-        scheduled_runs(follower)
+        scheduled_runs(&db, fp)
     );
     let n = all.len();
     all.sort();
@@ -337,4 +345,190 @@ fn eight_approvers_through_two_servers_one_winner_and_each_stream_sees_every_cha
     let _ = cb.wait();
     assert!(a.stop().success());
     assert!(b.stop().success());
+}
+
+/// The tags the command sink has written, in order.
+fn delivered(got: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(got)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["tag"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn one_outbox_one_history_one_token_table_the_leader_delivers_each_message_once_across_a_kill_9() {
+    let Some(db) = pg::database() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(opsdeck::testops_sim::SimTestOps::start(Default::default()))
+        .unwrap();
+    // One command sink for both servers, as a pager would be: it fails (and the message
+    // stays queued, retried every second) while `go` is missing.
+    let shared = tempfile::tempdir().unwrap();
+    let (go, got) = (shared.path().join("go"), shared.path().join("got.jsonl"));
+    std::fs::write(&go, "").unwrap();
+    let common = format!(
+        r#"[testops]
+base_url = "{}"
+token = "sim-api-token"
+project_id = 17
+tree_id = 937
+poll_interval = "500ms"
+
+[[testops.groups]]
+name = "API"
+id = 101
+
+[storage]
+url = {:?}
+
+[[notify]]
+kind = "command"
+name = "pager"
+argv = ["sh", "-c", "test -e '{}' && cat >> '{}'"]
+events = ["release_waiting"]
+retry_max = "1s"
+"#,
+        sim.base_url(),
+        db.url,
+        go.display(),
+        got.display()
+    );
+    let ports = [server::free_port(), server::free_port()];
+    let mut a = TestServer::new(
+        "0.1",
+        &format!("[server]\nlisten = \"127.0.0.1:{}\"\n{common}", ports[0]),
+    );
+    let mut b = TestServer::new(
+        "0.1",
+        &format!("[server]\nlisten = \"127.0.0.1:{}\"\n{common}", ports[1]),
+    );
+    a.start();
+    b.start();
+    let l = one_leader(&[&a, &b]);
+    let (leader, follower, fport) = if l == 0 {
+        (&mut a, &mut b, ports[1])
+    } else {
+        (&mut b, &mut a, ports[0])
+    };
+
+    // An export through each server: either lists both runs (one history).
+    for s in [&*leader, &*follower] {
+        let (code, body) = s.curl("POST", "/v1/exports?wait=1", Some(r#"{"groups":["API"]}"#));
+        assert_eq!(code, 200, "{body}");
+    }
+    let (lp, fp) = (leader.pid(), follower.pid());
+    for s in [&*leader, &*follower] {
+        let runs = s.json("/v1/exports")["history"]["runs"]["export"].clone();
+        let mut ids: Vec<i64> = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["trigger"] == "manual")
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        ids.sort();
+        let by_pid: Vec<i64> = db
+            .connect()
+            .query(
+                "SELECT id FROM runs WHERE pid = ANY($1) AND trigger = 'manual' ORDER BY id",
+                &[&vec![lp, fp]],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(ids, by_pid, "{runs}");
+        assert_eq!(ids.len(), 2, "{runs}");
+    }
+
+    // A token made through the follower's socket authenticates on the leader's listener,
+    // and the other way round.
+    let token = follower
+        .ok(&["token", "create", "dash", "--role", "viewers"])
+        .trim()
+        .to_string();
+    let lport = if fport == ports[0] {
+        ports[1]
+    } else {
+        ports[0]
+    };
+    for port in [lport, fport] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("http://127.0.0.1:{port}/v1/releases"))
+            .output()
+            .unwrap();
+        assert_eq!(server::text(&out.stdout), "200", "port {port}");
+    }
+    leader.ok(&["token", "revoke", "dash"]);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("http://127.0.0.1:{fport}/v1/releases"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        server::text(&out.stdout),
+        "401",
+        "revoked through the leader"
+    );
+
+    // A release created through the follower: its message is queued there and delivered
+    // by the leader, once.
+    follower.create("api", "v0");
+    wait_until("the first message", Duration::from_secs(30), || {
+        !delivered(&got).is_empty()
+    });
+    assert!(leader.stderr.lock().unwrap().contains("notify: delivered"));
+    assert!(
+        !follower
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("notify: delivered")
+    );
+
+    // The pager is down; three messages queue up (through both servers), then the leader
+    // dies with them queued.
+    std::fs::remove_file(&go).unwrap();
+    for (i, s) in [&*follower, &*leader, &*follower].into_iter().enumerate() {
+        s.create("web", &format!("v{}", i + 1));
+    }
+    wait_until("a failed attempt", Duration::from_secs(30), || {
+        leader
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("notify: attempt 1 failed")
+    });
+    leader.kill9();
+    wait_until("the takeover", Duration::from_secs(15), || {
+        health(follower).is_some_and(|h| h["leader"] == true)
+    });
+    std::fs::write(&go, "").unwrap();
+    wait_until("every message", Duration::from_secs(30), || {
+        delivered(&got).len() >= 4
+    });
+    // Any duplicate would come from a retry after the mark; give it time to show.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(delivered(&got), ["v0", "v1", "v2", "v3"]);
+    let (code, body) = follower.curl("GET", "/v1/notify/log?limit=10", None);
+    assert_eq!(code, 200, "{body}");
+    let log: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let states: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["sent"; 4], "{log}");
+    assert!(follower.stop().success());
 }

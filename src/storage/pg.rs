@@ -16,6 +16,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+// Advisory lock keys (one space per database, so each must differ; `locks_differ` checks):
+// 1 migrations, 2 ledger writes (`release::ledger::pg::WRITE_LOCK`), 3 the leadership
+// (`storage::leader::LEADER_LOCK`), 4 outbox enqueues (`notify::outbox::pg::ENQUEUE_LOCK`).
+
 /// The advisory lock under which migrations run (any server, any component).
 pub const MIGRATION_LOCK: i64 = 0x6f70_7364_6b00_0001;
 
@@ -409,4 +413,20 @@ pub fn migrate_once(cfg: &PgConfig, component: &str, steps: &[Migration]) -> Res
     cfg.connect()?.with(|c| migrate(c, component, steps))?;
     MIGRATED.lock().unwrap_or_else(|p| p.into_inner()).push(key);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn locks_differ() {
+        let mut keys = vec![
+            super::MIGRATION_LOCK,
+            crate::release::ledger::pg::WRITE_LOCK,
+            crate::storage::leader::LEADER_LOCK,
+            crate::notify::outbox::pg::ENQUEUE_LOCK,
+        ];
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 4);
+    }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{EventKind, NotifyEvent};
 pub use crate::storage::StoreError;
 
-mod pg;
+pub mod pg;
 mod sqlite;
 
 pub use pg::PgOutbox;

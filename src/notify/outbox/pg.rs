@@ -9,7 +9,7 @@ use crate::storage::pg::{Migration, migrate_once};
 
 /// Held by each enqueue until it commits: ids then follow commit order, so a deliverer never
 /// sends a later message of a sink before an earlier one that was still being written.
-pub const ENQUEUE_LOCK: i64 = 0x6f70_7364_6b00_0003;
+pub const ENQUEUE_LOCK: i64 = 0x6f70_7364_6b00_0004;
 
 /// The outbox's schema (`opsdeck_migrations`, component `outbox`).
 pub fn migrations() -> Vec<Migration> {
