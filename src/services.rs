@@ -14,7 +14,7 @@ use crate::events::EventTx;
 use crate::export::{
     ExportDirWatcher, ExportJob, ExportRunner, ExportRunnerHandle, ExportStore, RunHistory,
 };
-use crate::schedule::{JobKind, JobSpec, Scheduler, SchedulerCommand};
+use crate::schedule::{FiredStore, JobKind, JobSpec, Scheduler, SchedulerCommand};
 use crate::testops::{TestOpsClient, TestOpsSettings};
 
 /// Which optional services to run.
@@ -65,6 +65,19 @@ impl Services {
         events: EventTx,
         set: ServiceSet,
     ) -> anyhow::Result<Services> {
+        Self::start_led(cfg, data_dir, events, set, None)
+    }
+
+    /// `start`, with the scheduler following a PostgreSQL election (`opsdeck run` with
+    /// `storage.url`): it runs only while `leadership` says this server leads, and records
+    /// fired instants in the database.
+    pub fn start_led(
+        cfg: &Config,
+        data_dir: &Path,
+        events: EventTx,
+        set: ServiceSet,
+        leadership: Option<tokio::sync::watch::Receiver<crate::storage::leader::Role>>,
+    ) -> anyhow::Result<Services> {
         let client = match TestOpsSettings::from_config(cfg)
             .map_err(|e| e.to_string())
             .and_then(|s| TestOpsClient::new(s).map_err(|e| e.to_string()))
@@ -81,9 +94,20 @@ impl Services {
                 format!("export.dir {} is not writable", cfg.export.dir.display())
             })?;
         }
-        let history_path = data_dir.join(crate::paths::HISTORY_DB);
-        let (history, notice) = crate::export::recovery::open_history(&history_path)
-            .with_context(|| format!("cannot open the run history {}", history_path.display()))?;
+        let (history, notice) = match &cfg.storage {
+            // Shared by every server on the database: `/v1/exports` lists the runs of all.
+            Some(pg) => (
+                RunHistory::open_pg(pg)
+                    .with_context(|| format!("cannot open the run history in {pg}"))?,
+                None,
+            ),
+            None => {
+                let history_path = data_dir.join(crate::paths::HISTORY_DB);
+                crate::export::recovery::open_history(&history_path).with_context(|| {
+                    format!("cannot open the run history {}", history_path.display())
+                })?
+            }
+        };
         crate::export::recovery::start_notices(notice, &store, &events);
         let cancel = CancellationToken::new();
         let client = match client {
@@ -141,6 +165,11 @@ impl Services {
                 history: history.clone(),
                 events: events.clone(),
                 lock_retry: Duration::from_secs(10),
+                fired: match (&leadership, &cfg.storage) {
+                    (Some(_), Some(pg)) => FiredStore::Postgres(pg.clone()),
+                    _ => FiredStore::StateDir(data_dir.to_path_buf()),
+                },
+                leadership,
                 commands: Some(rx),
             };
             tasks.push(scheduler.spawn(cancel.child_token()));

@@ -10,13 +10,37 @@ use crate::config::{Config, DeployerKind};
 
 /// Runs the extra checks, one `line(ok, what, detail)` each.
 pub async fn run(cfg: &Config, data_dir: &Path, line: &mut impl FnMut(bool, &str, String)) {
-    let history = data_dir.join(crate::paths::HISTORY_DB);
-    sqlite_line(
-        line,
-        "history",
-        &history,
-        "it will be moved aside and a new one started at the next start",
-    );
+    match &cfg.storage {
+        // In the database: migrated and read as the server would.
+        Some(pg) => {
+            let pg = pg.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                crate::export::RunHistory::open_pg(&pg)
+                    .and_then(|h| h.recent_runs("export", 1))
+                    .map(|_| format!("{pg}: the run history, outbox and tokens tables"))
+                    .map_err(|e| format!("{pg}: {e}"))
+                    .and_then(|ok| {
+                        crate::notify::Outbox::open_pg(&pg)
+                            .map_err(|e| format!("{pg}: the outbox: {e}"))?;
+                        crate::server::tokens::TokenStore::open_for(Some(&pg), Path::new("."))
+                            .map_err(|e| format!("{pg}: {e}"))?;
+                        Ok(ok)
+                    })
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match checked {
+                Ok(ok) => line(true, "history", ok),
+                Err(e) => line(false, "history", e),
+            }
+        }
+        None => sqlite_line(
+            line,
+            "history",
+            &data_dir.join(crate::paths::HISTORY_DB),
+            "it will be moved aside and a new one started at the next start",
+        ),
+    }
     match crate::storage::LedgerAt::of(cfg, data_dir) {
         crate::storage::LedgerAt::Sqlite(ledger) => sqlite_line(
             line,

@@ -394,8 +394,12 @@ async fn check_notify(
                 cfg,
                 &crate::paths::data_dir(),
             ));
-            if path.exists() {
-                crate::notify::Outbox::open(&path)
+            let outbox = match &cfg.storage {
+                Some(pg) => Some(crate::notify::Outbox::open_pg(pg)),
+                None => path.exists().then(|| crate::notify::Outbox::open(&path)),
+            };
+            if let Some(outbox) = outbox {
+                outbox
                     .and_then(|o| o.failing(crate::notify::deliver::FAILING_AFTER))
                     .map(|v| {
                         v.into_iter()

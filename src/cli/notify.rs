@@ -69,7 +69,7 @@ pub async fn run(cli: &Cli, cmd: &NotifyCmd) -> ExitCode {
         }
         (cmd, None) => {
             let data_dir = crate::paths::data_dir();
-            let Some(n) = super::server::open_notifier(&cfg, &data_dir) else {
+            let Some(n) = super::server::open_notifier(&cfg, &data_dir, None) else {
                 eprintln!("error: cannot open the notification outbox");
                 return ExitCode::FAILURE;
             };

@@ -66,15 +66,14 @@ pub async fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tokens = match crate::server::tokens::TokenStore::open(
-        &data_dir.join(crate::server::tokens::TOKENS_DB),
-    ) {
-        Ok(t) => Arc::new(t),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let tokens =
+        match crate::server::tokens::TokenStore::open_for(cfg.storage.as_deref(), &data_dir) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let tcp = match &cfg.listen {
         None => None,
         Some(l) => match crate::server::tcp::bind(l).await {
@@ -86,7 +85,17 @@ pub async fn run(cli: &Cli) -> ExitCode {
         },
     };
     let (tx, mut rx) = crate::events::channel();
-    let services = match Services::start(
+    // With PostgreSQL, several servers may share the database: one leads (an advisory lock on
+    // a connection of its own) and runs the scheduler, retention and reconciliation.
+    let election_stop = tokio_util::sync::CancellationToken::new();
+    let leadership = cfg.storage.as_ref().map(|pg| {
+        crate::storage::leader::spawn(
+            pg.clone(),
+            crate::storage::leader::Timing::default(),
+            election_stop.clone(),
+        )
+    });
+    let services = match Services::start_led(
         &cfg,
         &data_dir,
         tx.clone(),
@@ -96,6 +105,7 @@ pub async fn run(cli: &Cli) -> ExitCode {
             health: true,
             exports_optional: true,
         },
+        leadership.clone(),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -105,7 +115,8 @@ pub async fn run(cli: &Cli) -> ExitCode {
     };
     let hub = Arc::new(Hub::new());
     let metrics = Arc::new(Default::default());
-    let notifier = open_notifier(&cfg, &data_dir);
+    // With PostgreSQL every server queues into the shared outbox; the leader delivers.
+    let notifier = open_notifier(&cfg, &data_dir, leadership.clone());
     if let Some(n) = &notifier {
         let hub = hub.clone();
         n.on_health(Arc::new(move |failing| {
@@ -113,14 +124,16 @@ pub async fn run(cli: &Cli) -> ExitCode {
         }));
         n.start();
     }
-    let state = match ServerState::new(crate::server::state_parts(
+    let mut parts = crate::server::state_parts(
         cfg.clone(),
         &services,
         data_dir.clone(),
         hub.clone(),
         metrics,
         notifier.clone(),
-    )) {
+    );
+    parts.leadership = leadership.clone();
+    let state = match ServerState::new(parts) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("error: cannot open the ledger: {e}");
@@ -184,7 +197,14 @@ pub async fn run(cli: &Cli) -> ExitCode {
             }
         }
     });
-    state.reconcile_in_background();
+    match (&leadership, &cfg.storage) {
+        (Some(rx), Some(pg)) => {
+            // Changes made through the other servers reach this one's streams.
+            crate::server::relay::spawn(state.clone(), pg.clone());
+            reconcile_when_leading(state.clone(), rx.clone());
+        }
+        _ => state.reconcile_in_background(),
+    }
     tracing::info!(
         socket = %guard.path.display(),
         dir = %cfg.export.dir.display(),
@@ -221,6 +241,8 @@ pub async fn run(cli: &Cli) -> ExitCode {
     stop.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     services.shutdown().await;
+    // The election's connection closes now, so another server takes over at once.
+    election_stop.cancel();
     let _ = verifier.await;
     pump.abort();
     if let Some(n) = &notifier {
@@ -231,14 +253,46 @@ pub async fn run(cli: &Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The outbox beside the ledger (`notify.db`), for the configured sinks; `None` (logged)
-/// when it cannot be opened: the server runs on without notifications.
+/// Reconciles releases left in progress each time this server becomes the leader: after a
+/// leader dies, its deploys in flight are settled once, by the next leader. Deploys other
+/// live servers are running hold their work lock and are left alone.
+fn reconcile_when_leading(
+    state: Arc<ServerState>,
+    mut rx: tokio::sync::watch::Receiver<crate::storage::leader::Role>,
+) {
+    tokio::spawn(async move {
+        let mut leading = false;
+        loop {
+            let now = rx.borrow_and_update().is_leader();
+            if now && !leading {
+                state.reconcile_in_background();
+            }
+            leading = now;
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+}
+
+/// The outbox for the configured sinks: in PostgreSQL with `storage.url` (delivered by the
+/// server that `leadership` says leads; without it, only queued), else beside the ledger
+/// (`notify.db`). `None` (logged) when it cannot be opened: the server runs on without
+/// notifications.
 pub(crate) fn open_notifier(
     cfg: &Config,
     data_dir: &std::path::Path,
+    leadership: Option<tokio::sync::watch::Receiver<crate::storage::leader::Role>>,
 ) -> Option<Arc<crate::notify::Notifier>> {
-    let path = crate::notify::deliver::outbox_path(&notify_dir(cfg, data_dir));
-    match crate::notify::Notifier::open(&path, cfg.notify.clone()) {
+    let opened = match &cfg.storage {
+        Some(pg) => crate::notify::Notifier::open_shared(pg, cfg.notify.clone(), leadership),
+        None => crate::notify::Notifier::open(
+            &crate::notify::deliver::outbox_path(&notify_dir(cfg, data_dir)),
+            cfg.notify.clone(),
+        ),
+    };
+    match opened {
         Ok(n) => Some(n),
         Err(e) => {
             tracing::error!("notifications are off: {e}");
@@ -255,7 +309,7 @@ pub(crate) fn local_notifier(
     if cfg.notify.is_empty() {
         return None;
     }
-    open_notifier(cfg, data_dir)
+    open_notifier(cfg, data_dir, None)
 }
 
 /// The directory of the ledger, where `notify.db` lives.
@@ -284,14 +338,20 @@ pub async fn health(cli: &Cli) -> ExitCode {
     .await
     {
         Ok(Ok(v)) => {
+            let role = match (v["leader"].as_bool(), v["leader_holder"].as_str()) {
+                (Some(true), _) => "the leader".to_string(),
+                (Some(false), Some(h)) => format!("a follower; the leader is {h}"),
+                _ => "a follower; no leader known yet".to_string(),
+            };
             println!(
-                "ok: opsdeck {} on {} (pid {}, up {} s, scheduler {}, {} session(s))",
+                "ok: opsdeck {} on {} (pid {}, up {} s, scheduler {}, {} session(s)); this server is {}",
                 v["version"].as_str().unwrap_or("?"),
                 path.display(),
                 v["pid"],
                 v["uptime_seconds"],
                 v["scheduler"].as_str().unwrap_or("?"),
-                v["sessions"]
+                v["sessions"],
+                crate::sanitize::clean(&role)
             );
             ExitCode::SUCCESS
         }

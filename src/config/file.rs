@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct StorageFile {
     pub url: Option<Spanned<String>>,
+    /// The URL from a file (a Docker secret), instead of `url`.
+    pub url_file: Option<Spanned<String>>,
     pub password_file: Option<Spanned<String>>,
 }
 

@@ -834,7 +834,7 @@ fn storage_config(
         None => None,
         Some(f) => {
             let origin = at(f.span());
-            if s.url.is_none() {
+            if s.url.is_none() && s.url_file.is_none() {
                 return Err(ConfigError::Invalid {
                     key: "storage.password_file",
                     origin,
@@ -868,17 +868,38 @@ fn storage_config(
             Some(pw)
         }
     };
-    let Some(url) = s.url else {
-        return Ok(None);
+    // The URL as written, or read from `url_file` (a Docker secret: one trailing newline is
+    // not part of it); errors then name `storage.url_file`.
+    let (url, key, origin) = match (s.url, s.url_file) {
+        (Some(_), Some(f)) => {
+            return Err(ConfigError::Invalid {
+                key: "storage.url_file",
+                origin: at(f.span()),
+                message: "is set and so is storage.url: give one of them".into(),
+            });
+        }
+        (Some(u), None) => {
+            let origin = at(u.span());
+            (u.into_inner(), "storage.url", origin)
+        }
+        (None, Some(f)) => {
+            let origin = at(f.span());
+            let p = Path::new(f.get_ref());
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Invalid {
+                key: "storage.url_file",
+                origin: origin.clone(),
+                message: format!("cannot read {}: {e}", p.display()),
+            })?;
+            (text.trim().to_string(), "storage.url_file", origin)
+        }
+        (None, None) => return Ok(None),
     };
-    let origin = at(url.span());
-    let pg = crate::storage::PgConfig::new(url.get_ref(), password).map_err(|message| {
-        ConfigError::Invalid {
-            key: "storage.url",
+    let pg =
+        crate::storage::PgConfig::new(&url, password).map_err(|message| ConfigError::Invalid {
+            key,
             origin: origin.clone(),
             message,
-        }
-    })?;
+        })?;
     for host in pg.remote_tcp_hosts() {
         warnings.push(format!(
             "{origin}: storage.url reaches {host} over TCP without TLS: the ledger crosses the \

@@ -351,6 +351,16 @@ fn storage_errors_name_key_file_and_line_and_never_the_password() {
             "storage.password_file",
             "cannot read /nonexistent/pw",
         ),
+        (
+            "url_file = \"/nonexistent/url\"",
+            "storage.url_file",
+            "cannot read /nonexistent/url",
+        ),
+        (
+            "url_file = \"/nonexistent/url\"\nurl = \"postgres://u@h/db\"",
+            "storage.url_file",
+            "give one of them",
+        ),
     ];
     for (body, key, says) in cases {
         let e = load(&format!("# storage\n[storage]\n{body}\n"))
@@ -414,6 +424,27 @@ fn ui_theme_and_readonly_are_read_and_an_unknown_theme_is_named() {
         e.contains("ui.theme")
             && e.contains("/etc/opsdeck.toml:3")
             && e.contains("default, light, high-contrast"),
+        "{e}"
+    );
+}
+
+#[test]
+fn storage_url_from_a_file_as_docker_secrets_give_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("url");
+    std::fs::write(&f, "postgres:///opsdeck?host=/run/postgresql\n").unwrap();
+    let c = load(&format!("[storage]\nurl_file = \"{}\"\n", f.display())).unwrap();
+    assert_eq!(
+        c.storage.unwrap().url(),
+        "postgres:///opsdeck?host=/run/postgresql"
+    );
+    // A password in the file is refused as in `url`, naming the file's key.
+    std::fs::write(&f, "postgres://u:hunter2-pw@h/db\n").unwrap();
+    let e = load(&format!("[storage]\nurl_file = \"{}\"\n", f.display()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`storage.url_file`") && !e.contains("hunter2"),
         "{e}"
     );
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::history::RunHistory;
+use super::history::{RunHistory, SqliteHistory};
 use super::store::TEMP_PREFIX;
 
 /// Whether a process with this id runs on this host. Our own id counts as dead: at start we
@@ -77,8 +77,8 @@ pub fn start_notices(
 /// WAL files) aside as `history.db.corrupt-<time>` and starts a fresh one. The message says
 /// where the old one went.
 pub fn open_history(path: &Path) -> rusqlite::Result<(RunHistory, Option<String>)> {
-    match RunHistory::open(path).and_then(|h| h.integrity().map(|()| h)) {
-        Ok(h) => Ok((h, None)),
+    match SqliteHistory::open(path).and_then(|h| h.integrity().map(|()| h)) {
+        Ok(h) => Ok((RunHistory::from_store(h), None)),
         Err(e) if is_corruption(&e) => {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
             let aside = path.with_file_name(format!(

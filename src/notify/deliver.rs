@@ -11,10 +11,11 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::Outbox;
+use super::outbox::{Outbox, StoreError};
 use super::sinks::{self, SendError};
 use super::{Delivery, EventKind, NotifyEvent, SinkConfig};
 use crate::export::ExportEvent;
+use crate::storage::leader::Role;
 
 /// A sink counts as failing after this many failed attempts of one message in a row.
 pub const FAILING_AFTER: u32 = 3;
@@ -30,18 +31,34 @@ pub struct SinkHealth {
 /// Called with every failing sink whenever that set changes.
 pub type HealthObserver = Arc<dyn Fn(Vec<SinkHealth>) + Send + Sync>;
 
+/// Who sends from the outbox.
+enum Deliverer {
+    /// SQLite: the one process holding `notify.db.lock` (taken when free).
+    FileLock {
+        path: std::path::PathBuf,
+        held: Mutex<Option<std::fs::File>>,
+    },
+    /// PostgreSQL, in a server: the leader among the servers. `leading` is true once this
+    /// server has requeued what a previous leader left `sending`.
+    Leader {
+        role: tokio::sync::watch::Receiver<Role>,
+        leading: Mutex<bool>,
+    },
+    /// PostgreSQL, outside a server (a local command or dashboard): queue only; the leading
+    /// server delivers.
+    Never,
+}
+
 /// The notification service.
 pub struct Notifier {
-    outbox: Mutex<Outbox>,
+    outbox: Outbox,
+    deliverer: Deliverer,
     sinks: Vec<SinkConfig>,
     wake: Vec<tokio::sync::Notify>,
     failing: Mutex<BTreeMap<String, SinkHealth>>,
     on_health: Mutex<Option<HealthObserver>>,
     stop: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// `notify.db.lock`: held by the one process that delivers.
-    lock_path: std::path::PathBuf,
-    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -68,10 +85,38 @@ impl Notifier {
         }));
     }
 
-    /// Opens the outbox at `path` for `sinks` (nothing is sent until `start` or `flush`).
+    /// Opens the SQLite outbox at `path` for `sinks` (nothing is sent until `start` or
+    /// `flush`); the process holding `notify.db.lock` delivers.
     pub fn open(path: &Path, sinks: Vec<SinkConfig>) -> Result<Arc<Notifier>, String> {
         let outbox =
             Outbox::open(path).map_err(|e| format!("the outbox {}: {e}", path.display()))?;
+        let deliverer = Deliverer::FileLock {
+            path: path.with_extension("db.lock"),
+            held: Mutex::new(None),
+        };
+        Ok(Self::with_outbox(outbox, deliverer, sinks))
+    }
+
+    /// Opens the outbox in PostgreSQL, shared by every server on the database. With
+    /// `leadership` (a server) this process delivers while it leads; without (a local
+    /// command), it only queues.
+    pub fn open_shared(
+        pg: &crate::storage::PgConfig,
+        sinks: Vec<SinkConfig>,
+        leadership: Option<tokio::sync::watch::Receiver<Role>>,
+    ) -> Result<Arc<Notifier>, String> {
+        let outbox = Outbox::open_pg(pg).map_err(|e| format!("the outbox in {pg}: {e}"))?;
+        let deliverer = match leadership {
+            Some(role) => Deliverer::Leader {
+                role,
+                leading: Mutex::new(false),
+            },
+            None => Deliverer::Never,
+        };
+        Ok(Self::with_outbox(outbox, deliverer, sinks))
+    }
+
+    fn with_outbox(outbox: Outbox, deliverer: Deliverer, sinks: Vec<SinkConfig>) -> Arc<Notifier> {
         let failing = outbox
             .failing(FAILING_AFTER)
             .unwrap_or_default()
@@ -88,17 +133,16 @@ impl Notifier {
                 )
             })
             .collect();
-        Ok(Arc::new(Notifier {
-            outbox: Mutex::new(outbox),
+        Arc::new(Notifier {
+            outbox,
+            deliverer,
             wake: sinks.iter().map(|_| tokio::sync::Notify::new()).collect(),
             sinks,
             failing: Mutex::new(failing),
             on_health: Mutex::new(None),
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
-            lock_path: path.with_extension("db.lock"),
-            lock: Mutex::new(None),
-        }))
+        })
     }
 
     /// The configured sinks.
@@ -106,9 +150,8 @@ impl Notifier {
         &self.sinks
     }
 
-    fn db<T>(&self, f: impl FnOnce(&mut Outbox) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-        let mut g = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
+    fn db<T>(&self, f: impl FnOnce(&Outbox) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(&self.outbox)
     }
 
     /// Queues `ev` for every sink that wants it. Never fails: a problem is logged and the
@@ -312,37 +355,69 @@ impl Notifier {
                     tokio::select! {
                         () = self.wake[i].notified() => {}
                         () = self.stop.cancelled() => return,
-                        // Another process (a local command) may have queued into the outbox.
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        // Another process (a local command, another server) may have
+                        // queued into the outbox.
+                        () = tokio::time::sleep(self.poll()) => {}
                     }
                 }
             }
         }
     }
 
-    /// Whether this process delivers: it holds `notify.db.lock` (taken when free). At most
-    /// one process sends from an outbox, so nothing goes out twice or out of order; the one
-    /// that takes the lock queues again what a dead holder left `sending`.
+    /// How often an idle queue looks for messages other processes queued: more often when
+    /// the outbox is shared by servers, whose requests all queue there.
+    fn poll(&self) -> Duration {
+        match self.deliverer {
+            Deliverer::FileLock { .. } => Duration::from_secs(5),
+            _ => Duration::from_secs(2),
+        }
+    }
+
+    /// Whether this process delivers now. At most one process sends from an outbox, so
+    /// nothing goes out twice or out of order: with SQLite, the holder of `notify.db.lock`
+    /// (taken when free); with PostgreSQL, the leading server. The one that starts
+    /// delivering first queues again what a dead deliverer left `sending`.
     pub fn lead(&self) -> bool {
-        let mut g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_some() {
-            return true;
+        match &self.deliverer {
+            Deliverer::Never => false,
+            Deliverer::FileLock { path, held } => {
+                let mut g = held.lock().unwrap_or_else(|p| p.into_inner());
+                if g.is_some() {
+                    return true;
+                }
+                use std::os::unix::fs::OpenOptionsExt;
+                let Ok(f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .open(path)
+                else {
+                    return false;
+                };
+                if f.try_lock().is_err() {
+                    return false;
+                }
+                *g = Some(f);
+                drop(g);
+                self.requeue_interrupted();
+                true
+            }
+            Deliverer::Leader { role, leading } => {
+                // Held while requeueing, so no sink's worker sends before its interrupted
+                // message is back at the head of its queue.
+                let mut g = leading.lock().unwrap_or_else(|p| p.into_inner());
+                let now = role.borrow().is_leader();
+                if now && !*g {
+                    self.requeue_interrupted();
+                }
+                *g = now;
+                now
+            }
         }
-        use std::os::unix::fs::OpenOptionsExt;
-        let Ok(f) = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock_path)
-        else {
-            return false;
-        };
-        if f.try_lock().is_err() {
-            return false;
-        }
-        *g = Some(f);
-        drop(g);
+    }
+
+    fn requeue_interrupted(&self) {
         match self.db(|o| o.recover()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -350,7 +425,6 @@ impl Notifier {
             ),
             Err(e) => tracing::warn!("notify: cannot requeue interrupted messages: {e}"),
         }
-        true
     }
 
     /// Sends what is due now, for a short-lived local command: only when no other process
@@ -379,7 +453,11 @@ impl Notifier {
     async fn step(&self, i: usize, client: &reqwest::Client) -> Step {
         let sink = &self.sinks[i];
         if !self.lead() {
-            return Step::Wait(Duration::from_secs(5));
+            return Step::Wait(match self.deliverer {
+                // A new leader starts delivering within a second of taking over.
+                Deliverer::Leader { .. } => Duration::from_secs(1),
+                _ => Duration::from_secs(5),
+            });
         }
         let d = match self.db(|o| o.next(&sink.name)) {
             Err(e) => {
@@ -407,9 +485,14 @@ impl Notifier {
             self.set_health(&sink.name, Some((d.attempts, error)));
             return Step::Progress;
         }
-        if let Err(e) = self.db(|o| o.claim(d.id)) {
-            tracing::warn!(sink = %sink.name, "notify: the outbox: {e}");
-            return Step::Wait(Duration::from_secs(5));
+        match self.db(|o| o.claim(d.id)) {
+            Ok(true) => {}
+            // Another deliverer took it (two servers leading for a moment): look again.
+            Ok(false) => return Step::Progress,
+            Err(e) => {
+                tracing::warn!(sink = %sink.name, "notify: the outbox: {e}");
+                return Step::Wait(Duration::from_secs(5));
+            }
         }
         let attempts = d.attempts + 1;
         // Not cancelled mid-send: `shutdown` gives a send under way its grace.

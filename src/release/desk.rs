@@ -8,7 +8,7 @@ use super::actor::{Actor, may_act, valid_tag};
 use super::deploy::command::{self, CommandVars};
 use super::deploy::health;
 use super::deploy::{ServiceState, SwarmDeployer};
-use super::ledger::{Ledger, LedgerError, NewRelease, Release};
+use super::ledger::{Ledger, LedgerError, NewRelease, Release, WorkHold};
 use super::lifecycle::Status;
 use crate::config::{DeployerKind, OnFailure, ReleaseService, ReleasesConfig};
 
@@ -159,8 +159,9 @@ impl ReleaseDesk {
     }
 
     /// A lock held while this process deploys or rolls back release `id`: reconciliation
-    /// leaves releases alone whose lock someone holds.
-    fn work_lock(&self, id: i64) -> Result<std::fs::File, DeskError> {
+    /// leaves releases alone whose lock someone holds. A file in the state dir, and on
+    /// PostgreSQL also a session lock every server sharing the ledger sees.
+    fn work_lock(&self, id: i64) -> Result<WorkGuard, DeskError> {
         let dir = self.data_dir.join("deployments");
         crate::private::create_dir(&dir)
             .map_err(|e| DeskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
@@ -170,12 +171,21 @@ impl ReleaseDesk {
             .write(true)
             .open(dir.join(format!(".release-{id}.lock")))
             .map_err(|e| DeskError::Failed(e.to_string()))?;
-        f.try_lock().map_err(|_| {
+        let busy = || {
             DeskError::Invalid(format!(
                 "release {id} is being worked on by another process"
             ))
-        })?;
-        Ok(f)
+        };
+        f.try_lock().map_err(|_| busy())?;
+        let shared = match self.ledger.hold_work(id)? {
+            WorkHold::Busy => return Err(busy()),
+            WorkHold::NotShared => None,
+            WorkHold::Held(h) => Some(h),
+        };
+        Ok(WorkGuard {
+            _file: f,
+            _shared: shared,
+        })
     }
 
     fn in_progress_elsewhere(&self, id: i64) -> bool {
@@ -183,10 +193,13 @@ impl ReleaseDesk {
             .data_dir
             .join("deployments")
             .join(format!(".release-{id}.lock"));
-        match crate::private::options().write(true).open(path) {
+        let here = match crate::private::options().write(true).open(path) {
             Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
             Err(_) => false,
-        }
+        };
+        // When the shared lock cannot be read, assume it is held: settling a deploy that is
+        // still running would be worse than settling it later.
+        here || self.ledger.work_held(id).unwrap_or(true)
     }
 
     /// `release approve`: manual_testing → manual_test_passed → deploying → deployed or
@@ -669,6 +682,12 @@ impl ReleaseDesk {
             .await
             .ok()
     }
+}
+
+/// The work lock of one release: the file, and the shared lock when the ledger has one.
+struct WorkGuard {
+    _file: std::fs::File,
+    _shared: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// Refuses values that start with `-`: they could reach a deploy command's argv as options.

@@ -1,21 +1,24 @@
 //! `Scheduler`: fires jobs at their cron times while this process holds the leader lock.
 //!
-//! Exactly-once per scheduled instant: the instant is written to the shared state file before
-//! the job starts, and a new leader catches up only instants newer than that record (and not
-//! older than `export.catch_up`).
+//! Exactly-once per scheduled instant: the instant is recorded (`fired.rs`: the state file, or
+//! a compare-and-set in PostgreSQL) before the job starts, and only by whoever records it; a
+//! new leader catches up only instants newer than that record (and not older than
+//! `export.catch_up`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::cron::CronSchedule;
+use super::fired::FiredStore;
 use super::lock::{Holder, LeaderLock};
-use super::state::SchedulerState;
 use crate::config::Group;
 use crate::events::{Event, EventTx};
 use crate::export::{ExportRunnerHandle, ExportStore, RunHistory, Trigger};
+use crate::storage::leader::Role;
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,6 +83,10 @@ pub struct Scheduler {
     pub events: EventTx,
     /// How often a follower tries to take over the lock.
     pub lock_retry: Duration,
+    /// The server's PostgreSQL election (`None`: the file lock in the state dir decides).
+    pub leadership: Option<watch::Receiver<Role>>,
+    /// Where the last fired instants are recorded.
+    pub fired: FiredStore,
     /// Commands from a front end; `None` for a scheduler nobody changes.
     pub commands: Option<tokio::sync::mpsc::Receiver<SchedulerCommand>>,
 }
@@ -94,48 +101,134 @@ impl Scheduler {
     }
 
     async fn run(mut self, cancel: CancellationToken) {
-        let dir: PathBuf = self.state_dir.clone();
-        let Some(_lock) = self.become_leader(&dir, &cancel).await else {
-            return;
-        };
-        tracing::info!("scheduler: this process is the leader");
-        self.emit(ScheduleEvent::Leader).await;
-
-        let mut state = SchedulerState::load(&dir);
-        let now = Utc::now();
-        for job in &self.jobs {
-            match state.last_fired.get(&job.name).copied() {
+        loop {
+            // Leadership: the file lock in the state dir, or the server's PostgreSQL election.
+            let _lock = match self.leadership.clone() {
                 None => {
-                    // First start: nothing was missed, the schedule starts now.
-                    state.last_fired.insert(job.name.clone(), now);
+                    let dir = self.state_dir.clone();
+                    let Some(lock) = self.become_leader(&dir, &cancel).await else {
+                        return;
+                    };
+                    Some(lock)
                 }
-                Some(last) => {
-                    if let Some(prev) = job.schedule.prev_at_or_before(now).filter(|p| *p > last) {
-                        state.last_fired.insert(job.name.clone(), prev);
-                        self.save(&state, &dir);
-                        if (now - prev).to_std().unwrap_or_default() <= self.catch_up {
-                            tracing::info!(job = %job.name, "catching up the run missed at {prev}");
-                            self.fire(job, Trigger::CatchUp(prev)).await;
-                        } else {
-                            tracing::warn!(job = %job.name, "missed run at {prev} is older than export.catch_up; not run");
-                            self.emit(ScheduleEvent::MissedTooOld {
-                                job: job.name.clone(),
-                                scheduled_for: prev,
-                            })
-                            .await;
-                        }
+                Some(rx) => {
+                    if !self.wait_for_election(rx, &cancel).await {
+                        return;
+                    }
+                    None
+                }
+            };
+            tracing::info!("scheduler: this process is the leader");
+            self.emit(ScheduleEvent::Leader).await;
+            let lost = lost_leadership(self.leadership.clone());
+            let retry = self.lock_retry;
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = lost => {
+                    tracing::warn!("scheduler: no longer the leader; scheduled jobs stop here");
+                }
+                () = self.lead(&cancel) => {
+                    // The shared record could not be read or written: try again later.
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(retry) => {}
                     }
                 }
             }
         }
-        self.save(&state, &dir);
+    }
+
+    /// Waits until the election makes this server the leader (`false`: cancelled),
+    /// reporting who leads meanwhile.
+    async fn wait_for_election(
+        &self,
+        mut rx: watch::Receiver<Role>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        loop {
+            let role = rx.borrow_and_update().clone();
+            match role {
+                Role::Leader => return true,
+                Role::Follower { holder } => {
+                    tracing::info!("scheduler: {holder} leads; manual exports still work");
+                    self.emit(ScheduleEvent::Follower { holder }).await;
+                }
+                Role::Starting => {}
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return false,
+                changed = rx.changed() => if changed.is_err() { return false },
+            }
+        }
+    }
+
+    /// Runs the jobs while leading; returns only when the shared record fails.
+    async fn lead(&mut self, cancel: &CancellationToken) {
+        let dir: PathBuf = self.state_dir.clone();
+        let mut fired = match self.fired.load().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("scheduler: cannot read when jobs last fired: {e}");
+                return;
+            }
+        };
+        let now = Utc::now();
+        for job in self.jobs.clone() {
+            let claimed = match fired.get(&job.name).copied() {
+                // First start: nothing was missed, the schedule starts now.
+                None => self
+                    .fired
+                    .claim(&mut fired, &job.name, now)
+                    .await
+                    .map(|_| ()),
+                Some(last) => {
+                    let Some(prev) = job.schedule.prev_at_or_before(now).filter(|p| *p > last)
+                    else {
+                        continue;
+                    };
+                    match self.fired.claim(&mut fired, &job.name, prev).await {
+                        Ok(true) => {
+                            if (now - prev).to_std().unwrap_or_default() <= self.catch_up {
+                                tracing::info!(job = %job.name, "catching up the run missed at {prev}");
+                                self.fire(&job, Trigger::CatchUp(prev)).await;
+                            } else {
+                                tracing::warn!(job = %job.name, "missed run at {prev} is older than export.catch_up; not run");
+                                self.emit(ScheduleEvent::MissedTooOld {
+                                    job: job.name.clone(),
+                                    scheduled_for: prev,
+                                })
+                                .await;
+                            }
+                            Ok(())
+                        }
+                        Ok(false) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = claimed {
+                tracing::error!("scheduler: {e}");
+                return;
+            }
+        }
+        // A claim lost to another server leaves the record behind: read it again.
+        match self.fired.load().await {
+            Ok(f) => fired = f,
+            Err(e) => {
+                tracing::error!("scheduler: cannot read when jobs last fired: {e}");
+                return;
+            }
+        }
 
         loop {
             let next: Vec<(usize, Option<DateTime<Utc>>)> = self
                 .jobs
                 .iter()
                 .enumerate()
-                .map(|(i, j)| (i, j.schedule.next_after(state.last_fired[&j.name])))
+                .map(|(i, j)| {
+                    let last = fired.get(&j.name).copied().unwrap_or(now);
+                    (i, j.schedule.next_after(last))
+                })
                 .collect();
             for (i, at) in &next {
                 self.emit(ScheduleEvent::Next {
@@ -175,9 +268,25 @@ impl Scheduler {
                 let Some(at) = at.filter(|at| *at <= now) else {
                     continue;
                 };
-                let job = &self.jobs[i];
-                state.last_fired.insert(job.name.clone(), at);
-                self.save(&state, &dir);
+                let job = self.jobs[i].clone();
+                match self.fired.claim(&mut fired, &job.name, at).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %job.name, "the run for {at} was recorded by another server; not run here");
+                        match self.fired.load().await {
+                            Ok(f) => fired = f,
+                            Err(e) => {
+                                tracing::error!("scheduler: {e}");
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!("scheduler: {e}");
+                        return;
+                    }
+                }
                 if paused.contains(&job.name) {
                     tracing::info!(job = %job.name, "scheduled run for {at} skipped: the job is paused");
                     continue;
@@ -190,7 +299,7 @@ impl Scheduler {
                     .await;
                     continue;
                 }
-                self.fire(job, Trigger::Scheduled(at)).await;
+                self.fire(&job, Trigger::Scheduled(at)).await;
             }
         }
     }
@@ -276,17 +385,24 @@ impl Scheduler {
         }
     }
 
-    fn save(&self, state: &SchedulerState, dir: &std::path::Path) {
-        if let Err(e) = state.save(dir) {
-            tracing::error!(
-                "scheduler: cannot write its state in {}: {e}",
-                dir.display()
-            );
-        }
-    }
-
     async fn emit(&self, e: ScheduleEvent) {
         let _ = self.events.send(Event::Schedule(e)).await;
+    }
+}
+
+/// Resolves when the election says this server no longer leads (never with the file lock,
+/// which is held until the process ends).
+async fn lost_leadership(rx: Option<watch::Receiver<Role>>) {
+    let Some(mut rx) = rx else {
+        return std::future::pending().await;
+    };
+    loop {
+        if !rx.borrow_and_update().is_leader() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 

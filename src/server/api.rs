@@ -178,8 +178,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn health(State(s): S) -> Json<serde_json::Value> {
+    let (leader, holder) = s.leader_status();
     Json(json!({
         "status": "ok",
+        // Only the leader runs the scheduler, retention and reconciliation (on PostgreSQL:
+        // whoever holds the election lock); `leader_holder` names it.
+        "leader": leader,
+        "leader_holder": holder,
+        "storage": if s.leadership.is_some() { "postgres" } else { "sqlite" },
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_seconds": s.started.elapsed().as_secs(),

@@ -10,10 +10,12 @@ pub mod identity;
 mod logs;
 mod metrics;
 mod notify_api;
+pub mod relay;
 pub mod socket;
 mod state;
 pub mod tcp;
 mod token_api;
+pub mod token_table;
 pub mod tokens;
 mod verify;
 
@@ -65,6 +67,7 @@ pub fn state_parts(
         hub,
         metrics,
         notifier,
+        leadership: None,
     }
 }
 

@@ -68,8 +68,11 @@ pub struct ServerState {
     pub ledger_at: crate::storage::LedgerAt,
     /// Reads (list, show) share one connection.
     reader: Mutex<Ledger>,
-    /// "leader", "follower (holder)" or "starting".
+    /// "leader", "follower (holder)" or "starting": the scheduler's file lock (SQLite).
     pub leader: Mutex<String>,
+    /// The PostgreSQL election (`storage.url`); `None` with SQLite, where this process leads
+    /// unless the scheduler's file lock says otherwise.
+    pub leadership: Option<tokio::sync::watch::Receiver<crate::storage::leader::Role>>,
     pub paused: Mutex<BTreeSet<String>>,
     /// One deploy per service at a time: the service's turn.
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -139,6 +142,7 @@ pub struct Parts {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    pub leadership: Option<tokio::sync::watch::Receiver<crate::storage::leader::Role>>,
 }
 
 impl ServerState {
@@ -161,6 +165,7 @@ impl ServerState {
             ledger_at,
             reader: Mutex::new(reader),
             leader: Mutex::new("starting".into()),
+            leadership: p.leadership,
             paused: Mutex::new(paused),
             queues: Mutex::new(HashMap::new()),
             work: Mutex::new(HashMap::new()),
@@ -495,6 +500,32 @@ impl ServerState {
             .ok()
             .flatten()
             .map(|r| format!("{} (release {})", r.release_tag, r.id))
+    }
+
+    /// Whether this server leads, and who does ("pid 42 on manager-1", when known).
+    pub fn leader_status(&self) -> (bool, Option<String>) {
+        use crate::storage::leader::Role;
+        match &self.leadership {
+            Some(rx) => match &*rx.borrow() {
+                Role::Leader => (true, Some(crate::storage::leader::me())),
+                Role::Follower { holder } => (false, Some(holder.clone())),
+                Role::Starting => (false, None),
+            },
+            None => {
+                let s = self
+                    .leader
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                match s
+                    .strip_prefix("follower (")
+                    .and_then(|r| r.strip_suffix(" leads)"))
+                {
+                    Some(holder) => (false, Some(holder.to_string())),
+                    None => (true, Some(crate::storage::leader::me())),
+                }
+            }
+        }
     }
 
     /// Settles releases a stopped server left in deploying or rollback, against the engine.

@@ -1,10 +1,9 @@
 //! API tokens for the TCP listener: `odk_` + 32 random bytes (base64url). The store keeps
-//! only each token's SHA-256, in `<data dir>/tokens.db` (0600); a presented token is hashed
+//! only each token's SHA-256, in `<data dir>/tokens.db` (0600) or in PostgreSQL; a presented token is hashed
 //! and compared with every live hash in constant time. A token is an identity
 //! (`token/NAME`) with exactly one role.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::SecretString;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -23,6 +21,7 @@ use subtle::ConstantTimeEq;
 use super::access::Role;
 use super::identity::Identity;
 use super::metrics::Metrics;
+use super::token_table::{PgTokens, SqliteTokens, TokenTable};
 
 /// File name of the token store inside the server's data dir.
 pub const TOKENS_DB: &str = "tokens.db";
@@ -49,6 +48,9 @@ pub enum TokenError {
     },
     #[error("the token store: {0}")]
     Db(#[from] rusqlite::Error),
+    /// Already worded; never holds the password.
+    #[error("the token store: {0}")]
+    Postgres(String),
     #[error("no random bytes for a token")]
     Random,
 }
@@ -64,50 +66,32 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
 }
 
-/// The token store: one connection, used from blocking tasks.
+/// The token store, in `tokens.db` or in PostgreSQL (`token_table.rs`); used from blocking
+/// tasks.
 pub struct TokenStore {
-    conn: Mutex<Connection>,
+    table: Box<dyn TokenTable>,
 }
 
 impl TokenStore {
-    /// Opens (or creates, 0600, never through a symlink) the store at `path`.
+    /// Opens (or creates, 0600, never through a symlink) the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<TokenStore, TokenError> {
-        let io = |source| TokenError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(io)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS tokens (
-                name TEXT PRIMARY KEY,
-                role TEXT NOT NULL,
-                hash BLOB NOT NULL,
-                created_at TEXT NOT NULL,
-                created_by TEXT NOT NULL,
-                last_used TEXT,
-                revoked_at TEXT
-            );",
-        )?;
         Ok(TokenStore {
-            conn: Mutex::new(conn),
+            table: Box::new(SqliteTokens::open(path)?),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The store the server's config names: PostgreSQL with `storage.url`, else
+    /// `<data dir>/tokens.db`.
+    pub fn open_for(
+        storage: Option<&crate::storage::PgConfig>,
+        data_dir: &Path,
+    ) -> Result<TokenStore, TokenError> {
+        match storage {
+            Some(pg) => Ok(TokenStore {
+                table: Box::new(PgTokens::open(pg)?),
+            }),
+            None => Self::open(&data_dir.join(TOKENS_DB)),
+        }
     }
 
     /// Makes a token for `name` with `role`; the value is returned once and only its hash is
@@ -127,24 +111,14 @@ impl TokenStore {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         );
         let now = now();
-        let conn = self.conn();
-        let live: Option<String> = conn
-            .query_row(
-                "SELECT created_at FROM tokens WHERE name = ?1 AND revoked_at IS NULL",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(at) = live {
+        if let Some(at) = self
+            .table
+            .insert(name, role.key(), &hash(&token), &now, by)?
+        {
             return Err(TokenError::Exists(format!(
                 "a token named `{name}` exists (created {at}); revoke it first or pick another name"
             )));
         }
-        conn.execute(
-            "INSERT OR REPLACE INTO tokens (name, role, hash, created_at, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, role.key(), hash(&token).to_vec(), now, by],
-        )?;
         crate::sanitize::register_secret(&token);
         let info = TokenInfo {
             name: name.into(),
@@ -159,31 +133,12 @@ impl TokenStore {
 
     /// Every token, live and revoked, by name.
     pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT name, role, created_at, created_by, last_used, revoked_at
-             FROM tokens ORDER BY name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(TokenInfo {
-                name: r.get(0)?,
-                role: r.get(1)?,
-                created_at: r.get(2)?,
-                created_by: r.get(3)?,
-                last_used: r.get(4)?,
-                revoked_at: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.table.list()
     }
 
     /// Revokes the live token `name`; it stops working at once.
     pub fn revoke(&self, name: &str) -> Result<(), TokenError> {
-        let n = self.conn().execute(
-            "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-            params![name, now()],
-        )?;
-        if n == 0 {
+        if self.table.revoke(name, &now())? == 0 {
             return Err(TokenError::NotFound(format!(
                 "no live token named `{name}`"
             )));
@@ -196,47 +151,30 @@ impl TokenStore {
     /// the time taken does not tell how close a guess came.
     pub fn verify(&self, presented: &str) -> Result<Verdict, TokenError> {
         let digest = hash(presented);
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
-            "SELECT name, role, hash, last_used, revoked_at IS NOT NULL FROM tokens",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, bool>(4)?,
-            ))
-        })?;
         let mut found = None;
-        for row in rows {
-            let (name, role, stored, last_used, revoked) = row?;
-            let same: bool = stored.as_slice().ct_eq(&digest[..]).into();
+        for row in self.table.rows()? {
+            let same: bool = row.hash.as_slice().ct_eq(&digest[..]).into();
             if same && found.is_none() {
-                found = Some((name, role, last_used, revoked));
+                found = Some(row);
             }
         }
-        drop(st);
-        let Some((name, role, last_used, revoked)) = found else {
+        let Some(row) = found else {
             return Ok(Verdict::Unknown);
         };
-        if revoked {
-            return Ok(Verdict::Revoked(name));
+        if row.revoked {
+            return Ok(Verdict::Revoked(row.name));
         }
-        let Ok(role) = role.parse::<Role>() else {
+        let Ok(role) = row.role.parse::<Role>() else {
             return Ok(Verdict::Unknown);
         };
-        let stale = last_used
+        let stale = row
+            .last_used
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
             .is_none_or(|t| chrono::Utc::now().timestamp() - t.timestamp() >= LAST_USED_EVERY);
         if stale {
-            conn.execute(
-                "UPDATE tokens SET last_used = ?2 WHERE name = ?1",
-                params![name, now()],
-            )?;
+            self.table.touch(&row.name, &now())?;
         }
-        Ok(Verdict::Live(Identity::token(&name, role)))
+        Ok(Verdict::Live(Identity::token(&row.name, role)))
     }
 }
 
@@ -459,46 +397,6 @@ fn unauthorized(msg: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
-
-    #[test]
-    fn a_token_verifies_until_revoked_and_only_its_hash_is_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(TOKENS_DB);
-        let store = TokenStore::open(&path).unwrap();
-        let (info, token) = store.create("gha", Role::Ci, "alice").unwrap();
-        let token = token.expose_secret().to_string();
-        assert!(token.starts_with(PREFIX) && token.len() == PREFIX.len() + 43);
-        assert_eq!(info.role, "ci");
-        let Verdict::Live(who) = store.verify(&token).unwrap() else {
-            panic!("a live token did not verify")
-        };
-        assert_eq!(who.user, "token/gha");
-        assert_eq!(who.token_role(), Some(Role::Ci));
-        assert_eq!(store.verify("odk_nope").unwrap(), Verdict::Unknown);
-        assert!(matches!(
-            store.create("gha", Role::Ci, "alice"),
-            Err(TokenError::Exists(_))
-        ));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        store.revoke("gha").unwrap();
-        assert_eq!(
-            store.verify(&token).unwrap(),
-            Verdict::Revoked("gha".into())
-        );
-        assert!(matches!(store.revoke("gha"), Err(TokenError::NotFound(_))));
-        // A revoked name can be used again, with a new value; the old one stays refused.
-        let (_, again) = store.create("gha", Role::Viewers, "alice").unwrap();
-        assert_ne!(again.expose_secret(), token);
-        assert!(matches!(
-            store.verify(again.expose_secret()).unwrap(),
-            Verdict::Live(w) if w.token_role() == Some(Role::Viewers)
-        ));
-        assert_eq!(store.verify(&token).unwrap(), Verdict::Unknown);
-        assert!(store.create("bad name", Role::Ci, "a").is_err());
-        assert!(store.create("-x", Role::Ci, "a").is_err());
-    }
 
     #[test]
     fn failed_attempts_are_logged_one_by_one_then_counted() {

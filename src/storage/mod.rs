@@ -1,16 +1,35 @@
 //! Where the server keeps its state: SQLite files in the data dir (the default), or one
 //! PostgreSQL database (`storage.url`), so that several servers can share it.
 //!
-//! So far the release ledger is on both (`release::ledger::LedgerStore`, implemented by
-//! `SqliteLedger` and `PgLedger`); the run history, the scheduler's state, the notification
-//! outbox and the API tokens are still SQLite or files in the state dir.
+//! Each kind of state has a store trait with an SQLite and a PostgreSQL implementation: the
+//! release ledger (`release::ledger::LedgerStore`), the run history
+//! (`export::history::HistoryStore`), the notification outbox (`notify::outbox::OutboxStore`),
+//! the API tokens (`server::token_table::TokenTable`) and the scheduler's last-fired record
+//! (`schedule::FiredStore`). With PostgreSQL, the leadership among servers is `leader.rs`.
 
+pub mod leader;
 pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use pg::PgConfig;
+
+/// A store call that failed (history, outbox).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Already worded; never holds the password.
+    #[error("{0}")]
+    Postgres(String),
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(pg::describe(&e))
+    }
+}
 
 /// Where the release ledger lives.
 #[derive(Debug, Clone)]

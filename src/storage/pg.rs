@@ -16,6 +16,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+// Advisory lock keys (one space per database, so each must differ; `locks_differ` checks):
+// 1 migrations, 2 ledger writes (`release::ledger::pg::WRITE_LOCK`), 3 the leadership
+// (`storage::leader::LEADER_LOCK`), 4 outbox enqueues (`notify::outbox::pg::ENQUEUE_LOCK`).
+
 /// The advisory lock under which migrations run (any server, any component).
 pub const MIGRATION_LOCK: i64 = 0x6f70_7364_6b00_0001;
 
@@ -96,15 +100,174 @@ impl PgConfig {
         c
     }
 
-    /// A new connection.
+    /// A new connection driven by the caller's runtime: for the leader lock (keep-alive
+    /// queries under a timeout) and LISTEN (notifications arrive on `AsyncConn::notices`).
+    pub async fn connect_async(&self) -> Result<AsyncConn, String> {
+        // Parsed once at load: this cannot fail.
+        let mut c: tokio_postgres::Config = self.url.parse().unwrap_or_default();
+        if let Some(p) = &self.password {
+            c.password(p.expose_secret());
+        }
+        if c.get_connect_timeout().is_none() {
+            c.connect_timeout(Duration::from_secs(5));
+        }
+        if c.get_application_name().is_none() {
+            c.application_name("opsdeck");
+        }
+        // A dead peer is noticed by TCP too, not only by the next keep-alive query.
+        c.keepalives_idle(Duration::from_secs(5));
+        c.keepalives_interval(Duration::from_secs(2));
+        c.keepalives_retries(3);
+        let (client, mut conn) = c
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect to {self}: {}", describe(&e)))?;
+        let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        let _ = tx.send(n);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!("database connection ended: {}", describe(&e));
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(AsyncConn {
+            client,
+            notices,
+            driver,
+        })
+    }
+
+    /// A connection from this process's pool (an idle one, else a new one); it goes back to
+    /// the pool when dropped. For statements and transactions that leave nothing behind in
+    /// the session: a session lock needs `connect_own`.
     pub fn connect(&self) -> Result<PgClient, String> {
+        if let Some(client) = pool::take(&self.url) {
+            return Ok(PgClient {
+                client: Mutex::new(Some(client)),
+                pooled: Some(self.url.clone()),
+            });
+        }
+        let mut c = self.connect_own()?;
+        c.pooled = Some(self.url.clone());
+        Ok(c)
+    }
+
+    /// A new connection of its own, closed when dropped (never pooled): for a session
+    /// advisory lock that must end with it.
+    pub fn connect_own(&self) -> Result<PgClient, String> {
         let c = self.config();
         let client = off_runtime(|| c.connect(postgres::NoTls))
             .map_err(|e| format!("cannot connect to {self}: {}", describe(&e)))?;
         Ok(PgClient {
             client: Mutex::new(Some(client)),
+            pooled: None,
         })
     }
+}
+
+/// Idle connections, shared by every store of the process. Connecting costs a TCP (or
+/// socket) handshake, authentication and a backend process start, several times a short
+/// query; the ledger, history, outbox and tokens each borrow a connection per call.
+mod pool {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use super::off_runtime;
+
+    /// Idle connections kept per database; more are closed when given back.
+    const MAX_IDLE: usize = 8;
+    /// An idle connection older than this is checked (a round trip) before it is lent: the
+    /// database may have restarted or cut it since.
+    const CHECK_AFTER: Duration = Duration::from_secs(2);
+
+    static IDLE: Mutex<Vec<(String, postgres::Client, Instant)>> = Mutex::new(Vec::new());
+
+    fn idle() -> std::sync::MutexGuard<'static, Vec<(String, postgres::Client, Instant)>> {
+        IDLE.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recently returned live connection to `url`, if any.
+    pub(super) fn take(url: &str) -> Option<postgres::Client> {
+        loop {
+            let (client, since) = {
+                let mut g = idle();
+                let i = g.iter().rposition(|(u, _, _)| u == url)?;
+                let (_, c, t) = g.remove(i);
+                (c, t)
+            };
+            if since.elapsed() < CHECK_AFTER {
+                return Some(client);
+            }
+            let checked = off_runtime(move || {
+                let mut client = client;
+                let ok = client.is_valid(Duration::from_secs(2)).is_ok();
+                if ok {
+                    Some(client)
+                } else {
+                    drop(client);
+                    None
+                }
+            });
+            if checked.is_some() {
+                return checked;
+            }
+        }
+    }
+
+    /// Gives `client` back, or closes it (broken, or enough idle ones).
+    pub(super) fn give_back(url: String, client: postgres::Client) {
+        if client.is_closed() {
+            off_runtime(move || drop(client));
+            return;
+        }
+        let mut g = idle();
+        if g.iter().filter(|(u, _, _)| *u == url).count() >= MAX_IDLE {
+            drop(g);
+            off_runtime(move || drop(client));
+            return;
+        }
+        g.push((url, client, Instant::now()));
+    }
+}
+
+/// An async connection; dropping it closes the session (and frees its advisory locks).
+pub struct AsyncConn {
+    pub client: tokio_postgres::Client,
+    /// `NOTIFY`s on channels this session listens to; ends when the connection does.
+    pub notices: tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AsyncConn {
+    fn drop(&mut self) {
+        // Stops driving the socket, which closes it: the server ends the session at once.
+        self.driver.abort();
+    }
+}
+
+/// This process among all that share a database: unique per run (host, pid, start time).
+pub fn instance() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!(
+            "{}:{}:{nanos}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id()
+        )
+    })
 }
 
 /// The URL: it holds no password, so it may be logged.
@@ -153,6 +316,8 @@ pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// One connection, usable from any thread and from async code (see `off_runtime`).
 pub struct PgClient {
     client: Mutex<Option<postgres::Client>>,
+    /// The pool it goes back to when dropped (its database's URL).
+    pooled: Option<String>,
 }
 
 impl PgClient {
@@ -178,8 +343,10 @@ impl Drop for PgClient {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(c) = client {
-            off_runtime(move || drop(c));
+        match (client, self.pooled.take()) {
+            (Some(c), Some(url)) => pool::give_back(url, c),
+            (Some(c), None) => off_runtime(move || drop(c)),
+            (None, _) => {}
         }
     }
 }
@@ -231,4 +398,39 @@ pub fn migrate(
         .map_err(e)?;
     }
     tx.commit().map_err(e)
+}
+
+/// Components this process has migrated, by database URL: later opens skip the lock.
+static MIGRATED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// `migrate` on a pooled connection, once per database, component and process: stores are
+/// opened per request, and the migration lock would serialise them all.
+pub fn migrate_once(cfg: &PgConfig, component: &str, steps: &[Migration]) -> Result<(), String> {
+    let key = (cfg.url().to_string(), component.to_string());
+    if MIGRATED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&key)
+    {
+        return Ok(());
+    }
+    cfg.connect()?.with(|c| migrate(c, component, steps))?;
+    MIGRATED.lock().unwrap_or_else(|p| p.into_inner()).push(key);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn locks_differ() {
+        let mut keys = vec![
+            super::MIGRATION_LOCK,
+            crate::release::ledger::pg::WRITE_LOCK,
+            crate::storage::leader::LEADER_LOCK,
+            crate::notify::outbox::pg::ENQUEUE_LOCK,
+        ];
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 4);
+    }
 }

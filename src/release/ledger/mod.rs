@@ -245,10 +245,30 @@ pub trait LedgerStore: Send {
     fn data_version(&self) -> Result<i64, LedgerError>;
     /// The tamper check of `chain.rs`.
     fn verify(&self) -> Result<Verified, VerifyError>;
+    /// Takes "this process works on release `id`" for every server sharing the store, held
+    /// until the returned value drops. SQLite: `NotShared` (the desk's file lock is enough,
+    /// one server per file).
+    fn hold_work(&self, _id: i64) -> Result<WorkHold, LedgerError> {
+        Ok(WorkHold::NotShared)
+    }
+    /// Whether some server holds the work lock of `id` (a deploy in flight there).
+    fn work_held(&self, _id: i64) -> Result<bool, LedgerError> {
+        Ok(false)
+    }
     /// The SQLite connection, for tests that play a foreign writer.
     fn sqlite(&self) -> Option<&Connection> {
         None
     }
+}
+
+/// The outcome of `LedgerStore::hold_work`.
+pub enum WorkHold {
+    /// The store has no shared work lock.
+    NotShared,
+    /// Held while this lives.
+    Held(Box<dyn std::any::Any + Send>),
+    /// Another server (or connection) works on it.
+    Busy,
 }
 
 /// `OLD.status = 'a' AND NEW.status = 'b' OR ...` for every move the lifecycle allows: the
@@ -438,6 +458,16 @@ impl Ledger {
         service: &str,
     ) -> Result<Vec<(i64, String, DateTime<Utc>)>, LedgerError> {
         self.store.deployed_tags(service)
+    }
+
+    /// See `LedgerStore::hold_work`.
+    pub fn hold_work(&self, id: i64) -> Result<WorkHold, LedgerError> {
+        self.store.hold_work(id)
+    }
+
+    /// See `LedgerStore::work_held`.
+    pub fn work_held(&self, id: i64) -> Result<bool, LedgerError> {
+        self.store.work_held(id)
     }
 
     /// Changes when any connection commits; cheap to poll for "something changed".

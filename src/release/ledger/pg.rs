@@ -13,9 +13,6 @@
 //! DELETE or TRUNCATE of the audit. Statement triggers bump the `ledger_changes` sequence on
 //! every change to either table: `data_version`, which the watcher polls.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
 use postgres::{GenericClient, IsolationLevel};
 
@@ -26,10 +23,23 @@ use super::{
 };
 use crate::release::actor::Actor;
 use crate::release::lifecycle::{self, Status};
-use crate::storage::pg::{Migration, PgClient, PgConfig, describe, migrate};
+use crate::storage::pg::{Migration, PgClient, PgConfig, describe, migrate_once};
 
 /// The advisory lock every ledger write holds until it commits.
 pub const WRITE_LOCK: i64 = 0x6f70_7364_6b00_0002;
+
+/// The channel of `NOTIFY "<instance> <release id> <audit id>"` after each audit row.
+pub const CHANGES_CHANNEL: &str = "opsdeck_ledger";
+
+/// The advisory lock class of "a server is deploying or rolling back release N" (the
+/// two-key form: this class and the release id), held on a connection of its own.
+pub const WORK_LOCK_CLASS: i32 = 0x6f70_6b01;
+
+/// The second key of a release's work lock (ids beyond 2^31 share keys: a false "busy" at
+/// worst, never a missed one).
+fn work_key(id: i64) -> i32 {
+    id as i32
+}
 
 /// The ledger's schema, step by step (`opsdeck_migrations`, component `ledger`).
 pub fn migrations() -> Vec<Migration> {
@@ -87,12 +97,11 @@ pub fn migrations() -> Vec<Migration> {
     }]
 }
 
-/// Databases this process has already migrated (by URL): later opens skip the lock.
-static MIGRATED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-/// A ledger in a PostgreSQL database: one connection.
+/// A ledger in a PostgreSQL database: one pooled connection while it is open.
 pub struct PgLedger {
     client: PgClient,
+    /// For the work lock's own connection.
+    cfg: PgConfig,
 }
 
 fn pg_err(e: postgres::Error) -> LedgerError {
@@ -102,23 +111,12 @@ fn pg_err(e: postgres::Error) -> LedgerError {
 impl PgLedger {
     /// Connects and brings the schema up to date (once per database and process).
     pub fn open(cfg: &PgConfig) -> Result<PgLedger, LedgerError> {
+        migrate_once(cfg, "ledger", &migrations()).map_err(LedgerError::Postgres)?;
         let client = cfg.connect().map_err(LedgerError::Postgres)?;
-        let done = MIGRATED
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|s| s.contains(cfg.url()));
-        if !done {
-            client
-                .with(|c| migrate(c, "ledger", &migrations()))
-                .map_err(LedgerError::Postgres)?;
-            MIGRATED
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(HashSet::new)
-                .insert(cfg.url().to_string());
-        }
-        Ok(PgLedger { client })
+        Ok(PgLedger {
+            client,
+            cfg: cfg.clone(),
+        })
     }
 
     /// Runs `f` in a transaction holding the ledger's write lock.
@@ -262,6 +260,15 @@ pub(crate) fn append(
             &hash,
         ],
     )?;
+    // Delivered at commit (and not at all on rollback) to every server listening: each
+    // publishes the change to its own event streams. Ours is skipped by its instance.
+    c.execute(
+        "SELECT pg_notify($1, $2)",
+        &[
+            &CHANGES_CHANNEL,
+            &format!("{} {release_id} {id}", crate::storage::pg::instance()),
+        ],
+    )?;
     Ok(())
 }
 
@@ -287,6 +294,45 @@ fn last_entry(
 }
 
 impl LedgerStore for PgLedger {
+    fn hold_work(&self, id: i64) -> Result<super::WorkHold, LedgerError> {
+        // A session lock on a connection of its own: it lives exactly as long as the work,
+        // and a server killed mid-deploy frees it with its session.
+        let c = self.cfg.connect_own().map_err(LedgerError::Postgres)?;
+        let got: bool = c.with(|c| {
+            c.query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&WORK_LOCK_CLASS, &work_key(id)],
+            )
+            .map(|r| r.get(0))
+            .map_err(pg_err)
+        })?;
+        Ok(if got {
+            super::WorkHold::Held(Box::new(c))
+        } else {
+            super::WorkHold::Busy
+        })
+    }
+
+    fn work_held(&self, id: i64) -> Result<bool, LedgerError> {
+        self.client.with(|c| {
+            let got: bool = c
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&WORK_LOCK_CLASS, &work_key(id)],
+                )
+                .map_err(pg_err)?
+                .get(0);
+            if got {
+                c.execute(
+                    "SELECT pg_advisory_unlock($1, $2)",
+                    &[&WORK_LOCK_CLASS, &work_key(id)],
+                )
+                .map_err(pg_err)?;
+            }
+            Ok(!got)
+        })
+    }
+
     fn create(&self, new: &NewRelease, status: Status, actor: &Actor) -> Result<i64, LedgerError> {
         self.write(|tx| {
             // The next id as SQLite gives it (the largest plus one), under the write lock.
