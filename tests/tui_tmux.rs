@@ -11,17 +11,23 @@ use support::*;
 /// A tmux server of our own (its own socket), killed on drop.
 struct Tmux {
     socket: String,
+    /// The session's `XDG_STATE_HOME`: what the dashboard remembers (last tab, selection)
+    /// stays in the test, so a run neither reads the user's nor leaves one behind.
+    _state: tempfile::TempDir,
 }
 
 impl Tmux {
     /// `None` (with the reason printed) when tmux is missing outside CI; CI must have it.
     fn start(cmd: &str, width: u16, height: u16) -> Option<Tmux> {
         let socket = format!("opsdeck-test-{}-{}", std::process::id(), rand_suffix());
+        let state = tempfile::tempdir().unwrap();
         let out = Command::new("tmux")
             .args([
                 "-L",
                 &socket,
                 "new-session",
+                "-e",
+                &format!("XDG_STATE_HOME={}", state.path().display()),
                 "-d",
                 "-s",
                 "t",
@@ -33,7 +39,10 @@ impl Tmux {
             .arg(cmd)
             .output();
         match out {
-            Ok(o) if o.status.success() => Some(Tmux { socket }),
+            Ok(o) if o.status.success() => Some(Tmux {
+                socket,
+                _state: state,
+            }),
             other => {
                 let why = format!("{other:?}");
                 assert!(std::env::var_os("CI").is_none(), "CI must have tmux: {why}");
