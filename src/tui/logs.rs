@@ -132,22 +132,6 @@ impl Default for LogsState {
 }
 
 impl LogsState {
-    /// True when a message (its head line and continuation lines) passes the level and
-    /// only-matching filters: the level is the head's, and a match on any line counts.
-    pub fn shows<'a>(&self, mut msg: impl Iterator<Item = &'a LogLine>) -> bool {
-        let Some(head) = msg.next() else { return false };
-        let level_ok = match self.min_level {
-            None => true,
-            Some(min) => head.level.is_some_and(|lv| lv <= min),
-        };
-        level_ok
-            && (!self.only_matching
-                || self
-                    .regex
-                    .as_ref()
-                    .is_none_or(|r| r.is_match(&head.text) || msg.any(|l| r.is_match(&l.text))))
-    }
-
     /// Continuation lines after line `i` of source `s` (folded away when `folded`).
     pub fn continuation_count(&self, s: usize, i: usize) -> usize {
         self.sources[s]
@@ -158,9 +142,11 @@ impl LogsState {
     }
 
     /// The lines the view shows, as (source, line index): the selected source's, or with
-    /// `merged` every source's, ordered by timestamp (see `log_rows` for the order). Cached:
-    /// rebuilt only when the filters, the selection or the merge change; new lines are
-    /// added to it.
+    /// `merged` every source's, ordered by timestamp (see `log_rows` for the order), that
+    /// pass the filters: a message shows when its head's level is at least `min_level` and,
+    /// with `only_matching`, the search matches any of its lines. Cached: the order of every
+    /// line is rebuilt only when the selection, the merge or the search change; a filter
+    /// change is one pass over per-line flags; new lines are added to both.
     pub fn visible(&self) -> super::log_rows::Visible {
         self.rows.get(self)
     }
