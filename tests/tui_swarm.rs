@@ -12,7 +12,8 @@ use std::time::Duration;
 use opsdeck::config::Config;
 use opsdeck::events::{Event, EventRx};
 use opsdeck::release::{Actor, AuditKind, Ledger, NewRelease, Status};
-use opsdeck::tui::app::{App, Msg, Tab, update};
+use opsdeck::tui::app::{App, Msg, update};
+use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

@@ -9,42 +9,16 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use super::keymap::{Action, Scope, action_for};
+use super::keymap::{Action, action_for};
 use super::layout;
 use super::request::Req;
+use super::tab::{Scope, Tab};
 use crate::events::Event;
 use crate::export::diff::CsvDiff;
 use crate::export::preview::PreviewBatch;
 use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
 use crate::release::{AuditEntry, Release};
 use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
-
-/// The four tabs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tab {
-    Exports,
-    Schedules,
-    Releases,
-    Logs,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Exports, Tab::Schedules, Tab::Releases, Tab::Logs];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Exports => "Exports",
-            Tab::Schedules => "Schedules",
-            Tab::Releases => "Releases",
-            Tab::Logs => "Logs",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
-    }
-}
 
 /// What a group is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]

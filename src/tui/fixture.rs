@@ -127,7 +127,7 @@ pub fn releases() -> Vec<crate::release::Release> {
 
 pub fn app_on_releases(size: (u16, u16)) -> App {
     let mut app = app(size);
-    app.tab = super::app::Tab::Releases;
+    app.tab = super::tab::Tab::Releases;
     update(
         &mut app,
         Msg::Service(crate::events::Event::Releases(releases())),

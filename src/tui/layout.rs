@@ -3,7 +3,8 @@
 
 use ratatui::layout::Rect;
 
-use super::app::{App, Tab};
+use super::app::App;
+use super::tab::Tab;
 
 /// Below this the dashboard shows "terminal too small" instead of its tabs.
 pub const MIN_SIZE: (u16, u16) = (50, 12);

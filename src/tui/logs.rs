@@ -163,7 +163,7 @@ pub fn smart_regex(pattern: &str) -> Result<Regex, regex::Error> {
 /// Applies the tailer's report.
 pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
     // Only the Logs tab shows log lines (and the sources' line counts).
-    let on_tab = app.tab == super::app::Tab::Logs;
+    let on_tab = app.tab == super::tab::Tab::Logs;
     let logs = &mut app.logs;
     match ev {
         LogEvent::Added { id, source } => {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::app::{App, Tab};
+use super::app::App;
+use super::tab::Tab;
 
 /// The remembered places.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

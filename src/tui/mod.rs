@@ -15,6 +15,7 @@ pub mod releases;
 pub mod request;
 #[cfg(test)]
 mod svg;
+pub mod tab;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -311,7 +312,7 @@ pub async fn run_on(
         app.may_approve = crate::release::may_act(&cfg.releases.approvers, me.person());
     }
     if let Some(first) = logs.first() {
-        app.tab = app::Tab::Logs;
+        app.tab = tab::Tab::Logs;
         app.logs.sel = if remote_mode {
             // Local paths are listed first, then the server's sources.
             match remote_logs.iter().position(|n| n == first) {

@@ -6,8 +6,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{Cmd, GroupStatus, Msg, Overlay, Pane, Tab, update};
+use super::app::{Cmd, GroupStatus, Msg, Overlay, Pane, update};
 use super::fixture;
+use super::tab::Tab;
 use crate::events::Event;
 use crate::export::{DirListing, ExportEvent, ExportFile, ExportName, Stage};
 
@@ -804,7 +805,7 @@ mod releases {
     fn waiting_on_you_counts_what_i_may_approve_and_alerts_only_when_it_grows() {
         use crate::tui::app::Cmd;
         let mut app = fixture::app((80, 24));
-        app.tab = crate::tui::app::Tab::Releases;
+        app.tab = crate::tui::tab::Tab::Releases;
         app.ui_notify = true;
         // Two releases wait (ids 5 and 9); the first update settles the count, with an alert.
         let (cmds, changed) = update(&mut app, Msg::Service(Event::Releases(fixture::releases())));

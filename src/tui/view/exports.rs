@@ -115,7 +115,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         });
     let filter = match (
         &app.filter_input,
-        app.filters.get(&crate::tui::app::Tab::Exports),
+        app.filters.get(&crate::tui::tab::Tab::Exports),
     ) {
         (Some(input), _) => format!(" /{}▏", input.value()),
         (None, Some(f)) if !f.is_empty() => format!(" /{f} (Esc clears)"),

@@ -44,7 +44,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Constraint::Length(22),
         Constraint::Length(7),
     ];
-    let title = match app.filters.get(&crate::tui::app::Tab::Schedules) {
+    let title = match app.filters.get(&crate::tui::tab::Tab::Schedules) {
         Some(f) if !f.is_empty() => Line::from(Span::styled(format!(" Jobs /{f} "), theme.title())),
         _ => super::keys_title(
             app,
