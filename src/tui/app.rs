@@ -1641,6 +1641,42 @@ fn move_sel(app: &mut App, delta: i64) {
     *sel = (*sel as i64).saturating_add(delta).clamp(0, max) as usize;
 }
 
+/// What a mouse click landed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clicked {
+    Group,
+    File,
+    Job,
+    Release,
+    LogSource,
+}
+
+/// The table row under a click on the active tab, if any.
+fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
+    match app.tab {
+        Tab::Exports => {
+            let (groups, files) = layout::exports(app.size, app.groups.len());
+            layout::table_row_at(groups, app.group_sel, x, y)
+                .map(|i| (Clicked::Group, i))
+                .or_else(|| {
+                    layout::table_row_at(files, app.file_sel, x, y).map(|i| (Clicked::File, i))
+                })
+        }
+        Tab::Schedules => {
+            let jobs = layout::schedules(app.size, app.jobs.len()).0;
+            layout::table_row_at(jobs, app.job_sel, x, y).map(|i| (Clicked::Job, i))
+        }
+        Tab::Releases => {
+            let list = layout::releases(app.size, super::releases::list_lines(app)).list;
+            let line = layout::line_at(list, x, y)?;
+            let shown = layout::table_rows(list);
+            let line = super::releases::list_offset(app, shown) + line;
+            super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
+        }
+        Tab::Logs => super::logs::source_at(app, x, y).map(|i| (Clicked::LogSource, i)),
+    }
+}
+
 fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
     if app.overlay.is_some() {
         return false;
@@ -1653,21 +1689,21 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
         MouseEventKind::Down(MouseButton::Left) => {
             if let Some(tab) = layout::tab_at(app.size, m.column, m.row) {
                 app.tab = tab;
-            } else if let Some((pane, index)) = layout::row_at(app, m.column, m.row) {
+            } else if let Some((pane, index)) = row_at(app, m.column, m.row) {
                 match pane {
-                    layout::Clicked::Group => {
+                    Clicked::Group => {
                         app.pane = Pane::Groups;
                         app.group_sel = index.min(app.groups.len().saturating_sub(1));
                     }
-                    layout::Clicked::File => {
+                    Clicked::File => {
                         app.pane = Pane::Files;
                         app.file_sel = index.min(app.visible_files().len().saturating_sub(1));
                     }
-                    layout::Clicked::Job => {
+                    Clicked::Job => {
                         app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
                     }
-                    layout::Clicked::Release => app.release_sel = index,
-                    layout::Clicked::LogSource => super::logs::click_source(app, index),
+                    Clicked::Release => app.release_sel = index,
+                    Clicked::LogSource => super::logs::click_source(app, index),
                 }
             } else {
                 return false;

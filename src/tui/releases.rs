@@ -637,7 +637,7 @@ fn scroll_details(app: &mut App, delta: i64) {
     let Some(r) = selected(app) else {
         return;
     };
-    let area = super::layout::releases(app).detail;
+    let area = super::layout::releases(app.size, list_lines(app)).detail;
     let lines = detail_lines(app, r, area.width.saturating_sub(2) as usize).len();
     let max = lines.saturating_sub(area.height.saturating_sub(2) as usize);
     let id = r.id;

@@ -77,7 +77,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         );
         return;
     }
-    let areas = layout::releases(app);
+    let areas = layout::releases(app.size, crate::tui::releases::list_lines(app));
     draw_list(f, app, theme, areas.list);
     let Some(r) = crate::tui::releases::selected(app) else {
         f.render_widget(Block::bordered(), areas.detail);

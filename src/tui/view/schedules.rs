@@ -12,7 +12,7 @@ use crate::tui::keymap::Action;
 use crate::tui::layout;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (jobs_area, details_area) = layout::schedules(app);
+    let (jobs_area, details_area) = layout::schedules(app.size, app.jobs.len());
     let visible = app.visible_jobs();
     let header = Row::new(["Job", "Cron", "When", "Next run (UTC)", "State"]).style(theme.title());
     let rows = visible.iter().enumerate().map(|(n, &i)| {
