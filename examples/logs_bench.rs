@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use opsdeck::logs::{LogSource, Tail};
-use opsdeck::tui::app::{App, Msg, update};
+use opsdeck::tui::app::{App, update};
+use opsdeck::tui::msg::Msg;
 use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

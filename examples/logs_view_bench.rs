@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use opsdeck::logs::{LogEvent, LogLine, LogSource, TailEvent};
-use opsdeck::tui::app::{App, Msg, update};
+use opsdeck::tui::app::{App, update};
+use opsdeck::tui::msg::Msg;
 use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::app::{App, FileRow, HistoryView, JobRow, Msg, SavedExport, update};
+use super::app::{App, FileRow, JobRow, update};
+use super::msg::{HistoryView, Msg, SavedExport};
 use crate::export::RunRecord;
 use crate::schedule::{CronSchedule, JobKind};
 

@@ -9,8 +9,9 @@ use regex::Regex;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use super::app::{App, Cmd, Level as ToastLevel};
+use super::app::App;
 use super::keymap::Action;
+use super::msg::{Cmd, Level as ToastLevel};
 use crate::logs::multiline::{Choice, Parser};
 use crate::logs::search::{Context, Hit};
 use crate::logs::{Level, LogEvent, LogLine, SourceKind, TailEvent};
@@ -605,7 +606,7 @@ pub fn search_task(
     pattern: &str,
     generation: u64,
     cancel: &std::sync::atomic::AtomicBool,
-    results: &tokio::sync::mpsc::Sender<super::app::Msg>,
+    results: &tokio::sync::mpsc::Sender<super::msg::Msg>,
 ) {
     use crate::logs::search;
     use std::time::{Duration, Instant};
@@ -617,7 +618,7 @@ pub fn search_task(
     };
     let mut last = Instant::now();
     let mut sent = 0;
-    let msg = |r: &search::SearchResult, total, sent: usize, finished| super::app::Msg::Search {
+    let msg = |r: &search::SearchResult, total, sent: usize, finished| super::msg::Msg::Search {
         generation,
         done: r.bytes,
         total,

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod log_rows;
 pub mod logs;
 pub mod memory;
+pub mod msg;
 pub mod releases;
 pub mod request;
 #[cfg(test)]

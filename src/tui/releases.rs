@@ -12,8 +12,9 @@ use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{App, Cmd, Level, Overlay};
+use super::app::{App, Overlay};
 use super::keymap::Action;
+use super::msg::{Cmd, Level};
 use super::tab::Tab;
 use crate::release::engine::ServiceLive;
 use crate::release::{AuditKind, Release, Status};

@@ -6,14 +6,15 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{Cmd, GroupStatus, Msg, Overlay, Pane, update};
+use super::app::{GroupStatus, Overlay, Pane, update};
 use super::fixture;
+use super::msg::{Cmd, Msg};
 use super::tab::Tab;
 use crate::events::Event;
 use crate::export::{DirListing, ExportEvent, ExportFile, ExportName, Stage};
 
 /// Delivers a release's details as the reply to the load in flight.
-fn give(app: &mut crate::tui::app::App, detail: crate::tui::app::ReleaseDetail) {
+fn give(app: &mut crate::tui::app::App, detail: crate::tui::msg::ReleaseDetail) {
     let generation = app
         .requests
         .current(crate::tui::request::Req::Release)
@@ -538,7 +539,7 @@ fn no_color_keeps_modifiers_but_drops_colours() {
 
 mod releases {
     use super::*;
-    use crate::tui::app::ReleaseDetail;
+    use crate::tui::msg::ReleaseDetail;
     use crate::tui::releases::{Section, ordered};
 
     fn rows(app: &crate::tui::app::App) -> Vec<(Section, i64)> {
@@ -803,7 +804,7 @@ mod releases {
 
     #[test]
     fn waiting_on_you_counts_what_i_may_approve_and_alerts_only_when_it_grows() {
-        use crate::tui::app::Cmd;
+        use crate::tui::msg::Cmd;
         let mut app = fixture::app((80, 24));
         app.tab = crate::tui::tab::Tab::Releases;
         app.ui_notify = true;
@@ -1678,7 +1679,8 @@ mod live {
     use super::*;
     use crate::release::Status;
     use crate::release::engine::{ServiceLive, TaskLive};
-    use crate::tui::app::{App, ReleaseDetail};
+    use crate::tui::app::App;
+    use crate::tui::msg::ReleaseDetail;
     use crate::tui::releases::{compute, selected};
 
     fn services(app: &mut App, list: Vec<ServiceLive>) -> bool {
@@ -2392,7 +2394,7 @@ async fn local_mode_forwards_every_live_state_until_cancelled() {
 mod requests {
     use super::*;
     use crate::export::preview::PreviewBatch;
-    use crate::tui::app::ReleaseDetail;
+    use crate::tui::msg::ReleaseDetail;
     use crate::tui::releases::selected;
     use crate::tui::request::Req;
 
