@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use opsdeck::logs::{LogSource, Tail};
-use opsdeck::tui::app::{App, Msg, Tab, update};
+use opsdeck::tui::app::{App, update};
+use opsdeck::tui::msg::Msg;
+use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

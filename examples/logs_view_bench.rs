@@ -1,10 +1,10 @@
 //! The Logs tab with 100 000 lines in each of 5 sources and the merge view on: the time of
-//! a key press (`update` + draw into a 160x48 `TestBackend`), 200 presses cycling `j`, `k`,
-//! PageUp, `G` and `&` (only matching lines, on and off, with the search `ERROR`), plus 200
-//! batches of 500 new lines arriving between presses (`update` + draw). Numbers quoted in
-//! the README.
+//! a key press (`update` + draw into a 160x48 `TestBackend`), 300 presses cycling `j`, `k`,
+//! PageUp, `G`, `&` (only matching lines, on and off, with the search `ERROR`) and `l` (the
+//! minimum level: error, warn, info, debug, all), plus 200 batches of 500 new lines arriving
+//! (`update` + draw). Numbers quoted in the README.
 //!
-//! Run: `cargo run --release --example logs_view_bench`
+//! Run: `cargo run --profile bench-fast --example logs_view_bench` (or `--release`)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test or measuring program: a failure may panic
 
 use std::path::PathBuf;
@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use opsdeck::logs::{LogEvent, LogLine, LogSource, TailEvent};
-use opsdeck::tui::app::{App, Msg, Tab, update};
+use opsdeck::tui::app::{App, update};
+use opsdeck::tui::msg::Msg;
+use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -96,18 +98,22 @@ fn main() {
         KeyCode::PageUp,
         KeyCode::Char('G'),
         KeyCode::Char('&'),
+        KeyCode::Char('l'),
     ];
     let mut all = Vec::new();
     let mut toggles = Vec::new();
-    for n in 0..200 {
+    let mut levels = Vec::new();
+    for n in 0..300 {
         let code = keys[n % keys.len()];
         let t = Instant::now();
         update(&mut app, key(code));
         draw(&app);
         let took = t.elapsed();
         all.push(took);
-        if code == KeyCode::Char('&') {
-            toggles.push(took);
+        match code {
+            KeyCode::Char('&') => toggles.push(took),
+            KeyCode::Char('l') => levels.push(took),
+            _ => {}
         }
     }
     // New lines while the merge view is on: 500 per batch, into one source each time.
@@ -132,16 +138,23 @@ fn main() {
         ms(merge_on)
     );
     println!(
-        "key press (update + draw), 200 of j/k/PageUp/G/&: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "key press (update + draw), 300 of j/k/PageUp/G/&/l: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(pct(&mut all, 0.5)),
         ms(pct(&mut all, 0.99)),
         ms(pct(&mut all, 1.0))
     );
-    println!(
-        "  of which & (only matching on/off, 40): median {:.2} ms, max {:.2} ms",
-        ms(pct(&mut toggles, 0.5)),
-        ms(pct(&mut toggles, 1.0))
-    );
+    for (what, v) in [
+        ("& (only matching on/off)", &mut toggles),
+        ("l (level)", &mut levels),
+    ] {
+        println!(
+            "  of which {what}, {}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            v.len(),
+            ms(pct(v, 0.5)),
+            ms(pct(v, 0.99)),
+            ms(pct(v, 1.0))
+        );
+    }
     println!(
         "500 new lines (update + draw), 200 batches: median {:.2} ms, p99 {:.2} ms; row rebuilds in all: {rebuilds}",
         ms(pct(&mut batches, 0.5)),

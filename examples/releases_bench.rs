@@ -21,7 +21,9 @@ use opsdeck::config::Config;
 use opsdeck::events::Event;
 use opsdeck::release::engine::{Drift, ServiceLive, TaskLive};
 use opsdeck::release::{Actor, Ledger, NewRelease, Release, Status};
-use opsdeck::tui::app::{App, Msg, Tab, update};
+use opsdeck::tui::app::{App, update};
+use opsdeck::tui::msg::Msg;
+use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

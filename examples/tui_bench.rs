@@ -16,7 +16,8 @@ use opsdeck::events::Event;
 use opsdeck::export::ExportName;
 use opsdeck::services::{ServiceSet, Services};
 use opsdeck::testops_sim::{SimOptions, SimTestOps};
-use opsdeck::tui::app::{Msg, update};
+use opsdeck::tui::app::update;
+use opsdeck::tui::msg::Msg;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

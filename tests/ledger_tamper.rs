@@ -369,7 +369,8 @@ fn verifying_while_others_write_never_reports_tampering(t: &TestLedger) {
 /// A dashboard connected to the server at `socket`: the real event pump into the real `update`,
 /// drawn; the status bar (last line) and the colour of the tamper text, once it arrived.
 fn client_dashboard_status(config: &Path, socket: &Path) -> (String, ratatui::style::Color) {
-    use opsdeck::tui::app::{Msg, update};
+    use opsdeck::tui::app::update;
+    use opsdeck::tui::msg::Msg;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let cfg =

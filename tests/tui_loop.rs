@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use opsdeck::config::{Config, process_env};
 use opsdeck::services::{ServiceSet, Services};
-use opsdeck::tui::app::{App, Cmd};
+use opsdeck::tui::app::App;
 use opsdeck::tui::effects::Effects;
 use opsdeck::tui::event_loop::{self, Inputs, LoopStats};
+use opsdeck::tui::msg::Cmd;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use support::*;
@@ -63,7 +64,7 @@ impl Harness {
         effects: Effects,
         events: opsdeck::events::EventRx,
         logs: opsdeck::logs::LogRx,
-        results: tokio::sync::mpsc::Receiver<opsdeck::tui::app::Msg>,
+        results: tokio::sync::mpsc::Receiver<opsdeck::tui::msg::Msg>,
     ) -> Harness {
         let (keys, keys_rx) = tokio::sync::mpsc::unbounded_channel();
         let stream = futures_util::stream::unfold(keys_rx, |mut rx| async move {
@@ -341,7 +342,7 @@ async fn a_log_source_added_while_the_event_channel_is_full_is_not_lost() {
 /// task the effects started.
 #[tokio::test]
 async fn a_cancelled_preview_stops_reading_and_shutdown_awaits_the_effects_tasks() {
-    use opsdeck::tui::app::Msg;
+    use opsdeck::tui::msg::Msg;
     use opsdeck::tui::request::Req;
     const ROWS: usize = 300_000;
     let dir = tempfile::tempdir().unwrap();

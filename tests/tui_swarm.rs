@@ -13,7 +13,9 @@ use std::time::Duration;
 use opsdeck::config::Config;
 use opsdeck::events::{Event, EventRx};
 use opsdeck::release::{Actor, AuditKind, Ledger, NewRelease, Status};
-use opsdeck::tui::app::{App, Msg, Tab, update};
+use opsdeck::tui::app::{App, update};
+use opsdeck::tui::msg::Msg;
+use opsdeck::tui::tab::Tab;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

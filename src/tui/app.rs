@@ -1,7 +1,7 @@
 //! The dashboard's state and `update`, the only place it changes. `update` is a plain
 //! function: tests feed it messages and check the state and the commands it returns.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Offset, Utc};
@@ -9,42 +9,16 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use super::keymap::{Action, Scope, action_for};
+use super::keymap::{Action, action_for};
 use super::layout;
+use super::msg::{Cmd, HistoryView, Level, Msg, ReleaseDetail, SavedExport};
 use super::request::Req;
+use super::tab::{Scope, Tab};
 use crate::events::Event;
 use crate::export::diff::CsvDiff;
-use crate::export::preview::PreviewBatch;
 use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
-use crate::release::{AuditEntry, Release};
+use crate::release::Release;
 use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
-
-/// The four tabs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tab {
-    Exports,
-    Schedules,
-    Releases,
-    Logs,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Exports, Tab::Schedules, Tab::Releases, Tab::Logs];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Exports => "Exports",
-            Tab::Schedules => "Schedules",
-            Tab::Releases => "Releases",
-            Tab::Logs => "Logs",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
-    }
-}
 
 /// What a group is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,37 +73,12 @@ pub struct JobRow {
     pub runs: Vec<RunRecord>,
 }
 
-/// A saved export as the run history knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedExport {
-    pub group: String,
-    pub file: PathBuf,
-    pub rows: u64,
-    pub at: DateTime<Utc>,
-}
-
-/// What the run history holds for the dashboard.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryView {
-    pub runs: HashMap<String, Vec<RunRecord>>,
-    /// Attempts made by each export run (by run id).
-    pub attempts: HashMap<i64, u32>,
-    /// Oldest first.
-    pub saved: Vec<SavedExport>,
-}
-
 /// Scheduler lock as this process sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockState {
     Unknown,
     Leader,
     Follower(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Error,
 }
 
 /// A transient message in the corner.
@@ -236,17 +185,6 @@ pub enum Overlay {
     },
 }
 
-/// What the details pane and the details view show of one release.
-#[derive(Debug, Clone, Default)]
-pub struct ReleaseDetail {
-    pub id: i64,
-    pub audit: Vec<AuditEntry>,
-    /// The last lines of its deploy and rollback logs.
-    pub log: Vec<String>,
-    /// What it could be rolled back to, with when each last ran (ledger tags first).
-    pub targets: Vec<crate::release::targets::RollbackTarget>,
-}
-
 /// Which Exports pane has the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -332,142 +270,6 @@ pub struct App {
     pub quit: bool,
     /// The asynchronous requests in flight (preview, diff, search, details, history).
     pub requests: super::request::Requests,
-}
-
-/// A message to `update`. Moved once from its channel into `update`, so the size difference
-/// between variants costs nothing worth a box.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Key(KeyEvent),
-    Mouse(MouseEvent),
-    Resize(u16, u16),
-    Tick(DateTime<Utc>),
-    Service(Event),
-    /// A log source or its new lines (from the log channel, apart from `Service`).
-    Log(crate::logs::LogEvent),
-    History {
-        generation: u64,
-        history: HistoryView,
-    },
-    Preview {
-        generation: u64,
-        batch: PreviewBatch,
-    },
-    Diff {
-        generation: u64,
-        result: Result<CsvDiff, String>,
-    },
-    Paused(BTreeSet<String>),
-    ReleaseDetail {
-        generation: u64,
-        detail: ReleaseDetail,
-    },
-    /// A whole-file log search progressed or ended.
-    Search {
-        generation: u64,
-        done: u64,
-        total: u64,
-        matches: u64,
-        finished: bool,
-        /// Matches found since the last report, for the match list.
-        hits: Vec<crate::logs::search::Hit>,
-    },
-    /// Lines around an opened match, read from its file.
-    MatchContext {
-        generation: u64,
-        result: Result<crate::logs::search::Context, String>,
-    },
-    CronSaved {
-        job: String,
-        schedule: CronSchedule,
-    },
-    /// An effect finished: a line for a toast.
-    Done(Result<String, String>),
-    /// SIGTERM / SIGHUP / SIGINT: leave now.
-    Signal,
-}
-
-/// What `update` asks the outside world to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cmd {
-    Export(Vec<String>),
-    RunCleanup,
-    SetPaused {
-        job: String,
-        paused: bool,
-    },
-    SaveCron {
-        job: String,
-        expr: String,
-    },
-    Delete(PathBuf),
-    Preview {
-        path: PathBuf,
-        generation: u64,
-    },
-    Diff {
-        old: PathBuf,
-        new: PathBuf,
-        generation: u64,
-    },
-    Pager(PathBuf),
-    Copy(String),
-    LoadHistory {
-        generation: u64,
-    },
-    Approve {
-        id: i64,
-        service: String,
-        tag: String,
-    },
-    Reject {
-        id: i64,
-        reason: String,
-    },
-    Rollback {
-        id: i64,
-        to: String,
-        service: String,
-        tag: String,
-    },
-    /// Deploys an approved release (again).
-    Deploy {
-        id: i64,
-        service: String,
-        tag: String,
-    },
-    /// Cancels a release's queued or running deploy (server only).
-    CancelDeploy {
-        id: i64,
-    },
-    LoadRelease {
-        id: i64,
-        service: String,
-        tag: String,
-        generation: u64,
-    },
-    /// Writes lines of a log source to a file and says where.
-    SaveLog {
-        name: String,
-        lines: Vec<String>,
-    },
-    /// Searches a log source's whole file in the background.
-    SearchFile {
-        spec: String,
-        pattern: String,
-        generation: u64,
-    },
-    /// Stops the work of the request of this kind in flight (its view closed).
-    Cancel(super::request::Req),
-    /// Reads the lines around a byte offset of a log source's file.
-    ReadContext {
-        spec: String,
-        offset: u64,
-        generation: u64,
-    },
-    /// A terminal bell and a desktop notification (OSC 9 and OSC 777) with this text.
-    Alert(String),
 }
 
 const TOAST_SECS: i64 = 4;
@@ -1667,6 +1469,42 @@ fn move_sel(app: &mut App, delta: i64) {
     *sel = (*sel as i64).saturating_add(delta).clamp(0, max) as usize;
 }
 
+/// What a mouse click landed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clicked {
+    Group,
+    File,
+    Job,
+    Release,
+    LogSource,
+}
+
+/// The table row under a click on the active tab, if any.
+fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
+    match app.tab {
+        Tab::Exports => {
+            let (groups, files) = layout::exports(app.size, app.groups.len());
+            layout::table_row_at(groups, app.group_sel, x, y)
+                .map(|i| (Clicked::Group, i))
+                .or_else(|| {
+                    layout::table_row_at(files, app.file_sel, x, y).map(|i| (Clicked::File, i))
+                })
+        }
+        Tab::Schedules => {
+            let jobs = layout::schedules(app.size, app.jobs.len()).0;
+            layout::table_row_at(jobs, app.job_sel, x, y).map(|i| (Clicked::Job, i))
+        }
+        Tab::Releases => {
+            let list = layout::releases(app.size, super::releases::list_lines(app)).list;
+            let line = layout::line_at(list, x, y)?;
+            let shown = layout::table_rows(list);
+            let line = super::releases::list_offset(app, shown) + line;
+            super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
+        }
+        Tab::Logs => super::logs::source_at(app, x, y).map(|i| (Clicked::LogSource, i)),
+    }
+}
+
 fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
     if app.overlay.is_some() {
         return false;
@@ -1679,21 +1517,21 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
         MouseEventKind::Down(MouseButton::Left) => {
             if let Some(tab) = layout::tab_at(app.size, m.column, m.row) {
                 app.tab = tab;
-            } else if let Some((pane, index)) = layout::row_at(app, m.column, m.row) {
+            } else if let Some((pane, index)) = row_at(app, m.column, m.row) {
                 match pane {
-                    layout::Clicked::Group => {
+                    Clicked::Group => {
                         app.pane = Pane::Groups;
                         app.group_sel = index.min(app.groups.len().saturating_sub(1));
                     }
-                    layout::Clicked::File => {
+                    Clicked::File => {
                         app.pane = Pane::Files;
                         app.file_sel = index.min(app.visible_files().len().saturating_sub(1));
                     }
-                    layout::Clicked::Job => {
+                    Clicked::Job => {
                         app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
                     }
-                    layout::Clicked::Release => app.release_sel = index,
-                    layout::Clicked::LogSource => super::logs::click_source(app, index),
+                    Clicked::Release => app.release_sel = index,
+                    Clicked::LogSource => super::logs::click_source(app, index),
                 }
             } else {
                 return false;

@@ -5,8 +5,9 @@
 
 use tui_input::Input;
 
-use super::app::{App, Tab};
+use super::app::App;
 use super::keymap::Action;
+use super::tab::Tab;
 
 /// One command as the help and the completion list it.
 pub struct Spec {

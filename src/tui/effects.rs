@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::app::{Cmd, HistoryView, Msg, SavedExport};
+use super::msg::{Cmd, HistoryView, Msg, SavedExport};
 use super::request::Req;
 use crate::client::Backend;
 use crate::config::Config;
@@ -545,8 +545,8 @@ async fn load_release(
     id: i64,
     service: &str,
     tag: &str,
-) -> super::app::ReleaseDetail {
-    let mut detail = super::app::ReleaseDetail {
+) -> super::msg::ReleaseDetail {
+    let mut detail = super::msg::ReleaseDetail {
         id,
         ..Default::default()
     };

@@ -12,8 +12,9 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc;
 
-use super::app::{App, Msg, update};
+use super::app::{App, update};
 use super::effects::{Effects, Suspend};
+use super::msg::Msg;
 use super::view;
 use crate::events::EventRx;
 use crate::logs::LogRx;

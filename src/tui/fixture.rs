@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::app::{App, FileRow, HistoryView, JobRow, Msg, SavedExport, update};
+use super::app::{App, FileRow, JobRow, update};
+use super::msg::{HistoryView, Msg, SavedExport};
 use crate::export::RunRecord;
 use crate::schedule::{CronSchedule, JobKind};
 
@@ -127,7 +128,7 @@ pub fn releases() -> Vec<crate::release::Release> {
 
 pub fn app_on_releases(size: (u16, u16)) -> App {
     let mut app = app(size);
-    app.tab = super::app::Tab::Releases;
+    app.tab = super::tab::Tab::Releases;
     update(
         &mut app,
         Msg::Service(crate::events::Event::Releases(releases())),

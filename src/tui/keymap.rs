@@ -3,7 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::Tab;
+use super::tab::{Scope, Tab};
 
 /// What a key asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +69,6 @@ pub enum Action {
     Search,
     NextMatch,
     PrevMatch,
-}
-
-/// Where a binding applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Global,
-    Tab(Tab),
-    Preview,
 }
 
 /// A key (or keys) bound to an action, with the words the help overlay shows.

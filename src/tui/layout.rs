@@ -1,25 +1,16 @@
 //! Screen geometry, shared by the views (where to draw) and `update` (what a click hit).
-//! Pure functions of the terminal size and the state.
+//! Pure functions of plain values (the terminal size, row counts, selections), so the
+//! layout knows nothing of the state that holds them.
 
 use ratatui::layout::Rect;
 
-use super::app::{App, Tab};
+use super::tab::Tab;
 
 /// Below this the dashboard shows "terminal too small" instead of its tabs.
 pub const MIN_SIZE: (u16, u16) = (50, 12);
 
 /// Width of the Logs tab's source list.
 pub const LOG_SOURCES_W: u16 = 22;
-
-/// What a mouse click landed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clicked {
-    Group,
-    File,
-    Job,
-    Release,
-    LogSource,
-}
 
 /// The whole screen.
 pub fn screen(size: (u16, u16)) -> Rect {
@@ -60,10 +51,11 @@ pub fn tab_at(_size: (u16, u16), x: u16, y: u16) -> Option<Tab> {
     })?
 }
 
-/// Exports tab: the groups table and the files table.
-pub fn exports(app: &App) -> (Rect, Rect) {
-    let (_, content, _) = frame(app.size);
-    let wanted = app.groups.len() as u16 + 3;
+/// Exports tab: the groups table (as tall as `groups` rows need, at most half) and the
+/// files table.
+pub fn exports(size: (u16, u16), groups: usize) -> (Rect, Rect) {
+    let (_, content, _) = frame(size);
+    let wanted = u16::try_from(groups).unwrap_or(u16::MAX).saturating_add(3);
     let groups_h = wanted.min(content.height / 2).max(3.min(content.height));
     let groups = Rect {
         height: groups_h,
@@ -77,10 +69,14 @@ pub fn exports(app: &App) -> (Rect, Rect) {
     (groups, files)
 }
 
-/// Schedules tab: the jobs table and the details of the selected job.
-pub fn schedules(app: &App) -> (Rect, Rect) {
-    let (_, content, _) = frame(app.size);
-    let jobs_h = (app.jobs.len() as u16 + 3).min(content.height / 2);
+/// Schedules tab: the jobs table (as tall as `jobs` rows need, at most half) and the
+/// details of the selected job.
+pub fn schedules(size: (u16, u16), jobs: usize) -> (Rect, Rect) {
+    let (_, content, _) = frame(size);
+    let jobs_h = u16::try_from(jobs)
+        .unwrap_or(u16::MAX)
+        .saturating_add(3)
+        .min(content.height / 2);
     let jobs = Rect {
         height: jobs_h,
         ..content
@@ -106,13 +102,13 @@ pub struct ReleasesAreas {
     pub log: Option<Rect>,
 }
 
-/// Releases tab: the list on top; below it the details, the tasks and (120 columns and
-/// more) the deploy log side by side.
-pub fn releases(app: &App) -> ReleasesAreas {
-    let (_, content, _) = frame(app.size);
+/// Releases tab: the list on top (`list_lines` lines of services and releases); below it
+/// the details, the tasks and (120 columns and more) the deploy log side by side.
+pub fn releases(size: (u16, u16), list_lines: usize) -> ReleasesAreas {
+    let (_, content, _) = frame(size);
     // As tall as its lines need (column header and borders too), at most 55%: the details
     // get the rest.
-    let needed = super::releases::list_lines(app).saturating_add(3);
+    let needed = list_lines.saturating_add(3);
     let list_h = (content.height * 11 / 20)
         .min(u16::try_from(needed).unwrap_or(u16::MAX))
         .max(5)
@@ -179,38 +175,18 @@ pub fn page_rows(size: (u16, u16)) -> usize {
     (size.1.saturating_sub(6) as usize).max(1)
 }
 
-/// The table row under a click, if any.
-pub fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
-    let hit = |area: Rect, selected: usize| -> Option<usize> {
-        let first = area.y + 2;
-        let inside = x >= area.x
-            && x < area.x + area.width
-            && y >= first
-            && y < area.y + area.height.saturating_sub(1);
-        inside.then(|| scroll_offset(selected, table_rows(area)) + (y - first) as usize)
-    };
-    match app.tab {
-        Tab::Exports => {
-            let (groups, files) = exports(app);
-            hit(groups, app.group_sel)
-                .map(|i| (Clicked::Group, i))
-                .or_else(|| hit(files, app.file_sel).map(|i| (Clicked::File, i)))
-        }
-        Tab::Schedules => hit(schedules(app).0, app.job_sel).map(|i| (Clicked::Job, i)),
-        Tab::Releases => {
-            let list = releases(app).list;
-            let first = list.y + 2;
-            let inside = x >= list.x
-                && x < list.x + list.width
-                && y >= first
-                && y < list.y + list.height.saturating_sub(1);
-            if !inside {
-                return None;
-            }
-            let shown = list.height.saturating_sub(3) as usize;
-            let line = super::releases::list_offset(app, shown) + (y - first) as usize;
-            super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
-        }
-        Tab::Logs => super::logs::source_at(app, x, y).map(|i| (Clicked::LogSource, i)),
-    }
+/// The data line (0 = the first below the header) of a bordered table with a header in
+/// `area` under a click at (x, y), if the click is on one.
+pub fn line_at(area: Rect, x: u16, y: u16) -> Option<usize> {
+    let first = area.y + 2;
+    let inside = x >= area.x
+        && x < area.x + area.width
+        && y >= first
+        && y < area.y + area.height.saturating_sub(1);
+    inside.then(|| (y - first) as usize)
+}
+
+/// The row under a click on a table in `area` scrolled to show row `selected`.
+pub fn table_row_at(area: Rect, selected: usize, x: u16, y: u16) -> Option<usize> {
+    line_at(area, x, y).map(|l| scroll_offset(selected, table_rows(area)) + l)
 }

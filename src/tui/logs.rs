@@ -9,8 +9,9 @@ use regex::Regex;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use super::app::{App, Cmd, Level as ToastLevel};
+use super::app::App;
 use super::keymap::Action;
+use super::msg::{Cmd, Level as ToastLevel};
 use crate::logs::multiline::{Choice, Parser};
 use crate::logs::search::{Context, Hit};
 use crate::logs::{Level, LogEvent, LogLine, SourceKind, TailEvent};
@@ -132,22 +133,6 @@ impl Default for LogsState {
 }
 
 impl LogsState {
-    /// True when a message (its head line and continuation lines) passes the level and
-    /// only-matching filters: the level is the head's, and a match on any line counts.
-    pub fn shows<'a>(&self, mut msg: impl Iterator<Item = &'a LogLine>) -> bool {
-        let Some(head) = msg.next() else { return false };
-        let level_ok = match self.min_level {
-            None => true,
-            Some(min) => head.level.is_some_and(|lv| lv <= min),
-        };
-        level_ok
-            && (!self.only_matching
-                || self
-                    .regex
-                    .as_ref()
-                    .is_none_or(|r| r.is_match(&head.text) || msg.any(|l| r.is_match(&l.text))))
-    }
-
     /// Continuation lines after line `i` of source `s` (folded away when `folded`).
     pub fn continuation_count(&self, s: usize, i: usize) -> usize {
         self.sources[s]
@@ -158,9 +143,11 @@ impl LogsState {
     }
 
     /// The lines the view shows, as (source, line index): the selected source's, or with
-    /// `merged` every source's, ordered by timestamp (see `log_rows` for the order). Cached:
-    /// rebuilt only when the filters, the selection or the merge change; new lines are
-    /// added to it.
+    /// `merged` every source's, ordered by timestamp (see `log_rows` for the order), that
+    /// pass the filters: a message shows when its head's level is at least `min_level` and,
+    /// with `only_matching`, the search matches any of its lines. Cached: the order of every
+    /// line is rebuilt only when the selection, the merge or the search change; a filter
+    /// change is one pass over per-line flags; new lines are added to both.
     pub fn visible(&self) -> super::log_rows::Visible {
         self.rows.get(self)
     }
@@ -177,7 +164,7 @@ pub fn smart_regex(pattern: &str) -> Result<Regex, regex::Error> {
 /// Applies the tailer's report.
 pub fn on_event(app: &mut App, ev: LogEvent) -> bool {
     // Only the Logs tab shows log lines (and the sources' line counts).
-    let on_tab = app.tab == super::app::Tab::Logs;
+    let on_tab = app.tab == super::tab::Tab::Logs;
     let logs = &mut app.logs;
     match ev {
         LogEvent::Added { id, source } => {
@@ -619,7 +606,7 @@ pub fn search_task(
     pattern: &str,
     generation: u64,
     cancel: &std::sync::atomic::AtomicBool,
-    results: &tokio::sync::mpsc::Sender<super::app::Msg>,
+    results: &tokio::sync::mpsc::Sender<super::msg::Msg>,
 ) {
     use crate::logs::search;
     use std::time::{Duration, Instant};
@@ -631,7 +618,7 @@ pub fn search_task(
     };
     let mut last = Instant::now();
     let mut sent = 0;
-    let msg = |r: &search::SearchResult, total, sent: usize, finished| super::app::Msg::Search {
+    let msg = |r: &search::SearchResult, total, sent: usize, finished| super::msg::Msg::Search {
         generation,
         done: r.bytes,
         total,

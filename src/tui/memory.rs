@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::app::{App, Tab};
+use super::app::App;
+use super::tab::Tab;
 
 /// The remembered places.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +146,7 @@ mod tests {
         assert_eq!(app.groups[app.group_sel].name, "UI");
         crate::tui::app::update(
             &mut app,
-            crate::tui::app::Msg::Service(crate::events::Event::Releases(fixture::releases())),
+            crate::tui::msg::Msg::Service(crate::events::Event::Releases(fixture::releases())),
         );
         assert_eq!(crate::tui::releases::selected(&app).map(|r| r.id), Some(6));
         assert_eq!(of(&app).release, Some(6));

@@ -11,10 +11,12 @@ pub mod layout;
 pub mod log_rows;
 pub mod logs;
 pub mod memory;
+pub mod msg;
 pub mod releases;
 pub mod request;
 #[cfg(test)]
 mod svg;
+pub mod tab;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -313,7 +315,7 @@ pub async fn run_on(
     if let Some(first) = logs.first() {
         // What the command line names wins over what was remembered.
         app.recall.log_source = None;
-        app.tab = app::Tab::Logs;
+        app.tab = tab::Tab::Logs;
         app.logs.sel = if remote_mode {
             // Local paths are listed first, then the server's sources.
             match remote_logs.iter().position(|n| n == first) {

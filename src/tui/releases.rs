@@ -12,8 +12,10 @@ use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{App, Cmd, Level, Overlay, Tab};
+use super::app::{App, Overlay};
 use super::keymap::Action;
+use super::msg::{Cmd, Level};
+use super::tab::Tab;
 use crate::release::engine::ServiceLive;
 use crate::release::{AuditKind, Release, Status};
 
@@ -636,7 +638,7 @@ fn scroll_details(app: &mut App, delta: i64) {
     let Some(r) = selected(app) else {
         return;
     };
-    let area = super::layout::releases(app).detail;
+    let area = super::layout::releases(app.size, list_lines(app)).detail;
     let lines = detail_lines(app, r, area.width.saturating_sub(2) as usize).len();
     let max = lines.saturating_sub(area.height.saturating_sub(2) as usize);
     let id = r.id;

@@ -6,13 +6,15 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::app::{Cmd, GroupStatus, Msg, Overlay, Pane, Tab, update};
+use super::app::{GroupStatus, Overlay, Pane, update};
 use super::fixture;
+use super::msg::{Cmd, Msg};
+use super::tab::Tab;
 use crate::events::Event;
 use crate::export::{DirListing, ExportEvent, ExportFile, ExportName, Stage};
 
 /// Delivers a release's details as the reply to the load in flight.
-fn give(app: &mut crate::tui::app::App, detail: crate::tui::app::ReleaseDetail) {
+fn give(app: &mut crate::tui::app::App, detail: crate::tui::msg::ReleaseDetail) {
     let generation = app
         .requests
         .current(crate::tui::request::Req::Release)
@@ -537,7 +539,7 @@ fn no_color_keeps_modifiers_but_drops_colours() {
 
 mod releases {
     use super::*;
-    use crate::tui::app::ReleaseDetail;
+    use crate::tui::msg::ReleaseDetail;
     use crate::tui::releases::{Section, ordered};
 
     fn rows(app: &crate::tui::app::App) -> Vec<(Section, i64)> {
@@ -802,9 +804,9 @@ mod releases {
 
     #[test]
     fn waiting_on_you_counts_what_i_may_approve_and_alerts_only_when_it_grows() {
-        use crate::tui::app::Cmd;
+        use crate::tui::msg::Cmd;
         let mut app = fixture::app((80, 24));
-        app.tab = crate::tui::app::Tab::Releases;
+        app.tab = crate::tui::tab::Tab::Releases;
         app.ui_notify = true;
         // Two releases wait (ids 5 and 9); the first update settles the count, with an alert.
         let (cmds, changed) = update(&mut app, Msg::Service(Event::Releases(fixture::releases())));
@@ -1373,11 +1375,32 @@ mod logs {
         }
     }
 
+    /// Whether line `i` of source `s` shows, read from the lines: its message (the line at
+    /// or before it that is not a continuation, to the next such line) passes the level by
+    /// its head and the search by any of its lines; folded, only heads show.
+    fn shows_naive(logs: &super::super::logs::LogsState, s: usize, i: usize) -> bool {
+        let lines = &logs.sources[s].lines;
+        let head = (0..=i).rev().find(|&k| k == 0 || !lines[k].cont).unwrap();
+        let end = (i + 1..lines.len())
+            .find(|&k| !lines[k].cont)
+            .unwrap_or(lines.len());
+        let level_ok = logs
+            .min_level
+            .is_none_or(|min| lines[head].level.is_some_and(|l| l <= min));
+        let match_ok = !logs.only_matching
+            || logs
+                .regex
+                .as_ref()
+                .is_none_or(|r| lines.range(head..end).any(|l| r.is_match(&l.text)));
+        level_ok && match_ok && (!logs.folded || i == head)
+    }
+
     /// The visible rows are cached and updated as lines arrive (and drop out of a full ring
     /// buffer); after every step they equal rows built from scratch, whatever the filters,
-    /// folding, merging and selection: timestamps out of order, lines without any,
+    /// folding, merging, search and selection: timestamps out of order, lines without any,
     /// continuation lines arriving in a later batch, sources that get their first timestamp
-    /// late.
+    /// late. The per-line flags agree with the filters read straight from the lines, and a
+    /// filter toggle never reads the lines again.
     #[test]
     fn cached_log_rows_equal_a_rebuild_after_every_change() {
         use crate::logs::Level;
@@ -1403,21 +1426,26 @@ mod logs {
         let mut clock = [0i64; 5];
         let mut n = 0;
         let mut incremental_steps = 0;
+        let mut filter_steps = 0;
         for step in 0..600 {
             let before = app.logs.rows.rebuilds();
             let mut fed = false;
-            match rnd(20) {
+            let what = rnd(20);
+            match what {
                 0 => app.logs.merged = !app.logs.merged,
                 1 => app.logs.folded = !app.logs.folded,
                 2 => {
                     app.logs.min_level =
                         [None, Some(Level::Error), Some(Level::Warn)][rnd(3) as usize]
                 }
-                3 => {
-                    app.logs.only_matching = !app.logs.only_matching;
-                    app.logs.regex = Some(super::super::logs::smart_regex("7").unwrap());
-                }
+                3 => app.logs.only_matching = !app.logs.only_matching,
                 4 => app.logs.sel = rnd(5) as usize,
+                5 => {
+                    app.logs.regex = ["7", "1", ""][rnd(3) as usize]
+                        .chars()
+                        .next()
+                        .map(|c| super::super::logs::smart_regex(&c.to_string()).unwrap())
+                }
                 _ => {
                     let id = rnd(5) as usize;
                     let mut batch = Vec::new();
@@ -1456,17 +1484,30 @@ mod logs {
                 .get(&app.logs)
                 .to_vec();
             assert_eq!(cached, fresh, "step {step}");
+            // The filters applied to every line in order, from the lines themselves.
+            let mut unfiltered = app.logs.clone();
+            unfiltered.min_level = None;
+            unfiltered.only_matching = false;
+            unfiltered.folded = false;
+            let mut naive = unfiltered.visible().to_vec();
+            naive.retain(|&(s, i)| shows_naive(&app.logs, s, i));
+            assert_eq!(cached, naive, "step {step}");
             if fed && app.logs.rows.rebuilds() == before {
                 incremental_steps += 1;
             }
+            if (1..=3).contains(&what) {
+                assert_eq!(app.logs.rows.rebuilds(), before, "step {step}");
+                filter_steps += 1;
+            }
         }
+        assert!(filter_steps > 50, "{filter_steps}");
         // Most new lines were added without a rebuild, overflowing the ring buffer too.
         assert!(incremental_steps > 200, "{incremental_steps}");
         assert!(app.logs.sources.iter().all(|s| s.dropped > 0));
     }
 
-    /// Keys and frames read the cached rows; new lines extend them; only a change of what
-    /// the view shows rebuilds them.
+    /// Keys and frames read the cached rows; new lines extend them; a filter filters them;
+    /// only a change of which lines are in order (merge, source, search) rebuilds them.
     #[test]
     fn keys_and_new_lines_do_not_rebuild_the_log_rows() {
         let mut app = app_with_logs();
@@ -1484,14 +1525,27 @@ mod logs {
             shown(&app).last().map(String::as_str),
             Some("2026-11-23T09:00:41Z INFO worker late")
         );
+        // A filter is one pass over the rows' flags, not a rebuild; moving is neither.
+        let passes = app.logs.rows.filter_passes();
         update(&mut app, key('l'));
         let _ = render(&app);
-        assert_eq!(app.logs.rows.rebuilds(), built + 1);
+        assert_eq!(app.logs.rows.rebuilds(), built);
+        assert_eq!(app.logs.rows.filter_passes(), passes + 1);
         assert!(
             shown(&app).iter().all(|l| l.contains("ERROR")),
             "{:?}",
             shown(&app)
         );
+        update(&mut app, key('k'));
+        let _ = render(&app);
+        assert_eq!(app.logs.rows.filter_passes(), passes + 1);
+        // A new search is matched against every line once: a rebuild.
+        for c in "/worker".chars() {
+            update(&mut app, key(c));
+        }
+        update(&mut app, code(KeyCode::Enter));
+        let _ = render(&app);
+        assert_eq!(app.logs.rows.rebuilds(), built + 1);
     }
 }
 
@@ -1625,7 +1679,8 @@ mod live {
     use super::*;
     use crate::release::Status;
     use crate::release::engine::{ServiceLive, TaskLive};
-    use crate::tui::app::{App, ReleaseDetail};
+    use crate::tui::app::App;
+    use crate::tui::msg::ReleaseDetail;
     use crate::tui::releases::{compute, selected};
 
     fn services(app: &mut App, list: Vec<ServiceLive>) -> bool {
@@ -2339,7 +2394,7 @@ async fn local_mode_forwards_every_live_state_until_cancelled() {
 mod requests {
     use super::*;
     use crate::export::preview::PreviewBatch;
-    use crate::tui::app::ReleaseDetail;
+    use crate::tui::msg::ReleaseDetail;
     use crate::tui::releases::selected;
     use crate::tui::request::Req;
 

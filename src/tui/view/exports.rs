@@ -14,7 +14,7 @@ use crate::tui::keymap::Action;
 use crate::tui::layout;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (groups_area, files_area) = layout::exports(app);
+    let (groups_area, files_area) = layout::exports(app.size, app.groups.len());
 
     // The trend gets the room a wide terminal has; at 80 columns the status needs it.
     let trend_width = if groups_area.width >= 140 {
@@ -115,7 +115,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         });
     let filter = match (
         &app.filter_input,
-        app.filters.get(&crate::tui::app::Tab::Exports),
+        app.filters.get(&crate::tui::tab::Tab::Exports),
     ) {
         (Some(input), _) => format!(" /{}▏", input.value()),
         (None, Some(f)) if !f.is_empty() => format!(" /{f} (Esc clears)"),

@@ -14,8 +14,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use unicode_width::UnicodeWidthStr;
 
-use super::app::{App, Level, LockState, Tab};
+use super::app::{App, LockState};
 use super::layout;
+use super::msg::Level;
+use super::tab::Tab;
 
 pub use format::{bytes, sparkline};
 

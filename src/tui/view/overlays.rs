@@ -8,9 +8,10 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
 
 use super::Theme;
 use crate::tui::app::{App, CronEdit, DiffView, Overlay, Preview};
-use crate::tui::keymap::{Scope, help_for};
+use crate::tui::keymap::help_for;
 use crate::tui::layout;
 use crate::tui::releases::{TextLine, Tone, info_lines, wrap};
+use crate::tui::tab::Scope;
 use unicode_width::UnicodeWidthStr;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {

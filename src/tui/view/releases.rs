@@ -13,13 +13,14 @@ use super::Theme;
 use super::format::span;
 use crate::release::engine::{ServiceLive, TaskLive};
 use crate::release::{Release, Status};
-use crate::tui::app::{App, Tab};
+use crate::tui::app::App;
 use crate::tui::keymap::Action;
 use crate::tui::layout;
 use crate::tui::releases::{
     Group, Section, TextLine, Tone, detail_lines, detail_scroll, group_extra, live, ordered,
     status_look, update_message, wrap,
 };
+use crate::tui::tab::Tab;
 
 /// A status with its symbol and colour.
 pub(super) fn status_span(s: Status, theme: &Theme) -> Span<'static> {
@@ -76,7 +77,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         );
         return;
     }
-    let areas = layout::releases(app);
+    let areas = layout::releases(app.size, crate::tui::releases::list_lines(app));
     draw_list(f, app, theme, areas.list);
     let Some(r) = crate::tui::releases::selected(app) else {
         f.render_widget(Block::bordered(), areas.detail);

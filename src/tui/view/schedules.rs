@@ -12,7 +12,7 @@ use crate::tui::keymap::Action;
 use crate::tui::layout;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (jobs_area, details_area) = layout::schedules(app);
+    let (jobs_area, details_area) = layout::schedules(app.size, app.jobs.len());
     let visible = app.visible_jobs();
     let header = Row::new(["Job", "Cron", "When", "Next run (UTC)", "State"]).style(theme.title());
     let rows = visible.iter().enumerate().map(|(n, &i)| {
@@ -44,7 +44,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Constraint::Length(22),
         Constraint::Length(7),
     ];
-    let title = match app.filters.get(&crate::tui::app::Tab::Schedules) {
+    let title = match app.filters.get(&crate::tui::tab::Tab::Schedules) {
         Some(f) if !f.is_empty() => Line::from(Span::styled(format!(" Jobs /{f} "), theme.title())),
         _ => super::keys_title(
             app,
