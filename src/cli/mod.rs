@@ -101,7 +101,7 @@ pub enum Command {
         #[command(subcommand)]
         cmd: notify::NotifyCmd,
     },
-    /// Where state lives: `storage migrate` copies an SQLite ledger into PostgreSQL.
+    /// Where state lives: `storage migrate` copies the SQLite state into PostgreSQL.
     Storage {
         #[command(subcommand)]
         cmd: storage::StorageCmd,

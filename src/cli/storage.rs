@@ -1,4 +1,5 @@
-//! `opsdeck storage migrate`: the SQLite ledger copied into PostgreSQL and verified there.
+//! `opsdeck storage migrate`: a server's SQLite state (ledger, run history, outbox, API
+//! tokens) copied into PostgreSQL and verified there (`storage::migrate`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,11 +13,16 @@ use crate::storage::PgConfig;
 /// The storage subcommands.
 #[derive(Debug, Subcommand)]
 pub enum StorageCmd {
-    /// Copy a ledger (releases and audit, the hash chain as it is) from SQLite into an empty
-    /// PostgreSQL database, then verify the copy: same rows, same chain head. The source is
+    /// Copy a server's SQLite state into an empty PostgreSQL database: the release ledger
+    /// (releases and audit, the hash chain as it is), the run history, the notification
+    /// outbox (queued messages stay queued) and the API tokens (their hashes). One
+    /// transaction: refused, nothing written, when any target table holds rows. Verified
+    /// before the commit (the same row count and SHA-256 over the rows of every table) and
+    /// the ledger's chain again after it (same rows, same head); the source ledger is
     /// verified first and not copied when it does not verify. Stop the server first.
     Migrate {
-        /// The ledger to copy: sqlite:PATH.
+        /// sqlite:DATA_DIR (releases.db, history.db, notify.db and tokens.db in it, each
+        /// skipped when missing) or sqlite:LEDGER (that ledger, and the others beside it).
         #[arg(long, value_name = "sqlite:PATH")]
         from: String,
         /// The database: postgres://… without a password (default: storage.url).
@@ -43,7 +49,10 @@ pub async fn run(cli: &Cli, cmd: &StorageCmd) -> ExitCode {
     let Some(path) = from.strip_prefix("sqlite:") else {
         return usage(format!("--from `{from}` must be sqlite:PATH"));
     };
-    let from = Path::new(path).to_path_buf();
+    let from = match crate::storage::migrate::Source::at(Path::new(path)) {
+        Ok(s) => s,
+        Err(m) => return usage(format!("--from: {m}")),
+    };
     let cfg = match super::load(cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -58,17 +67,19 @@ pub async fn run(cli: &Cli, cmd: &StorageCmd) -> ExitCode {
     };
     let shown = target.to_string();
     let done = tokio::task::spawn_blocking(move || {
-        crate::release::ledger::copy::sqlite_to_postgres(&from, &target)
+        crate::storage::migrate::sqlite_to_postgres(&from, &target)
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     match done {
-        Ok(c) => {
-            println!(
-                "copied {} releases and {} audit rows to {shown}",
-                c.copy.releases, c.copy.audit_rows
-            );
-            println!("{}", c.copy);
+        Ok(m) => {
+            println!("copied into {shown}:");
+            for s in &m.stores {
+                println!("{s}");
+            }
+            if let Some(v) = &m.ledger {
+                println!("{v}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -8,6 +8,7 @@
 //! (`schedule::FiredStore`). With PostgreSQL, the leadership among servers is `leader.rs`.
 
 pub mod leader;
+pub mod migrate;
 pub mod pg;
 
 use std::path::{Path, PathBuf};

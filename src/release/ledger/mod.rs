@@ -17,7 +17,6 @@ use super::lifecycle::{self, Status};
 use crate::storage::LedgerAt;
 
 pub mod chain;
-pub mod copy;
 pub mod pg;
 pub mod sqlite;
 pub use chain::{Row as TamperRow, Tamper, Verified, VerifyError};

@@ -134,21 +134,6 @@ impl PgLedger {
         })
     }
 
-    /// Runs `f` in one transaction, without the write lock (the caller takes what it needs).
-    pub(crate) fn write_raw<T: Send>(
-        &self,
-        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error> + Send,
-    ) -> Result<T, String> {
-        self.client
-            .with(|c| {
-                let mut tx = c.transaction()?;
-                let v = f(&mut tx)?;
-                tx.commit()?;
-                Ok(v)
-            })
-            .map_err(|e: postgres::Error| describe(&e))
-    }
-
     /// Runs raw SQL on this ledger's connection: for tests that play a foreign writer.
     #[doc(hidden)]
     pub fn batch_execute(&self, sql: &str) -> Result<(), LedgerError> {
