@@ -81,13 +81,7 @@ pub enum LockState {
     Follower(String),
 }
 
-/// A transient message in the corner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Toast {
-    pub text: String,
-    pub level: Level,
-    pub until: DateTime<Utc>,
-}
+pub use super::toast::Toast;
 
 /// The CSV preview.
 #[derive(Debug, Clone, Default)]
@@ -240,7 +234,7 @@ pub struct App {
     pub engine_watch: bool,
     /// Connected to a server (its queue can cancel deploys); false in local mode.
     pub remote: bool,
-    pub logs: super::logs::LogsState,
+    pub logs: super::tabs::logs::LogsState,
     pub release_detail: Option<ReleaseDetail>,
     pub releases_error: Option<String>,
     /// The first ledger row that fails verification: shown red in the status bar.
@@ -272,7 +266,6 @@ pub struct App {
     pub requests: super::request::Requests,
 }
 
-const TOAST_SECS: i64 = 4;
 /// Why an action is refused in read-only mode.
 pub const READONLY: &str =
     "read-only: started with --readonly (or ui.readonly = true); nothing can be changed from here";
@@ -439,14 +432,18 @@ impl App {
     }
 
     pub(crate) fn toast(&mut self, level: Level, text: impl Into<String>) {
-        self.toasts.push(Toast {
-            text: crate::sanitize::clean_max(&text.into(), 200),
-            level,
-            until: self.now + chrono::Duration::seconds(TOAST_SECS),
-        });
-        if self.toasts.len() > 3 {
-            self.toasts.remove(0);
-        }
+        super::toast::push(&mut self.toasts, self.now, level, text);
+    }
+
+    /// The Logs tab with the context its `update` needs.
+    fn logs_ctx(&mut self) -> (&mut super::tabs::logs::LogsState, super::tabs::Ctx<'_>) {
+        let ctx = super::tabs::Ctx {
+            size: self.size,
+            now: self.now,
+            toasts: &mut self.toasts,
+            requests: &mut self.requests,
+        };
+        (&mut self.logs, ctx)
     }
 
     fn group_mut(&mut self, name: &str) -> Option<&mut GroupRow> {
@@ -500,7 +497,11 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             minute_changed || before != app.toasts.len() || app.exporting()
         }
         Msg::Service(ev) => on_service(app, ev, &mut cmds),
-        Msg::Log(ev) => super::logs::on_event(app, ev),
+        Msg::Log(ev) => {
+            // Only the Logs tab shows log lines (and the sources' line counts).
+            let on_tab = app.tab == Tab::Logs;
+            app.logs.on_event(ev, &mut app.recall.log_source) && on_tab
+        }
         Msg::History {
             generation,
             history,
@@ -548,11 +549,11 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             hits,
         } => {
             app.requests.reply(Req::Search, generation, finished);
-            super::logs::on_search(app, generation, done, total, matches, finished, hits)
+            app.logs
+                .on_search(generation, done, total, matches, finished, hits)
         }
         Msg::MatchContext { generation, result } => {
-            app.requests.reply(Req::Context, generation, true)
-                && super::logs::on_context(app, result)
+            app.requests.reply(Req::Context, generation, true) && app.logs.on_context(result)
         }
         Msg::ReleaseDetail { generation, detail } => {
             let current = app.requests.reply(Req::Release, generation, true);
@@ -618,7 +619,7 @@ fn cancel_closed(app: &mut App, cmds: &mut Vec<Cmd>) {
                 .is_some_and(|f| f.generation == generation && !f.finished),
             Req::Context => matches!(
                 app.logs.match_view,
-                Some(super::logs::MatchView::Context { ctx: None, .. })
+                Some(super::tabs::logs::MatchView::Context { ctx: None, .. })
             ),
             Req::Release | Req::History => true,
         };
@@ -861,7 +862,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return command_key(app, k, cmds);
     }
     if app.tab == Tab::Logs && app.logs.search_input.is_some() && app.overlay.is_none() {
-        return super::logs::search_key(app, k, cmds);
+        let (logs, mut ctx) = app.logs_ctx();
+        cmds.extend(logs.search_key(k, &mut ctx));
+        return;
     }
     match app.overlay.take() {
         None => {}
@@ -871,7 +874,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return;
     };
     if app.tab == Tab::Logs && app.overlay.is_none() && is_logs_action(action) {
-        return super::logs::action(app, action, cmds);
+        let (logs, mut ctx) = app.logs_ctx();
+        cmds.extend(logs.update(action, &mut ctx));
+        return;
     }
     // Greyed keys answer with the server's reason instead of a dialog it would refuse.
     if let Some(reason) = app.refused(action) {
@@ -918,7 +923,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         Action::Close => {
             if app.tab == Tab::Logs {
-                super::logs::clear_search(app);
+                app.logs.clear_search();
             }
             app.filters.remove(&app.tab);
             if app.tab == Tab::Releases {
@@ -1163,7 +1168,7 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
         Command::Logs(source) => {
             app.tab = Tab::Logs;
             if let Some(s) = source
-                && !super::logs::select_named(app, &s)
+                && !app.logs.select_named(&s)
             {
                 let names: Vec<&str> = app.logs.sources.iter().map(|s| s.name.as_str()).collect();
                 app.toast(
@@ -1501,7 +1506,10 @@ fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
             let line = super::releases::list_offset(app, shown) + line;
             super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
         }
-        Tab::Logs => super::logs::source_at(app, x, y).map(|i| (Clicked::LogSource, i)),
+        Tab::Logs => app
+            .logs
+            .source_at(app.size, x, y)
+            .map(|i| (Clicked::LogSource, i)),
     }
 }
 
@@ -1510,8 +1518,8 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
         return false;
     }
     match m.kind {
-        MouseEventKind::ScrollDown if app.tab == Tab::Logs => super::logs::scroll(app, 3),
-        MouseEventKind::ScrollUp if app.tab == Tab::Logs => super::logs::scroll(app, -3),
+        MouseEventKind::ScrollDown if app.tab == Tab::Logs => app.logs.scroll(3, app.size),
+        MouseEventKind::ScrollUp if app.tab == Tab::Logs => app.logs.scroll(-3, app.size),
         MouseEventKind::ScrollDown => move_sel(app, 1),
         MouseEventKind::ScrollUp => move_sel(app, -1),
         MouseEventKind::Down(MouseButton::Left) => {
@@ -1531,7 +1539,7 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
                         app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
                     }
                     Clicked::Release => app.release_sel = index,
-                    Clicked::LogSource => super::logs::click_source(app, index),
+                    Clicked::LogSource => app.logs.click_source(index),
                 }
             } else {
                 return false;

@@ -290,7 +290,7 @@ impl Effects {
                 });
                 let results = self.results.clone();
                 self.tracker.spawn_blocking(move || {
-                    super::logs::search_task(&spec, &pattern, generation, &flag, &results);
+                    super::tabs::logs::search_task(&spec, &pattern, generation, &flag, &results);
                     done.cancel();
                 });
             }
@@ -302,7 +302,7 @@ impl Effects {
                 let results = self.results.clone();
                 let cancel = self.token(Req::Context);
                 self.tracker.spawn_blocking(move || {
-                    let result = super::logs::context_task(&spec, offset);
+                    let result = super::tabs::logs::context_task(&spec, offset);
                     let msg = Msg::MatchContext { generation, result };
                     send_unless_cancelled(&results, msg, &cancel);
                 });

@@ -8,8 +8,6 @@ pub mod event_loop;
 mod fixture;
 pub mod keymap;
 pub mod layout;
-pub mod log_rows;
-pub mod logs;
 pub mod memory;
 pub mod msg;
 pub mod releases;
@@ -17,10 +15,12 @@ pub mod request;
 #[cfg(test)]
 mod svg;
 pub mod tab;
+pub mod tabs;
 mod terminal;
 #[cfg(test)]
 mod tests;
 pub mod theme;
+pub mod toast;
 pub mod view;
 
 use std::path::Path;
@@ -49,7 +49,7 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     let mut app = App::new(groups, jobs, cfg.export.dir.clone(), Utc::now());
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     app.local = *chrono::Local::now().offset();
-    app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
+    app.logs.max_lines = cfg.logs.max_lines.unwrap_or(tabs::logs::MAX_LINES).max(100);
     app.ui_notify = cfg.ui.notify;
     app.readonly = cfg.ui.readonly;
     app.palette = theme::named(&cfg.ui.theme).unwrap_or_default();

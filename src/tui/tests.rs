@@ -1062,7 +1062,7 @@ mod logs {
         assert_eq!(shown(&app).len(), 40);
         // An upper-case letter makes the search case-sensitive.
         assert!(
-            !crate::tui::logs::smart_regex("User")
+            !crate::tui::tabs::logs::smart_regex("User")
                 .unwrap()
                 .is_match("user")
         );
@@ -1306,7 +1306,7 @@ mod logs {
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let cancel = std::sync::atomic::AtomicBool::new(false);
-        crate::tui::logs::search_task(spec, pattern, *generation, &cancel, &tx);
+        crate::tui::tabs::logs::search_task(spec, pattern, *generation, &cancel, &tx);
         drop(tx);
         while let Ok(msg) = rx.try_recv() {
             update(&mut app, msg);
@@ -1338,7 +1338,7 @@ mod logs {
             &mut app,
             Msg::MatchContext {
                 generation: *generation,
-                result: crate::tui::logs::context_task(spec, *offset),
+                result: crate::tui::tabs::logs::context_task(spec, *offset),
             },
         );
         let screen = render(&app);
@@ -1378,7 +1378,7 @@ mod logs {
     /// Whether line `i` of source `s` shows, read from the lines: its message (the line at
     /// or before it that is not a continuation, to the next such line) passes the level by
     /// its head and the search by any of its lines; folded, only heads show.
-    fn shows_naive(logs: &super::super::logs::LogsState, s: usize, i: usize) -> bool {
+    fn shows_naive(logs: &super::super::tabs::logs::LogsState, s: usize, i: usize) -> bool {
         let lines = &logs.sources[s].lines;
         let head = (0..=i).rev().find(|&k| k == 0 || !lines[k].cont).unwrap();
         let end = (i + 1..lines.len())
@@ -1444,7 +1444,7 @@ mod logs {
                     app.logs.regex = ["7", "1", ""][rnd(3) as usize]
                         .chars()
                         .next()
-                        .map(|c| super::super::logs::smart_regex(&c.to_string()).unwrap())
+                        .map(|c| super::super::tabs::logs::smart_regex(&c.to_string()).unwrap())
                 }
                 _ => {
                     let id = rnd(5) as usize;
@@ -1480,7 +1480,7 @@ mod logs {
                 }
             }
             let cached = app.logs.visible().to_vec();
-            let fresh = super::super::log_rows::RowsCache::default()
+            let fresh = super::super::tabs::logs::rows::RowsCache::default()
                 .get(&app.logs)
                 .to_vec();
             assert_eq!(cached, fresh, "step {step}");

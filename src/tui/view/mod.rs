@@ -2,7 +2,6 @@
 
 mod exports;
 mod format;
-mod logs;
 mod overlays;
 mod releases;
 mod schedules;
@@ -24,37 +23,37 @@ pub use format::{bytes, sparkline};
 /// Styles by role, from the palette of `ui.theme`; they honour `NO_COLOR` (modifiers
 /// stay, colours go).
 pub(crate) struct Theme<'a> {
-    color: bool,
-    palette: &'a super::theme::Palette,
+    pub(crate) color: bool,
+    pub(crate) palette: &'a super::theme::Palette,
 }
 
 impl Theme<'_> {
-    fn fg(&self, c: Color) -> Style {
+    pub(crate) fn fg(&self, c: Color) -> Style {
         if self.color {
             Style::new().fg(c)
         } else {
             Style::new()
         }
     }
-    fn ok(&self) -> Style {
+    pub(crate) fn ok(&self) -> Style {
         self.fg(self.palette.ok)
     }
-    fn bad(&self) -> Style {
+    pub(crate) fn bad(&self) -> Style {
         self.fg(self.palette.bad).add_modifier(Modifier::BOLD)
     }
-    fn busy(&self) -> Style {
+    pub(crate) fn busy(&self) -> Style {
         self.fg(self.palette.busy)
     }
-    fn dim(&self) -> Style {
+    pub(crate) fn dim(&self) -> Style {
         self.fg(self.palette.dim)
     }
-    fn selected(&self) -> Style {
+    pub(crate) fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
     }
-    fn title(&self) -> Style {
+    pub(crate) fn title(&self) -> Style {
         self.fg(self.palette.title).add_modifier(Modifier::BOLD)
     }
-    fn badge(&self) -> Style {
+    pub(crate) fn badge(&self) -> Style {
         if self.color {
             Style::new()
                 .bg(self.palette.badge)
@@ -64,7 +63,7 @@ impl Theme<'_> {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         }
     }
-    fn tone(&self, t: super::releases::Tone) -> Style {
+    pub(crate) fn tone(&self, t: super::releases::Tone) -> Style {
         use super::releases::Tone;
         match t {
             Tone::Plain => Style::new(),
@@ -101,7 +100,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Tab::Exports => exports::draw(f, app, &theme),
         Tab::Schedules => schedules::draw(f, app, &theme),
         Tab::Releases => releases::draw(f, app, &theme),
-        Tab::Logs => logs::draw(f, app, &theme),
+        Tab::Logs => super::tabs::logs::view::draw(f, &app.logs, app.size, &theme),
     }
     draw_status(f, app, &theme, status);
     overlays::draw(f, app, &theme);
