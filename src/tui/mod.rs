@@ -10,6 +10,7 @@ pub mod keymap;
 pub mod layout;
 pub mod memory;
 pub mod msg;
+pub mod overlay;
 pub mod releases;
 pub mod request;
 #[cfg(test)]
