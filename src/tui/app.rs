@@ -11,12 +11,12 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::keymap::{Action, action_for};
 use super::layout;
-use super::msg::{Cmd, HistoryView, Level, Msg, ReleaseDetail, SavedExport};
+use super::msg::{Cmd, HistoryView, Level, Msg, SavedExport};
 use super::request::Req;
 use super::tab::{Scope, Tab};
+use super::tabs::ctx;
 use crate::events::Event;
 use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
-use crate::release::Release;
 use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
 
 /// What a group is doing.
@@ -125,33 +125,16 @@ pub struct App {
     /// The release and log source to select when they arrive (remembered from last run).
     pub recall: super::memory::Memory,
     pub lock: LockState,
-    pub releases: Vec<Release>,
-    /// The Releases tab's list, ordered when the releases, the filter or the services
-    /// change (`releases::reorder`); `release_sel` indexes its rows.
-    pub release_order: super::releases::ReleaseOrder,
-    pub release_sel: usize,
-    /// The details pane's scroll: (release id, first line).
-    pub release_scroll: (i64, usize),
-    /// The configured release services, in config order (the tab's groups).
-    pub service_names: Vec<String>,
-    /// The engine is watched (swarm deployer with services): a service without live state
-    /// is still being read, not a command-deployer service.
-    pub engine_watch: bool,
     /// Connected to a server (its queue can cancel deploys); false in local mode.
     pub remote: bool,
     pub logs: super::tabs::logs::LogsState,
-    pub release_detail: Option<ReleaseDetail>,
-    pub releases_error: Option<String>,
+    pub releases: super::tabs::releases::ReleasesState,
     /// The first ledger row that fails verification: shown red in the status bar.
     pub ledger_tampered: Option<String>,
-    /// The engine's live state of each configured service (Swarm deployer).
-    pub services: std::sync::Arc<Vec<crate::release::engine::ServiceLive>>,
     pub testops: Option<Result<(), String>>,
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
     pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
-    /// Deploys and rollbacks the server runs or has queued (empty in local mode).
-    pub work: Vec<crate::server::hub::WorkInfo>,
     /// Connected to a server: the actions it refuses us, with its sentence (empty in local
     /// mode, where the desk checks `releases.approvers` itself).
     pub refusals: std::collections::BTreeMap<String, String>,
@@ -183,7 +166,7 @@ impl App {
             return Some(READONLY);
         }
         if action == super::keymap::Action::CancelDeploy && !self.remote {
-            return Some(super::releases::LOCAL_CANCEL);
+            return Some(super::tabs::releases::LOCAL_CANCEL);
         }
         super::keymap::server_action(action)
             .and_then(|name| self.refusals.get(name))
@@ -235,22 +218,13 @@ impl App {
             palette: Default::default(),
             recall: Default::default(),
             lock: LockState::Unknown,
-            releases: vec![],
-            release_order: Default::default(),
-            release_sel: 0,
-            release_scroll: (0, 0),
-            service_names: vec![],
-            engine_watch: false,
+            releases: Default::default(),
             remote: false,
             logs: Default::default(),
-            release_detail: None,
-            releases_error: None,
             ledger_tampered: None,
-            services: Default::default(),
             testops: None,
             disk_free: None,
             sessions: None,
-            work: Vec::new(),
             refusals: Default::default(),
             may_approve: true,
             ui_notify: false,
@@ -270,6 +244,7 @@ impl App {
             return 0;
         }
         self.releases
+            .list
             .iter()
             .filter(|r| r.status == crate::release::Status::ManualTesting)
             .count()
@@ -288,7 +263,7 @@ impl App {
     /// True while something on screen moves by itself (gauge, countdown, toast, a deploy
     /// whose progress the Releases tab shows).
     pub fn animating(&self) -> bool {
-        self.exporting() || !self.toasts.is_empty() || super::releases::watching_deploy(self)
+        self.exporting() || !self.toasts.is_empty() || self.releases.watching_deploy(self.tab)
     }
 
     /// The filter of the current tab.
@@ -340,17 +315,6 @@ impl App {
         super::toast::push(&mut self.toasts, self.now, level, text);
     }
 
-    /// The Logs tab with the context its `update` needs.
-    fn logs_ctx(&mut self) -> (&mut super::tabs::logs::LogsState, super::tabs::Ctx<'_>) {
-        let ctx = super::tabs::Ctx {
-            size: self.size,
-            now: self.now,
-            toasts: &mut self.toasts,
-            requests: &mut self.requests,
-        };
-        (&mut self.logs, ctx)
-    }
-
     fn group_mut(&mut self, name: &str) -> Option<&mut GroupRow> {
         self.groups.iter_mut().find(|g| g.name == name)
     }
@@ -383,7 +347,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
         Msg::Mouse(m) => {
             let changed = on_mouse(app, m);
             if changed && app.tab == Tab::Releases {
-                super::releases::follow_selection(app, &mut cmds);
+                app.releases.follow_selection(&mut ctx!(app), &mut cmds);
             }
             changed
         }
@@ -396,8 +360,8 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             app.now = now;
             let before = app.toasts.len();
             app.toasts.retain(|t| t.until > now);
-            if super::releases::watching_deploy(app) {
-                super::releases::refresh_selected(app, &mut cmds);
+            if app.releases.watching_deploy(app.tab) {
+                app.releases.refresh_selected(&mut ctx!(app), &mut cmds);
             }
             minute_changed || before != app.toasts.len() || app.exporting()
         }
@@ -463,8 +427,8 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
         Msg::ReleaseDetail { generation, detail } => {
             let current = app.requests.reply(Req::Release, generation, true);
             if current {
-                app.release_detail = Some(detail);
-                super::releases::detail_arrived(app, &mut cmds);
+                app.releases.detail = Some(detail);
+                app.releases.detail_arrived(&mut ctx!(app), &mut cmds);
             }
             current
         }
@@ -542,10 +506,17 @@ pub fn load_history(app: &mut App) -> Cmd {
     }
 }
 
+/// Orders the Releases tab's list again for its current filter, keeping the selection.
+pub(crate) fn reorder_releases(app: &mut App) {
+    let filter = app.filters.get(&Tab::Releases).map(String::as_str);
+    app.releases.reorder(filter);
+}
+
 /// The desktop notification's text: the newest waiting release.
 fn alert_text(app: &App, waiting: usize) -> String {
     let newest = app
         .releases
+        .list
         .iter()
         .filter(|r| r.status == crate::release::Status::ManualTesting)
         .max_by_key(|r| r.id);
@@ -686,23 +657,29 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
             );
         }
         Event::JobFinished { .. } => cmds.push(load_history(app)),
-        Event::Releases(list) => super::releases::apply_list(app, list, cmds),
-        Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
+        Event::Releases(list) => {
+            app.releases
+                .apply_list(list, &mut app.recall.release, &mut ctx!(app), cmds)
+        }
+        Event::ReleasesUnavailable(e) => app.releases.error = Some(e),
         Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
-        Event::Services(s) => return super::releases::apply_services(app, s),
+        Event::Services(s) => {
+            let filter = app.filters.get(&Tab::Releases).map(String::as_str);
+            return app.releases.apply_services(s, filter);
+        }
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))
         }
         Event::DiskFree(b) => app.disk_free = Some(b),
         Event::Notice(text) => app.toast(Level::Info, text),
         Event::Sessions(list) => app.sessions = Some(list),
-        Event::Work(work) => app.work = work,
+        Event::Work(work) => app.releases.work = work,
         Event::DeployProgress { id, line } => {
             // The details pane shows the deploy log as it grows.
-            match app.release_detail.as_mut() {
+            match app.releases.detail.as_mut() {
                 Some(d) if d.id == id => {
                     d.log.push(line);
-                    let extra = d.log.len().saturating_sub(super::releases::LOG_LINES);
+                    let extra = d.log.len().saturating_sub(super::tabs::releases::LOG_LINES);
                     d.log.drain(..extra);
                 }
                 _ => return false,
@@ -767,8 +744,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return command_key(app, k, cmds);
     }
     if app.tab == Tab::Logs && app.logs.search_input.is_some() && app.overlay.is_none() {
-        let (logs, mut ctx) = app.logs_ctx();
-        cmds.extend(logs.search_key(k, &mut ctx));
+        cmds.extend(app.logs.search_key(k, &mut ctx!(app)));
         return;
     }
     match app.overlay.take() {
@@ -779,8 +755,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return;
     };
     if app.tab == Tab::Logs && app.overlay.is_none() && is_logs_action(action) {
-        let (logs, mut ctx) = app.logs_ctx();
-        cmds.extend(logs.update(action, &mut ctx));
+        cmds.extend(app.logs.update(action, &mut ctx!(app)));
         return;
     }
     // Greyed keys answer with the server's reason instead of a dialog it would refuse.
@@ -815,7 +790,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             app.filter_input = Some(Input::default());
             app.filters.remove(&app.tab);
             if app.tab == Tab::Releases {
-                super::releases::reorder(app);
+                reorder_releases(app);
             }
         }
         Action::Command => app.command = Some(Default::default()),
@@ -832,7 +807,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             }
             app.filters.remove(&app.tab);
             if app.tab == Tab::Releases {
-                super::releases::reorder(app);
+                reorder_releases(app);
             }
         }
         Action::Export => {
@@ -843,7 +818,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::ExportAll => cmds.push(Cmd::Export(
             app.groups.iter().map(|g| g.name.clone()).collect(),
         )),
-        Action::Open if app.tab == Tab::Releases => super::releases::action(app, action),
+        Action::Open if app.tab == Tab::Releases => app.releases.action(action, &mut ctx!(app)),
         Action::Open => {
             if let Some(f) = app.selected_file() {
                 let path = f.path.clone();
@@ -936,7 +911,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::NextService
         | Action::PrevService
         | Action::ScrollDown
-        | Action::ScrollUp => super::releases::action(app, action),
+        | Action::ScrollUp => app.releases.action(action, &mut ctx!(app)),
         Action::Search
         | Action::NextMatch
         | Action::PrevMatch
@@ -955,7 +930,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::MatchList => {}
     }
     if app.tab == Tab::Releases {
-        super::releases::follow_selection(app, cmds);
+        app.releases.follow_selection(&mut ctx!(app), cmds);
     }
 }
 
@@ -1064,11 +1039,11 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
         Command::Releases(service) => {
             app.tab = Tab::Releases;
             if let Some(s) = service
-                && !super::releases::select_service(app, &s)
+                && !app.releases.select_service(&s)
             {
                 app.toast(Level::Error, format!("no service {s} in the list"));
             }
-            super::releases::follow_selection(app, cmds);
+            app.releases.follow_selection(&mut ctx!(app), cmds);
         }
         Command::Logs(source) => {
             app.tab = Tab::Logs;
@@ -1090,9 +1065,9 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
             }
             app.file_sel = 0;
             app.job_sel = 0;
-            app.release_sel = 0;
+            app.releases.sel = 0;
             if app.tab == Tab::Releases {
-                super::releases::reorder(app);
+                reorder_releases(app);
             }
         }
         Command::Export(groups) => match app.refused(Action::Export) {
@@ -1104,19 +1079,19 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
         },
         Command::Release { action, id, tag } => {
             app.tab = Tab::Releases;
-            if !super::releases::select_id(app, id) {
+            if !app.releases.select_id(id, &mut ctx!(app)) {
                 app.toast(Level::Error, format!("no release {id}"));
                 return;
             }
-            super::releases::follow_selection(app, cmds);
+            app.releases.follow_selection(&mut ctx!(app), cmds);
             if let Some(reason) = app.refused(action) {
                 let reason = crate::sanitize::clean_max(reason, 200);
                 app.toast(Level::Error, reason);
                 return;
             }
             match tag {
-                Some(to) => super::releases::rollback_to(app, &to),
-                None => super::releases::action(app, action),
+                Some(to) => app.releases.rollback_to(&to, &mut ctx!(app)),
+                None => app.releases.action(action, &mut ctx!(app)),
             }
         }
         Command::Help => {
@@ -1154,14 +1129,14 @@ fn filter_key(app: &mut App, k: KeyEvent) {
             app.filters.insert(app.tab, value);
             app.file_sel = 0;
             app.job_sel = 0;
-            app.release_sel = 0;
+            app.releases.sel = 0;
         }
     }
     if app.tab == Tab::Releases {
         let typed = !matches!(k.code, KeyCode::Enter | KeyCode::Esc);
-        super::releases::reorder(app);
+        reorder_releases(app);
         if typed {
-            app.release_sel = 0;
+            app.releases.sel = 0;
         }
     }
 }
@@ -1237,7 +1212,7 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
         | Overlay::Reject { .. }
         | Overlay::RollbackPick { .. }
         | Overlay::RollbackConfirm { .. }
-        | Overlay::ReleaseInfo { .. }) => super::releases::overlay_key(app, o, k, cmds),
+        | Overlay::ReleaseInfo { .. }) => app.releases.overlay_key(o, k, &mut ctx!(app), cmds),
     };
     app.overlay = keep;
 }
@@ -1370,8 +1345,8 @@ fn move_sel(app: &mut App, delta: i64) {
             (&mut app.job_sel, len)
         }
         (Tab::Releases, _) => {
-            let len = super::releases::ordered(app).len();
-            (&mut app.release_sel, len)
+            let len = app.releases.ordered().len();
+            (&mut app.releases.sel, len)
         }
         _ => return,
     };
@@ -1405,11 +1380,13 @@ fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
             layout::table_row_at(jobs, app.job_sel, x, y).map(|i| (Clicked::Job, i))
         }
         Tab::Releases => {
-            let list = layout::releases(app.size, super::releases::list_lines(app)).list;
+            let list = layout::releases(app.size, app.releases.list_lines()).list;
             let line = layout::line_at(list, x, y)?;
             let shown = layout::table_rows(list);
-            let line = super::releases::list_offset(app, shown) + line;
-            super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
+            let line = app.releases.list_offset(shown) + line;
+            app.releases
+                .row_at_line(line)
+                .map(|r| (Clicked::Release, r))
         }
         Tab::Logs => app
             .logs
@@ -1443,7 +1420,7 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
                     Clicked::Job => {
                         app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
                     }
-                    Clicked::Release => app.release_sel = index,
+                    Clicked::Release => app.releases.sel = index,
                     Clicked::LogSource => app.logs.click_source(index),
                 }
             } else {

@@ -71,7 +71,7 @@ pub fn of(app: &App) -> Memory {
             .get(app.job_sel)
             .and_then(|&i| app.jobs.get(i))
             .map(|j| j.name.clone()),
-        release: super::releases::selected(app).map(|r| r.id),
+        release: app.releases.selected().map(|r| r.id),
         log_source: app.logs.sources.get(app.logs.sel).map(|s| s.name.clone()),
     }
 }
@@ -148,7 +148,7 @@ mod tests {
             &mut app,
             crate::tui::msg::Msg::Service(crate::events::Event::Releases(fixture::releases())),
         );
-        assert_eq!(crate::tui::releases::selected(&app).map(|r| r.id), Some(6));
+        assert_eq!(app.releases.selected().map(|r| r.id), Some(6));
         assert_eq!(of(&app).release, Some(6));
         assert_eq!(of(&app).tab, Some(Tab::Releases));
     }

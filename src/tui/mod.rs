@@ -11,7 +11,6 @@ pub mod layout;
 pub mod memory;
 pub mod msg;
 pub mod overlay;
-pub mod releases;
 pub mod request;
 #[cfg(test)]
 mod svg;
@@ -54,16 +53,16 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     app.ui_notify = cfg.ui.notify;
     app.readonly = cfg.ui.readonly;
     app.palette = theme::named(&cfg.ui.theme).unwrap_or_default();
-    app.service_names = cfg
+    app.releases.service_names = cfg
         .releases
         .services
         .iter()
         .map(|s| s.name.clone())
         .collect();
-    app.engine_watch = cfg.releases.deployer == crate::config::DeployerKind::Swarm
+    app.releases.engine_watch = cfg.releases.deployer == crate::config::DeployerKind::Swarm
         && !cfg.releases.services.is_empty();
     // The configured services show (with their live state) before any release does.
-    releases::reorder(&mut app);
+    app::reorder_releases(&mut app);
     app
 }
 

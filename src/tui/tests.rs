@@ -540,12 +540,13 @@ fn no_color_keeps_modifiers_but_drops_colours() {
 mod releases {
     use super::*;
     use crate::tui::msg::ReleaseDetail;
-    use crate::tui::releases::{Section, ordered};
+    use crate::tui::tabs::releases::Section;
 
     fn rows(app: &crate::tui::app::App) -> Vec<(Section, i64)> {
-        ordered(app)
+        app.releases
+            .ordered()
             .iter()
-            .map(|&(s, i)| (s, app.releases[i].id))
+            .map(|&(s, i)| (s, app.releases.list[i].id))
             .collect()
     }
 
@@ -565,7 +566,8 @@ mod releases {
             ]
         );
         let groups: Vec<(&str, std::ops::Range<usize>)> = app
-            .release_order
+            .releases
+            .order
             .groups
             .iter()
             .map(|g| (g.service.as_str(), g.rows.clone()))
@@ -792,7 +794,7 @@ mod releases {
         new.created_at = fixture::now() - chrono::Duration::hours(50);
         list.insert(0, new);
         update(&mut app, Msg::Service(Event::Releases(list)));
-        assert_eq!(crate::tui::releases::selected(&app).unwrap().id, 6);
+        assert_eq!(app.releases.selected().unwrap().id, 6);
         assert!(
             app.toasts
                 .last()
@@ -1681,7 +1683,6 @@ mod live {
     use crate::release::engine::{ServiceLive, TaskLive};
     use crate::tui::app::App;
     use crate::tui::msg::ReleaseDetail;
-    use crate::tui::releases::{compute, selected};
 
     fn services(app: &mut App, list: Vec<ServiceLive>) -> bool {
         update(app, Msg::Service(Event::Services(Arc::new(list)))).1
@@ -1707,10 +1708,10 @@ mod live {
 
     fn select(app: &mut App, id: i64) {
         update(app, key('g'));
-        while selected(app).map(|r| r.id) != Some(id) {
-            let before = app.release_sel;
+        while app.releases.selected().map(|r| r.id) != Some(id) {
+            let before = app.releases.sel;
             update(app, key('j'));
-            assert_ne!(before, app.release_sel, "release {id} not listed");
+            assert_ne!(before, app.releases.sel, "release {id} not listed");
         }
     }
 
@@ -1720,7 +1721,7 @@ mod live {
     fn a_queued_deploy_shows_what_it_waits_for_and_progress_lines_arrive_live() {
         use crate::server::hub::WorkInfo;
         let mut app = fixture::app_with_services((110, 30));
-        if let Some(r) = app.releases.iter_mut().find(|r| r.id == 5) {
+        if let Some(r) = app.releases.list.iter_mut().find(|r| r.id == 5) {
             r.status = Status::ManualTestPassed;
         }
         let work = |queued: bool| WorkInfo {
@@ -1753,7 +1754,7 @@ mod live {
         );
         assert!(changed);
         assert_eq!(
-            app.release_detail.as_ref().map(|d| d.log.clone()),
+            app.releases.detail.as_ref().map(|d| d.log.clone()),
             Some(vec!["web: 1/2 tasks on 2.3.2".to_string()])
         );
         // Another release's lines do not touch what is shown.
@@ -1766,7 +1767,7 @@ mod live {
         );
         assert!(!changed);
         // Many lines keep only the newest.
-        for i in 0..(crate::tui::releases::LOG_LINES + 5) {
+        for i in 0..(crate::tui::tabs::releases::LOG_LINES + 5) {
             update(
                 &mut app,
                 Msg::Service(Event::DeployProgress {
@@ -1775,11 +1776,11 @@ mod live {
                 }),
             );
         }
-        let log = &app.release_detail.as_ref().unwrap().log;
-        assert_eq!(log.len(), crate::tui::releases::LOG_LINES);
+        let log = &app.releases.detail.as_ref().unwrap().log;
+        assert_eq!(log.len(), crate::tui::tabs::releases::LOG_LINES);
         assert_eq!(
             log.last().map(String::as_str),
-            Some(format!("line {}", crate::tui::releases::LOG_LINES + 4).as_str())
+            Some(format!("line {}", crate::tui::tabs::releases::LOG_LINES + 4).as_str())
         );
     }
 
@@ -1841,7 +1842,7 @@ mod live {
     #[test]
     fn an_engine_that_does_not_answer_says_unknown_with_its_error_and_no_secret() {
         let mut app = fixture::app_on_releases((100, 30));
-        app.engine_watch = true;
+        app.releases.engine_watch = true;
         // Before the first read: said so, not "no live state".
         assert!(render(&app).contains("api  reading the engine…"));
         let error =
@@ -2119,7 +2120,7 @@ mod live {
         // api 0..3, web 3..5, worker 5..6
         let sel = |app: &mut App, k: char| {
             update(app, key(k));
-            app.release_sel
+            app.releases.sel
         };
         assert_eq!(sel(&mut app, ']'), 3);
         assert_eq!(sel(&mut app, ']'), 5);
@@ -2159,10 +2160,10 @@ mod live {
         let mut last = 0;
         for _ in 0..40 {
             update(&mut app, key('J'));
-            if app.release_scroll.1 == last {
+            if app.releases.scroll.1 == last {
                 break;
             }
-            last = app.release_scroll.1;
+            last = app.releases.scroll.1;
         }
         assert!(last > 0);
         let screen = render(&app);
@@ -2180,12 +2181,13 @@ mod live {
         ] {
             assert!(seen.contains(t), "{t}");
         }
-        assert_eq!(app.release_scroll, (7, 0), "K stops at the top");
+        assert_eq!(app.releases.scroll, (7, 0), "K stops at the top");
         // Another release starts at its top.
         update(&mut app, key('J'));
         update(&mut app, key('k'));
         assert_eq!(
-            crate::tui::releases::detail_scroll(&app, selected(&app).unwrap().id),
+            app.releases
+                .detail_scroll(app.releases.selected().unwrap().id),
             0
         );
     }
@@ -2231,11 +2233,17 @@ mod live {
     fn the_list_order_is_kept_current_and_follows_the_engines_services() {
         let mut app = fixture::app_on_releases((100, 30));
         let check = |app: &App, why: &str| {
-            assert_eq!(app.release_order, compute(app), "stale order after {why}");
+            assert_eq!(
+                app.releases.order,
+                app.releases
+                    .compute(app.filters.get(&Tab::Releases).map(String::as_str)),
+                "stale order after {why}"
+            );
         };
         check(&app, "the first list");
         let names = |app: &App| -> Vec<String> {
-            app.release_order
+            app.releases
+                .order
                 .groups
                 .iter()
                 .map(|g| g.service.clone())
@@ -2250,7 +2258,7 @@ mod live {
         check(&app, "new services");
         assert_eq!(names(&app), ["worker", "web", "api"]);
         assert_eq!(
-            selected(&app).unwrap().id,
+            app.releases.selected().unwrap().id,
             6,
             "the selection stays on its release"
         );
@@ -2275,8 +2283,8 @@ mod live {
         // A configured service with no release yet shows, with its live state.
         let mut app = fixture::app((100, 30));
         app.tab = Tab::Releases;
-        app.service_names = vec!["billing".into()];
-        crate::tui::releases::reorder(&mut app);
+        app.releases.service_names = vec!["billing".into()];
+        crate::tui::app::reorder_releases(&mut app);
         let mut billing = fixture::services()[0].clone();
         billing.service = "billing".into();
         billing.swarm_service = "billing".into();
@@ -2395,7 +2403,6 @@ mod requests {
     use super::*;
     use crate::export::preview::PreviewBatch;
     use crate::tui::msg::ReleaseDetail;
-    use crate::tui::releases::selected;
     use crate::tui::request::Req;
 
     fn batch(n: usize, done: bool) -> PreviewBatch {
@@ -2503,7 +2510,7 @@ mod requests {
                 .filter(|c| matches!(c, Cmd::LoadRelease { id: 6, .. }))
                 .count()
         };
-        while selected(&app).map(|r| r.id) != Some(6) {
+        while app.releases.selected().map(|r| r.id) != Some(6) {
             update(&mut app, key('j'));
         }
         assert!(app.requests.in_flight_for(Req::Release, 6));
@@ -2550,7 +2557,7 @@ mod requests {
             },
         );
         assert!(!changed);
-        assert!(app.release_detail.is_none());
+        assert!(app.releases.detail.is_none());
     }
 
     #[test]
@@ -2586,7 +2593,6 @@ mod requests {
 /// Issue 13: the keyboard and mouse habits of k9s.
 mod habits {
     use super::*;
-    use crate::tui::releases::selected;
 
     fn click(x: u16, y: u16) -> Msg {
         Msg::Mouse(MouseEvent {
@@ -2681,7 +2687,10 @@ mod habits {
         update(&mut app, code(KeyCode::Enter));
         assert_eq!(app.tab, Tab::Releases);
         assert!(app.command.is_none());
-        assert_eq!(selected(&app).map(|r| r.service_name.as_str()), Some("web"));
+        assert_eq!(
+            app.releases.selected().map(|r| r.service_name.as_str()),
+            Some("web")
+        );
         // An unknown command keeps the line open and says why.
         update(&mut app, key(':'));
         type_text(&mut app, "bogus");
@@ -2779,7 +2788,12 @@ mod habits {
         // api's releases follow: #9 at y 4, #6 at y 5.
         let (cmds, changed) = update(&mut app, click(10, 5));
         assert!(changed);
-        assert_eq!(selected(&app).map(|r| r.id), Some(6), "{}", render(&app));
+        assert_eq!(
+            app.releases.selected().map(|r| r.id),
+            Some(6),
+            "{}",
+            render(&app)
+        );
         assert!(
             cmds.iter()
                 .any(|c| matches!(c, Cmd::LoadRelease { id: 6, .. })),
@@ -2791,7 +2805,10 @@ mod habits {
             .position(|l| l.contains("  web "))
             .expect("web header") as u16;
         update(&mut app, click(10, web_y));
-        assert_eq!(selected(&app).map(|r| r.service_name.as_str()), Some("web"));
+        assert_eq!(
+            app.releases.selected().map(|r| r.service_name.as_str()),
+            Some("web")
+        );
         // Logs: the second source.
         update(&mut app, key('4'));
         for (id, name) in [(0, "app"), (1, "worker")] {

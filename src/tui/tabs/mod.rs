@@ -4,21 +4,50 @@
 //! goes back as `Cmd`s.
 
 pub mod logs;
+pub mod releases;
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
 use super::msg::Level;
+use super::overlay::Overlay;
 use super::request::Requests;
+use super::tab::Tab;
 use super::toast::Toast;
 
 /// What a tab's `update` may use outside its own state: the terminal size, the time, the
-/// toasts and the requests in flight.
+/// active tab, the toasts, the requests in flight, the overlay (a tab opens its dialogs
+/// there) and the tabs' filters.
 pub struct Ctx<'a> {
     pub size: (u16, u16),
     pub now: DateTime<Utc>,
+    /// The user's UTC offset, for local times.
+    pub local: chrono::FixedOffset,
+    pub tab: Tab,
     pub toasts: &'a mut Vec<Toast>,
     pub requests: &'a mut Requests,
+    pub overlay: &'a mut Option<Overlay>,
+    pub filters: &'a mut HashMap<Tab, String>,
 }
+
+/// The [`Ctx`] of an `App`, borrowing its shared fields only, so that a tab component
+/// (another field) can be borrowed beside it: `app.logs.update(action, &mut ctx!(app))`.
+macro_rules! ctx {
+    ($app:expr) => {
+        $crate::tui::tabs::Ctx {
+            size: $app.size,
+            now: $app.now,
+            local: $app.local,
+            tab: $app.tab,
+            toasts: &mut $app.toasts,
+            requests: &mut $app.requests,
+            overlay: &mut $app.overlay,
+            filters: &mut $app.filters,
+        }
+    };
+}
+pub(crate) use ctx;
 
 impl Ctx<'_> {
     /// Shows a toast.

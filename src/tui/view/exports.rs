@@ -73,7 +73,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let table = Table::new(rows, widths)
         .header(header)
         .block(Block::bordered().title(super::keys_title(
-            app,
+            &super::Shared::of(app),
             theme,
             focus(Pane::Groups),
             "Groups",

@@ -10,8 +10,8 @@ use super::Theme;
 use crate::tui::app::{App, CronEdit, DiffView, Overlay, Preview};
 use crate::tui::keymap::help_for;
 use crate::tui::layout;
-use crate::tui::releases::{TextLine, Tone, info_lines, wrap};
 use crate::tui::tab::Scope;
+use crate::tui::tabs::releases::{TextLine, Tone, wrap};
 use unicode_width::UnicodeWidthStr;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
@@ -194,7 +194,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             input,
             wrong,
         }) => {
-            let ok = crate::tui::releases::confirms(input.value(), service, swarm.as_deref());
+            let ok = crate::tui::tabs::releases::confirms(input.value(), service, swarm.as_deref());
             let names = match swarm {
                 Some(s) => format!("{service} (or {s})"),
                 None => service.clone(),
@@ -490,7 +490,7 @@ fn release_info(f: &mut Frame, app: &App, id: i64, top: usize, theme: &Theme, ar
     f.render_widget(Clear, area);
     let width = area.width.saturating_sub(2) as usize;
     let height = area.height.saturating_sub(2) as usize;
-    let lines = info_lines(app, id, width);
+    let lines = app.releases.info_lines(id, width, app.local);
     let top = top.min(lines.len().saturating_sub(height));
     let bottom = format!(
         " j/k PgDn/PgUp g/G scroll · Esc close · {}-{} of {} ",
@@ -500,7 +500,7 @@ fn release_info(f: &mut Frame, app: &App, id: i64, top: usize, theme: &Theme, ar
     );
     let shown: Vec<TextLine> = lines.into_iter().skip(top).take(height).collect();
     f.render_widget(
-        Paragraph::new(super::releases::text_lines(&shown, theme)).block(
+        Paragraph::new(crate::tui::tabs::releases::view::text_lines(&shown, theme)).block(
             Block::bordered()
                 .title(format!(" Release {id} "))
                 .title_bottom(Span::styled(bottom, theme.dim())),
@@ -511,7 +511,7 @@ fn release_info(f: &mut Frame, app: &App, id: i64, top: usize, theme: &Theme, ar
 
 /// "api (prod_api)" when the engine names the service otherwise.
 fn service_name(app: &App, service: &str) -> String {
-    match crate::tui::releases::live(app, service) {
+    match app.releases.live(service) {
         Some(s) if !s.swarm_service.is_empty() && s.swarm_service != service => {
             format!("{service} ({})", s.swarm_service)
         }
@@ -519,9 +519,9 @@ fn service_name(app: &App, service: &str) -> String {
     }
 }
 
-/// "  now  registry/api:v1.4.0  running 2/2 ✔": what the engine runs, from `app.services`.
+/// "  now  registry/api:v1.4.0  running 2/2 ✔": what the engine runs, from `app.releases.services`.
 fn now_line(app: &App, service: &str) -> TextLine {
-    let (text, tone) = crate::tui::releases::engine_runs(app, service);
+    let (text, tone) = app.releases.engine_runs(service);
     TextLine {
         tone,
         text: format!("  now  {text}"),

@@ -47,7 +47,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let title = match app.filters.get(&crate::tui::tab::Tab::Schedules) {
         Some(f) if !f.is_empty() => Line::from(Span::styled(format!(" Jobs /{f} "), theme.title())),
         _ => super::keys_title(
-            app,
+            &super::Shared::of(app),
             theme,
             theme.title(),
             "Jobs",
