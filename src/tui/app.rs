@@ -16,70 +16,11 @@ use super::request::Req;
 use super::tab::{Scope, Tab};
 use super::tabs::ctx;
 use crate::events::Event;
-use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
-use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
+use crate::export::{DirListing, ExportEvent};
+use crate::schedule::{CronSchedule, ScheduleEvent};
 
-/// What a group is doing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupStatus {
-    Idle,
-    Running {
-        attempt: u32,
-        max: u32,
-        stage: Stage,
-    },
-    Retrying {
-        attempt: u32,
-        max: u32,
-        at: DateTime<Utc>,
-        error: String,
-    },
-    Failed {
-        error: String,
-        at: DateTime<Utc>,
-    },
-    Saved {
-        at: DateTime<Utc>,
-    },
-}
-
-/// One configured group on the Exports tab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRow {
-    pub name: String,
-    pub status: GroupStatus,
-    /// Row counts of its last exports, oldest first (the sparkline).
-    pub trend: Vec<u64>,
-}
-
-/// One file of the export directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRow {
-    pub path: PathBuf,
-    pub group: String,
-    pub taken_at: DateTime<Utc>,
-    pub size: u64,
-}
-
-/// One scheduled job on the Schedules tab.
-#[derive(Debug, Clone)]
-pub struct JobRow {
-    pub name: String,
-    pub kind: JobKind,
-    pub schedule: CronSchedule,
-    pub paused: bool,
-    /// Newest first.
-    pub runs: Vec<RunRecord>,
-}
-
-/// Scheduler lock as this process sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockState {
-    Unknown,
-    Leader,
-    Follower(String),
-}
-
+pub use super::tabs::exports::{FileRow, GroupRow, GroupStatus};
+pub use super::tabs::schedules::{JobRow, LockState};
 pub use super::toast::Toast;
 
 pub use super::overlay::{CronEdit, DiffView, Overlay, Preview};
@@ -110,8 +51,6 @@ pub struct App {
     pub total_bytes: u64,
     pub rows_by_file: HashMap<PathBuf, u64>,
     pub run_attempts: HashMap<i64, u32>,
-    pub jobs: Vec<JobRow>,
-    pub job_sel: usize,
     pub filters: HashMap<Tab, String>,
     pub filter_input: Option<Input>,
     /// The `:` command line while it is open.
@@ -124,10 +63,12 @@ pub struct App {
     pub palette: super::theme::Palette,
     /// The release and log source to select when they arrive (remembered from last run).
     pub recall: super::memory::Memory,
-    pub lock: LockState,
     /// Connected to a server (its queue can cancel deploys); false in local mode.
     pub remote: bool,
     pub logs: super::tabs::logs::LogsState,
+    pub schedules: super::tabs::schedules::SchedulesState,
+    /// The scheduler lock as this process sees it (the status bar and the Schedules tab).
+    pub lock: LockState,
     pub releases: super::tabs::releases::ReleasesState,
     /// The first ledger row that fails verification: shown red in the status bar.
     pub ledger_tampered: Option<String>,
@@ -208,8 +149,6 @@ impl App {
             total_bytes: 0,
             rows_by_file: HashMap::new(),
             run_attempts: HashMap::new(),
-            jobs,
-            job_sel: 0,
             filters: HashMap::new(),
             filter_input: None,
             command: None,
@@ -217,10 +156,11 @@ impl App {
             readonly: false,
             palette: Default::default(),
             recall: Default::default(),
-            lock: LockState::Unknown,
             releases: Default::default(),
             remote: false,
             logs: Default::default(),
+            schedules: super::tabs::schedules::SchedulesState::new(jobs),
+            lock: LockState::Unknown,
             ledger_tampered: None,
             testops: None,
             disk_free: None,
@@ -294,14 +234,7 @@ impl App {
 
     /// Indexes of the jobs that pass the filter.
     pub fn visible_jobs(&self) -> Vec<usize> {
-        let f = self
-            .filters
-            .get(&Tab::Schedules)
-            .map(|s| s.to_lowercase())
-            .unwrap_or_default();
-        (0..self.jobs.len())
-            .filter(|&i| f.is_empty() || self.jobs[i].name.to_lowercase().contains(&f))
-            .collect()
+        self.schedules.visible(&self.filters)
     }
 
     /// The selected file, if any.
@@ -433,14 +366,12 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             current
         }
         Msg::Paused(set) => {
-            for j in &mut app.jobs {
-                j.paused = set.contains(&j.name);
-            }
+            app.schedules.set_paused(|name| set.contains(name));
             true
         }
         Msg::CronSaved { job, schedule } => {
             let expr = schedule.expr().to_string();
-            if let Some(j) = app.jobs.iter_mut().find(|j| j.name == job) {
+            if let Some(j) = app.schedules.jobs.iter_mut().find(|j| j.name == job) {
                 j.schedule = schedule;
             }
             app.toast(Level::Info, format!("{job}: schedule saved as `{expr}`"));
@@ -537,11 +468,7 @@ fn alert_text(app: &App, waiting: usize) -> String {
 }
 
 fn apply_history(app: &mut App, h: HistoryView) {
-    for job in &mut app.jobs {
-        if let Some(runs) = h.runs.get(&job.name) {
-            job.runs = runs.clone();
-        }
-    }
+    app.schedules.apply_runs(&h.runs);
     for g in &mut app.groups {
         let saved: Vec<&SavedExport> = h.saved.iter().filter(|s| s.group == g.name).collect();
         g.trend = saved.iter().rev().take(30).rev().map(|s| s.rows).collect();
@@ -692,13 +619,9 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
             }
             app.notify_failing = list;
         }
-        Event::Paused(set) => {
-            for j in &mut app.jobs {
-                j.paused = set.contains(&j.name);
-            }
-        }
+        Event::Paused(set) => app.schedules.set_paused(|name| set.contains(name)),
         Event::CronChanged { job, expr } => {
-            if let Some(j) = app.jobs.iter_mut().find(|j| j.name == job)
+            if let Some(j) = app.schedules.jobs.iter_mut().find(|j| j.name == job)
                 && let Ok(s) = CronSchedule::parse(&expr, Some(j.schedule.timezone()))
             {
                 j.schedule = s;
@@ -874,34 +797,9 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 app.toast(Level::Info, format!("copied {path}"));
             }
         }
-        Action::RunNow => {
-            if let Some(j) = selected_job(app) {
-                cmds.push(match j.kind {
-                    JobKind::Export => {
-                        Cmd::Export(app.groups.iter().map(|g| g.name.clone()).collect())
-                    }
-                    JobKind::Cleanup => Cmd::RunCleanup,
-                });
-            }
-        }
-        Action::Pause => {
-            if let Some(j) = selected_job(app) {
-                cmds.push(Cmd::SetPaused {
-                    job: j.name.clone(),
-                    paused: !j.paused,
-                });
-            }
-        }
-        Action::EditCron => {
-            if let Some(j) = selected_job(app) {
-                let input = Input::new(j.schedule.expr().to_string());
-                let check = check_cron(&j.schedule, input.value(), app.now);
-                app.overlay = Some(Overlay::EditCron(CronEdit {
-                    job: j.name.clone(),
-                    input,
-                    check,
-                }));
-            }
+        Action::RunNow | Action::Pause | Action::EditCron => {
+            let groups = app.groups.iter().map(|g| g.name.clone()).collect();
+            cmds.extend(app.schedules.update(action, &mut ctx!(app), groups));
         }
         Action::Approve
         | Action::Reject
@@ -964,20 +862,6 @@ fn is_logs_action(a: Action) -> bool {
             | Action::MatchList
             | Action::Open
     )
-}
-
-fn selected_job(app: &App) -> Option<&JobRow> {
-    app.visible_jobs().get(app.job_sel).map(|&i| &app.jobs[i])
-}
-
-fn check_cron(
-    current: &CronSchedule,
-    expr: &str,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, String> {
-    let s = CronSchedule::parse(expr, Some(current.timezone()))?;
-    s.next_after(now)
-        .ok_or_else(|| "this expression never runs".to_string())
 }
 
 /// Keys while the `:` command line is open: Enter runs, Tab completes, Up/Down recall,
@@ -1064,7 +948,7 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
                 app.filters.insert(app.tab, text);
             }
             app.file_sel = 0;
-            app.job_sel = 0;
+            app.schedules.sel = 0;
             app.releases.sel = 0;
             if app.tab == Tab::Releases {
                 reorder_releases(app);
@@ -1128,7 +1012,7 @@ fn filter_key(app: &mut App, k: KeyEvent) {
             let value = input.value().to_string();
             app.filters.insert(app.tab, value);
             app.file_sel = 0;
-            app.job_sel = 0;
+            app.schedules.sel = 0;
             app.releases.sel = 0;
         }
     }
@@ -1199,8 +1083,9 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
             }
             _ => {
                 e.input.handle_event(&crossterm::event::Event::Key(k));
-                if let Some(j) = app.jobs.iter().find(|j| j.name == e.job) {
-                    e.check = check_cron(&j.schedule, e.input.value(), app.now);
+                if let Some(j) = app.schedules.jobs.iter().find(|j| j.name == e.job) {
+                    e.check =
+                        super::tabs::schedules::check_cron(&j.schedule, e.input.value(), app.now);
                 }
                 Some(Overlay::EditCron(e))
             }
@@ -1342,7 +1227,7 @@ fn move_sel(app: &mut App, delta: i64) {
         }
         (Tab::Schedules, _) => {
             let len = app.visible_jobs().len();
-            (&mut app.job_sel, len)
+            (&mut app.schedules.sel, len)
         }
         (Tab::Releases, _) => {
             let len = app.releases.ordered().len();
@@ -1376,8 +1261,8 @@ fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
                 })
         }
         Tab::Schedules => {
-            let jobs = layout::schedules(app.size, app.jobs.len()).0;
-            layout::table_row_at(jobs, app.job_sel, x, y).map(|i| (Clicked::Job, i))
+            let jobs = layout::schedules(app.size, app.schedules.jobs.len()).0;
+            layout::table_row_at(jobs, app.schedules.sel, x, y).map(|i| (Clicked::Job, i))
         }
         Tab::Releases => {
             let list = layout::releases(app.size, app.releases.list_lines()).list;
@@ -1418,7 +1303,7 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
                         app.file_sel = index.min(app.visible_files().len().saturating_sub(1));
                     }
                     Clicked::Job => {
-                        app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
+                        app.schedules.sel = index.min(app.visible_jobs().len().saturating_sub(1))
                     }
                     Clicked::Release => app.releases.sel = index,
                     Clicked::LogSource => app.logs.click_source(index),

@@ -68,8 +68,8 @@ pub fn of(app: &App) -> Memory {
         group: app.groups.get(app.group_sel).map(|g| g.name.clone()),
         job: app
             .visible_jobs()
-            .get(app.job_sel)
-            .and_then(|&i| app.jobs.get(i))
+            .get(app.schedules.sel)
+            .and_then(|&i| app.schedules.jobs.get(i))
             .map(|j| j.name.clone()),
         release: app.releases.selected().map(|r| r.id),
         log_source: app.logs.sources.get(app.logs.sel).map(|s| s.name.clone()),
@@ -91,9 +91,9 @@ pub fn restore(app: &mut App, m: Memory) {
     if let Some(i) = m.job.and_then(|j| {
         app.visible_jobs()
             .iter()
-            .position(|&i| app.jobs.get(i).is_some_and(|x| x.name == j))
+            .position(|&i| app.schedules.jobs.get(i).is_some_and(|x| x.name == j))
     }) {
-        app.job_sel = i;
+        app.schedules.sel = i;
     }
     app.recall = Memory {
         release: m.release,

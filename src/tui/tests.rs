@@ -2578,7 +2578,10 @@ mod requests {
             },
         );
         assert!(!changed);
-        assert!(!app.jobs[0].runs.is_empty(), "the fixture's runs were kept");
+        assert!(
+            !app.schedules.jobs[0].runs.is_empty(),
+            "the fixture's runs were kept"
+        );
         let (_, changed) = update(
             &mut app,
             Msg::History {

@@ -3,8 +3,10 @@
 //! may touch outside its own state comes in a [`Ctx`], and what it asks the effects to do
 //! goes back as `Cmd`s.
 
+pub mod exports;
 pub mod logs;
 pub mod releases;
+pub mod schedules;
 
 use std::collections::HashMap;
 

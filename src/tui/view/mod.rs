@@ -3,7 +3,6 @@
 mod exports;
 pub(crate) mod format;
 mod overlays;
-mod schedules;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -134,7 +133,17 @@ pub fn draw(f: &mut Frame, app: &App) {
     draw_tabs(f, app, &theme, tabs);
     match app.tab {
         Tab::Exports => exports::draw(f, app, &theme),
-        Tab::Schedules => schedules::draw(f, app, &theme),
+        Tab::Schedules => {
+            let shared = Shared::of(app);
+            let view = super::tabs::schedules::view::View {
+                ss: &app.schedules,
+                shared: &shared,
+                groups: &app.groups,
+                lock: &app.lock,
+                run_attempts: &app.run_attempts,
+            };
+            super::tabs::schedules::view::draw(f, &view, &theme)
+        }
         Tab::Releases => {
             let shared = Shared::of(app);
             let view = super::tabs::releases::view::View {
