@@ -189,7 +189,7 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
     .await;
     // The watcher reports them; then copy the newest file's path.
     h.until(Duration::from_secs(10), "two files listed", |app| {
-        app.files.len() == 2
+        app.exports.files.len() == 2
     })
     .await;
     h.send(key('l'));

@@ -11,26 +11,19 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::keymap::{Action, action_for};
 use super::layout;
-use super::msg::{Cmd, HistoryView, Level, Msg, SavedExport};
+use super::msg::{Cmd, HistoryView, Level, Msg};
 use super::request::Req;
 use super::tab::{Scope, Tab};
 use super::tabs::ctx;
 use crate::events::Event;
-use crate::export::{DirListing, ExportEvent};
+use crate::export::ExportEvent;
 use crate::schedule::{CronSchedule, ScheduleEvent};
 
-pub use super::tabs::exports::{FileRow, GroupRow, GroupStatus};
+pub use super::tabs::exports::{FileRow, GroupRow, GroupStatus, Pane};
 pub use super::tabs::schedules::{JobRow, LockState};
 pub use super::toast::Toast;
 
 pub use super::overlay::{CronEdit, DiffView, Overlay, Preview};
-
-/// Which Exports pane has the selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Groups,
-    Files,
-}
 
 /// Everything the dashboard shows.
 #[derive(Debug, Clone)]
@@ -42,14 +35,7 @@ pub struct App {
     pub demo: bool,
     pub color: bool,
     pub size: (u16, u16),
-    pub export_dir: PathBuf,
-    pub groups: Vec<GroupRow>,
-    pub group_sel: usize,
-    pub files: Vec<FileRow>,
-    pub file_sel: usize,
-    pub pane: Pane,
-    pub total_bytes: u64,
-    pub rows_by_file: HashMap<PathBuf, u64>,
+    pub exports: super::tabs::exports::ExportsState,
     pub run_attempts: HashMap<i64, u32>,
     pub filters: HashMap<Tab, String>,
     pub filter_input: Option<Input>,
@@ -133,21 +119,7 @@ impl App {
             demo: false,
             color: true,
             size: (80, 24),
-            export_dir,
-            groups: groups
-                .into_iter()
-                .map(|name| GroupRow {
-                    name,
-                    status: GroupStatus::Idle,
-                    trend: vec![],
-                })
-                .collect(),
-            group_sel: 0,
-            files: vec![],
-            file_sel: 0,
-            pane: Pane::Groups,
-            total_bytes: 0,
-            rows_by_file: HashMap::new(),
+            exports: super::tabs::exports::ExportsState::new(groups, export_dir),
             run_attempts: HashMap::new(),
             filters: HashMap::new(),
             filter_input: None,
@@ -192,12 +164,7 @@ impl App {
 
     /// True while an export runs or waits to retry.
     pub fn exporting(&self) -> bool {
-        self.groups.iter().any(|g| {
-            matches!(
-                g.status,
-                GroupStatus::Running { .. } | GroupStatus::Retrying { .. }
-            )
-        })
+        self.exports.exporting()
     }
 
     /// True while something on screen moves by itself (gauge, countdown, toast, a deploy
@@ -213,23 +180,7 @@ impl App {
 
     /// Indexes of the files that pass the filter.
     pub fn visible_files(&self) -> Vec<usize> {
-        let f = self
-            .filters
-            .get(&Tab::Exports)
-            .map(|s| s.to_lowercase())
-            .unwrap_or_default();
-        (0..self.files.len())
-            .filter(|&i| {
-                f.is_empty() || {
-                    let file = &self.files[i];
-                    file.group.to_lowercase().contains(&f)
-                        || file
-                            .path
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().to_lowercase().contains(&f))
-                }
-            })
-            .collect()
+        self.exports.visible_files(&self.filters)
     }
 
     /// Indexes of the jobs that pass the filter.
@@ -239,17 +190,11 @@ impl App {
 
     /// The selected file, if any.
     pub fn selected_file(&self) -> Option<&FileRow> {
-        self.visible_files()
-            .get(self.file_sel)
-            .map(|&i| &self.files[i])
+        self.exports.selected_file(&self.filters)
     }
 
     pub(crate) fn toast(&mut self, level: Level, text: impl Into<String>) {
         super::toast::push(&mut self.toasts, self.now, level, text);
-    }
-
-    fn group_mut(&mut self, name: &str) -> Option<&mut GroupRow> {
-        self.groups.iter_mut().find(|g| g.name == name)
     }
 
     fn scope(&self) -> Scope {
@@ -261,10 +206,7 @@ impl App {
 
     /// The previous export of the selected file's group, for `D`.
     pub fn previous_of(&self, file: &FileRow) -> Option<&FileRow> {
-        self.files
-            .iter()
-            .filter(|f| f.group == file.group && f.taken_at < file.taken_at)
-            .max_by_key(|f| f.taken_at)
+        self.exports.previous_of(file)
     }
 }
 
@@ -469,93 +411,21 @@ fn alert_text(app: &App, waiting: usize) -> String {
 
 fn apply_history(app: &mut App, h: HistoryView) {
     app.schedules.apply_runs(&h.runs);
-    for g in &mut app.groups {
-        let saved: Vec<&SavedExport> = h.saved.iter().filter(|s| s.group == g.name).collect();
-        g.trend = saved.iter().rev().take(30).rev().map(|s| s.rows).collect();
-        if g.status == GroupStatus::Idle
-            && let Some(last) = saved.last()
-        {
-            g.status = GroupStatus::Saved { at: last.at };
-        }
-    }
-    app.rows_by_file = h.saved.into_iter().map(|s| (s.file, s.rows)).collect();
+    app.exports.apply_history(h.saved);
     app.run_attempts = h.attempts;
 }
 
 fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
     match ev {
-        Event::Export(e) => match e {
-            ExportEvent::Progress {
-                group,
-                attempt,
-                max_attempts,
-                stage,
-                ..
-            } => {
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Running {
-                        attempt,
-                        max: max_attempts,
-                        stage,
-                    };
-                }
-            }
-            ExportEvent::RetryScheduled {
-                group,
-                attempt,
-                max_attempts,
-                at,
-                error,
-                ..
-            } => {
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Retrying {
-                        attempt,
-                        max: max_attempts,
-                        at,
-                        error,
-                    };
-                }
-            }
-            ExportEvent::Saved {
-                group, path, rows, ..
-            } => {
-                let at = app.now;
+        Event::Export(ExportEvent::RunFinished { .. }) => cmds.push(load_history(app)),
+        Event::Export(e) => {
+            if matches!(e, ExportEvent::Saved { .. }) {
                 // A saved export proves TestOps answers, whatever the last probe said.
                 app.testops = Some(Ok(()));
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Saved { at };
-                    g.trend.push(rows);
-                    if g.trend.len() > 30 {
-                        g.trend.remove(0);
-                    }
-                }
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                app.rows_by_file.insert(path, rows);
-                app.toast(
-                    Level::Info,
-                    format!("{group}: saved {name} ({rows} test cases)"),
-                );
             }
-            ExportEvent::Failed { group, error, .. } => {
-                let at = app.now;
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Failed {
-                        error: error.clone(),
-                        at,
-                    };
-                }
-                app.toast(Level::Error, format!("{group}: export failed: {error}"));
-            }
-            ExportEvent::Skipped { group, reason } => {
-                app.toast(Level::Info, format!("{group}: {reason}"))
-            }
-            ExportEvent::RunFinished { .. } => cmds.push(load_history(app)),
-        },
-        Event::ExportDir(listing) => apply_listing(app, listing),
+            app.exports.on_event(e, &mut ctx!(app));
+        }
+        Event::ExportDir(listing) => app.exports.apply_listing(listing, &app.filters),
         Event::Schedule(s) => match s {
             ScheduleEvent::Leader => app.lock = LockState::Leader,
             ScheduleEvent::Follower { holder } => app.lock = LockState::Follower(holder),
@@ -631,27 +501,6 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
     true
 }
 
-fn apply_listing(app: &mut App, listing: DirListing) {
-    let selected = app.selected_file().map(|f| f.path.clone());
-    app.files = listing
-        .files
-        .into_iter()
-        .map(|f| FileRow {
-            path: f.path,
-            group: f.name.group,
-            taken_at: f.name.taken_at,
-            size: f.size,
-        })
-        .collect();
-    app.total_bytes = listing.total_bytes;
-    // Keep the selection on the same file when others come and go.
-    let visible = app.visible_files();
-    app.file_sel = selected
-        .and_then(|p| visible.iter().position(|&i| app.files[i].path == p))
-        .unwrap_or(app.file_sel)
-        .min(visible.len().saturating_sub(1));
-}
-
 fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     if k.kind == crossterm::event::KeyEventKind::Release {
         return;
@@ -706,8 +555,14 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::PageUp => move_sel(app, -(page as i64)),
         Action::Top => move_sel(app, i64::MIN / 2),
         Action::Bottom => move_sel(app, i64::MAX / 2),
-        Action::Left => app.pane = Pane::Groups,
-        Action::Right => app.pane = Pane::Files,
+        Action::Left
+        | Action::Right
+        | Action::Export
+        | Action::ExportAll
+        | Action::Diff
+        | Action::Delete
+        | Action::Pager
+        | Action::Copy => cmds.extend(app.exports.update(action, &mut ctx!(app))),
         // A new filter starts empty (k9s); Esc clears it, Enter keeps it.
         Action::Filter => {
             app.filter_input = Some(Input::default());
@@ -733,72 +588,10 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 reorder_releases(app);
             }
         }
-        Action::Export => {
-            if let Some(g) = app.groups.get(app.group_sel) {
-                cmds.push(Cmd::Export(vec![g.name.clone()]));
-            }
-        }
-        Action::ExportAll => cmds.push(Cmd::Export(
-            app.groups.iter().map(|g| g.name.clone()).collect(),
-        )),
         Action::Open if app.tab == Tab::Releases => app.releases.action(action, &mut ctx!(app)),
-        Action::Open => {
-            if let Some(f) = app.selected_file() {
-                let path = f.path.clone();
-                let generation = app.requests.start(Req::Preview);
-                app.overlay = Some(Overlay::Preview(Box::new(Preview {
-                    path: path.clone(),
-                    generation,
-                    ..Default::default()
-                })));
-                cmds.push(Cmd::Preview { path, generation });
-            } else {
-                app.toast(Level::Info, "no file selected");
-            }
-        }
-        Action::Diff => match app.selected_file() {
-            None => app.toast(Level::Info, "select a file (l) to compare"),
-            Some(f) => match app.previous_of(f) {
-                None => app.toast(
-                    Level::Info,
-                    format!("no earlier export of {} to compare with", f.group),
-                ),
-                Some(prev) => {
-                    let (old, new) = (prev.path.clone(), f.path.clone());
-                    let generation = app.requests.start(Req::Diff);
-                    app.overlay = Some(Overlay::Diff(Box::new(DiffView {
-                        old: old.clone(),
-                        new: new.clone(),
-                        result: None,
-                        top: 0,
-                    })));
-                    cmds.push(Cmd::Diff {
-                        old,
-                        new,
-                        generation,
-                    });
-                }
-            },
-        },
-        Action::Delete => {
-            if let Some(f) = app.selected_file() {
-                app.overlay = Some(Overlay::ConfirmDelete(f.path.clone()));
-            }
-        }
-        Action::Pager => {
-            if let Some(f) = app.selected_file() {
-                cmds.push(Cmd::Pager(f.path.clone()));
-            }
-        }
-        Action::Copy => {
-            if let Some(f) = app.selected_file() {
-                let path = f.path.display().to_string();
-                cmds.push(Cmd::Copy(path.clone()));
-                app.toast(Level::Info, format!("copied {path}"));
-            }
-        }
+        Action::Open => cmds.extend(app.exports.update(action, &mut ctx!(app))),
         Action::RunNow | Action::Pause | Action::EditCron => {
-            let groups = app.groups.iter().map(|g| g.name.clone()).collect();
+            let groups = app.exports.groups.iter().map(|g| g.name.clone()).collect();
             cmds.extend(app.schedules.update(action, &mut ctx!(app), groups));
         }
         Action::Approve
@@ -947,7 +740,7 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
             } else {
                 app.filters.insert(app.tab, text);
             }
-            app.file_sel = 0;
+            app.exports.file_sel = 0;
             app.schedules.sel = 0;
             app.releases.sel = 0;
             if app.tab == Tab::Releases {
@@ -1011,7 +804,7 @@ fn filter_key(app: &mut App, k: KeyEvent) {
             input.handle_event(&crossterm::event::Event::Key(k));
             let value = input.value().to_string();
             app.filters.insert(app.tab, value);
-            app.file_sel = 0;
+            app.exports.file_sel = 0;
             app.schedules.sel = 0;
             app.releases.sel = 0;
         }
@@ -1219,11 +1012,11 @@ fn jump_match(p: &mut Preview, forward: bool) {
 }
 
 fn move_sel(app: &mut App, delta: i64) {
-    let (sel, len) = match (app.tab, app.pane) {
-        (Tab::Exports, Pane::Groups) => (&mut app.group_sel, app.groups.len()),
+    let (sel, len) = match (app.tab, app.exports.pane) {
+        (Tab::Exports, Pane::Groups) => (&mut app.exports.group_sel, app.exports.groups.len()),
         (Tab::Exports, Pane::Files) => {
             let len = app.visible_files().len();
-            (&mut app.file_sel, len)
+            (&mut app.exports.file_sel, len)
         }
         (Tab::Schedules, _) => {
             let len = app.visible_jobs().len();
@@ -1253,11 +1046,12 @@ enum Clicked {
 fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
     match app.tab {
         Tab::Exports => {
-            let (groups, files) = layout::exports(app.size, app.groups.len());
-            layout::table_row_at(groups, app.group_sel, x, y)
+            let (groups, files) = layout::exports(app.size, app.exports.groups.len());
+            layout::table_row_at(groups, app.exports.group_sel, x, y)
                 .map(|i| (Clicked::Group, i))
                 .or_else(|| {
-                    layout::table_row_at(files, app.file_sel, x, y).map(|i| (Clicked::File, i))
+                    layout::table_row_at(files, app.exports.file_sel, x, y)
+                        .map(|i| (Clicked::File, i))
                 })
         }
         Tab::Schedules => {
@@ -1295,12 +1089,14 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
             } else if let Some((pane, index)) = row_at(app, m.column, m.row) {
                 match pane {
                     Clicked::Group => {
-                        app.pane = Pane::Groups;
-                        app.group_sel = index.min(app.groups.len().saturating_sub(1));
+                        app.exports.pane = Pane::Groups;
+                        app.exports.group_sel =
+                            index.min(app.exports.groups.len().saturating_sub(1));
                     }
                     Clicked::File => {
-                        app.pane = Pane::Files;
-                        app.file_sel = index.min(app.visible_files().len().saturating_sub(1));
+                        app.exports.pane = Pane::Files;
+                        app.exports.file_sel =
+                            index.min(app.visible_files().len().saturating_sub(1));
                     }
                     Clicked::Job => {
                         app.schedules.sel = index.min(app.visible_jobs().len().saturating_sub(1))

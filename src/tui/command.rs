@@ -204,7 +204,7 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
 }
 
 fn group_names(app: &App) -> Vec<String> {
-    app.groups.iter().map(|g| g.name.clone()).collect()
+    app.exports.groups.iter().map(|g| g.name.clone()).collect()
 }
 
 /// What may follow `words` (the words typed before the one being completed).

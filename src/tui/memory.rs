@@ -65,7 +65,11 @@ pub fn save(path: &Path, m: &Memory) -> std::io::Result<()> {
 pub fn of(app: &App) -> Memory {
     Memory {
         tab: Some(app.tab),
-        group: app.groups.get(app.group_sel).map(|g| g.name.clone()),
+        group: app
+            .exports
+            .groups
+            .get(app.exports.group_sel)
+            .map(|g| g.name.clone()),
         job: app
             .visible_jobs()
             .get(app.schedules.sel)
@@ -84,9 +88,9 @@ pub fn restore(app: &mut App, m: Memory) {
     }
     if let Some(i) = m
         .group
-        .and_then(|g| app.groups.iter().position(|x| x.name == g))
+        .and_then(|g| app.exports.groups.iter().position(|x| x.name == g))
     {
-        app.group_sel = i;
+        app.exports.group_sel = i;
     }
     if let Some(i) = m.job.and_then(|j| {
         app.visible_jobs()
@@ -143,7 +147,7 @@ mod tests {
             },
         );
         assert_eq!(app.tab, Tab::Releases);
-        assert_eq!(app.groups[app.group_sel].name, "UI");
+        assert_eq!(app.exports.groups[app.exports.group_sel].name, "UI");
         crate::tui::app::update(
             &mut app,
             crate::tui::msg::Msg::Service(crate::events::Event::Releases(fixture::releases())),

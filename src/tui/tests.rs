@@ -95,7 +95,10 @@ fn quitting_asks_while_an_export_runs() {
             },
         ),
     );
-    assert!(matches!(app.groups[0].status, GroupStatus::Running { .. }));
+    assert!(matches!(
+        app.exports.groups[0].status,
+        GroupStatus::Running { .. }
+    ));
     update(&mut app, key('q'));
     assert!(!app.quit && matches!(app.overlay, Some(Overlay::ConfirmQuit)));
     update(&mut app, key('n'));
@@ -119,7 +122,7 @@ fn quitting_asks_while_an_export_runs() {
 #[test]
 fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
     let mut app = fixture::app((80, 24));
-    let before = app.groups[0].trend.len();
+    let before = app.exports.groups[0].trend.len();
     let path = PathBuf::from("/srv/exports/testops_export_17_API_2026-11-23_09-41-00.csv");
     let (cmds, changed) = update(
         &mut app,
@@ -133,9 +136,12 @@ fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
         })),
     );
     assert!(changed && cmds.is_empty());
-    assert!(matches!(app.groups[0].status, GroupStatus::Saved { .. }));
-    assert_eq!(app.groups[0].trend.len(), before.min(29) + 1);
-    assert_eq!(app.rows_by_file[&path], 277);
+    assert!(matches!(
+        app.exports.groups[0].status,
+        GroupStatus::Saved { .. }
+    ));
+    assert_eq!(app.exports.groups[0].trend.len(), before.min(29) + 1);
+    assert_eq!(app.exports.rows_by_file[&path], 277);
     assert_eq!(app.toasts.len(), 1);
     update(
         &mut app,
@@ -147,7 +153,7 @@ fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
         })),
     );
     assert!(
-        matches!(&app.groups[1].status, GroupStatus::Failed { error, .. } if error == "HTTP 503")
+        matches!(&app.exports.groups[1].status, GroupStatus::Failed { error, .. } if error == "HTTP 503")
     );
     // A tick within the same minute with toasts alive redraws; after they fade, a tick in the
     // same minute with nothing moving does not.
@@ -186,7 +192,7 @@ fn filter_narrows_files_and_esc_clears_it() {
     assert!(
         app.visible_files()
             .iter()
-            .all(|&i| app.files[i].group == "UI")
+            .all(|&i| app.exports.files[i].group == "UI")
     );
     update(&mut app, code(KeyCode::Esc));
     assert_eq!(app.visible_files().len(), 60);
@@ -200,6 +206,7 @@ fn a_new_listing_keeps_the_selection_on_the_same_file() {
     update(&mut app, key('j'));
     let selected = app.selected_file().unwrap().path.clone();
     let mut files: Vec<ExportFile> = app
+        .exports
         .files
         .iter()
         .map(|f| ExportFile {
@@ -227,7 +234,7 @@ fn a_new_listing_keeps_the_selection_on_the_same_file() {
             at: fixture::now(),
         })),
     );
-    assert_eq!(app.files.len(), 61);
+    assert_eq!(app.exports.files.len(), 61);
     assert_eq!(app.selected_file().unwrap().path, selected);
 }
 
@@ -331,7 +338,7 @@ fn mouse_clicks_tabs_and_rows() {
     assert_eq!(app.tab, Tab::Exports);
     // Files table: groups block is 5 rows (y 1..6), files block starts at y 6, data at y 8.
     update(&mut app, click(10, 10));
-    assert_eq!((app.pane, app.file_sel), (Pane::Files, 2));
+    assert_eq!((app.exports.pane, app.exports.file_sel), (Pane::Files, 2));
     update(
         &mut app,
         Msg::Mouse(MouseEvent {
@@ -341,7 +348,7 @@ fn mouse_clicks_tabs_and_rows() {
             modifiers: KeyModifiers::NONE,
         }),
     );
-    assert_eq!(app.file_sel, 3);
+    assert_eq!(app.exports.file_sel, 3);
 }
 
 #[test]

@@ -1,6 +1,5 @@
 //! Drawing. Pure: reads `&App` only, never the clock or the disk (`app.now` is the time).
 
-mod exports;
 pub(crate) mod format;
 mod overlays;
 
@@ -132,13 +131,21 @@ pub fn draw(f: &mut Frame, app: &App) {
     let (tabs, _, status) = layout::frame((area.width, area.height));
     draw_tabs(f, app, &theme, tabs);
     match app.tab {
-        Tab::Exports => exports::draw(f, app, &theme),
+        Tab::Exports => {
+            let shared = Shared::of(app);
+            let view = super::tabs::exports::view::View {
+                es: &app.exports,
+                shared: &shared,
+                filter_input: app.filter_input.as_ref(),
+            };
+            super::tabs::exports::view::draw(f, &view, &theme)
+        }
         Tab::Schedules => {
             let shared = Shared::of(app);
             let view = super::tabs::schedules::view::View {
                 ss: &app.schedules,
                 shared: &shared,
-                groups: &app.groups,
+                groups: &app.exports.groups,
                 lock: &app.lock,
                 run_attempts: &app.run_attempts,
             };
