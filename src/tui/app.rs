@@ -23,7 +23,7 @@ pub use super::tabs::exports::{FileRow, GroupRow, GroupStatus, Pane};
 pub use super::tabs::schedules::{JobRow, LockState};
 pub use super::toast::Toast;
 
-pub use super::overlay::{CronEdit, DiffView, Overlay, Preview};
+pub use super::popups::{CronEdit, DiffView, Overlay, Preview};
 
 /// Everything the dashboard shows.
 #[derive(Debug, Clone)]
@@ -270,7 +270,8 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
                 p.error = batch.error;
                 if !p.search.is_empty() {
                     let needle = p.search.to_lowercase();
-                    let hits = (start..p.rows.len()).filter(|&i| row_matches(&p.rows[i], &needle));
+                    let hits = (start..p.rows.len())
+                        .filter(|&i| super::popups::preview::row_matches(&p.rows[i], &needle));
                     p.matches.extend(hits);
                 }
                 true
@@ -819,71 +820,36 @@ fn filter_key(app: &mut App, k: KeyEvent) {
 }
 
 fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    use super::popups::{self, Answer};
     let keep = match overlay {
-        Overlay::Help { scope, top, back } => help_key(app, scope, top, back, k),
-        Overlay::ConfirmQuit => match k.code {
-            KeyCode::Char('y') => {
+        Overlay::Help { scope, top, back } => {
+            let rows = help_rows(app, scope);
+            popups::help::key(scope, top, back, rows, app.size, k)
+        }
+        Overlay::ConfirmQuit => match popups::confirm::key(k) {
+            Answer::Yes => {
                 app.quit = true;
                 None
             }
-            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Enter => None,
-            _ => Some(Overlay::ConfirmQuit),
+            Answer::No => None,
+            Answer::Open => Some(Overlay::ConfirmQuit),
         },
-        Overlay::ConfirmDelete(path) => match k.code {
-            KeyCode::Char('y') => {
+        Overlay::ConfirmDelete(path) => match popups::confirm::key(k) {
+            Answer::Yes => {
                 cmds.push(Cmd::Delete(path));
                 None
             }
-            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Enter => None,
-            _ => Some(Overlay::ConfirmDelete(path)),
+            Answer::No => None,
+            Answer::Open => Some(Overlay::ConfirmDelete(path)),
         },
-        Overlay::Diff(mut d) => match k.code {
-            KeyCode::Esc | KeyCode::Char('q') => None,
-            KeyCode::Char('j') | KeyCode::Down => {
-                d.top += 1;
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::Char('k') | KeyCode::Up => {
-                d.top = d.top.saturating_sub(1);
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::PageDown => {
-                d.top += layout::page_rows(app.size);
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::PageUp => {
-                d.top = d.top.saturating_sub(layout::page_rows(app.size));
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::Char('g') => {
-                d.top = 0;
-                Some(Overlay::Diff(d))
-            }
-            _ => Some(Overlay::Diff(d)),
-        },
-        Overlay::EditCron(mut e) => match k.code {
-            KeyCode::Esc => None,
-            KeyCode::Enter => {
-                if e.check.is_ok() {
-                    cmds.push(Cmd::SaveCron {
-                        job: e.job.clone(),
-                        expr: e.input.value().trim().to_string(),
-                    });
-                    None
-                } else {
-                    Some(Overlay::EditCron(e))
-                }
-            }
-            _ => {
-                e.input.handle_event(&crossterm::event::Event::Key(k));
-                if let Some(j) = app.schedules.jobs.iter().find(|j| j.name == e.job) {
-                    e.check =
-                        super::tabs::schedules::check_cron(&j.schedule, e.input.value(), app.now);
-                }
-                Some(Overlay::EditCron(e))
-            }
-        },
-        Overlay::Preview(p) => preview_key(app, p, k),
+        Overlay::Diff(d) => popups::diff::key(d, app.size, k),
+        Overlay::EditCron(e) => {
+            let job = app.schedules.jobs.iter().find(|j| j.name == e.job);
+            let (keep, cmd) = popups::cron::key(e, job.map(|j| &j.schedule), app.now, k);
+            cmds.extend(cmd);
+            keep
+        }
+        Overlay::Preview(p) => popups::preview::key(p, app.size, k),
         o @ (Overlay::Approve { .. }
         | Overlay::Deploy { .. }
         | Overlay::CancelDeploy { .. }
@@ -893,89 +859,6 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
         | Overlay::ReleaseInfo { .. }) => app.releases.overlay_key(o, k, &mut ctx!(app), cmds),
     };
     app.overlay = keep;
-}
-
-fn preview_key(app: &mut App, mut p: Box<Preview>, k: KeyEvent) -> Option<Overlay> {
-    if let Some(input) = p.search_input.as_mut() {
-        match k.code {
-            KeyCode::Enter | KeyCode::Esc => {
-                let search = if k.code == KeyCode::Enter {
-                    input.value().to_string()
-                } else {
-                    String::new()
-                };
-                p.search_input = None;
-                p.search = search;
-                let needle = p.search.to_lowercase();
-                p.matches = if needle.is_empty() {
-                    vec![]
-                } else {
-                    (0..p.rows.len())
-                        .filter(|&i| row_matches(&p.rows[i], &needle))
-                        .collect()
-                };
-                jump_match(&mut p, true);
-            }
-            _ => {
-                input.handle_event(&crossterm::event::Event::Key(k));
-            }
-        }
-        return Some(Overlay::Preview(p));
-    }
-    let page = layout::page_rows(app.size).saturating_sub(2);
-    let last = p.rows.len().saturating_sub(1);
-    match action_for(Scope::Preview, &k) {
-        Some(Action::Close) | Some(Action::Quit) => return None,
-        Some(Action::Down) => p.top = (p.top + 1).min(last),
-        Some(Action::Up) => p.top = p.top.saturating_sub(1),
-        Some(Action::PageDown) => p.top = (p.top + page).min(last),
-        Some(Action::PageUp) => p.top = p.top.saturating_sub(page),
-        Some(Action::Top) => p.top = 0,
-        Some(Action::Bottom) => p.top = last,
-        Some(Action::Left) => p.first_col = p.first_col.saturating_sub(1),
-        Some(Action::Right) => {
-            p.first_col = (p.first_col + 1).min(p.header.len().saturating_sub(1))
-        }
-        Some(Action::Search) => p.search_input = Some(Input::new(p.search.clone())),
-        Some(Action::NextMatch) => jump_match(&mut p, true),
-        Some(Action::PrevMatch) => jump_match(&mut p, false),
-        Some(Action::Help) => {
-            return Some(Overlay::Help {
-                scope: Scope::Preview,
-                top: 0,
-                back: Some(Box::new(Overlay::Preview(p))),
-            });
-        }
-        _ => {}
-    }
-    Some(Overlay::Preview(p))
-}
-
-/// `?`: j/k, pages, g/G scroll; Esc, q or `?` go back to what was open before.
-fn help_key(
-    app: &App,
-    scope: Scope,
-    top: usize,
-    back: Option<Box<Overlay>>,
-    k: KeyEvent,
-) -> Option<Overlay> {
-    let last = help_rows(app, scope).saturating_sub(layout::help_rows_shown(app.size));
-    let page = layout::help_rows_shown(app.size).max(1);
-    let top = match k.code {
-        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => return back.map(|b| *b),
-        KeyCode::Char('j') | KeyCode::Down => top + 1,
-        KeyCode::Char('k') | KeyCode::Up => top.saturating_sub(1),
-        KeyCode::PageDown | KeyCode::Char(' ') => top + page,
-        KeyCode::PageUp => top.saturating_sub(page),
-        KeyCode::Char('g') | KeyCode::Home => 0,
-        KeyCode::Char('G') | KeyCode::End => last,
-        _ => top,
-    };
-    Some(Overlay::Help {
-        scope,
-        top: top.min(last),
-        back,
-    })
 }
 
 /// Lines the help of `scope` has: its keys, then the `:` commands (read-only: without
@@ -990,25 +873,6 @@ pub fn help_rows(app: &App, scope: Scope) -> usize {
         .filter(|c| !(app.readonly && c.acts))
         .count();
     keys + 1 + commands
-}
-
-fn row_matches(row: &[String], needle: &str) -> bool {
-    row.iter().any(|c| c.to_lowercase().contains(needle))
-}
-
-fn jump_match(p: &mut Preview, forward: bool) {
-    let next = if forward {
-        p.matches.iter().find(|&&m| m > p.top).or(p.matches.first())
-    } else {
-        p.matches
-            .iter()
-            .rev()
-            .find(|&&m| m < p.top)
-            .or(p.matches.last())
-    };
-    if let Some(&m) = next {
-        p.top = m;
-    }
 }
 
 fn move_sel(app: &mut App, delta: i64) {

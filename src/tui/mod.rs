@@ -10,7 +10,7 @@ pub mod keymap;
 pub mod layout;
 pub mod memory;
 pub mod msg;
-pub mod overlay;
+pub mod popups;
 pub mod request;
 #[cfg(test)]
 mod svg;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::msg::Level;
-use super::overlay::Overlay;
+use super::popups::Overlay;
 use super::request::Requests;
 use super::tab::Tab;
 use super::toast::Toast;

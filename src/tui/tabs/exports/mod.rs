@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::export::{DirListing, ExportEvent, Stage};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Cmd, Level, SavedExport};
-use crate::tui::overlay::{DiffView, Overlay, Preview};
+use crate::tui::popups::{DiffView, Overlay, Preview};
 use crate::tui::request::Req;
 use crate::tui::tab::Tab;
 

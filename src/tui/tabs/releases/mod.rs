@@ -19,7 +19,7 @@ use crate::release::engine::ServiceLive;
 use crate::release::{AuditKind, Release, Status};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Cmd, Level, ReleaseDetail};
-use crate::tui::overlay::Overlay;
+use crate::tui::popups::Overlay;
 use crate::tui::request::Req;
 use crate::tui::tab::Tab;
 

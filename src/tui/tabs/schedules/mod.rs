@@ -5,7 +5,6 @@ pub(crate) mod view;
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use tui_input::Input;
 
 use super::Ctx;
@@ -13,7 +12,8 @@ use crate::export::RunRecord;
 use crate::schedule::{CronSchedule, JobKind};
 use crate::tui::keymap::Action;
 use crate::tui::msg::Cmd;
-use crate::tui::overlay::{CronEdit, Overlay};
+use crate::tui::popups::cron::check_cron;
+use crate::tui::popups::{CronEdit, Overlay};
 use crate::tui::tab::Tab;
 
 /// One scheduled job on the Schedules tab.
@@ -109,15 +109,4 @@ impl SchedulesState {
         }
         cmds
     }
-}
-
-/// The next run of `expr` (in `current`'s time zone), or why it is not a schedule.
-pub fn check_cron(
-    current: &CronSchedule,
-    expr: &str,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, String> {
-    let s = CronSchedule::parse(expr, Some(current.timezone()))?;
-    s.next_after(now)
-        .ok_or_else(|| "this expression never runs".to_string())
 }

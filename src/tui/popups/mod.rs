@@ -1,5 +1,15 @@
 //! What covers a tab: the dialogs, the help, the preview and diff, and the data each one
 //! holds. Plain values, so the tabs can open and read them without importing the state.
+//! Each generic popup's keys are in its module (the release dialogs' are the Releases
+//! tab's); `app::overlay_key` dispatches to them.
+
+pub mod confirm;
+pub mod cron;
+pub mod diff;
+pub mod help;
+pub mod preview;
+
+pub use confirm::Answer;
 
 use std::path::PathBuf;
 
