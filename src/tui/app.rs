@@ -876,65 +876,11 @@ pub fn help_rows(app: &App, scope: Scope) -> usize {
 }
 
 fn move_sel(app: &mut App, delta: i64) {
-    let (sel, len) = match (app.tab, app.exports.pane) {
-        (Tab::Exports, Pane::Groups) => (&mut app.exports.group_sel, app.exports.groups.len()),
-        (Tab::Exports, Pane::Files) => {
-            let len = app.visible_files().len();
-            (&mut app.exports.file_sel, len)
-        }
-        (Tab::Schedules, _) => {
-            let len = app.visible_jobs().len();
-            (&mut app.schedules.sel, len)
-        }
-        (Tab::Releases, _) => {
-            let len = app.releases.ordered().len();
-            (&mut app.releases.sel, len)
-        }
-        _ => return,
-    };
-    let max = len.saturating_sub(1) as i64;
-    *sel = (*sel as i64).saturating_add(delta).clamp(0, max) as usize;
-}
-
-/// What a mouse click landed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clicked {
-    Group,
-    File,
-    Job,
-    Release,
-    LogSource,
-}
-
-/// The table row under a click on the active tab, if any.
-fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
     match app.tab {
-        Tab::Exports => {
-            let (groups, files) = layout::exports(app.size, app.exports.groups.len());
-            layout::table_row_at(groups, app.exports.group_sel, x, y)
-                .map(|i| (Clicked::Group, i))
-                .or_else(|| {
-                    layout::table_row_at(files, app.exports.file_sel, x, y)
-                        .map(|i| (Clicked::File, i))
-                })
-        }
-        Tab::Schedules => {
-            let jobs = layout::schedules(app.size, app.schedules.jobs.len()).0;
-            layout::table_row_at(jobs, app.schedules.sel, x, y).map(|i| (Clicked::Job, i))
-        }
-        Tab::Releases => {
-            let list = layout::releases(app.size, app.releases.list_lines()).list;
-            let line = layout::line_at(list, x, y)?;
-            let shown = layout::table_rows(list);
-            let line = app.releases.list_offset(shown) + line;
-            app.releases
-                .row_at_line(line)
-                .map(|r| (Clicked::Release, r))
-        }
-        Tab::Logs => app
-            .logs
-            .source_at(app.size, x, y)
-            .map(|i| (Clicked::LogSource, i)),
+        Tab::Exports => app.exports.move_sel(delta, &app.filters),
+        Tab::Schedules => app.schedules.move_sel(delta, &app.filters),
+        Tab::Releases => app.releases.move_sel(delta),
+        Tab::Logs => {}
     }
 }
 
@@ -950,26 +896,14 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
         MouseEventKind::Down(MouseButton::Left) => {
             if let Some(tab) = layout::tab_at(app.size, m.column, m.row) {
                 app.tab = tab;
-            } else if let Some((pane, index)) = row_at(app, m.column, m.row) {
-                match pane {
-                    Clicked::Group => {
-                        app.exports.pane = Pane::Groups;
-                        app.exports.group_sel =
-                            index.min(app.exports.groups.len().saturating_sub(1));
-                    }
-                    Clicked::File => {
-                        app.exports.pane = Pane::Files;
-                        app.exports.file_sel =
-                            index.min(app.visible_files().len().saturating_sub(1));
-                    }
-                    Clicked::Job => {
-                        app.schedules.sel = index.min(app.visible_jobs().len().saturating_sub(1))
-                    }
-                    Clicked::Release => app.releases.sel = index,
-                    Clicked::LogSource => app.logs.click_source(index),
-                }
             } else {
-                return false;
+                let (x, y) = (m.column, m.row);
+                return match app.tab {
+                    Tab::Exports => app.exports.click(app.size, x, y, &app.filters),
+                    Tab::Schedules => app.schedules.click(app.size, x, y, &app.filters),
+                    Tab::Releases => app.releases.click(app.size, x, y),
+                    Tab::Logs => app.logs.click(app.size, x, y),
+                };
             }
         }
         _ => return false,

@@ -33,6 +33,12 @@ pub struct Ctx<'a> {
     pub filters: &'a mut HashMap<Tab, String>,
 }
 
+/// Moves a selection among `len` rows by `delta` (clamped to the rows).
+pub(crate) fn step(sel: &mut usize, len: usize, delta: i64) {
+    let max = len.saturating_sub(1) as i64;
+    *sel = (*sel as i64).saturating_add(delta).clamp(0, max) as usize;
+}
+
 /// The [`Ctx`] of an `App`, borrowing its shared fields only, so that a tab component
 /// (another field) can be borrowed beside it: `app.logs.update(action, &mut ctx!(app))`.
 macro_rules! ctx {

@@ -146,6 +146,39 @@ impl ExportsState {
             .max_by_key(|f| f.taken_at)
     }
 
+    /// j/k and pages: moves the selection of the focused pane.
+    pub fn move_sel(&mut self, delta: i64, filters: &HashMap<Tab, String>) {
+        match self.pane {
+            Pane::Groups => super::step(&mut self.group_sel, self.groups.len(), delta),
+            Pane::Files => {
+                let len = self.visible_files(filters).len();
+                super::step(&mut self.file_sel, len, delta)
+            }
+        }
+    }
+
+    /// A click at (x, y): selects the group or file under it (and its pane); false when
+    /// it hit no row.
+    pub fn click(
+        &mut self,
+        size: (u16, u16),
+        x: u16,
+        y: u16,
+        filters: &HashMap<Tab, String>,
+    ) -> bool {
+        let (groups, files) = crate::tui::layout::exports(size, self.groups.len());
+        if let Some(i) = crate::tui::layout::table_row_at(groups, self.group_sel, x, y) {
+            self.pane = Pane::Groups;
+            self.group_sel = i.min(self.groups.len().saturating_sub(1));
+        } else if let Some(i) = crate::tui::layout::table_row_at(files, self.file_sel, x, y) {
+            self.pane = Pane::Files;
+            self.file_sel = i.min(self.visible_files(filters).len().saturating_sub(1));
+        } else {
+            return false;
+        }
+        true
+    }
+
     fn group_mut(&mut self, name: &str) -> Option<&mut GroupRow> {
         self.groups.iter_mut().find(|g| g.name == name)
     }

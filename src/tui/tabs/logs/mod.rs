@@ -492,6 +492,17 @@ impl LogsState {
         (inside && i < self.sources.len()).then_some(i)
     }
 
+    /// A click at (x, y): selects the source under it; false when it hit none.
+    pub fn click(&mut self, size: (u16, u16), x: u16, y: u16) -> bool {
+        match self.source_at(size, x, y) {
+            Some(i) => {
+                self.click_source(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A click on source `i`.
     pub fn click_source(&mut self, i: usize) {
         self.select(i);

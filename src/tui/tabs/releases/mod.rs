@@ -366,6 +366,31 @@ impl ReleasesState {
         true
     }
 
+    /// j/k and pages: moves the selection.
+    pub fn move_sel(&mut self, delta: i64) {
+        let len = self.ordered().len();
+        super::step(&mut self.sel, len, delta);
+    }
+
+    /// A click at (x, y): selects the release under it (a service's header or notes: its
+    /// first release); false when it hit none.
+    pub fn click(&mut self, size: (u16, u16), x: u16, y: u16) -> bool {
+        use crate::tui::layout;
+        let list = layout::releases(size, self.list_lines()).list;
+        let Some(line) = layout::line_at(list, x, y) else {
+            return false;
+        };
+        let shown = layout::table_rows(list);
+        let line = self.list_offset(shown) + line;
+        match self.row_at_line(line) {
+            Some(r) => {
+                self.sel = r;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The rows in display order (cached).
     pub fn ordered(&self) -> &[(Section, usize)] {
         &self.order.rows

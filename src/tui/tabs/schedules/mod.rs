@@ -64,6 +64,30 @@ impl SchedulesState {
         self.visible(filters).get(self.sel).map(|&i| &self.jobs[i])
     }
 
+    /// j/k and pages: moves the selection.
+    pub fn move_sel(&mut self, delta: i64, filters: &HashMap<Tab, String>) {
+        let len = self.visible(filters).len();
+        super::step(&mut self.sel, len, delta);
+    }
+
+    /// A click at (x, y): selects the job under it; false when it hit no row.
+    pub fn click(
+        &mut self,
+        size: (u16, u16),
+        x: u16,
+        y: u16,
+        filters: &HashMap<Tab, String>,
+    ) -> bool {
+        let jobs = crate::tui::layout::schedules(size, self.jobs.len()).0;
+        match crate::tui::layout::table_row_at(jobs, self.sel, x, y) {
+            Some(i) => {
+                self.sel = i.min(self.visible(filters).len().saturating_sub(1));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The paused jobs are `paused`, the others run.
     pub fn set_paused(&mut self, paused: impl Fn(&str) -> bool) {
         for j in &mut self.jobs {
