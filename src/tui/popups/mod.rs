@@ -8,6 +8,7 @@ pub mod cron;
 pub mod diff;
 pub mod help;
 pub mod preview;
+pub(crate) mod view;
 
 pub use confirm::Answer;
 
