@@ -3,6 +3,7 @@
 //! back / deploy / cancel dialogs. The actions themselves run in the server or as detached
 //! `opsdeck release` processes (effects).
 
+pub(crate) mod dialogs;
 pub(crate) mod view;
 
 use std::collections::{HashMap, HashSet};
