@@ -36,7 +36,6 @@ pub struct App {
     pub color: bool,
     pub size: (u16, u16),
     pub exports: super::tabs::exports::ExportsState,
-    pub run_attempts: HashMap<i64, u32>,
     pub filters: HashMap<Tab, String>,
     pub filter_input: Option<Input>,
     /// The `:` command line while it is open.
@@ -120,7 +119,6 @@ impl App {
             color: true,
             size: (80, 24),
             exports: super::tabs::exports::ExportsState::new(groups, export_dir),
-            run_attempts: HashMap::new(),
             filters: HashMap::new(),
             filter_input: None,
             command: None,
@@ -411,9 +409,8 @@ fn alert_text(app: &App, waiting: usize) -> String {
 }
 
 fn apply_history(app: &mut App, h: HistoryView) {
-    app.schedules.apply_runs(&h.runs);
+    app.schedules.apply_runs(&h.runs, h.attempts);
     app.exports.apply_history(h.saved);
-    app.run_attempts = h.attempts;
 }
 
 fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {

@@ -147,7 +147,6 @@ pub fn draw(f: &mut Frame, app: &App) {
                 shared: &shared,
                 groups: &app.exports.groups,
                 lock: &app.lock,
-                run_attempts: &app.run_attempts,
             };
             super::tabs::schedules::view::draw(f, &view, &theme)
         }

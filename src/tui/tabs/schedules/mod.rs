@@ -41,11 +41,17 @@ pub struct SchedulesState {
     pub jobs: Vec<JobRow>,
     /// Indexes the jobs that pass the filter.
     pub sel: usize,
+    /// The attempts of each run (by run id), from the run history.
+    pub run_attempts: HashMap<i64, u32>,
 }
 
 impl SchedulesState {
     pub fn new(jobs: Vec<JobRow>) -> Self {
-        SchedulesState { jobs, sel: 0 }
+        SchedulesState {
+            jobs,
+            sel: 0,
+            run_attempts: HashMap::new(),
+        }
     }
 
     /// Indexes of the jobs that pass the filter.
@@ -95,13 +101,18 @@ impl SchedulesState {
         }
     }
 
-    /// Each job's last runs, from the run history.
-    pub fn apply_runs(&mut self, runs: &HashMap<String, Vec<RunRecord>>) {
+    /// Each job's last runs and each run's attempts, from the run history.
+    pub fn apply_runs(
+        &mut self,
+        runs: &HashMap<String, Vec<RunRecord>>,
+        attempts: HashMap<i64, u32>,
+    ) {
         for job in &mut self.jobs {
             if let Some(r) = runs.get(&job.name) {
                 job.runs = r.clone();
             }
         }
+        self.run_attempts = attempts;
     }
 
     /// `r`, `p`, `c` on the Schedules tab; `groups` are the export groups a run of the

@@ -13,14 +13,13 @@ use crate::tui::view::format::{countdown, span};
 use crate::tui::view::{Shared, Theme, keys_title};
 
 /// What the tab's view reads: its state, the values all tabs share, the export groups (a
-/// retrying one is shown under the lock) and the attempts of each run.
+/// retrying one is shown under the lock) and the scheduler lock.
 pub(crate) struct View<'a> {
     pub ss: &'a SchedulesState,
     pub shared: &'a Shared<'a>,
     pub groups: &'a [GroupRow],
     /// The scheduler lock as this process sees it.
     pub lock: &'a LockState,
-    pub run_attempts: &'a std::collections::HashMap<i64, u32>,
 }
 
 /// Draws the tab.
@@ -145,10 +144,10 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             "running" => theme.busy(),
             _ => theme.bad(),
         };
-        let tries = v
-            .run_attempts
-            .get(&r.id)
-            .map_or("—".into(), |n| n.to_string());
+        let tries =
+            v.ss.run_attempts
+                .get(&r.id)
+                .map_or("—".into(), |n| n.to_string());
         Row::new([
             r.started_at.format("%m-%d %H:%M").to_string(),
             took,
