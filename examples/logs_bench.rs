@@ -111,7 +111,7 @@ fn main() {
             let task = {
                 let cancel = cancel.clone();
                 std::thread::spawn(move || {
-                    opsdeck::tui::logs::search_task(&spec, pattern, 1, &cancel, &tx)
+                    opsdeck::tui::tabs::logs::search_task(&spec, pattern, 1, &cancel, &tx)
                 })
             };
             let mut hits = 0;
@@ -121,7 +121,7 @@ fn main() {
                 } = msg
                 {
                     hits += h.len();
-                    if hits >= opsdeck::tui::logs::FIRST_PAGE || finished {
+                    if hits >= opsdeck::tui::tabs::logs::FIRST_PAGE || finished {
                         break;
                     }
                 }
@@ -271,7 +271,7 @@ fn flood() {
             took.as_secs_f64(),
             if received == RATE * SECS { "all" } else { "NOT all" },
             ms(worst_key),
-            opsdeck::tui::logs::MAX_LINES,
+            opsdeck::tui::tabs::logs::MAX_LINES,
             usage.ru_maxrss as f64 / 1024.0
         );
     });

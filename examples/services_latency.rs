@@ -1,7 +1,7 @@
 //! From a task state change in the engine to the live state the screen draws (issue 10's
 //! "< 1 s"): a one-replica service on the local Swarm; its container is killed 15 times,
 //! and each time we measure from the kill to `ServicesWatch` publishing the failed task.
-//! The dashboard draws `app.services` on the next loop turn; through a server the hop to a
+//! The dashboard draws `app.releases.services` on the next loop turn; through a server the hop to a
 //! client adds the `/v1/events` latency (`server_bench`).
 //!
 //! Needs a Docker engine (made a single-node swarm for the run if it is not one) and

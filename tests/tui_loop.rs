@@ -189,7 +189,7 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
     .await;
     // The watcher reports them; then copy the newest file's path.
     h.until(Duration::from_secs(10), "two files listed", |app| {
-        app.files.len() == 2
+        app.exports.files.len() == 2
     })
     .await;
     h.send(key('l'));
@@ -218,14 +218,14 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         std::fs::read_to_string(&config)
             .unwrap()
             .contains("schedule = \"15 6 * * *\"")
-            && app.jobs[0].schedule.expr() == "15 6 * * *"
+            && app.schedules.jobs[0].schedule.expr() == "15 6 * * *"
     })
     .await;
     h.send(key('p'));
     let data_dir = ws.data_dir.clone();
     h.until(Duration::from_secs(5), "the pause saved and shown", |app| {
         // In the state dir (here the data dir), not the shared export dir.
-        opsdeck::schedule::load_paused(&data_dir).contains("export") && app.jobs[0].paused
+        opsdeck::schedule::load_paused(&data_dir).contains("export") && app.schedules.jobs[0].paused
     })
     .await;
     h.send(key('q'));
@@ -254,8 +254,8 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
     // The config kept its comment; the state and the screen show the change.
     let cfg_text = std::fs::read_to_string(&ws.config).unwrap();
     assert!(cfg_text.starts_with("# test config"), "{cfg_text}");
-    assert_eq!(h.app.jobs[0].schedule.expr(), "15 6 * * *");
-    assert!(h.app.jobs[0].paused);
+    assert_eq!(h.app.schedules.jobs[0].schedule.expr(), "15 6 * * *");
+    assert!(h.app.schedules.jobs[0].paused);
     let screen = h.screen();
     assert!(
         screen.contains("15 6 * * *") && screen.contains("paused"),

@@ -53,7 +53,8 @@ pub fn options(a: &PrintArgs, now: chrono::DateTime<chrono::Utc>) -> Result<Opti
     };
     let grep = match &a.grep {
         Some(g) => Some(
-            crate::tui::logs::smart_regex(g).map_err(|e| format!("--grep: not a regex: {e}"))?,
+            crate::tui::tabs::logs::smart_regex(g)
+                .map_err(|e| format!("--grep: not a regex: {e}"))?,
         ),
         None => None,
     };

@@ -11,186 +11,19 @@ use tui_input::backend::crossterm::EventHandler;
 
 use super::keymap::{Action, action_for};
 use super::layout;
-use super::msg::{Cmd, HistoryView, Level, Msg, ReleaseDetail, SavedExport};
+use super::msg::{Cmd, HistoryView, Level, Msg};
 use super::request::Req;
 use super::tab::{Scope, Tab};
+use super::tabs::ctx;
 use crate::events::Event;
-use crate::export::diff::CsvDiff;
-use crate::export::{DirListing, ExportEvent, RunRecord, Stage};
-use crate::release::Release;
-use crate::schedule::{CronSchedule, JobKind, ScheduleEvent};
+use crate::export::ExportEvent;
+use crate::schedule::{CronSchedule, ScheduleEvent};
 
-/// What a group is doing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupStatus {
-    Idle,
-    Running {
-        attempt: u32,
-        max: u32,
-        stage: Stage,
-    },
-    Retrying {
-        attempt: u32,
-        max: u32,
-        at: DateTime<Utc>,
-        error: String,
-    },
-    Failed {
-        error: String,
-        at: DateTime<Utc>,
-    },
-    Saved {
-        at: DateTime<Utc>,
-    },
-}
+pub use super::tabs::exports::{FileRow, GroupRow, GroupStatus, Pane};
+pub use super::tabs::schedules::{JobRow, LockState};
+pub use super::toast::Toast;
 
-/// One configured group on the Exports tab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRow {
-    pub name: String,
-    pub status: GroupStatus,
-    /// Row counts of its last exports, oldest first (the sparkline).
-    pub trend: Vec<u64>,
-}
-
-/// One file of the export directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRow {
-    pub path: PathBuf,
-    pub group: String,
-    pub taken_at: DateTime<Utc>,
-    pub size: u64,
-}
-
-/// One scheduled job on the Schedules tab.
-#[derive(Debug, Clone)]
-pub struct JobRow {
-    pub name: String,
-    pub kind: JobKind,
-    pub schedule: CronSchedule,
-    pub paused: bool,
-    /// Newest first.
-    pub runs: Vec<RunRecord>,
-}
-
-/// Scheduler lock as this process sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockState {
-    Unknown,
-    Leader,
-    Follower(String),
-}
-
-/// A transient message in the corner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Toast {
-    pub text: String,
-    pub level: Level,
-    pub until: DateTime<Utc>,
-}
-
-/// The CSV preview.
-#[derive(Debug, Clone, Default)]
-pub struct Preview {
-    pub path: PathBuf,
-    pub generation: u64,
-    pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-    pub done: bool,
-    pub error: Option<String>,
-    pub top: usize,
-    pub first_col: usize,
-    pub search: String,
-    pub search_input: Option<Input>,
-    pub matches: Vec<usize>,
-}
-
-/// The diff of two exports.
-#[derive(Debug, Clone)]
-pub struct DiffView {
-    pub old: PathBuf,
-    pub new: PathBuf,
-    pub result: Option<Result<CsvDiff, String>>,
-    pub top: usize,
-}
-
-/// Editing a job's cron expression.
-#[derive(Debug, Clone)]
-pub struct CronEdit {
-    pub job: String,
-    pub input: Input,
-    /// The next run, or why the expression is invalid.
-    pub check: Result<DateTime<Utc>, String>,
-}
-
-/// What covers the tab.
-#[derive(Debug, Clone)]
-pub enum Overlay {
-    /// The keys of `scope`, scrolled to row `top`; closing it returns to `back`.
-    Help {
-        scope: Scope,
-        top: usize,
-        back: Option<Box<Overlay>>,
-    },
-    ConfirmQuit,
-    ConfirmDelete(PathBuf),
-    Preview(Box<Preview>),
-    Diff(Box<DiffView>),
-    EditCron(CronEdit),
-    /// Approve a release: what the engine runs now (drawn from `app.services`) → `to`.
-    Approve {
-        id: i64,
-        service: String,
-        to: String,
-    },
-    /// Deploy an approved release (`opsdeck release deploy ID`).
-    Deploy {
-        id: i64,
-        service: String,
-        to: String,
-    },
-    /// Cancel a queued deploy, or stop a running one (the server rolls the service back).
-    CancelDeploy {
-        id: i64,
-        service: String,
-        tag: String,
-        deploying: bool,
-    },
-    Reject {
-        id: i64,
-        input: Input,
-        /// Enter was pressed with no reason: the dialog says one is needed.
-        empty: bool,
-    },
-    RollbackPick {
-        id: i64,
-        service: String,
-        targets: Vec<crate::release::targets::RollbackTarget>,
-        sel: usize,
-    },
-    RollbackConfirm {
-        id: i64,
-        service: String,
-        /// The Swarm service's name when the engine told us (`prod_api`): typing it works too.
-        swarm: Option<String>,
-        to: String,
-        input: Input,
-        /// Enter was pressed on a name that matches neither: the dialog says what it expects.
-        wrong: bool,
-    },
-    /// The whole details of a release, scrolled to line `top`.
-    ReleaseInfo {
-        id: i64,
-        top: usize,
-    },
-}
-
-/// Which Exports pane has the selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Groups,
-    Files,
-}
+pub use super::popups::{CronEdit, DiffView, Overlay, Preview};
 
 /// Everything the dashboard shows.
 #[derive(Debug, Clone)]
@@ -202,17 +35,7 @@ pub struct App {
     pub demo: bool,
     pub color: bool,
     pub size: (u16, u16),
-    pub export_dir: PathBuf,
-    pub groups: Vec<GroupRow>,
-    pub group_sel: usize,
-    pub files: Vec<FileRow>,
-    pub file_sel: usize,
-    pub pane: Pane,
-    pub total_bytes: u64,
-    pub rows_by_file: HashMap<PathBuf, u64>,
-    pub run_attempts: HashMap<i64, u32>,
-    pub jobs: Vec<JobRow>,
-    pub job_sel: usize,
+    pub exports: super::tabs::exports::ExportsState,
     pub filters: HashMap<Tab, String>,
     pub filter_input: Option<Input>,
     /// The `:` command line while it is open.
@@ -225,34 +48,19 @@ pub struct App {
     pub palette: super::theme::Palette,
     /// The release and log source to select when they arrive (remembered from last run).
     pub recall: super::memory::Memory,
-    pub lock: LockState,
-    pub releases: Vec<Release>,
-    /// The Releases tab's list, ordered when the releases, the filter or the services
-    /// change (`releases::reorder`); `release_sel` indexes its rows.
-    pub release_order: super::releases::ReleaseOrder,
-    pub release_sel: usize,
-    /// The details pane's scroll: (release id, first line).
-    pub release_scroll: (i64, usize),
-    /// The configured release services, in config order (the tab's groups).
-    pub service_names: Vec<String>,
-    /// The engine is watched (swarm deployer with services): a service without live state
-    /// is still being read, not a command-deployer service.
-    pub engine_watch: bool,
     /// Connected to a server (its queue can cancel deploys); false in local mode.
     pub remote: bool,
-    pub logs: super::logs::LogsState,
-    pub release_detail: Option<ReleaseDetail>,
-    pub releases_error: Option<String>,
+    pub logs: super::tabs::logs::LogsState,
+    pub schedules: super::tabs::schedules::SchedulesState,
+    /// The scheduler lock as this process sees it (the status bar and the Schedules tab).
+    pub lock: LockState,
+    pub releases: super::tabs::releases::ReleasesState,
     /// The first ledger row that fails verification: shown red in the status bar.
     pub ledger_tampered: Option<String>,
-    /// The engine's live state of each configured service (Swarm deployer).
-    pub services: std::sync::Arc<Vec<crate::release::engine::ServiceLive>>,
     pub testops: Option<Result<(), String>>,
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
     pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
-    /// Deploys and rollbacks the server runs or has queued (empty in local mode).
-    pub work: Vec<crate::server::hub::WorkInfo>,
     /// Connected to a server: the actions it refuses us, with its sentence (empty in local
     /// mode, where the desk checks `releases.approvers` itself).
     pub refusals: std::collections::BTreeMap<String, String>,
@@ -272,7 +80,6 @@ pub struct App {
     pub requests: super::request::Requests,
 }
 
-const TOAST_SECS: i64 = 4;
 /// Why an action is refused in read-only mode.
 pub const READONLY: &str =
     "read-only: started with --readonly (or ui.readonly = true); nothing can be changed from here";
@@ -285,7 +92,7 @@ impl App {
             return Some(READONLY);
         }
         if action == super::keymap::Action::CancelDeploy && !self.remote {
-            return Some(super::releases::LOCAL_CANCEL);
+            return Some(super::tabs::releases::LOCAL_CANCEL);
         }
         super::keymap::server_action(action)
             .and_then(|name| self.refusals.get(name))
@@ -311,24 +118,7 @@ impl App {
             demo: false,
             color: true,
             size: (80, 24),
-            export_dir,
-            groups: groups
-                .into_iter()
-                .map(|name| GroupRow {
-                    name,
-                    status: GroupStatus::Idle,
-                    trend: vec![],
-                })
-                .collect(),
-            group_sel: 0,
-            files: vec![],
-            file_sel: 0,
-            pane: Pane::Groups,
-            total_bytes: 0,
-            rows_by_file: HashMap::new(),
-            run_attempts: HashMap::new(),
-            jobs,
-            job_sel: 0,
+            exports: super::tabs::exports::ExportsState::new(groups, export_dir),
             filters: HashMap::new(),
             filter_input: None,
             command: None,
@@ -336,23 +126,15 @@ impl App {
             readonly: false,
             palette: Default::default(),
             recall: Default::default(),
-            lock: LockState::Unknown,
-            releases: vec![],
-            release_order: Default::default(),
-            release_sel: 0,
-            release_scroll: (0, 0),
-            service_names: vec![],
-            engine_watch: false,
+            releases: Default::default(),
             remote: false,
             logs: Default::default(),
-            release_detail: None,
-            releases_error: None,
+            schedules: super::tabs::schedules::SchedulesState::new(jobs),
+            lock: LockState::Unknown,
             ledger_tampered: None,
-            services: Default::default(),
             testops: None,
             disk_free: None,
             sessions: None,
-            work: Vec::new(),
             refusals: Default::default(),
             may_approve: true,
             ui_notify: false,
@@ -372,6 +154,7 @@ impl App {
             return 0;
         }
         self.releases
+            .list
             .iter()
             .filter(|r| r.status == crate::release::Status::ManualTesting)
             .count()
@@ -379,18 +162,13 @@ impl App {
 
     /// True while an export runs or waits to retry.
     pub fn exporting(&self) -> bool {
-        self.groups.iter().any(|g| {
-            matches!(
-                g.status,
-                GroupStatus::Running { .. } | GroupStatus::Retrying { .. }
-            )
-        })
+        self.exports.exporting()
     }
 
     /// True while something on screen moves by itself (gauge, countdown, toast, a deploy
     /// whose progress the Releases tab shows).
     pub fn animating(&self) -> bool {
-        self.exporting() || !self.toasts.is_empty() || super::releases::watching_deploy(self)
+        self.exporting() || !self.toasts.is_empty() || self.releases.watching_deploy(self.tab)
     }
 
     /// The filter of the current tab.
@@ -400,57 +178,21 @@ impl App {
 
     /// Indexes of the files that pass the filter.
     pub fn visible_files(&self) -> Vec<usize> {
-        let f = self
-            .filters
-            .get(&Tab::Exports)
-            .map(|s| s.to_lowercase())
-            .unwrap_or_default();
-        (0..self.files.len())
-            .filter(|&i| {
-                f.is_empty() || {
-                    let file = &self.files[i];
-                    file.group.to_lowercase().contains(&f)
-                        || file
-                            .path
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().to_lowercase().contains(&f))
-                }
-            })
-            .collect()
+        self.exports.visible_files(&self.filters)
     }
 
     /// Indexes of the jobs that pass the filter.
     pub fn visible_jobs(&self) -> Vec<usize> {
-        let f = self
-            .filters
-            .get(&Tab::Schedules)
-            .map(|s| s.to_lowercase())
-            .unwrap_or_default();
-        (0..self.jobs.len())
-            .filter(|&i| f.is_empty() || self.jobs[i].name.to_lowercase().contains(&f))
-            .collect()
+        self.schedules.visible(&self.filters)
     }
 
     /// The selected file, if any.
     pub fn selected_file(&self) -> Option<&FileRow> {
-        self.visible_files()
-            .get(self.file_sel)
-            .map(|&i| &self.files[i])
+        self.exports.selected_file(&self.filters)
     }
 
     pub(crate) fn toast(&mut self, level: Level, text: impl Into<String>) {
-        self.toasts.push(Toast {
-            text: crate::sanitize::clean_max(&text.into(), 200),
-            level,
-            until: self.now + chrono::Duration::seconds(TOAST_SECS),
-        });
-        if self.toasts.len() > 3 {
-            self.toasts.remove(0);
-        }
-    }
-
-    fn group_mut(&mut self, name: &str) -> Option<&mut GroupRow> {
-        self.groups.iter_mut().find(|g| g.name == name)
+        super::toast::push(&mut self.toasts, self.now, level, text);
     }
 
     fn scope(&self) -> Scope {
@@ -462,10 +204,7 @@ impl App {
 
     /// The previous export of the selected file's group, for `D`.
     pub fn previous_of(&self, file: &FileRow) -> Option<&FileRow> {
-        self.files
-            .iter()
-            .filter(|f| f.group == file.group && f.taken_at < file.taken_at)
-            .max_by_key(|f| f.taken_at)
+        self.exports.previous_of(file)
     }
 }
 
@@ -481,7 +220,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
         Msg::Mouse(m) => {
             let changed = on_mouse(app, m);
             if changed && app.tab == Tab::Releases {
-                super::releases::follow_selection(app, &mut cmds);
+                app.releases.follow_selection(&mut ctx!(app), &mut cmds);
             }
             changed
         }
@@ -494,13 +233,17 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             app.now = now;
             let before = app.toasts.len();
             app.toasts.retain(|t| t.until > now);
-            if super::releases::watching_deploy(app) {
-                super::releases::refresh_selected(app, &mut cmds);
+            if app.releases.watching_deploy(app.tab) {
+                app.releases.refresh_selected(&mut ctx!(app), &mut cmds);
             }
             minute_changed || before != app.toasts.len() || app.exporting()
         }
         Msg::Service(ev) => on_service(app, ev, &mut cmds),
-        Msg::Log(ev) => super::logs::on_event(app, ev),
+        Msg::Log(ev) => {
+            // Only the Logs tab shows log lines (and the sources' line counts).
+            let on_tab = app.tab == Tab::Logs;
+            app.logs.on_event(ev, &mut app.recall.log_source) && on_tab
+        }
         Msg::History {
             generation,
             history,
@@ -525,7 +268,8 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
                 p.error = batch.error;
                 if !p.search.is_empty() {
                     let needle = p.search.to_lowercase();
-                    let hits = (start..p.rows.len()).filter(|&i| row_matches(&p.rows[i], &needle));
+                    let hits = (start..p.rows.len())
+                        .filter(|&i| super::popups::preview::row_matches(&p.rows[i], &needle));
                     p.matches.extend(hits);
                 }
                 true
@@ -548,29 +292,27 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             hits,
         } => {
             app.requests.reply(Req::Search, generation, finished);
-            super::logs::on_search(app, generation, done, total, matches, finished, hits)
+            app.logs
+                .on_search(generation, done, total, matches, finished, hits)
         }
         Msg::MatchContext { generation, result } => {
-            app.requests.reply(Req::Context, generation, true)
-                && super::logs::on_context(app, result)
+            app.requests.reply(Req::Context, generation, true) && app.logs.on_context(result)
         }
         Msg::ReleaseDetail { generation, detail } => {
             let current = app.requests.reply(Req::Release, generation, true);
             if current {
-                app.release_detail = Some(detail);
-                super::releases::detail_arrived(app, &mut cmds);
+                app.releases.detail = Some(detail);
+                app.releases.detail_arrived(&mut ctx!(app), &mut cmds);
             }
             current
         }
         Msg::Paused(set) => {
-            for j in &mut app.jobs {
-                j.paused = set.contains(&j.name);
-            }
+            app.schedules.set_paused(|name| set.contains(name));
             true
         }
         Msg::CronSaved { job, schedule } => {
             let expr = schedule.expr().to_string();
-            if let Some(j) = app.jobs.iter_mut().find(|j| j.name == job) {
+            if let Some(j) = app.schedules.jobs.iter_mut().find(|j| j.name == job) {
                 j.schedule = schedule;
             }
             app.toast(Level::Info, format!("{job}: schedule saved as `{expr}`"));
@@ -618,7 +360,7 @@ fn cancel_closed(app: &mut App, cmds: &mut Vec<Cmd>) {
                 .is_some_and(|f| f.generation == generation && !f.finished),
             Req::Context => matches!(
                 app.logs.match_view,
-                Some(super::logs::MatchView::Context { ctx: None, .. })
+                Some(super::tabs::logs::MatchView::Context { ctx: None, .. })
             ),
             Req::Release | Req::History => true,
         };
@@ -636,10 +378,17 @@ pub fn load_history(app: &mut App) -> Cmd {
     }
 }
 
+/// Orders the Releases tab's list again for its current filter, keeping the selection.
+pub(crate) fn reorder_releases(app: &mut App) {
+    let filter = app.filters.get(&Tab::Releases).map(String::as_str);
+    app.releases.reorder(filter);
+}
+
 /// The desktop notification's text: the newest waiting release.
 fn alert_text(app: &App, waiting: usize) -> String {
     let newest = app
         .releases
+        .list
         .iter()
         .filter(|r| r.status == crate::release::Status::ManualTesting)
         .max_by_key(|r| r.id);
@@ -660,98 +409,21 @@ fn alert_text(app: &App, waiting: usize) -> String {
 }
 
 fn apply_history(app: &mut App, h: HistoryView) {
-    for job in &mut app.jobs {
-        if let Some(runs) = h.runs.get(&job.name) {
-            job.runs = runs.clone();
-        }
-    }
-    for g in &mut app.groups {
-        let saved: Vec<&SavedExport> = h.saved.iter().filter(|s| s.group == g.name).collect();
-        g.trend = saved.iter().rev().take(30).rev().map(|s| s.rows).collect();
-        if g.status == GroupStatus::Idle
-            && let Some(last) = saved.last()
-        {
-            g.status = GroupStatus::Saved { at: last.at };
-        }
-    }
-    app.rows_by_file = h.saved.into_iter().map(|s| (s.file, s.rows)).collect();
-    app.run_attempts = h.attempts;
+    app.schedules.apply_runs(&h.runs, h.attempts);
+    app.exports.apply_history(h.saved);
 }
 
 fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
     match ev {
-        Event::Export(e) => match e {
-            ExportEvent::Progress {
-                group,
-                attempt,
-                max_attempts,
-                stage,
-                ..
-            } => {
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Running {
-                        attempt,
-                        max: max_attempts,
-                        stage,
-                    };
-                }
-            }
-            ExportEvent::RetryScheduled {
-                group,
-                attempt,
-                max_attempts,
-                at,
-                error,
-                ..
-            } => {
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Retrying {
-                        attempt,
-                        max: max_attempts,
-                        at,
-                        error,
-                    };
-                }
-            }
-            ExportEvent::Saved {
-                group, path, rows, ..
-            } => {
-                let at = app.now;
+        Event::Export(ExportEvent::RunFinished { .. }) => cmds.push(load_history(app)),
+        Event::Export(e) => {
+            if matches!(e, ExportEvent::Saved { .. }) {
                 // A saved export proves TestOps answers, whatever the last probe said.
                 app.testops = Some(Ok(()));
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Saved { at };
-                    g.trend.push(rows);
-                    if g.trend.len() > 30 {
-                        g.trend.remove(0);
-                    }
-                }
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                app.rows_by_file.insert(path, rows);
-                app.toast(
-                    Level::Info,
-                    format!("{group}: saved {name} ({rows} test cases)"),
-                );
             }
-            ExportEvent::Failed { group, error, .. } => {
-                let at = app.now;
-                if let Some(g) = app.group_mut(&group) {
-                    g.status = GroupStatus::Failed {
-                        error: error.clone(),
-                        at,
-                    };
-                }
-                app.toast(Level::Error, format!("{group}: export failed: {error}"));
-            }
-            ExportEvent::Skipped { group, reason } => {
-                app.toast(Level::Info, format!("{group}: {reason}"))
-            }
-            ExportEvent::RunFinished { .. } => cmds.push(load_history(app)),
-        },
-        Event::ExportDir(listing) => apply_listing(app, listing),
+            app.exports.on_event(e, &mut ctx!(app));
+        }
+        Event::ExportDir(listing) => app.exports.apply_listing(listing, &app.filters),
         Event::Schedule(s) => match s {
             ScheduleEvent::Leader => app.lock = LockState::Leader,
             ScheduleEvent::Follower { holder } => app.lock = LockState::Follower(holder),
@@ -780,23 +452,29 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
             );
         }
         Event::JobFinished { .. } => cmds.push(load_history(app)),
-        Event::Releases(list) => super::releases::apply_list(app, list, cmds),
-        Event::ReleasesUnavailable(e) => app.releases_error = Some(e),
+        Event::Releases(list) => {
+            app.releases
+                .apply_list(list, &mut app.recall.release, &mut ctx!(app), cmds)
+        }
+        Event::ReleasesUnavailable(e) => app.releases.error = Some(e),
         Event::LedgerTampered(row) => app.ledger_tampered = Some(row),
-        Event::Services(s) => return super::releases::apply_services(app, s),
+        Event::Services(s) => {
+            let filter = app.filters.get(&Tab::Releases).map(String::as_str);
+            return app.releases.apply_services(s, filter);
+        }
         Event::TestOpsHealth(h) => {
             app.testops = Some(h.map_err(|e| crate::sanitize::clean_max(&e, 200)))
         }
         Event::DiskFree(b) => app.disk_free = Some(b),
         Event::Notice(text) => app.toast(Level::Info, text),
         Event::Sessions(list) => app.sessions = Some(list),
-        Event::Work(work) => app.work = work,
+        Event::Work(work) => app.releases.work = work,
         Event::DeployProgress { id, line } => {
             // The details pane shows the deploy log as it grows.
-            match app.release_detail.as_mut() {
+            match app.releases.detail.as_mut() {
                 Some(d) if d.id == id => {
                     d.log.push(line);
-                    let extra = d.log.len().saturating_sub(super::releases::LOG_LINES);
+                    let extra = d.log.len().saturating_sub(super::tabs::releases::LOG_LINES);
                     d.log.drain(..extra);
                 }
                 _ => return false,
@@ -809,13 +487,9 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
             }
             app.notify_failing = list;
         }
-        Event::Paused(set) => {
-            for j in &mut app.jobs {
-                j.paused = set.contains(&j.name);
-            }
-        }
+        Event::Paused(set) => app.schedules.set_paused(|name| set.contains(name)),
         Event::CronChanged { job, expr } => {
-            if let Some(j) = app.jobs.iter_mut().find(|j| j.name == job)
+            if let Some(j) = app.schedules.jobs.iter_mut().find(|j| j.name == job)
                 && let Ok(s) = CronSchedule::parse(&expr, Some(j.schedule.timezone()))
             {
                 j.schedule = s;
@@ -823,27 +497,6 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         }
     }
     true
-}
-
-fn apply_listing(app: &mut App, listing: DirListing) {
-    let selected = app.selected_file().map(|f| f.path.clone());
-    app.files = listing
-        .files
-        .into_iter()
-        .map(|f| FileRow {
-            path: f.path,
-            group: f.name.group,
-            taken_at: f.name.taken_at,
-            size: f.size,
-        })
-        .collect();
-    app.total_bytes = listing.total_bytes;
-    // Keep the selection on the same file when others come and go.
-    let visible = app.visible_files();
-    app.file_sel = selected
-        .and_then(|p| visible.iter().position(|&i| app.files[i].path == p))
-        .unwrap_or(app.file_sel)
-        .min(visible.len().saturating_sub(1));
 }
 
 fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
@@ -861,7 +514,8 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return command_key(app, k, cmds);
     }
     if app.tab == Tab::Logs && app.logs.search_input.is_some() && app.overlay.is_none() {
-        return super::logs::search_key(app, k, cmds);
+        cmds.extend(app.logs.search_key(k, &mut ctx!(app)));
+        return;
     }
     match app.overlay.take() {
         None => {}
@@ -871,7 +525,8 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return;
     };
     if app.tab == Tab::Logs && app.overlay.is_none() && is_logs_action(action) {
-        return super::logs::action(app, action, cmds);
+        cmds.extend(app.logs.update(action, &mut ctx!(app)));
+        return;
     }
     // Greyed keys answer with the server's reason instead of a dialog it would refuse.
     if let Some(reason) = app.refused(action) {
@@ -898,14 +553,20 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::PageUp => move_sel(app, -(page as i64)),
         Action::Top => move_sel(app, i64::MIN / 2),
         Action::Bottom => move_sel(app, i64::MAX / 2),
-        Action::Left => app.pane = Pane::Groups,
-        Action::Right => app.pane = Pane::Files,
+        Action::Left
+        | Action::Right
+        | Action::Export
+        | Action::ExportAll
+        | Action::Diff
+        | Action::Delete
+        | Action::Pager
+        | Action::Copy => cmds.extend(app.exports.update(action, &mut ctx!(app))),
         // A new filter starts empty (k9s); Esc clears it, Enter keeps it.
         Action::Filter => {
             app.filter_input = Some(Input::default());
             app.filters.remove(&app.tab);
             if app.tab == Tab::Releases {
-                super::releases::reorder(app);
+                reorder_releases(app);
             }
         }
         Action::Command => app.command = Some(Default::default()),
@@ -918,105 +579,18 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         Action::Close => {
             if app.tab == Tab::Logs {
-                super::logs::clear_search(app);
+                app.logs.clear_search();
             }
             app.filters.remove(&app.tab);
             if app.tab == Tab::Releases {
-                super::releases::reorder(app);
+                reorder_releases(app);
             }
         }
-        Action::Export => {
-            if let Some(g) = app.groups.get(app.group_sel) {
-                cmds.push(Cmd::Export(vec![g.name.clone()]));
-            }
-        }
-        Action::ExportAll => cmds.push(Cmd::Export(
-            app.groups.iter().map(|g| g.name.clone()).collect(),
-        )),
-        Action::Open if app.tab == Tab::Releases => super::releases::action(app, action),
-        Action::Open => {
-            if let Some(f) = app.selected_file() {
-                let path = f.path.clone();
-                let generation = app.requests.start(Req::Preview);
-                app.overlay = Some(Overlay::Preview(Box::new(Preview {
-                    path: path.clone(),
-                    generation,
-                    ..Default::default()
-                })));
-                cmds.push(Cmd::Preview { path, generation });
-            } else {
-                app.toast(Level::Info, "no file selected");
-            }
-        }
-        Action::Diff => match app.selected_file() {
-            None => app.toast(Level::Info, "select a file (l) to compare"),
-            Some(f) => match app.previous_of(f) {
-                None => app.toast(
-                    Level::Info,
-                    format!("no earlier export of {} to compare with", f.group),
-                ),
-                Some(prev) => {
-                    let (old, new) = (prev.path.clone(), f.path.clone());
-                    let generation = app.requests.start(Req::Diff);
-                    app.overlay = Some(Overlay::Diff(Box::new(DiffView {
-                        old: old.clone(),
-                        new: new.clone(),
-                        result: None,
-                        top: 0,
-                    })));
-                    cmds.push(Cmd::Diff {
-                        old,
-                        new,
-                        generation,
-                    });
-                }
-            },
-        },
-        Action::Delete => {
-            if let Some(f) = app.selected_file() {
-                app.overlay = Some(Overlay::ConfirmDelete(f.path.clone()));
-            }
-        }
-        Action::Pager => {
-            if let Some(f) = app.selected_file() {
-                cmds.push(Cmd::Pager(f.path.clone()));
-            }
-        }
-        Action::Copy => {
-            if let Some(f) = app.selected_file() {
-                let path = f.path.display().to_string();
-                cmds.push(Cmd::Copy(path.clone()));
-                app.toast(Level::Info, format!("copied {path}"));
-            }
-        }
-        Action::RunNow => {
-            if let Some(j) = selected_job(app) {
-                cmds.push(match j.kind {
-                    JobKind::Export => {
-                        Cmd::Export(app.groups.iter().map(|g| g.name.clone()).collect())
-                    }
-                    JobKind::Cleanup => Cmd::RunCleanup,
-                });
-            }
-        }
-        Action::Pause => {
-            if let Some(j) = selected_job(app) {
-                cmds.push(Cmd::SetPaused {
-                    job: j.name.clone(),
-                    paused: !j.paused,
-                });
-            }
-        }
-        Action::EditCron => {
-            if let Some(j) = selected_job(app) {
-                let input = Input::new(j.schedule.expr().to_string());
-                let check = check_cron(&j.schedule, input.value(), app.now);
-                app.overlay = Some(Overlay::EditCron(CronEdit {
-                    job: j.name.clone(),
-                    input,
-                    check,
-                }));
-            }
+        Action::Open if app.tab == Tab::Releases => app.releases.action(action, &mut ctx!(app)),
+        Action::Open => cmds.extend(app.exports.update(action, &mut ctx!(app))),
+        Action::RunNow | Action::Pause | Action::EditCron => {
+            let groups = app.exports.groups.iter().map(|g| g.name.clone()).collect();
+            cmds.extend(app.schedules.update(action, &mut ctx!(app), groups));
         }
         Action::Approve
         | Action::Reject
@@ -1026,7 +600,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::NextService
         | Action::PrevService
         | Action::ScrollDown
-        | Action::ScrollUp => super::releases::action(app, action),
+        | Action::ScrollUp => app.releases.action(action, &mut ctx!(app)),
         Action::Search
         | Action::NextMatch
         | Action::PrevMatch
@@ -1045,7 +619,7 @@ fn on_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         | Action::MatchList => {}
     }
     if app.tab == Tab::Releases {
-        super::releases::follow_selection(app, cmds);
+        app.releases.follow_selection(&mut ctx!(app), cmds);
     }
 }
 
@@ -1079,20 +653,6 @@ fn is_logs_action(a: Action) -> bool {
             | Action::MatchList
             | Action::Open
     )
-}
-
-fn selected_job(app: &App) -> Option<&JobRow> {
-    app.visible_jobs().get(app.job_sel).map(|&i| &app.jobs[i])
-}
-
-fn check_cron(
-    current: &CronSchedule,
-    expr: &str,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, String> {
-    let s = CronSchedule::parse(expr, Some(current.timezone()))?;
-    s.next_after(now)
-        .ok_or_else(|| "this expression never runs".to_string())
 }
 
 /// Keys while the `:` command line is open: Enter runs, Tab completes, Up/Down recall,
@@ -1154,16 +714,16 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
         Command::Releases(service) => {
             app.tab = Tab::Releases;
             if let Some(s) = service
-                && !super::releases::select_service(app, &s)
+                && !app.releases.select_service(&s)
             {
                 app.toast(Level::Error, format!("no service {s} in the list"));
             }
-            super::releases::follow_selection(app, cmds);
+            app.releases.follow_selection(&mut ctx!(app), cmds);
         }
         Command::Logs(source) => {
             app.tab = Tab::Logs;
             if let Some(s) = source
-                && !super::logs::select_named(app, &s)
+                && !app.logs.select_named(&s)
             {
                 let names: Vec<&str> = app.logs.sources.iter().map(|s| s.name.as_str()).collect();
                 app.toast(
@@ -1178,11 +738,11 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
             } else {
                 app.filters.insert(app.tab, text);
             }
-            app.file_sel = 0;
-            app.job_sel = 0;
-            app.release_sel = 0;
+            app.exports.file_sel = 0;
+            app.schedules.sel = 0;
+            app.releases.sel = 0;
             if app.tab == Tab::Releases {
-                super::releases::reorder(app);
+                reorder_releases(app);
             }
         }
         Command::Export(groups) => match app.refused(Action::Export) {
@@ -1194,19 +754,19 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
         },
         Command::Release { action, id, tag } => {
             app.tab = Tab::Releases;
-            if !super::releases::select_id(app, id) {
+            if !app.releases.select_id(id, &mut ctx!(app)) {
                 app.toast(Level::Error, format!("no release {id}"));
                 return;
             }
-            super::releases::follow_selection(app, cmds);
+            app.releases.follow_selection(&mut ctx!(app), cmds);
             if let Some(reason) = app.refused(action) {
                 let reason = crate::sanitize::clean_max(reason, 200);
                 app.toast(Level::Error, reason);
                 return;
             }
             match tag {
-                Some(to) => super::releases::rollback_to(app, &to),
-                None => super::releases::action(app, action),
+                Some(to) => app.releases.rollback_to(&to, &mut ctx!(app)),
+                None => app.releases.action(action, &mut ctx!(app)),
             }
         }
         Command::Help => {
@@ -1242,177 +802,60 @@ fn filter_key(app: &mut App, k: KeyEvent) {
             input.handle_event(&crossterm::event::Event::Key(k));
             let value = input.value().to_string();
             app.filters.insert(app.tab, value);
-            app.file_sel = 0;
-            app.job_sel = 0;
-            app.release_sel = 0;
+            app.exports.file_sel = 0;
+            app.schedules.sel = 0;
+            app.releases.sel = 0;
         }
     }
     if app.tab == Tab::Releases {
         let typed = !matches!(k.code, KeyCode::Enter | KeyCode::Esc);
-        super::releases::reorder(app);
+        reorder_releases(app);
         if typed {
-            app.release_sel = 0;
+            app.releases.sel = 0;
         }
     }
 }
 
 fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    use super::popups::{self, Answer};
     let keep = match overlay {
-        Overlay::Help { scope, top, back } => help_key(app, scope, top, back, k),
-        Overlay::ConfirmQuit => match k.code {
-            KeyCode::Char('y') => {
+        Overlay::Help { scope, top, back } => {
+            let rows = help_rows(app, scope);
+            popups::help::key(scope, top, back, rows, app.size, k)
+        }
+        Overlay::ConfirmQuit => match popups::confirm::key(k) {
+            Answer::Yes => {
                 app.quit = true;
                 None
             }
-            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Enter => None,
-            _ => Some(Overlay::ConfirmQuit),
+            Answer::No => None,
+            Answer::Open => Some(Overlay::ConfirmQuit),
         },
-        Overlay::ConfirmDelete(path) => match k.code {
-            KeyCode::Char('y') => {
+        Overlay::ConfirmDelete(path) => match popups::confirm::key(k) {
+            Answer::Yes => {
                 cmds.push(Cmd::Delete(path));
                 None
             }
-            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Enter => None,
-            _ => Some(Overlay::ConfirmDelete(path)),
+            Answer::No => None,
+            Answer::Open => Some(Overlay::ConfirmDelete(path)),
         },
-        Overlay::Diff(mut d) => match k.code {
-            KeyCode::Esc | KeyCode::Char('q') => None,
-            KeyCode::Char('j') | KeyCode::Down => {
-                d.top += 1;
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::Char('k') | KeyCode::Up => {
-                d.top = d.top.saturating_sub(1);
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::PageDown => {
-                d.top += layout::page_rows(app.size);
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::PageUp => {
-                d.top = d.top.saturating_sub(layout::page_rows(app.size));
-                Some(Overlay::Diff(d))
-            }
-            KeyCode::Char('g') => {
-                d.top = 0;
-                Some(Overlay::Diff(d))
-            }
-            _ => Some(Overlay::Diff(d)),
-        },
-        Overlay::EditCron(mut e) => match k.code {
-            KeyCode::Esc => None,
-            KeyCode::Enter => {
-                if e.check.is_ok() {
-                    cmds.push(Cmd::SaveCron {
-                        job: e.job.clone(),
-                        expr: e.input.value().trim().to_string(),
-                    });
-                    None
-                } else {
-                    Some(Overlay::EditCron(e))
-                }
-            }
-            _ => {
-                e.input.handle_event(&crossterm::event::Event::Key(k));
-                if let Some(j) = app.jobs.iter().find(|j| j.name == e.job) {
-                    e.check = check_cron(&j.schedule, e.input.value(), app.now);
-                }
-                Some(Overlay::EditCron(e))
-            }
-        },
-        Overlay::Preview(p) => preview_key(app, p, k),
+        Overlay::Diff(d) => popups::diff::key(d, app.size, k),
+        Overlay::EditCron(e) => {
+            let job = app.schedules.jobs.iter().find(|j| j.name == e.job);
+            let (keep, cmd) = popups::cron::key(e, job.map(|j| &j.schedule), app.now, k);
+            cmds.extend(cmd);
+            keep
+        }
+        Overlay::Preview(p) => popups::preview::key(p, app.size, k),
         o @ (Overlay::Approve { .. }
         | Overlay::Deploy { .. }
         | Overlay::CancelDeploy { .. }
         | Overlay::Reject { .. }
         | Overlay::RollbackPick { .. }
         | Overlay::RollbackConfirm { .. }
-        | Overlay::ReleaseInfo { .. }) => super::releases::overlay_key(app, o, k, cmds),
+        | Overlay::ReleaseInfo { .. }) => app.releases.overlay_key(o, k, &mut ctx!(app), cmds),
     };
     app.overlay = keep;
-}
-
-fn preview_key(app: &mut App, mut p: Box<Preview>, k: KeyEvent) -> Option<Overlay> {
-    if let Some(input) = p.search_input.as_mut() {
-        match k.code {
-            KeyCode::Enter | KeyCode::Esc => {
-                let search = if k.code == KeyCode::Enter {
-                    input.value().to_string()
-                } else {
-                    String::new()
-                };
-                p.search_input = None;
-                p.search = search;
-                let needle = p.search.to_lowercase();
-                p.matches = if needle.is_empty() {
-                    vec![]
-                } else {
-                    (0..p.rows.len())
-                        .filter(|&i| row_matches(&p.rows[i], &needle))
-                        .collect()
-                };
-                jump_match(&mut p, true);
-            }
-            _ => {
-                input.handle_event(&crossterm::event::Event::Key(k));
-            }
-        }
-        return Some(Overlay::Preview(p));
-    }
-    let page = layout::page_rows(app.size).saturating_sub(2);
-    let last = p.rows.len().saturating_sub(1);
-    match action_for(Scope::Preview, &k) {
-        Some(Action::Close) | Some(Action::Quit) => return None,
-        Some(Action::Down) => p.top = (p.top + 1).min(last),
-        Some(Action::Up) => p.top = p.top.saturating_sub(1),
-        Some(Action::PageDown) => p.top = (p.top + page).min(last),
-        Some(Action::PageUp) => p.top = p.top.saturating_sub(page),
-        Some(Action::Top) => p.top = 0,
-        Some(Action::Bottom) => p.top = last,
-        Some(Action::Left) => p.first_col = p.first_col.saturating_sub(1),
-        Some(Action::Right) => {
-            p.first_col = (p.first_col + 1).min(p.header.len().saturating_sub(1))
-        }
-        Some(Action::Search) => p.search_input = Some(Input::new(p.search.clone())),
-        Some(Action::NextMatch) => jump_match(&mut p, true),
-        Some(Action::PrevMatch) => jump_match(&mut p, false),
-        Some(Action::Help) => {
-            return Some(Overlay::Help {
-                scope: Scope::Preview,
-                top: 0,
-                back: Some(Box::new(Overlay::Preview(p))),
-            });
-        }
-        _ => {}
-    }
-    Some(Overlay::Preview(p))
-}
-
-/// `?`: j/k, pages, g/G scroll; Esc, q or `?` go back to what was open before.
-fn help_key(
-    app: &App,
-    scope: Scope,
-    top: usize,
-    back: Option<Box<Overlay>>,
-    k: KeyEvent,
-) -> Option<Overlay> {
-    let last = help_rows(app, scope).saturating_sub(layout::help_rows_shown(app.size));
-    let page = layout::help_rows_shown(app.size).max(1);
-    let top = match k.code {
-        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => return back.map(|b| *b),
-        KeyCode::Char('j') | KeyCode::Down => top + 1,
-        KeyCode::Char('k') | KeyCode::Up => top.saturating_sub(1),
-        KeyCode::PageDown | KeyCode::Char(' ') => top + page,
-        KeyCode::PageUp => top.saturating_sub(page),
-        KeyCode::Char('g') | KeyCode::Home => 0,
-        KeyCode::Char('G') | KeyCode::End => last,
-        _ => top,
-    };
-    Some(Overlay::Help {
-        scope,
-        top: top.min(last),
-        back,
-    })
 }
 
 /// Lines the help of `scope` has: its keys, then the `:` commands (read-only: without
@@ -1429,79 +872,12 @@ pub fn help_rows(app: &App, scope: Scope) -> usize {
     keys + 1 + commands
 }
 
-fn row_matches(row: &[String], needle: &str) -> bool {
-    row.iter().any(|c| c.to_lowercase().contains(needle))
-}
-
-fn jump_match(p: &mut Preview, forward: bool) {
-    let next = if forward {
-        p.matches.iter().find(|&&m| m > p.top).or(p.matches.first())
-    } else {
-        p.matches
-            .iter()
-            .rev()
-            .find(|&&m| m < p.top)
-            .or(p.matches.last())
-    };
-    if let Some(&m) = next {
-        p.top = m;
-    }
-}
-
 fn move_sel(app: &mut App, delta: i64) {
-    let (sel, len) = match (app.tab, app.pane) {
-        (Tab::Exports, Pane::Groups) => (&mut app.group_sel, app.groups.len()),
-        (Tab::Exports, Pane::Files) => {
-            let len = app.visible_files().len();
-            (&mut app.file_sel, len)
-        }
-        (Tab::Schedules, _) => {
-            let len = app.visible_jobs().len();
-            (&mut app.job_sel, len)
-        }
-        (Tab::Releases, _) => {
-            let len = super::releases::ordered(app).len();
-            (&mut app.release_sel, len)
-        }
-        _ => return,
-    };
-    let max = len.saturating_sub(1) as i64;
-    *sel = (*sel as i64).saturating_add(delta).clamp(0, max) as usize;
-}
-
-/// What a mouse click landed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clicked {
-    Group,
-    File,
-    Job,
-    Release,
-    LogSource,
-}
-
-/// The table row under a click on the active tab, if any.
-fn row_at(app: &App, x: u16, y: u16) -> Option<(Clicked, usize)> {
     match app.tab {
-        Tab::Exports => {
-            let (groups, files) = layout::exports(app.size, app.groups.len());
-            layout::table_row_at(groups, app.group_sel, x, y)
-                .map(|i| (Clicked::Group, i))
-                .or_else(|| {
-                    layout::table_row_at(files, app.file_sel, x, y).map(|i| (Clicked::File, i))
-                })
-        }
-        Tab::Schedules => {
-            let jobs = layout::schedules(app.size, app.jobs.len()).0;
-            layout::table_row_at(jobs, app.job_sel, x, y).map(|i| (Clicked::Job, i))
-        }
-        Tab::Releases => {
-            let list = layout::releases(app.size, super::releases::list_lines(app)).list;
-            let line = layout::line_at(list, x, y)?;
-            let shown = layout::table_rows(list);
-            let line = super::releases::list_offset(app, shown) + line;
-            super::releases::row_at_line(app, line).map(|r| (Clicked::Release, r))
-        }
-        Tab::Logs => super::logs::source_at(app, x, y).map(|i| (Clicked::LogSource, i)),
+        Tab::Exports => app.exports.move_sel(delta, &app.filters),
+        Tab::Schedules => app.schedules.move_sel(delta, &app.filters),
+        Tab::Releases => app.releases.move_sel(delta),
+        Tab::Logs => {}
     }
 }
 
@@ -1510,31 +886,21 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> bool {
         return false;
     }
     match m.kind {
-        MouseEventKind::ScrollDown if app.tab == Tab::Logs => super::logs::scroll(app, 3),
-        MouseEventKind::ScrollUp if app.tab == Tab::Logs => super::logs::scroll(app, -3),
+        MouseEventKind::ScrollDown if app.tab == Tab::Logs => app.logs.scroll(3, app.size),
+        MouseEventKind::ScrollUp if app.tab == Tab::Logs => app.logs.scroll(-3, app.size),
         MouseEventKind::ScrollDown => move_sel(app, 1),
         MouseEventKind::ScrollUp => move_sel(app, -1),
         MouseEventKind::Down(MouseButton::Left) => {
             if let Some(tab) = layout::tab_at(app.size, m.column, m.row) {
                 app.tab = tab;
-            } else if let Some((pane, index)) = row_at(app, m.column, m.row) {
-                match pane {
-                    Clicked::Group => {
-                        app.pane = Pane::Groups;
-                        app.group_sel = index.min(app.groups.len().saturating_sub(1));
-                    }
-                    Clicked::File => {
-                        app.pane = Pane::Files;
-                        app.file_sel = index.min(app.visible_files().len().saturating_sub(1));
-                    }
-                    Clicked::Job => {
-                        app.job_sel = index.min(app.visible_jobs().len().saturating_sub(1))
-                    }
-                    Clicked::Release => app.release_sel = index,
-                    Clicked::LogSource => super::logs::click_source(app, index),
-                }
             } else {
-                return false;
+                let (x, y) = (m.column, m.row);
+                return match app.tab {
+                    Tab::Exports => app.exports.click(app.size, x, y, &app.filters),
+                    Tab::Schedules => app.schedules.click(app.size, x, y, &app.filters),
+                    Tab::Releases => app.releases.click(app.size, x, y),
+                    Tab::Logs => app.logs.click(app.size, x, y),
+                };
             }
         }
         _ => return false,

@@ -204,7 +204,7 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
 }
 
 fn group_names(app: &App) -> Vec<String> {
-    app.groups.iter().map(|g| g.name.clone()).collect()
+    app.exports.groups.iter().map(|g| g.name.clone()).collect()
 }
 
 /// What may follow `words` (the words typed before the one being completed).
@@ -221,6 +221,7 @@ fn candidates(app: &App, words: &[&str]) -> Vec<String> {
     };
     let ids = |ok: &dyn Fn(crate::release::Status) -> bool| -> Vec<String> {
         app.releases
+            .list
             .iter()
             .filter(|r| ok(r.status))
             .map(|r| r.id.to_string())
@@ -237,10 +238,11 @@ fn candidates(app: &App, words: &[&str]) -> Vec<String> {
         ("releases", 0) => {
             let mut s: Vec<String> = app
                 .releases
+                .list
                 .iter()
                 .map(|r| r.service_name.clone())
                 .collect();
-            s.extend(app.services.iter().map(|s| s.service.clone()));
+            s.extend(app.releases.services.iter().map(|s| s.service.clone()));
             s.sort();
             s.dedup();
             s
@@ -251,16 +253,17 @@ fn candidates(app: &App, words: &[&str]) -> Vec<String> {
         ("rollback", 0) => ids(&|s| matches!(s, Status::Deployed | Status::ProductionFailed)),
         ("rollback", 1) => {
             let id: Option<i64> = args[0].trim_start_matches('#').parse().ok();
-            match (&app.release_detail, id) {
+            match (&app.releases.detail, id) {
                 (Some(d), Some(id)) if d.id == id && !d.targets.is_empty() => {
                     d.targets.iter().map(|t| t.tag.clone()).collect()
                 }
                 // The ledger's other deployed tags of its service.
                 (_, Some(id)) => {
-                    let Some(r) = app.releases.iter().find(|r| r.id == id) else {
+                    let Some(r) = app.releases.list.iter().find(|r| r.id == id) else {
                         return Vec::new();
                     };
                     app.releases
+                        .list
                         .iter()
                         .filter(|o| {
                             o.service_name == r.service_name

@@ -290,7 +290,7 @@ impl Effects {
                 });
                 let results = self.results.clone();
                 self.tracker.spawn_blocking(move || {
-                    super::logs::search_task(&spec, &pattern, generation, &flag, &results);
+                    super::tabs::logs::search_task(&spec, &pattern, generation, &flag, &results);
                     done.cancel();
                 });
             }
@@ -302,7 +302,7 @@ impl Effects {
                 let results = self.results.clone();
                 let cancel = self.token(Req::Context);
                 self.tracker.spawn_blocking(move || {
-                    let result = super::logs::context_task(&spec, offset);
+                    let result = super::tabs::logs::context_task(&spec, offset);
                     let msg = Msg::MatchContext { generation, result };
                     send_unless_cancelled(&results, msg, &cancel);
                 });
@@ -537,7 +537,7 @@ pub fn history_view(s: crate::export::HistorySnapshot) -> HistoryView {
 }
 
 /// The details of one release: audit trail, deploy log tail, rollback targets. (What the
-/// engine runs comes from `app.services`, not from here: the selection drives no engine
+/// engine runs comes from `app.releases.services`, not from here: the selection drives no engine
 /// reads.)
 async fn load_release(
     backend: Backend,
@@ -574,7 +574,7 @@ async fn load_release(
             log
         }
     };
-    detail.log = log.split_off(log.len().saturating_sub(super::releases::LOG_LINES));
+    detail.log = log.split_off(log.len().saturating_sub(super::tabs::releases::LOG_LINES));
     detail
 }
 

@@ -47,7 +47,7 @@ pub fn app(size: (u16, u16)) -> App {
                 "/srv/exports/testops_export_17_{g}_{}.csv",
                 at.format("%Y-%m-%d_%H-%M-%S")
             ));
-            app.files.push(FileRow {
+            app.exports.files.push(FileRow {
                 path: path.clone(),
                 group: g.into(),
                 taken_at: at,
@@ -61,8 +61,8 @@ pub fn app(size: (u16, u16)) -> App {
             });
         }
     }
-    app.files.reverse();
-    app.total_bytes = app.files.iter().map(|f| f.size).sum();
+    app.exports.files.reverse();
+    app.exports.total_bytes = app.exports.files.iter().map(|f| f.size).sum();
     let runs = (0..3)
         .map(|i| RunRecord {
             id: 100 - i,

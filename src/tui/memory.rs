@@ -65,13 +65,17 @@ pub fn save(path: &Path, m: &Memory) -> std::io::Result<()> {
 pub fn of(app: &App) -> Memory {
     Memory {
         tab: Some(app.tab),
-        group: app.groups.get(app.group_sel).map(|g| g.name.clone()),
+        group: app
+            .exports
+            .groups
+            .get(app.exports.group_sel)
+            .map(|g| g.name.clone()),
         job: app
             .visible_jobs()
-            .get(app.job_sel)
-            .and_then(|&i| app.jobs.get(i))
+            .get(app.schedules.sel)
+            .and_then(|&i| app.schedules.jobs.get(i))
             .map(|j| j.name.clone()),
-        release: super::releases::selected(app).map(|r| r.id),
+        release: app.releases.selected().map(|r| r.id),
         log_source: app.logs.sources.get(app.logs.sel).map(|s| s.name.clone()),
     }
 }
@@ -84,16 +88,16 @@ pub fn restore(app: &mut App, m: Memory) {
     }
     if let Some(i) = m
         .group
-        .and_then(|g| app.groups.iter().position(|x| x.name == g))
+        .and_then(|g| app.exports.groups.iter().position(|x| x.name == g))
     {
-        app.group_sel = i;
+        app.exports.group_sel = i;
     }
     if let Some(i) = m.job.and_then(|j| {
         app.visible_jobs()
             .iter()
-            .position(|&i| app.jobs.get(i).is_some_and(|x| x.name == j))
+            .position(|&i| app.schedules.jobs.get(i).is_some_and(|x| x.name == j))
     }) {
-        app.job_sel = i;
+        app.schedules.sel = i;
     }
     app.recall = Memory {
         release: m.release,
@@ -143,12 +147,12 @@ mod tests {
             },
         );
         assert_eq!(app.tab, Tab::Releases);
-        assert_eq!(app.groups[app.group_sel].name, "UI");
+        assert_eq!(app.exports.groups[app.exports.group_sel].name, "UI");
         crate::tui::app::update(
             &mut app,
             crate::tui::msg::Msg::Service(crate::events::Event::Releases(fixture::releases())),
         );
-        assert_eq!(crate::tui::releases::selected(&app).map(|r| r.id), Some(6));
+        assert_eq!(app.releases.selected().map(|r| r.id), Some(6));
         assert_eq!(of(&app).release, Some(6));
         assert_eq!(of(&app).tab, Some(Tab::Releases));
     }

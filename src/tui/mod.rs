@@ -8,19 +8,19 @@ pub mod event_loop;
 mod fixture;
 pub mod keymap;
 pub mod layout;
-pub mod log_rows;
-pub mod logs;
 pub mod memory;
 pub mod msg;
-pub mod releases;
+pub mod popups;
 pub mod request;
 #[cfg(test)]
 mod svg;
 pub mod tab;
+pub mod tabs;
 mod terminal;
 #[cfg(test)]
 mod tests;
 pub mod theme;
+pub mod toast;
 pub mod view;
 
 use std::path::Path;
@@ -49,20 +49,20 @@ pub fn initial_app(cfg: &Config, paused: &std::collections::BTreeSet<String>) ->
     let mut app = App::new(groups, jobs, cfg.export.dir.clone(), Utc::now());
     app.color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     app.local = *chrono::Local::now().offset();
-    app.logs.max_lines = cfg.logs.max_lines.unwrap_or(logs::MAX_LINES).max(100);
+    app.logs.max_lines = cfg.logs.max_lines.unwrap_or(tabs::logs::MAX_LINES).max(100);
     app.ui_notify = cfg.ui.notify;
     app.readonly = cfg.ui.readonly;
     app.palette = theme::named(&cfg.ui.theme).unwrap_or_default();
-    app.service_names = cfg
+    app.releases.service_names = cfg
         .releases
         .services
         .iter()
         .map(|s| s.name.clone())
         .collect();
-    app.engine_watch = cfg.releases.deployer == crate::config::DeployerKind::Swarm
+    app.releases.engine_watch = cfg.releases.deployer == crate::config::DeployerKind::Swarm
         && !cfg.releases.services.is_empty();
     // The configured services show (with their live state) before any release does.
-    releases::reorder(&mut app);
+    app::reorder_releases(&mut app);
     app
 }
 

@@ -95,7 +95,10 @@ fn quitting_asks_while_an_export_runs() {
             },
         ),
     );
-    assert!(matches!(app.groups[0].status, GroupStatus::Running { .. }));
+    assert!(matches!(
+        app.exports.groups[0].status,
+        GroupStatus::Running { .. }
+    ));
     update(&mut app, key('q'));
     assert!(!app.quit && matches!(app.overlay, Some(Overlay::ConfirmQuit)));
     update(&mut app, key('n'));
@@ -119,7 +122,7 @@ fn quitting_asks_while_an_export_runs() {
 #[test]
 fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
     let mut app = fixture::app((80, 24));
-    let before = app.groups[0].trend.len();
+    let before = app.exports.groups[0].trend.len();
     let path = PathBuf::from("/srv/exports/testops_export_17_API_2026-11-23_09-41-00.csv");
     let (cmds, changed) = update(
         &mut app,
@@ -133,9 +136,12 @@ fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
         })),
     );
     assert!(changed && cmds.is_empty());
-    assert!(matches!(app.groups[0].status, GroupStatus::Saved { .. }));
-    assert_eq!(app.groups[0].trend.len(), before.min(29) + 1);
-    assert_eq!(app.rows_by_file[&path], 277);
+    assert!(matches!(
+        app.exports.groups[0].status,
+        GroupStatus::Saved { .. }
+    ));
+    assert_eq!(app.exports.groups[0].trend.len(), before.min(29) + 1);
+    assert_eq!(app.exports.rows_by_file[&path], 277);
     assert_eq!(app.toasts.len(), 1);
     update(
         &mut app,
@@ -147,7 +153,7 @@ fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
         })),
     );
     assert!(
-        matches!(&app.groups[1].status, GroupStatus::Failed { error, .. } if error == "HTTP 503")
+        matches!(&app.exports.groups[1].status, GroupStatus::Failed { error, .. } if error == "HTTP 503")
     );
     // A tick within the same minute with toasts alive redraws; after they fade, a tick in the
     // same minute with nothing moving does not.
@@ -186,7 +192,7 @@ fn filter_narrows_files_and_esc_clears_it() {
     assert!(
         app.visible_files()
             .iter()
-            .all(|&i| app.files[i].group == "UI")
+            .all(|&i| app.exports.files[i].group == "UI")
     );
     update(&mut app, code(KeyCode::Esc));
     assert_eq!(app.visible_files().len(), 60);
@@ -200,6 +206,7 @@ fn a_new_listing_keeps_the_selection_on_the_same_file() {
     update(&mut app, key('j'));
     let selected = app.selected_file().unwrap().path.clone();
     let mut files: Vec<ExportFile> = app
+        .exports
         .files
         .iter()
         .map(|f| ExportFile {
@@ -227,7 +234,7 @@ fn a_new_listing_keeps_the_selection_on_the_same_file() {
             at: fixture::now(),
         })),
     );
-    assert_eq!(app.files.len(), 61);
+    assert_eq!(app.exports.files.len(), 61);
     assert_eq!(app.selected_file().unwrap().path, selected);
 }
 
@@ -331,7 +338,7 @@ fn mouse_clicks_tabs_and_rows() {
     assert_eq!(app.tab, Tab::Exports);
     // Files table: groups block is 5 rows (y 1..6), files block starts at y 6, data at y 8.
     update(&mut app, click(10, 10));
-    assert_eq!((app.pane, app.file_sel), (Pane::Files, 2));
+    assert_eq!((app.exports.pane, app.exports.file_sel), (Pane::Files, 2));
     update(
         &mut app,
         Msg::Mouse(MouseEvent {
@@ -341,7 +348,7 @@ fn mouse_clicks_tabs_and_rows() {
             modifiers: KeyModifiers::NONE,
         }),
     );
-    assert_eq!(app.file_sel, 3);
+    assert_eq!(app.exports.file_sel, 3);
 }
 
 #[test]
@@ -540,12 +547,13 @@ fn no_color_keeps_modifiers_but_drops_colours() {
 mod releases {
     use super::*;
     use crate::tui::msg::ReleaseDetail;
-    use crate::tui::releases::{Section, ordered};
+    use crate::tui::tabs::releases::Section;
 
     fn rows(app: &crate::tui::app::App) -> Vec<(Section, i64)> {
-        ordered(app)
+        app.releases
+            .ordered()
             .iter()
-            .map(|&(s, i)| (s, app.releases[i].id))
+            .map(|&(s, i)| (s, app.releases.list[i].id))
             .collect()
     }
 
@@ -565,7 +573,8 @@ mod releases {
             ]
         );
         let groups: Vec<(&str, std::ops::Range<usize>)> = app
-            .release_order
+            .releases
+            .order
             .groups
             .iter()
             .map(|g| (g.service.as_str(), g.rows.clone()))
@@ -792,7 +801,7 @@ mod releases {
         new.created_at = fixture::now() - chrono::Duration::hours(50);
         list.insert(0, new);
         update(&mut app, Msg::Service(Event::Releases(list)));
-        assert_eq!(crate::tui::releases::selected(&app).unwrap().id, 6);
+        assert_eq!(app.releases.selected().unwrap().id, 6);
         assert!(
             app.toasts
                 .last()
@@ -1062,7 +1071,7 @@ mod logs {
         assert_eq!(shown(&app).len(), 40);
         // An upper-case letter makes the search case-sensitive.
         assert!(
-            !crate::tui::logs::smart_regex("User")
+            !crate::tui::tabs::logs::smart_regex("User")
                 .unwrap()
                 .is_match("user")
         );
@@ -1306,7 +1315,7 @@ mod logs {
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let cancel = std::sync::atomic::AtomicBool::new(false);
-        crate::tui::logs::search_task(spec, pattern, *generation, &cancel, &tx);
+        crate::tui::tabs::logs::search_task(spec, pattern, *generation, &cancel, &tx);
         drop(tx);
         while let Ok(msg) = rx.try_recv() {
             update(&mut app, msg);
@@ -1338,7 +1347,7 @@ mod logs {
             &mut app,
             Msg::MatchContext {
                 generation: *generation,
-                result: crate::tui::logs::context_task(spec, *offset),
+                result: crate::tui::tabs::logs::context_task(spec, *offset),
             },
         );
         let screen = render(&app);
@@ -1378,7 +1387,7 @@ mod logs {
     /// Whether line `i` of source `s` shows, read from the lines: its message (the line at
     /// or before it that is not a continuation, to the next such line) passes the level by
     /// its head and the search by any of its lines; folded, only heads show.
-    fn shows_naive(logs: &super::super::logs::LogsState, s: usize, i: usize) -> bool {
+    fn shows_naive(logs: &super::super::tabs::logs::LogsState, s: usize, i: usize) -> bool {
         let lines = &logs.sources[s].lines;
         let head = (0..=i).rev().find(|&k| k == 0 || !lines[k].cont).unwrap();
         let end = (i + 1..lines.len())
@@ -1444,7 +1453,7 @@ mod logs {
                     app.logs.regex = ["7", "1", ""][rnd(3) as usize]
                         .chars()
                         .next()
-                        .map(|c| super::super::logs::smart_regex(&c.to_string()).unwrap())
+                        .map(|c| super::super::tabs::logs::smart_regex(&c.to_string()).unwrap())
                 }
                 _ => {
                     let id = rnd(5) as usize;
@@ -1480,7 +1489,7 @@ mod logs {
                 }
             }
             let cached = app.logs.visible().to_vec();
-            let fresh = super::super::log_rows::RowsCache::default()
+            let fresh = super::super::tabs::logs::rows::RowsCache::default()
                 .get(&app.logs)
                 .to_vec();
             assert_eq!(cached, fresh, "step {step}");
@@ -1681,7 +1690,6 @@ mod live {
     use crate::release::engine::{ServiceLive, TaskLive};
     use crate::tui::app::App;
     use crate::tui::msg::ReleaseDetail;
-    use crate::tui::releases::{compute, selected};
 
     fn services(app: &mut App, list: Vec<ServiceLive>) -> bool {
         update(app, Msg::Service(Event::Services(Arc::new(list)))).1
@@ -1707,10 +1715,10 @@ mod live {
 
     fn select(app: &mut App, id: i64) {
         update(app, key('g'));
-        while selected(app).map(|r| r.id) != Some(id) {
-            let before = app.release_sel;
+        while app.releases.selected().map(|r| r.id) != Some(id) {
+            let before = app.releases.sel;
             update(app, key('j'));
-            assert_ne!(before, app.release_sel, "release {id} not listed");
+            assert_ne!(before, app.releases.sel, "release {id} not listed");
         }
     }
 
@@ -1720,7 +1728,7 @@ mod live {
     fn a_queued_deploy_shows_what_it_waits_for_and_progress_lines_arrive_live() {
         use crate::server::hub::WorkInfo;
         let mut app = fixture::app_with_services((110, 30));
-        if let Some(r) = app.releases.iter_mut().find(|r| r.id == 5) {
+        if let Some(r) = app.releases.list.iter_mut().find(|r| r.id == 5) {
             r.status = Status::ManualTestPassed;
         }
         let work = |queued: bool| WorkInfo {
@@ -1753,7 +1761,7 @@ mod live {
         );
         assert!(changed);
         assert_eq!(
-            app.release_detail.as_ref().map(|d| d.log.clone()),
+            app.releases.detail.as_ref().map(|d| d.log.clone()),
             Some(vec!["web: 1/2 tasks on 2.3.2".to_string()])
         );
         // Another release's lines do not touch what is shown.
@@ -1766,7 +1774,7 @@ mod live {
         );
         assert!(!changed);
         // Many lines keep only the newest.
-        for i in 0..(crate::tui::releases::LOG_LINES + 5) {
+        for i in 0..(crate::tui::tabs::releases::LOG_LINES + 5) {
             update(
                 &mut app,
                 Msg::Service(Event::DeployProgress {
@@ -1775,11 +1783,11 @@ mod live {
                 }),
             );
         }
-        let log = &app.release_detail.as_ref().unwrap().log;
-        assert_eq!(log.len(), crate::tui::releases::LOG_LINES);
+        let log = &app.releases.detail.as_ref().unwrap().log;
+        assert_eq!(log.len(), crate::tui::tabs::releases::LOG_LINES);
         assert_eq!(
             log.last().map(String::as_str),
-            Some(format!("line {}", crate::tui::releases::LOG_LINES + 4).as_str())
+            Some(format!("line {}", crate::tui::tabs::releases::LOG_LINES + 4).as_str())
         );
     }
 
@@ -1841,7 +1849,7 @@ mod live {
     #[test]
     fn an_engine_that_does_not_answer_says_unknown_with_its_error_and_no_secret() {
         let mut app = fixture::app_on_releases((100, 30));
-        app.engine_watch = true;
+        app.releases.engine_watch = true;
         // Before the first read: said so, not "no live state".
         assert!(render(&app).contains("api  reading the engine…"));
         let error =
@@ -2119,7 +2127,7 @@ mod live {
         // api 0..3, web 3..5, worker 5..6
         let sel = |app: &mut App, k: char| {
             update(app, key(k));
-            app.release_sel
+            app.releases.sel
         };
         assert_eq!(sel(&mut app, ']'), 3);
         assert_eq!(sel(&mut app, ']'), 5);
@@ -2159,10 +2167,10 @@ mod live {
         let mut last = 0;
         for _ in 0..40 {
             update(&mut app, key('J'));
-            if app.release_scroll.1 == last {
+            if app.releases.scroll.1 == last {
                 break;
             }
-            last = app.release_scroll.1;
+            last = app.releases.scroll.1;
         }
         assert!(last > 0);
         let screen = render(&app);
@@ -2180,12 +2188,13 @@ mod live {
         ] {
             assert!(seen.contains(t), "{t}");
         }
-        assert_eq!(app.release_scroll, (7, 0), "K stops at the top");
+        assert_eq!(app.releases.scroll, (7, 0), "K stops at the top");
         // Another release starts at its top.
         update(&mut app, key('J'));
         update(&mut app, key('k'));
         assert_eq!(
-            crate::tui::releases::detail_scroll(&app, selected(&app).unwrap().id),
+            app.releases
+                .detail_scroll(app.releases.selected().unwrap().id),
             0
         );
     }
@@ -2231,11 +2240,17 @@ mod live {
     fn the_list_order_is_kept_current_and_follows_the_engines_services() {
         let mut app = fixture::app_on_releases((100, 30));
         let check = |app: &App, why: &str| {
-            assert_eq!(app.release_order, compute(app), "stale order after {why}");
+            assert_eq!(
+                app.releases.order,
+                app.releases
+                    .compute(app.filters.get(&Tab::Releases).map(String::as_str)),
+                "stale order after {why}"
+            );
         };
         check(&app, "the first list");
         let names = |app: &App| -> Vec<String> {
-            app.release_order
+            app.releases
+                .order
                 .groups
                 .iter()
                 .map(|g| g.service.clone())
@@ -2250,7 +2265,7 @@ mod live {
         check(&app, "new services");
         assert_eq!(names(&app), ["worker", "web", "api"]);
         assert_eq!(
-            selected(&app).unwrap().id,
+            app.releases.selected().unwrap().id,
             6,
             "the selection stays on its release"
         );
@@ -2275,8 +2290,8 @@ mod live {
         // A configured service with no release yet shows, with its live state.
         let mut app = fixture::app((100, 30));
         app.tab = Tab::Releases;
-        app.service_names = vec!["billing".into()];
-        crate::tui::releases::reorder(&mut app);
+        app.releases.service_names = vec!["billing".into()];
+        crate::tui::app::reorder_releases(&mut app);
         let mut billing = fixture::services()[0].clone();
         billing.service = "billing".into();
         billing.swarm_service = "billing".into();
@@ -2395,7 +2410,6 @@ mod requests {
     use super::*;
     use crate::export::preview::PreviewBatch;
     use crate::tui::msg::ReleaseDetail;
-    use crate::tui::releases::selected;
     use crate::tui::request::Req;
 
     fn batch(n: usize, done: bool) -> PreviewBatch {
@@ -2503,7 +2517,7 @@ mod requests {
                 .filter(|c| matches!(c, Cmd::LoadRelease { id: 6, .. }))
                 .count()
         };
-        while selected(&app).map(|r| r.id) != Some(6) {
+        while app.releases.selected().map(|r| r.id) != Some(6) {
             update(&mut app, key('j'));
         }
         assert!(app.requests.in_flight_for(Req::Release, 6));
@@ -2550,7 +2564,7 @@ mod requests {
             },
         );
         assert!(!changed);
-        assert!(app.release_detail.is_none());
+        assert!(app.releases.detail.is_none());
     }
 
     #[test]
@@ -2571,7 +2585,10 @@ mod requests {
             },
         );
         assert!(!changed);
-        assert!(!app.jobs[0].runs.is_empty(), "the fixture's runs were kept");
+        assert!(
+            !app.schedules.jobs[0].runs.is_empty(),
+            "the fixture's runs were kept"
+        );
         let (_, changed) = update(
             &mut app,
             Msg::History {
@@ -2586,7 +2603,6 @@ mod requests {
 /// Issue 13: the keyboard and mouse habits of k9s.
 mod habits {
     use super::*;
-    use crate::tui::releases::selected;
 
     fn click(x: u16, y: u16) -> Msg {
         Msg::Mouse(MouseEvent {
@@ -2681,7 +2697,10 @@ mod habits {
         update(&mut app, code(KeyCode::Enter));
         assert_eq!(app.tab, Tab::Releases);
         assert!(app.command.is_none());
-        assert_eq!(selected(&app).map(|r| r.service_name.as_str()), Some("web"));
+        assert_eq!(
+            app.releases.selected().map(|r| r.service_name.as_str()),
+            Some("web")
+        );
         // An unknown command keeps the line open and says why.
         update(&mut app, key(':'));
         type_text(&mut app, "bogus");
@@ -2779,7 +2798,12 @@ mod habits {
         // api's releases follow: #9 at y 4, #6 at y 5.
         let (cmds, changed) = update(&mut app, click(10, 5));
         assert!(changed);
-        assert_eq!(selected(&app).map(|r| r.id), Some(6), "{}", render(&app));
+        assert_eq!(
+            app.releases.selected().map(|r| r.id),
+            Some(6),
+            "{}",
+            render(&app)
+        );
         assert!(
             cmds.iter()
                 .any(|c| matches!(c, Cmd::LoadRelease { id: 6, .. })),
@@ -2791,7 +2815,10 @@ mod habits {
             .position(|l| l.contains("  web "))
             .expect("web header") as u16;
         update(&mut app, click(10, web_y));
-        assert_eq!(selected(&app).map(|r| r.service_name.as_str()), Some("web"));
+        assert_eq!(
+            app.releases.selected().map(|r| r.service_name.as_str()),
+            Some("web")
+        );
         // Logs: the second source.
         update(&mut app, key('4'));
         for (id, name) in [(0, "app"), (1, "worker")] {

@@ -1,11 +1,7 @@
 //! Drawing. Pure: reads `&App` only, never the clock or the disk (`app.now` is the time).
 
-mod exports;
-mod format;
-mod logs;
+pub(crate) mod format;
 mod overlays;
-mod releases;
-mod schedules;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -24,37 +20,37 @@ pub use format::{bytes, sparkline};
 /// Styles by role, from the palette of `ui.theme`; they honour `NO_COLOR` (modifiers
 /// stay, colours go).
 pub(crate) struct Theme<'a> {
-    color: bool,
-    palette: &'a super::theme::Palette,
+    pub(crate) color: bool,
+    pub(crate) palette: &'a super::theme::Palette,
 }
 
 impl Theme<'_> {
-    fn fg(&self, c: Color) -> Style {
+    pub(crate) fn fg(&self, c: Color) -> Style {
         if self.color {
             Style::new().fg(c)
         } else {
             Style::new()
         }
     }
-    fn ok(&self) -> Style {
+    pub(crate) fn ok(&self) -> Style {
         self.fg(self.palette.ok)
     }
-    fn bad(&self) -> Style {
+    pub(crate) fn bad(&self) -> Style {
         self.fg(self.palette.bad).add_modifier(Modifier::BOLD)
     }
-    fn busy(&self) -> Style {
+    pub(crate) fn busy(&self) -> Style {
         self.fg(self.palette.busy)
     }
-    fn dim(&self) -> Style {
+    pub(crate) fn dim(&self) -> Style {
         self.fg(self.palette.dim)
     }
-    fn selected(&self) -> Style {
+    pub(crate) fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
     }
-    fn title(&self) -> Style {
+    pub(crate) fn title(&self) -> Style {
         self.fg(self.palette.title).add_modifier(Modifier::BOLD)
     }
-    fn badge(&self) -> Style {
+    pub(crate) fn badge(&self) -> Style {
         if self.color {
             Style::new()
                 .bg(self.palette.badge)
@@ -64,8 +60,8 @@ impl Theme<'_> {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         }
     }
-    fn tone(&self, t: super::releases::Tone) -> Style {
-        use super::releases::Tone;
+    pub(crate) fn tone(&self, t: super::tabs::releases::Tone) -> Style {
+        use super::tabs::releases::Tone;
         match t {
             Tone::Plain => Style::new(),
             Tone::Title => self.title(),
@@ -73,6 +69,43 @@ impl Theme<'_> {
             Tone::Warn => self.busy(),
             Tone::Bad => self.bad(),
             Tone::Dim => self.dim(),
+        }
+    }
+}
+
+/// Whether an action is hidden (read-only) or refused (and why): what the keys in the
+/// tabs' titles look like. `App` answers it; the tab views ask it without the state.
+pub(crate) trait KeyPolicy {
+    fn hidden(&self, action: crate::tui::keymap::Action) -> bool;
+    fn refused(&self, action: crate::tui::keymap::Action) -> Option<&str>;
+}
+
+impl KeyPolicy for App {
+    fn hidden(&self, action: crate::tui::keymap::Action) -> bool {
+        App::hidden(self, action)
+    }
+    fn refused(&self, action: crate::tui::keymap::Action) -> Option<&str> {
+        App::refused(self, action)
+    }
+}
+
+/// What every tab's view may read besides its own state.
+pub(crate) struct Shared<'a> {
+    pub size: (u16, u16),
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub local: chrono::FixedOffset,
+    pub filters: &'a std::collections::HashMap<Tab, String>,
+    pub keys: &'a dyn KeyPolicy,
+}
+
+impl<'a> Shared<'a> {
+    pub(crate) fn of(app: &'a App) -> Self {
+        Shared {
+            size: app.size,
+            now: app.now,
+            local: app.local,
+            filters: &app.filters,
+            keys: app,
         }
     }
 }
@@ -98,10 +131,34 @@ pub fn draw(f: &mut Frame, app: &App) {
     let (tabs, _, status) = layout::frame((area.width, area.height));
     draw_tabs(f, app, &theme, tabs);
     match app.tab {
-        Tab::Exports => exports::draw(f, app, &theme),
-        Tab::Schedules => schedules::draw(f, app, &theme),
-        Tab::Releases => releases::draw(f, app, &theme),
-        Tab::Logs => logs::draw(f, app, &theme),
+        Tab::Exports => {
+            let shared = Shared::of(app);
+            let view = super::tabs::exports::view::View {
+                es: &app.exports,
+                shared: &shared,
+                filter_input: app.filter_input.as_ref(),
+            };
+            super::tabs::exports::view::draw(f, &view, &theme)
+        }
+        Tab::Schedules => {
+            let shared = Shared::of(app);
+            let view = super::tabs::schedules::view::View {
+                ss: &app.schedules,
+                shared: &shared,
+                groups: &app.exports.groups,
+                lock: &app.lock,
+            };
+            super::tabs::schedules::view::draw(f, &view, &theme)
+        }
+        Tab::Releases => {
+            let shared = Shared::of(app);
+            let view = super::tabs::releases::view::View {
+                rs: &app.releases,
+                shared: &shared,
+            };
+            super::tabs::releases::view::draw(f, &view, &theme)
+        }
+        Tab::Logs => super::tabs::logs::view::draw(f, &app.logs, app.size, &theme),
     }
     draw_status(f, app, &theme, status);
     overlays::draw(f, app, &theme);
@@ -341,8 +398,8 @@ fn draw_toasts(f: &mut Frame, app: &App, theme: &Theme, status: Rect) {
 
 /// A pane title naming its keys: " Jobs  r run now · p pause ". A key the server would refuse
 /// us is greyed and struck through; `?` or pressing it gives the reason.
-pub(super) fn keys_title(
-    app: &App,
+pub(crate) fn keys_title(
+    shared: &Shared,
     theme: &Theme,
     style: Style,
     name: &str,
@@ -352,13 +409,13 @@ pub(super) fn keys_title(
     // Read-only hides the actions rather than greying them.
     let keys: Vec<_> = keys
         .iter()
-        .filter(|(a, _)| !a.is_some_and(|a| app.hidden(a)))
+        .filter(|(a, _)| !a.is_some_and(|a| shared.keys.hidden(a)))
         .collect();
     for (i, (action, text)) in keys.iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", style));
         }
-        let refused = action.is_some_and(|a| app.refused(a).is_some());
+        let refused = action.is_some_and(|a| shared.keys.refused(a).is_some());
         spans.push(Span::styled(
             *text,
             if refused {

@@ -22,7 +22,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::logs::{LogsState, SourceView};
+use super::{LogsState, SourceView};
 use crate::logs::{Level, LogLine};
 
 /// One line in the merged order: its merge key, and packed into `id` its source (16 bits),

@@ -6,15 +6,24 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table};
 
-use super::Theme;
-use super::format::{bytes, countdown, gauge, short_time, sparkline};
+use super::{ExportsState, GroupStatus, Pane};
 use crate::export::Stage;
-use crate::tui::app::{App, GroupStatus, Pane};
 use crate::tui::keymap::Action;
 use crate::tui::layout;
+use crate::tui::view::format::{bytes, countdown, gauge, short_time, sparkline};
+use crate::tui::view::{Shared, Theme, keys_title};
 
-pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (groups_area, files_area) = layout::exports(app.size, app.groups.len());
+/// What the tab's view reads: its state, the values all tabs share, and the filter prompt
+/// while it is typed.
+pub(crate) struct View<'a> {
+    pub es: &'a ExportsState,
+    pub shared: &'a Shared<'a>,
+    pub filter_input: Option<&'a tui_input::Input>,
+}
+
+/// Draws the tab.
+pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
+    let (groups_area, files_area) = layout::exports(v.shared.size, v.es.groups.len());
 
     // The trend gets the room a wide terminal has; at 80 columns the status needs it.
     let trend_width = if groups_area.width >= 140 {
@@ -26,19 +35,19 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     };
     let header = Row::new(["Group", "Last export", "Rows", "Size", "Status", "Trend"])
         .style(theme.title().add_modifier(Modifier::BOLD));
-    let rows = app.groups.iter().enumerate().map(|(i, g)| {
-        let last = app.files.iter().find(|f| f.group == g.name);
+    let rows = v.es.groups.iter().enumerate().map(|(i, g)| {
+        let last = v.es.files.iter().find(|f| f.group == g.name);
         let (when, rows, size) = match last {
             Some(f) => (
                 short_time(f.taken_at),
-                app.rows_by_file
+                v.es.rows_by_file
                     .get(&f.path)
                     .map_or("?".into(), |r| r.to_string()),
                 bytes(f.size),
             ),
             None => ("never".into(), "—".into(), "—".into()),
         };
-        let (status, style) = status_text(app, &g.status, theme);
+        let (status, style) = status_text(v, &g.status, theme);
         let row = Row::new([
             Cell::from(g.name.clone()),
             Cell::from(when),
@@ -49,7 +58,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                 &g.trend[g.trend.len().saturating_sub(trend_width)..],
             )),
         ]);
-        if app.pane == Pane::Groups && i == app.group_sel {
+        if v.es.pane == Pane::Groups && i == v.es.group_sel {
             row.style(theme.selected())
         } else {
             row
@@ -64,7 +73,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Constraint::Length(trend_width as u16),
     ];
     let focus = |p: Pane| {
-        if app.pane == p {
+        if v.es.pane == p {
             theme.title()
         } else {
             theme.dim()
@@ -72,8 +81,8 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     };
     let table = Table::new(rows, widths)
         .header(header)
-        .block(Block::bordered().title(super::keys_title(
-            app,
+        .block(Block::bordered().title(keys_title(
+            v.shared,
             theme,
             focus(Pane::Groups),
             "Groups",
@@ -84,9 +93,9 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         )));
     f.render_widget(table, groups_area);
 
-    let visible = app.visible_files();
+    let visible = v.es.visible_files(v.shared.filters);
     let shown = layout::table_rows(files_area);
-    let offset = layout::scroll_offset(app.file_sel, shown);
+    let offset = layout::scroll_offset(v.es.file_sel, shown);
     let header = Row::new(["Taken (UTC)", "Group", "Size", "Rows", "File"]).style(theme.title());
     let rows = visible
         .iter()
@@ -94,12 +103,12 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         .skip(offset)
         .take(shown)
         .map(|(n, &i)| {
-            let file = &app.files[i];
+            let file = &v.es.files[i];
             let row = Row::new([
                 file.taken_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 crate::sanitize::escape(&file.group),
                 bytes(file.size),
-                app.rows_by_file
+                v.es.rows_by_file
                     .get(&file.path)
                     .map_or("?".into(), |r| r.to_string()),
                 file.path
@@ -107,15 +116,15 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                     .map(|n| crate::sanitize::escape(&n.to_string_lossy()))
                     .unwrap_or_default(),
             ]);
-            if app.pane == Pane::Files && n == app.file_sel {
+            if v.es.pane == Pane::Files && n == v.es.file_sel {
                 row.style(theme.selected())
             } else {
                 row
             }
         });
     let filter = match (
-        &app.filter_input,
-        app.filters.get(&crate::tui::tab::Tab::Exports),
+        v.filter_input,
+        v.shared.filters.get(&crate::tui::tab::Tab::Exports),
     ) {
         (Some(input), _) => format!(" /{}▏", input.value()),
         (None, Some(f)) if !f.is_empty() => format!(" /{f} (Esc clears)"),
@@ -125,9 +134,9 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Span::styled(
             format!(
                 " Files: {} · {} in {} ",
-                app.files.len(),
-                bytes(app.total_bytes),
-                app.export_dir.display()
+                v.es.files.len(),
+                bytes(v.es.total_bytes),
+                v.es.export_dir.display()
             ),
             focus(Pane::Files),
         ),
@@ -151,7 +160,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
 }
 
 /// The status cell of a group.
-fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::style::Style) {
+fn status_text(v: &View, s: &GroupStatus, theme: &Theme) -> (String, ratatui::style::Style) {
     match s {
         GroupStatus::Idle => ("—".into(), theme.dim()),
         GroupStatus::Saved { .. } => ("ok".into(), theme.ok()),
@@ -168,7 +177,7 @@ fn status_text(app: &App, s: &GroupStatus, theme: &Theme) -> (String, ratatui::s
             format!(
                 "retry {}/{max} in {}: {}",
                 attempt + 1,
-                countdown(*at - app.now),
+                countdown(*at - v.shared.now),
                 crate::sanitize::clean(error)
             ),
             theme.busy(),

@@ -5,25 +5,41 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 
-use super::Theme;
-use super::format::{countdown, span};
-use crate::tui::app::{App, GroupStatus, LockState};
+use super::{LockState, SchedulesState};
 use crate::tui::keymap::Action;
 use crate::tui::layout;
+use crate::tui::tabs::exports::{GroupRow, GroupStatus};
+use crate::tui::view::format::{countdown, span};
+use crate::tui::view::{Shared, Theme, keys_title};
 
-pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (jobs_area, details_area) = layout::schedules(app.size, app.jobs.len());
-    let visible = app.visible_jobs();
+/// What the tab's view reads: its state, the values all tabs share, the export groups (a
+/// retrying one is shown under the lock) and the scheduler lock.
+pub(crate) struct View<'a> {
+    pub ss: &'a SchedulesState,
+    pub shared: &'a Shared<'a>,
+    pub groups: &'a [GroupRow],
+    /// The scheduler lock as this process sees it.
+    pub lock: &'a LockState,
+}
+
+/// Draws the tab.
+pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
+    let (jobs_area, details_area) = layout::schedules(v.shared.size, v.ss.jobs.len());
+    let visible = v.ss.visible(v.shared.filters);
     let header = Row::new(["Job", "Cron", "When", "Next run (UTC)", "State"]).style(theme.title());
     let rows = visible.iter().enumerate().map(|(n, &i)| {
-        let j = &app.jobs[i];
-        let next = j.schedule.next_after(app.now);
+        let j = &v.ss.jobs[i];
+        let next = j.schedule.next_after(v.shared.now);
         let row = Row::new([
             j.name.clone(),
             j.schedule.expr().to_string(),
             j.schedule.describe(),
             next.map_or("never".into(), |t| {
-                format!("{} (in {})", t.format("%m-%d %H:%M"), span(t - app.now))
+                format!(
+                    "{} (in {})",
+                    t.format("%m-%d %H:%M"),
+                    span(t - v.shared.now)
+                )
             }),
             if j.paused {
                 "paused".into()
@@ -31,7 +47,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                 "active".into()
             },
         ]);
-        if n == app.job_sel {
+        if n == v.ss.sel {
             row.style(theme.selected())
         } else {
             row
@@ -44,10 +60,10 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         Constraint::Length(22),
         Constraint::Length(7),
     ];
-    let title = match app.filters.get(&crate::tui::tab::Tab::Schedules) {
+    let title = match v.shared.filters.get(&crate::tui::tab::Tab::Schedules) {
         Some(f) if !f.is_empty() => Line::from(Span::styled(format!(" Jobs /{f} "), theme.title())),
-        _ => super::keys_title(
-            app,
+        _ => keys_title(
+            v.shared,
             theme,
             theme.title(),
             "Jobs",
@@ -65,7 +81,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         jobs_area,
     );
 
-    let Some(job) = visible.get(app.job_sel).map(|&i| &app.jobs[i]) else {
+    let Some(job) = visible.get(v.ss.sel).map(|&i| &v.ss.jobs[i]) else {
         f.render_widget(
             Paragraph::new("no job matches the filter").block(Block::bordered()),
             details_area,
@@ -79,21 +95,21 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         "Next runs (UTC)  local",
         theme.title(),
     ))];
-    for t in job.schedule.upcoming(app.now, 5) {
+    for t in job.schedule.upcoming(v.shared.now, 5) {
         lines.push(Line::from(format!(
             "{}  {}",
             t.format("%a %m-%d %H:%M"),
-            t.with_timezone(&app.local).format("%a %m-%d %H:%M")
+            t.with_timezone(&v.shared.local).format("%a %m-%d %H:%M")
         )));
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled("Scheduler lock", theme.title())));
-    lines.push(Line::from(match &app.lock {
+    lines.push(Line::from(match &v.lock {
         LockState::Leader => Span::styled("  held by this process", theme.ok()),
         LockState::Follower(h) => Span::styled(format!("  held by {h}"), theme.busy()),
         LockState::Unknown => Span::styled("  not known yet", theme.dim()),
     }));
-    for g in &app.groups {
+    for g in v.groups {
         if let GroupStatus::Retrying {
             attempt, max, at, ..
         } = &g.status
@@ -103,7 +119,7 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
                     "  {}: retry {}/{max} in {}",
                     g.name,
                     attempt + 1,
-                    countdown(*at - app.now)
+                    countdown(*at - v.shared.now)
                 ),
                 theme.busy(),
             )));
@@ -128,10 +144,10 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
             "running" => theme.busy(),
             _ => theme.bad(),
         };
-        let tries = app
-            .run_attempts
-            .get(&r.id)
-            .map_or("—".into(), |n| n.to_string());
+        let tries =
+            v.ss.run_attempts
+                .get(&r.id)
+                .map_or("—".into(), |n| n.to_string());
         Row::new([
             r.started_at.format("%m-%d %H:%M").to_string(),
             took,

@@ -9,21 +9,23 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::Theme;
-use super::format::span;
+use super::{Group, ReleasesState, Section, TextLine, Tone, status_look, update_message, wrap};
 use crate::release::engine::{ServiceLive, TaskLive};
 use crate::release::{Release, Status};
-use crate::tui::app::App;
 use crate::tui::keymap::Action;
 use crate::tui::layout;
-use crate::tui::releases::{
-    Group, Section, TextLine, Tone, detail_lines, detail_scroll, group_extra, live, ordered,
-    status_look, update_message, wrap,
-};
 use crate::tui::tab::Tab;
+use crate::tui::view::format::span;
+use crate::tui::view::{Shared, Theme, keys_title};
+
+/// What the tab's view reads: its state and the values all tabs share.
+pub(crate) struct View<'a> {
+    pub rs: &'a ReleasesState,
+    pub shared: &'a Shared<'a>,
+}
 
 /// A status with its symbol and colour.
-pub(super) fn status_span(s: Status, theme: &Theme) -> Span<'static> {
+pub(crate) fn status_span(s: Status, theme: &Theme) -> Span<'static> {
     let (sym, tone) = status_look(s);
     let mut style = theme.tone(tone);
     if s == Status::ManualTesting {
@@ -57,16 +59,16 @@ fn fit(s: &str, w: usize) -> String {
     out
 }
 
-pub(super) fn text_lines(lines: &[TextLine], theme: &Theme) -> Vec<Line<'static>> {
+pub(crate) fn text_lines(lines: &[TextLine], theme: &Theme) -> Vec<Line<'static>> {
     lines
         .iter()
         .map(|l| Line::from(Span::styled(l.text.clone(), theme.tone(l.tone))))
         .collect()
 }
 
-pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (_, content, _) = layout::frame(app.size);
-    if let Some(e) = &app.releases_error {
+pub(crate) fn draw(f: &mut Frame, t: &View, theme: &Theme) {
+    let (_, content, _) = layout::frame(t.shared.size);
+    if let Some(e) = &t.rs.error {
         f.render_widget(
             Paragraph::new(Span::styled(
                 format!("the release ledger is unavailable: {e}"),
@@ -77,9 +79,9 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         );
         return;
     }
-    let areas = layout::releases(app.size, crate::tui::releases::list_lines(app));
-    draw_list(f, app, theme, areas.list);
-    let Some(r) = crate::tui::releases::selected(app) else {
+    let areas = layout::releases(t.shared.size, t.rs.list_lines());
+    draw_list(f, t, theme, areas.list);
+    let Some(r) = t.rs.selected() else {
         f.render_widget(Block::bordered(), areas.detail);
         f.render_widget(Block::bordered(), areas.tasks);
         if let Some(a) = areas.log {
@@ -87,10 +89,10 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
         }
         return;
     };
-    draw_detail(f, app, r, theme, areas.detail);
-    draw_tasks(f, app, &r.service_name, theme, areas.tasks);
+    draw_detail(f, t, r, theme, areas.detail);
+    draw_tasks(f, t, &r.service_name, theme, areas.tasks);
     if let Some(area) = areas.log {
-        let detail = app.release_detail.as_ref().filter(|d| d.id == r.id);
+        let detail = t.rs.detail.as_ref().filter(|d| d.id == r.id);
         let h = area.height.saturating_sub(2) as usize;
         let log: Vec<Line> = detail
             .map(|d| {
@@ -109,12 +111,12 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     }
 }
 
-fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+fn draw_list(f: &mut Frame, t: &View, theme: &Theme, area: Rect) {
     let inner_w = area.width.saturating_sub(2) as usize;
     let shown = area.height.saturating_sub(3) as usize;
-    let sel = app.release_sel;
-    let groups = &app.release_order.groups;
-    let offset = crate::tui::releases::list_offset(app, shown);
+    let sel = t.rs.sel;
+    let groups = &t.rs.order.groups;
+    let offset = t.rs.list_offset(shown);
     let end = offset + shown;
     let mut lines: Vec<Line> = Vec::with_capacity(shown + 1);
     lines.push(Line::from(Span::styled(
@@ -135,7 +137,7 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     )));
     let mut at = 0;
     for g in groups {
-        let (s, extra) = group_extra(app, g);
+        let (s, extra) = t.rs.group_extra(g);
         let n = 1 + extra + g.rows.len();
         if at + n <= offset {
             at += n;
@@ -150,10 +152,10 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             }
             *at += 1;
         };
-        emit(clip(group_header(app, g, s, theme), inner_w), &mut at);
+        emit(clip(group_header(t, g, s, theme), inner_w), &mut at);
         if let Some(s) = s {
             if let Some(d) = &s.drift {
-                let text = format!("  {}", d.text(&app.local));
+                let text = format!("  {}", d.text(&t.shared.local));
                 emit(
                     Line::from(Span::styled(fit(&text, inner_w + 1), theme.busy())),
                     &mut at,
@@ -174,10 +176,10 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         let last = g.rows.end.min(g.rows.start + end.saturating_sub(at));
         if first < last {
             for row in first..last {
-                let (section, i) = ordered(app)[row];
+                let (section, i) = t.rs.ordered()[row];
                 lines.push(release_line(
-                    app,
-                    &app.releases[i],
+                    t,
+                    &t.rs.list[i],
                     section,
                     row == sel,
                     inner_w,
@@ -188,13 +190,13 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         at += g.rows.len();
     }
     // Configured services show without releases; the hint says where releases come from.
-    if app.releases.is_empty() && lines.len() <= shown {
+    if t.rs.list.is_empty() && lines.len() <= shown {
         lines.push(Line::from(Span::styled(
             "  no releases yet: CI registers them with `opsdeck release create`",
             theme.dim(),
         )));
     }
-    let title = match app.filters.get(&Tab::Releases) {
+    let title = match t.shared.filters.get(&Tab::Releases) {
         Some(f) if !f.is_empty() => {
             Line::from(Span::styled(format!(" Releases /{f} "), theme.title()))
         }
@@ -209,7 +211,7 @@ fn draw_list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             if inner_w >= 100 {
                 keys.push((None, "Enter details"));
             }
-            super::keys_title(app, theme, theme.title(), "Releases", &keys)
+            keys_title(t.shared, theme, theme.title(), "Releases", &keys)
         }
     };
     f.render_widget(
@@ -241,8 +243,8 @@ fn clip(line: Line<'static>, width: usize) -> Line<'static> {
 
 /// "▸ api (prod_api)  running v1.4.0  2/2  ✔  since 11-28 14:02": the `▸` marks the
 /// service whose tasks are shown.
-fn group_header(app: &App, g: &Group, s: Option<&ServiceLive>, theme: &Theme) -> Line<'static> {
-    let mark = if g.rows.contains(&app.release_sel) {
+fn group_header(t: &View, g: &Group, s: Option<&ServiceLive>, theme: &Theme) -> Line<'static> {
+    let mark = if g.rows.contains(&t.rs.sel) {
         "▸ "
     } else {
         "  "
@@ -262,7 +264,7 @@ fn group_header(app: &App, g: &Group, s: Option<&ServiceLive>, theme: &Theme) ->
         Span::raw("  "),
     ];
     match s {
-        None if app.engine_watch => spans.push(Span::styled("reading the engine…", theme.dim())),
+        None if t.rs.engine_watch => spans.push(Span::styled("reading the engine…", theme.dim())),
         None => spans.push(Span::styled("no live state", theme.dim())),
         Some(s) => match &s.error {
             Some(e) => spans.push(Span::styled(
@@ -287,11 +289,11 @@ fn group_header(app: &App, g: &Group, s: Option<&ServiceLive>, theme: &Theme) ->
                 } else {
                     Span::styled("✖", theme.bad())
                 });
-                if let Some(t) = s.updated_at {
+                if let Some(at) = s.updated_at {
                     spans.push(Span::styled(
                         format!(
                             "  since {}",
-                            t.with_timezone(&app.local).format("%m-%d %H:%M")
+                            at.with_timezone(&t.shared.local).format("%m-%d %H:%M")
                         ),
                         theme.dim(),
                     ));
@@ -303,7 +305,7 @@ fn group_header(app: &App, g: &Group, s: Option<&ServiceLive>, theme: &Theme) ->
 }
 
 fn release_line(
-    app: &App,
+    t: &View,
     r: &Release,
     section: Section,
     selected: bool,
@@ -325,7 +327,7 @@ fn release_line(
         }
         _ => "-".into(),
     };
-    let status = match crate::tui::releases::work_of(app, r.id).filter(|w| w.queued) {
+    let status = match t.rs.work_of(r.id).filter(|w| w.queued) {
         // Approved and waiting for another deploy of its service: say so on the row.
         Some(w) => Span::styled(
             match &w.behind {
@@ -342,7 +344,7 @@ fn release_line(
         Span::raw(fit(&clean(&r.release_tag), 14)),
         Span::styled(fit(&status.content, 21), status.style),
         Span::raw(fit(&clean(r.initiated_by.as_deref().unwrap_or("-")), 9)),
-        Span::raw(fit(&span(app.now - r.created_at), 5)),
+        Span::raw(fit(&span(t.shared.now - r.created_at), 5)),
         Span::raw(fit(
             &r.rollback_to_tag
                 .as_deref()
@@ -365,12 +367,12 @@ fn release_line(
     }
 }
 
-fn draw_detail(f: &mut Frame, app: &App, r: &Release, theme: &Theme, area: Rect) {
+fn draw_detail(f: &mut Frame, t: &View, r: &Release, theme: &Theme, area: Rect) {
     let width = area.width.saturating_sub(2) as usize;
     let height = area.height.saturating_sub(2) as usize;
-    let lines = detail_lines(app, r, width);
+    let lines = t.rs.detail_lines(r, width, t.shared.local);
     let max = lines.len().saturating_sub(height);
-    let top = detail_scroll(app, r.id).min(max);
+    let top = t.rs.detail_scroll(r.id).min(max);
     let title = if max > 0 {
         format!(
             " release {} · J/K {}-{} of {} ",
@@ -404,7 +406,7 @@ fn task_look(t: &TaskLive) -> (&'static str, Tone) {
 
 /// The lines of the tasks pane: the service's update, then each task with its state, tag,
 /// node and health, and a failed one's error and exit code in full.
-pub(super) fn task_lines(app: &App, service: &str, width: usize) -> Vec<TextLine> {
+pub(crate) fn task_lines(t: &View, service: &str, width: usize) -> Vec<TextLine> {
     let clean = |t: &str| crate::sanitize::clean_max(t, 2000);
     let mut out = Vec::new();
     let mut push = |tone: Tone, text: &str, indent: usize| {
@@ -414,8 +416,8 @@ pub(super) fn task_lines(app: &App, service: &str, width: usize) -> Vec<TextLine
                 .map(|text| TextLine { tone, text }),
         )
     };
-    let Some(s) = live(app, service) else {
-        if app.engine_watch {
+    let Some(s) = t.rs.live(service) else {
+        if t.rs.engine_watch {
             push(Tone::Dim, "reading the engine…", 0);
         } else {
             push(Tone::Dim, "no live state (the command deployer)", 0);
@@ -472,10 +474,10 @@ pub(super) fn task_lines(app: &App, service: &str, width: usize) -> Vec<TextLine
     out
 }
 
-fn draw_tasks(f: &mut Frame, app: &App, service: &str, theme: &Theme, area: Rect) {
+fn draw_tasks(f: &mut Frame, t: &View, service: &str, theme: &Theme, area: Rect) {
     let width = area.width.saturating_sub(2) as usize;
     let height = area.height.saturating_sub(2) as usize;
-    let mut lines = task_lines(app, service, width);
+    let mut lines = task_lines(t, service, width);
     if lines.len() > height && height > 0 {
         let more = lines.len() - (height - 1);
         lines.truncate(height - 1);
@@ -484,7 +486,7 @@ fn draw_tasks(f: &mut Frame, app: &App, service: &str, theme: &Theme, area: Rect
             text: format!("… {more} more lines (opsdeck services)"),
         });
     }
-    let name = match live(app, service) {
+    let name = match t.rs.live(service) {
         Some(s) if !s.swarm_service.is_empty() && s.swarm_service != service => {
             format!("{service} ({})", s.swarm_service)
         }

@@ -9,11 +9,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::Theme;
+use super::{LogsState, MatchView};
 use crate::logs::Level;
-use crate::tui::app::App;
 use crate::tui::layout;
-use crate::tui::logs::{LogsState, MatchView};
+use crate::tui::view::Theme;
 
 fn level_style(l: Option<Level>, theme: &Theme) -> Style {
     match l {
@@ -25,14 +24,14 @@ fn level_style(l: Option<Level>, theme: &Theme) -> Style {
     }
 }
 
-pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
-    let (_, content, _) = layout::frame(app.size);
+/// Draws the tab into the content area of a `size` terminal.
+pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Theme) {
+    let (_, content, _) = layout::frame(size);
     let [list, body] = Layout::horizontal([
         Constraint::Length(layout::LOG_SOURCES_W),
         Constraint::Min(10),
     ])
     .areas(content);
-    let logs = &app.logs;
     let items: Vec<Line> = logs
         .sources
         .iter()
