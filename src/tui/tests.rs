@@ -40,6 +40,48 @@ fn target(tag: &str) -> crate::release::targets::RollbackTarget {
     }
 }
 
+/// The screen as text, then each run of styled cells per row (`3 2-9 fg=Cyan BOLD`):
+/// snapshots of this check colours and modifiers as well as text.
+fn render_styled(app: &super::app::App) -> String {
+    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    t.draw(|f| super::view::draw(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    let mut out = render(app);
+    out.push_str("--- styles (row col-col: fg bg modifiers)\n");
+    let look = |x: u16, y: u16| {
+        let c = &buf[(x, y)];
+        (c.fg, c.bg, c.modifier)
+    };
+    let plain = (
+        ratatui::style::Color::Reset,
+        ratatui::style::Color::Reset,
+        ratatui::style::Modifier::empty(),
+    );
+    for y in 0..buf.area.height {
+        let mut x = 0;
+        while x < buf.area.width {
+            let l = look(x, y);
+            let start = x;
+            while x < buf.area.width && look(x, y) == l {
+                x += 1;
+            }
+            if l == plain {
+                continue;
+            }
+            let mut parts = Vec::new();
+            if l.0 != ratatui::style::Color::Reset {
+                parts.push(format!("fg={:?}", l.0));
+            }
+            if l.1 != ratatui::style::Color::Reset {
+                parts.push(format!("bg={:?}", l.1));
+            }
+            parts.extend(l.2.iter_names().map(|(n, _)| n.to_string()));
+            out.push_str(&format!("{y} {start}-{}: {}\n", x - 1, parts.join(" ")));
+        }
+    }
+    out
+}
+
 fn render(app: &super::app::App) -> String {
     let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
     t.draw(|f| super::view::draw(f, app)).unwrap();
@@ -381,7 +423,7 @@ fn snapshot_exports_tab_with_a_running_export_and_an_error() {
         ));
         insta::assert_snapshot!(
             format!("exports_running_{}x{}", size.0, size.1),
-            render(&app)
+            render_styled(&app)
         );
     }
 }
@@ -391,7 +433,7 @@ fn snapshot_exports_tab_idle_demo_follower() {
     let mut app = fixture::app((80, 24));
     app.demo = true;
     app.lock = super::app::LockState::Follower("pid 4242 on manager-1 (user deploy)".into());
-    insta::assert_snapshot!("exports_idle_80x24", render(&app));
+    insta::assert_snapshot!("exports_idle_80x24", render_styled(&app));
 }
 
 #[test]
@@ -399,7 +441,10 @@ fn snapshot_schedules_tab() {
     for size in [(80, 24), (160, 48)] {
         let mut app = fixture::app(size);
         update(&mut app, key('2'));
-        insta::assert_snapshot!(format!("schedules_{}x{}", size.0, size.1), render(&app));
+        insta::assert_snapshot!(
+            format!("schedules_{}x{}", size.0, size.1),
+            render_styled(&app)
+        );
     }
 }
 
@@ -407,15 +452,15 @@ fn snapshot_schedules_tab() {
 fn snapshot_placeholders_help_confirm_and_cron_edit() {
     let mut app = fixture::app((80, 24));
     update(&mut app, key('4'));
-    insta::assert_snapshot!("logs_placeholder", render(&app));
+    insta::assert_snapshot!("logs_placeholder", render_styled(&app));
     update(&mut app, key('1'));
     update(&mut app, key('?'));
-    insta::assert_snapshot!("help_exports", render(&app));
+    insta::assert_snapshot!("help_exports", render_styled(&app));
     update(&mut app, code(KeyCode::Esc));
     update(&mut app, key('2'));
     update(&mut app, key('c'));
     update(&mut app, code(KeyCode::Backspace));
-    insta::assert_snapshot!("cron_edit_invalid", render(&app));
+    insta::assert_snapshot!("cron_edit_invalid", render_styled(&app));
 }
 
 #[test]
@@ -453,7 +498,7 @@ fn snapshot_preview_and_diff() {
             },
         },
     );
-    insta::assert_snapshot!("preview_loading", render(&app));
+    insta::assert_snapshot!("preview_loading", render_styled(&app));
     // A stale batch (an earlier preview) is ignored.
     let (_, changed) = update(
         &mut app,
@@ -505,7 +550,7 @@ fn snapshot_preview_and_diff() {
             result: Ok(diff),
         },
     );
-    insta::assert_snapshot!("diff", render(&app));
+    insta::assert_snapshot!("diff", render_styled(&app));
 }
 
 #[test]
@@ -688,7 +733,7 @@ mod releases {
         // The dialog says what it expects instead of doing nothing silently.
         assert!(render(&app).contains("`ap` is not api"), "{}", render(&app));
         update(&mut app, key('i'));
-        insta::assert_snapshot!("rollback_confirm", render(&app));
+        insta::assert_snapshot!("rollback_confirm", render_styled(&app));
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
         assert_eq!(
             cmds,
@@ -910,11 +955,14 @@ mod releases {
                     targets: vec![],
                 },
             );
-            insta::assert_snapshot!(format!("releases_{}x{}", size.0, size.1), render(&app));
+            insta::assert_snapshot!(
+                format!("releases_{}x{}", size.0, size.1),
+                render_styled(&app)
+            );
         }
         let mut app = fixture::app_with_services((80, 24));
         update(&mut app, key('a'));
-        insta::assert_snapshot!("approve_dialog", render(&app));
+        insta::assert_snapshot!("approve_dialog", render_styled(&app));
     }
 }
 
@@ -1115,7 +1163,7 @@ mod logs {
             screen.contains("worker INFO worker done") && !screen.contains("09:00:30.5Z"),
             "{screen}"
         );
-        insta::assert_snapshot!("logs_merged_no_timestamps", screen);
+        insta::assert_snapshot!("logs_merged_no_timestamps", render_styled(&app));
         let (cmds, _) = update(&mut app, key('s'));
         assert!(
             matches!(&cmds[..], [Cmd::SaveLog { name, lines }] if name == "merged" && lines.len() == 42)
@@ -1146,7 +1194,7 @@ mod logs {
                 event: TailEvent::Note("app.log was rotated; following the new file".into()),
             }),
         );
-        insta::assert_snapshot!("logs_follow", render(&app));
+        insta::assert_snapshot!("logs_follow", render_styled(&app));
     }
 
     /// Feeds lines the way a source's tailer parses them (format detection, multi-line).
