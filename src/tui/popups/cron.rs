@@ -1,9 +1,9 @@
 //! Editing a job's cron expression: the next run is checked as it is typed.
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyCode, KeyEvent};
-use tui_input::backend::crossterm::EventHandler;
+use crossterm::event::KeyEvent;
 
+use super::input::{self, Typed};
 use super::{CronEdit, Overlay};
 use crate::schedule::CronSchedule;
 use crate::tui::msg::Cmd;
@@ -16,21 +16,20 @@ pub fn key(
     now: DateTime<Utc>,
     k: KeyEvent,
 ) -> (Option<Overlay>, Option<Cmd>) {
-    match k.code {
-        KeyCode::Esc => (None, None),
-        KeyCode::Enter => {
+    match input::key(&mut e.input, k) {
+        Typed::Cancel => (None, None),
+        Typed::Submit(expr) => {
             if e.check.is_ok() {
                 let cmd = Cmd::SaveCron {
                     job: e.job.clone(),
-                    expr: e.input.value().trim().to_string(),
+                    expr,
                 };
                 (None, Some(cmd))
             } else {
                 (Some(Overlay::EditCron(e)), None)
             }
         }
-        _ => {
-            e.input.handle_event(&crossterm::event::Event::Key(k));
+        Typed::Edited => {
             if let Some(s) = current {
                 e.check = check_cron(s, e.input.value(), now);
             }

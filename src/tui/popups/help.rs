@@ -7,6 +7,15 @@ use super::Overlay;
 use crate::tui::layout;
 use crate::tui::tab::Scope;
 
+/// One line of the help: a key (or `:command`) and what it does; `greyed` when the server
+/// would refuse it (its text is then the reason); a heading has no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpRow {
+    pub key: String,
+    pub text: String,
+    pub greyed: bool,
+}
+
 /// `?`: j/k, pages, g/G scroll; Esc, q or `?` go back to what was open before.
 pub fn key(
     scope: Scope,

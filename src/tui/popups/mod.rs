@@ -7,6 +7,8 @@ pub mod confirm;
 pub mod cron;
 pub mod diff;
 pub mod help;
+pub mod input;
+pub mod picker;
 pub mod preview;
 pub(crate) mod view;
 

@@ -1,6 +1,6 @@
 //! Drawing the generic popups from their own data: the yes/no dialog, the CSV preview, the
-//! diff, the cron editor, and `centered` for placing a dialog. (The help and the release
-//! dialogs are still drawn in `view/overlays.rs`, from `&App`.)
+//! diff, the cron editor, the help, and `centered` for placing a dialog. (The release
+//! dialogs are the Releases tab's.)
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -8,6 +8,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
 
+use super::help::HelpRow;
 use super::{CronEdit, DiffView, Preview};
 use crate::tui::view::Theme;
 
@@ -222,6 +223,46 @@ pub(crate) fn edit_cron(f: &mut Frame, e: &CronEdit, theme: &Theme, area: Rect) 
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::bordered().title(format!(" Cron for {} ", e.job))),
+        r,
+    );
+}
+
+/// The help: `rows` from line `top`, with a position count when they do not all fit.
+pub(crate) fn help(f: &mut Frame, rows: &[HelpRow], top: usize, theme: &Theme, area: Rect) {
+    let r = centered(area, 72, rows.len() as u16 + 2);
+    let table: Vec<Row> = rows
+        .iter()
+        .map(|h| {
+            let key = if h.greyed { theme.dim() } else { theme.title() };
+            let text = if h.greyed || h.key.is_empty() {
+                theme.dim()
+            } else {
+                ratatui::style::Style::new()
+            };
+            Row::new([
+                Cell::from(Span::styled(h.key.clone(), key)),
+                Cell::from(Span::styled(h.text.clone(), text)),
+            ])
+        })
+        .collect();
+    let shown = r.height.saturating_sub(2) as usize;
+    let more = if rows.len() > shown {
+        format!(
+            " {}-{}/{} j/k scroll",
+            top + 1,
+            (top + shown).min(rows.len()),
+            rows.len()
+        )
+    } else {
+        String::new()
+    };
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Table::new(
+            table.into_iter().skip(top),
+            [Constraint::Length(11), Constraint::Min(20)],
+        )
+        .block(Block::bordered().title(format!(" Keys · Esc closes{more} "))),
         r,
     );
 }

@@ -1,15 +1,15 @@
-//! Dialogs and full-screen views over a tab: help, confirmations, CSV preview, diff, cron edit.
+//! Which popup covers the tab, and the help's lines (what the keys and commands do for this
+//! user: refused keys greyed with the reason, read-only hiding the actions); the popups
+//! draw themselves (`popups/view.rs`, the Releases tab's dialogs).
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Span;
-use ratatui::widgets::{Block, Cell, Clear, Row, Table};
+use ratatui::layout::Rect;
 
 use super::Theme;
 use crate::tui::app::{App, Overlay};
 use crate::tui::keymap::help_for;
 use crate::tui::layout;
-use crate::tui::popups::view::{centered, confirm, diff, edit_cron, preview};
+use crate::tui::popups::view::{confirm, diff, edit_cron, preview};
 use crate::tui::tab::Scope;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
@@ -47,63 +47,42 @@ pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     }
 }
 
-fn help(f: &mut Frame, app: &App, scope: Scope, top: usize, theme: &Theme, area: Rect) {
-    let bindings = help_for(scope);
-    let total = crate::tui::app::help_rows(app, scope);
-    let r = centered(area, 72, total as u16 + 2);
-    // A key the server would refuse is greyed, with the server's reason in place of its help;
-    // read-only hides the actions altogether.
-    let keys =
-        bindings
-            .iter()
-            .filter(|b| !app.hidden(b.action))
-            .map(|b| match app.refused(b.action) {
-                Some(reason) => Row::new([
-                    Cell::from(Span::styled(b.label, theme.dim())),
-                    Cell::from(Span::styled(
-                        crate::sanitize::clean_max(reason, 120),
-                        theme.dim(),
-                    )),
-                ]),
-                None => Row::new([
-                    Cell::from(Span::styled(b.label, theme.title())),
-                    Cell::from(b.help),
-                ]),
-            });
+/// The help's lines for `scope`: its keys (greyed with the server's reason when refused;
+/// hidden in read-only mode), then the `:` commands.
+fn help_rows(app: &App, scope: Scope) -> Vec<crate::tui::popups::help::HelpRow> {
+    use crate::tui::popups::help::HelpRow;
+    let keys = help_for(scope)
+        .into_iter()
+        .filter(|b| !app.hidden(b.action))
+        .map(|b| match app.refused(b.action) {
+            Some(reason) => HelpRow {
+                key: b.label.to_string(),
+                text: crate::sanitize::clean_max(reason, 120),
+                greyed: true,
+            },
+            None => HelpRow {
+                key: b.label.to_string(),
+                text: b.help.to_string(),
+                greyed: false,
+            },
+        });
     let commands = crate::tui::command::COMMANDS
         .iter()
         .filter(|c| !(app.readonly && c.acts))
-        .map(|c| {
-            Row::new([
-                Cell::from(Span::styled(format!(":{}", c.name), theme.title())),
-                Cell::from(format!("{} {}", c.args, c.help).trim().to_string()),
-            ])
+        .map(|c| HelpRow {
+            key: format!(":{}", c.name),
+            text: format!("{} {}", c.args, c.help).trim().to_string(),
+            greyed: false,
         });
-    let rows: Vec<Row> = keys
-        .chain(std::iter::once(Row::new([
-            Cell::from(""),
-            Cell::from(Span::styled("commands after :", theme.dim())),
-        ])))
-        .chain(commands)
-        .collect();
-    let shown = r.height.saturating_sub(2) as usize;
-    let more = if rows.len() > shown {
-        format!(
-            " {}-{}/{} j/k scroll",
-            top + 1,
-            (top + shown).min(rows.len()),
-            rows.len()
-        )
-    } else {
-        String::new()
-    };
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Table::new(
-            rows.into_iter().skip(top),
-            [Constraint::Length(11), Constraint::Min(20)],
-        )
-        .block(Block::bordered().title(format!(" Keys · Esc closes{more} "))),
-        r,
-    );
+    keys.chain(std::iter::once(HelpRow {
+        key: String::new(),
+        text: "commands after :".into(),
+        greyed: false,
+    }))
+    .chain(commands)
+    .collect()
+}
+
+fn help(f: &mut Frame, app: &App, scope: Scope, top: usize, theme: &Theme, area: Rect) {
+    crate::tui::popups::view::help(f, &help_rows(app, scope), top, theme, area);
 }

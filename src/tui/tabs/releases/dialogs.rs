@@ -134,7 +134,7 @@ pub(crate) fn draw(
             f.render_widget(Clear, r);
             // A long list (every image on the manager) scrolls with the selection.
             let rows = (r.height as usize).saturating_sub(4).max(1);
-            let top = (*sel + 1).saturating_sub(rows);
+            let shown = crate::tui::popups::picker::window(*sel, targets.len(), rows);
             let tag_w = targets
                 .iter()
                 .map(|t| t.tag.width())
@@ -142,7 +142,12 @@ pub(crate) fn draw(
                 .unwrap_or(0)
                 .min(24);
             let mut lines = vec![Line::from(format!("Roll {service} back to:"))];
-            for (i, t) in targets.iter().enumerate().skip(top).take(rows) {
+            for (i, t) in targets
+                .iter()
+                .enumerate()
+                .skip(shown.start)
+                .take(shown.len())
+            {
                 let style = if i == *sel {
                     theme.selected()
                 } else {

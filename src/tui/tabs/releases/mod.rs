@@ -12,7 +12,6 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 use tui_input::Input;
-use tui_input::backend::crossterm::EventHandler;
 use unicode_width::UnicodeWidthChar;
 
 use super::Ctx;
@@ -21,6 +20,8 @@ use crate::release::{AuditKind, Release, Status};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Cmd, Level, ReleaseDetail};
 use crate::tui::popups::Overlay;
+use crate::tui::popups::input::{self, Typed};
+use crate::tui::popups::picker::{self, Picked};
 use crate::tui::request::Req;
 use crate::tui::tab::Tab;
 
@@ -948,66 +949,48 @@ impl ReleasesState {
                     deploying,
                 })
             }
-            Overlay::Reject { id, mut input, .. } => match k.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter if !input.value().trim().is_empty() => {
-                    cmds.push(Cmd::Reject {
-                        id,
-                        reason: input.value().trim().to_string(),
-                    });
+            Overlay::Reject { id, mut input, .. } => match input::key(&mut input, k) {
+                Typed::Cancel => None,
+                Typed::Submit(reason) if !reason.is_empty() => {
+                    cmds.push(Cmd::Reject { id, reason });
                     None
                 }
                 // Enter on nothing says what is missing instead of doing nothing.
-                KeyCode::Enter => Some(Overlay::Reject {
+                Typed::Submit(_) => Some(Overlay::Reject {
                     id,
                     input,
                     empty: true,
                 }),
-                _ => {
-                    input.handle_event(&crossterm::event::Event::Key(k));
-                    Some(Overlay::Reject {
-                        id,
-                        input,
-                        empty: false,
-                    })
-                }
+                Typed::Edited => Some(Overlay::Reject {
+                    id,
+                    input,
+                    empty: false,
+                }),
             },
             Overlay::RollbackPick {
                 id,
                 service,
                 targets,
-                mut sel,
-            } => match k.code {
-                KeyCode::Esc | KeyCode::Char('q') => None,
-                KeyCode::Char('j') | KeyCode::Down => {
-                    sel = (sel + 1).min(targets.len().saturating_sub(1));
-                    Some(Overlay::RollbackPick {
+                sel,
+            } => {
+                let page = crate::tui::layout::frame(ctx.size)
+                    .1
+                    .height
+                    .saturating_sub(6) as usize;
+                match picker::key(sel, targets.len(), page, k) {
+                    Picked::Cancel => None,
+                    Picked::Chosen(i) => {
+                        let to = targets.get(i).map(|t| t.tag.clone()).unwrap_or_default();
+                        Some(self.rollback_confirm(id, service, to))
+                    }
+                    Picked::At(sel) => Some(Overlay::RollbackPick {
                         id,
                         service,
                         targets,
                         sel,
-                    })
+                    }),
                 }
-                KeyCode::Char('k') | KeyCode::Up => {
-                    sel = sel.saturating_sub(1);
-                    Some(Overlay::RollbackPick {
-                        id,
-                        service,
-                        targets,
-                        sel,
-                    })
-                }
-                KeyCode::Enter => {
-                    let to = targets.get(sel).map(|t| t.tag.clone()).unwrap_or_default();
-                    Some(self.rollback_confirm(id, service, to))
-                }
-                _ => Some(Overlay::RollbackPick {
-                    id,
-                    service,
-                    targets,
-                    sel,
-                }),
-            },
+            }
             Overlay::RollbackConfirm {
                 id,
                 service,
@@ -1015,9 +998,9 @@ impl ReleasesState {
                 to,
                 mut input,
                 wrong: _,
-            } => match k.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter if confirms(input.value(), &service, swarm.as_deref()) => {
+            } => match input::key(&mut input, k) {
+                Typed::Cancel => None,
+                Typed::Submit(typed) if confirms(&typed, &service, swarm.as_deref()) => {
                     if let Some(r) = release(id) {
                         cmds.push(Cmd::Rollback {
                             id,
@@ -1029,7 +1012,7 @@ impl ReleasesState {
                     }
                     None
                 }
-                KeyCode::Enter => Some(Overlay::RollbackConfirm {
+                Typed::Submit(_) => Some(Overlay::RollbackConfirm {
                     id,
                     service,
                     swarm,
@@ -1037,17 +1020,14 @@ impl ReleasesState {
                     input,
                     wrong: true,
                 }),
-                _ => {
-                    input.handle_event(&crossterm::event::Event::Key(k));
-                    Some(Overlay::RollbackConfirm {
-                        id,
-                        service,
-                        swarm,
-                        to,
-                        input,
-                        wrong: false,
-                    })
-                }
+                Typed::Edited => Some(Overlay::RollbackConfirm {
+                    id,
+                    service,
+                    swarm,
+                    to,
+                    input,
+                    wrong: false,
+                }),
             },
             Overlay::ReleaseInfo { id, top } => {
                 let area = crate::tui::layout::frame(ctx.size).1;
