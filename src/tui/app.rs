@@ -820,7 +820,7 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
     use super::popups::{self, Answer};
     let keep = match overlay {
         Overlay::Help { scope, top, back } => {
-            let rows = help_rows(app, scope);
+            let rows = help_rows(app, scope).len();
             popups::help::key(scope, top, back, rows, app.size, k)
         }
         Overlay::ConfirmQuit => match popups::confirm::key(k) {
@@ -858,18 +858,40 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
     app.overlay = keep;
 }
 
-/// Lines the help of `scope` has: its keys, then the `:` commands (read-only: without
-/// the actions).
-pub fn help_rows(app: &App, scope: Scope) -> usize {
+/// The help's lines for `scope`: its keys (greyed with the server's reason when refused;
+/// hidden in read-only mode), then the `:` commands: what the `?` popup draws and scrolls.
+pub fn help_rows(app: &App, scope: Scope) -> Vec<crate::tui::popups::help::HelpRow> {
+    use crate::tui::popups::help::HelpRow;
     let keys = super::keymap::help_for(scope)
-        .iter()
+        .into_iter()
         .filter(|b| !app.hidden(b.action))
-        .count();
+        .map(|b| match app.refused(b.action) {
+            Some(reason) => HelpRow {
+                key: b.label.to_string(),
+                text: crate::sanitize::clean_max(reason, 120),
+                greyed: true,
+            },
+            None => HelpRow {
+                key: b.label.to_string(),
+                text: b.help.to_string(),
+                greyed: false,
+            },
+        });
     let commands = super::command::COMMANDS
         .iter()
         .filter(|c| !(app.readonly && c.acts))
-        .count();
-    keys + 1 + commands
+        .map(|c| HelpRow {
+            key: format!(":{}", c.name),
+            text: format!("{} {}", c.args, c.help).trim().to_string(),
+            greyed: false,
+        });
+    keys.chain(std::iter::once(HelpRow {
+        key: String::new(),
+        text: "commands after :".into(),
+        greyed: false,
+    }))
+    .chain(commands)
+    .collect()
 }
 
 fn move_sel(app: &mut App, delta: i64) {

@@ -253,29 +253,18 @@ fn candidates(app: &App, words: &[&str]) -> Vec<String> {
         ("rollback", 0) => ids(&|s| matches!(s, Status::Deployed | Status::ProductionFailed)),
         ("rollback", 1) => {
             let id: Option<i64> = args[0].trim_start_matches('#').parse().ok();
-            match (&app.releases.detail, id) {
-                (Some(d), Some(id)) if d.id == id && !d.targets.is_empty() => {
-                    d.targets.iter().map(|t| t.tag.clone()).collect()
-                }
-                // The ledger's other deployed tags of its service.
-                (_, Some(id)) => {
-                    let Some(r) = app.releases.list.iter().find(|r| r.id == id) else {
-                        return Vec::new();
-                    };
+            app.releases
+                .list
+                .iter()
+                .find(|r| Some(r.id) == id)
+                .map(|r| {
                     app.releases
-                        .list
-                        .iter()
-                        .filter(|o| {
-                            o.service_name == r.service_name
-                                && o.id != r.id
-                                && o.release_tag != r.release_tag
-                                && matches!(o.status, Status::Deployed | Status::RollbackDone)
-                        })
-                        .map(|o| o.release_tag.clone())
+                        .rollback_targets(r)
+                        .into_iter()
+                        .map(|t| t.tag)
                         .collect()
-                }
-                _ => Vec::new(),
-            }
+                })
+                .unwrap_or_default()
         }
         _ => Vec::new(),
     }

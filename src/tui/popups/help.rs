@@ -1,5 +1,5 @@
 //! The `?` help's keys; `rows` (how many lines the help of a scope has) comes from
-//! `app::help_rows`, which knows what read-only hides.
+//! `app::help_rows` (the lines for this user: read-only hides the actions).
 
 use crossterm::event::{KeyCode, KeyEvent};
 

@@ -632,6 +632,16 @@ impl ReleasesState {
         }
     }
 
+    /// What `r` can be rolled back to: its loaded details' targets, or while they load
+    /// (`:rollback ID` right after selecting it) the ledger's deployed tags of the service,
+    /// which the list already has. The picker and the `:rollback` completion both use it.
+    pub fn rollback_targets(&self, r: &Release) -> Vec<crate::release::targets::RollbackTarget> {
+        match &self.detail {
+            Some(d) if d.id == r.id => d.targets.clone(),
+            _ => self.ledger_targets(r),
+        }
+    }
+
     /// The other tags of `r`'s service that releases deployed, newest first.
     fn ledger_targets(&self, r: &Release) -> Vec<crate::release::targets::RollbackTarget> {
         let mut seen = HashSet::new();
@@ -818,12 +828,7 @@ impl ReleasesState {
                 ctx.toast(Level::Error, format!("release {} is {}; only deployed or production_failed releases can be rolled back", r.id, r.status));
             }
             Action::Rollback => {
-                let targets = match &self.detail {
-                    Some(d) if d.id == r.id => d.targets.clone(),
-                    // The details are still loading (`:rollback ID` right after selecting it):
-                    // the ledger's deployed tags of the service, which the list already has.
-                    _ => self.ledger_targets(&r),
-                };
+                let targets = self.rollback_targets(&r);
                 if targets.is_empty() {
                     ctx.toast(
                         Level::Error,
