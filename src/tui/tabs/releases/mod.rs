@@ -145,6 +145,17 @@ pub fn confirms(typed: &str, service: &str, swarm: Option<&str>) -> bool {
     typed == service || swarm == Some(typed)
 }
 
+/// Why `r` cannot be rolled back (only deployed or production_failed releases can), for
+/// the `r` key and `:rollback` alike.
+fn not_rollbackable(r: &Release) -> Option<String> {
+    (!matches!(r.status, Status::Deployed | Status::ProductionFailed)).then(|| {
+        format!(
+            "release {} is {}; only deployed or production_failed releases can be rolled back",
+            r.id, r.status
+        )
+    })
+}
+
 /// One line of text to draw, already cut to the width.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextLine {
@@ -728,14 +739,8 @@ impl ReleasesState {
         let Some(r) = self.selected().cloned() else {
             return;
         };
-        if !matches!(r.status, Status::Deployed | Status::ProductionFailed) {
-            ctx.toast(
-                Level::Error,
-                format!(
-                    "release {} is {}; only deployed or production_failed releases can be rolled back",
-                    r.id, r.status
-                ),
-            );
+        if let Some(why) = not_rollbackable(&r) {
+            ctx.toast(Level::Error, why);
             return;
         }
         if !crate::release::valid_tag(to) {
@@ -822,14 +827,11 @@ impl ReleasesState {
                     input: Input::default(),
                 })
             }
-            Action::Rollback
-                if !matches!(r.status, Status::Deployed | Status::ProductionFailed) =>
-            {
-                ctx.toast(Level::Error, format!("release {} is {}; only deployed or production_failed releases can be rolled back", r.id, r.status));
-            }
             Action::Rollback => {
                 let targets = self.rollback_targets(&r);
-                if targets.is_empty() {
+                if let Some(why) = not_rollbackable(&r) {
+                    ctx.toast(Level::Error, why);
+                } else if targets.is_empty() {
                     ctx.toast(
                         Level::Error,
                         format!(
