@@ -828,10 +828,12 @@ impl ReleasesState {
                 })
             }
             Action::Rollback => {
-                let targets = self.rollback_targets(&r);
                 if let Some(why) = not_rollbackable(&r) {
                     ctx.toast(Level::Error, why);
-                } else if targets.is_empty() {
+                    return;
+                }
+                let targets = self.rollback_targets(&r);
+                if targets.is_empty() {
                     ctx.toast(
                         Level::Error,
                         format!(
