@@ -400,3 +400,174 @@ async fn a_cancelled_preview_stops_reading_and_shutdown_awaits_the_effects_tasks
     assert!(effects.shutdown(Duration::from_secs(10)).await);
     assert_eq!(effects.running(), 0);
 }
+
+/// Issue 13: the ledger's SQLite calls (10 s busy timeout, fsynced writes) ran on the
+/// dashboard's async tasks, so a locked database froze the loop. Here another connection
+/// holds the write lock while a reject runs on this single-threaded runtime: other tasks
+/// and timers keep running, the reject's reply waits for the lock, then arrives.
+#[tokio::test]
+async fn a_locked_ledger_never_holds_up_the_dashboards_runtime() {
+    use opsdeck::release::{Actor, Ledger, NewRelease, Status};
+    use opsdeck::tui::msg::Msg;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg_path = dir.path().join("config.toml");
+    std::fs::write(&cfg_path, "").unwrap();
+    let cfg = Config::load(Some(&cfg_path), &|_: &str| None).unwrap();
+    let ledger_path = data.join("releases.db");
+    let id = {
+        let actor = Actor {
+            user: "ci".into(),
+            sudo_user: None,
+            ssh_client: None,
+        };
+        let mut l = Ledger::open(&ledger_path).unwrap();
+        let r = l
+            .create(
+                &NewRelease {
+                    service_name: "api".into(),
+                    release_tag: "v2".into(),
+                    ..Default::default()
+                },
+                &actor,
+            )
+            .unwrap();
+        for to in [Status::Building, Status::ManualTesting] {
+            l.transition(r.id, to, &actor, None, None).unwrap();
+        }
+        r.id
+    };
+    let (tx, _rx) = opsdeck::events::channel();
+    let services = Services::start(
+        &cfg,
+        &data,
+        tx.clone(),
+        ServiceSet {
+            scheduler: false,
+            watcher: false,
+            health: false,
+            exports_optional: true,
+        },
+    )
+    .unwrap();
+    let backend = opsdeck::client::Backend::Local(opsdeck::client::LocalBackend::new(
+        &cfg,
+        &services,
+        tx,
+        data.clone(),
+        opsdeck::storage::LedgerAt::Sqlite(ledger_path.clone()),
+    ));
+    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(8);
+    let mut effects = Effects::new(
+        cfg,
+        backend,
+        results_tx,
+        Box::new(Clipboard::default()),
+        data.clone(),
+        None,
+    );
+
+    let holder = rusqlite::Connection::open(&ledger_path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    effects.run(Cmd::Reject {
+        id,
+        reason: "login flaky".into(),
+    });
+    // The loop's thread goes on serving other tasks and timers meanwhile.
+    for _ in 0..20 {
+        let (ping, pong) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = ping.send(());
+        });
+        pong.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        results_rx.try_recv().is_err(),
+        "the reject finished while another connection held the ledger's lock"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    match tokio::time::timeout(Duration::from_secs(30), results_rx.recv())
+        .await
+        .expect("no reply once the lock was released")
+    {
+        Some(Msg::Done(Ok(m))) => assert!(m.contains("rejected"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let l = Ledger::open(&ledger_path).unwrap();
+    assert_eq!(l.get(id).unwrap().unwrap().status, Status::ManualTestFailed);
+    assert!(effects.shutdown(Duration::from_secs(10)).await);
+    services.shutdown().await;
+}
+
+/// Issue 13: "run now" of the cleanup in local mode started a detached task and replied
+/// "started" before anything was done; a quit could cut it off unseen. It now runs inside
+/// the effects' tracked task: the reply comes when the old export is gone and says so.
+#[tokio::test]
+async fn the_local_cleanup_runs_inside_the_tracked_task_and_replies_what_it_did() {
+    use opsdeck::tui::msg::Msg;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let exports = dir.path().join("exports");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&exports).unwrap();
+    let old = exports.join("testops_export_17_API_2020-01-02_03-04-05.csv");
+    let new = exports.join(format!(
+        "testops_export_17_API_{}.csv",
+        chrono::Utc::now().format("%Y-%m-%d_%H-%M-%S")
+    ));
+    std::fs::write(&old, "allure_id;name\n1;a\n").unwrap();
+    std::fs::write(&new, "allure_id;name\n1;a\n").unwrap();
+    let cfg_path = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[export]\ndir = \"{}\"\nretention_days = 30\n",
+            exports.display()
+        ),
+    )
+    .unwrap();
+    let cfg = Config::load(Some(&cfg_path), &|_: &str| None).unwrap();
+    let (tx, _rx) = opsdeck::events::channel();
+    let services = Services::start(
+        &cfg,
+        &data,
+        tx.clone(),
+        ServiceSet {
+            scheduler: false,
+            watcher: false,
+            health: false,
+            exports_optional: true,
+        },
+    )
+    .unwrap();
+    let backend = opsdeck::client::Backend::Local(opsdeck::client::LocalBackend::new(
+        &cfg,
+        &services,
+        tx,
+        data.clone(),
+        opsdeck::storage::LedgerAt::Sqlite(data.join("releases.db")),
+    ));
+    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(8);
+    let mut effects = Effects::new(
+        cfg,
+        backend,
+        results_tx,
+        Box::new(Clipboard::default()),
+        data.clone(),
+        None,
+    );
+    effects.run(Cmd::RunCleanup);
+    match tokio::time::timeout(Duration::from_secs(30), results_rx.recv())
+        .await
+        .expect("no reply to the cleanup")
+    {
+        Some(Msg::Done(Ok(m))) => assert_eq!(m, "cleanup: 1 file(s) deleted"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!old.exists(), "the reply came before the cleanup was done");
+    assert!(new.exists());
+    assert!(effects.shutdown(Duration::from_secs(10)).await);
+    services.shutdown().await;
+}

@@ -96,15 +96,19 @@ impl Backend {
                     }
                     return Ok("export started".into());
                 }
-                tokio::spawn(crate::schedule::run_cleanup(
+                // Awaited here, inside the dashboard's tracked task, so a quit waits for it
+                // (it was a detached task) and the toast says what it did.
+                crate::schedule::run_cleanup(
                     l.store.clone(),
                     l.history.clone(),
                     l.events.clone(),
                     l.cfg.export.retention_days,
                     job.clone(),
                     Trigger::Manual,
-                ));
-                Ok(format!("{job} started"))
+                )
+                .await
+                .map(|done| format!("{job}: {done}"))
+                .map_err(|e| format!("{job} failed: {e}"))
             }
             Backend::Remote(r) => r
                 .http

@@ -714,31 +714,44 @@ pub fn image_of(service: &ReleaseService, release_image: Option<&str>, tag: &str
 }
 
 /// Settles releases a stopped process left in deploying or rollback, without holding up the
-/// caller (the dashboard or the daemon at start).
+/// caller (the dashboard in local mode). Ends when `stop` is cancelled: the caller awaits the
+/// handle at shutdown. A reconciliation cut short leaves the release where it was (each
+/// transition is one transaction), so the next start settles it.
 pub fn reconcile_in_background(
     cfg: ReleasesConfig,
     ledger: crate::storage::LedgerAt,
     data_dir: PathBuf,
-) {
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Ok(ledger) = Ledger::open_at(&ledger) else {
-            return;
-        };
-        let mut desk = ReleaseDesk {
-            ledger,
-            cfg,
-            actor: Actor::current(),
-            data_dir,
-            progress: Box::new(|_| {}),
-            cancel: Default::default(),
-        };
-        match desk.reconcile().await {
-            Ok(settled) => {
-                for r in settled {
-                    tracing::info!(id = r.id, status = %r.status, "reconciled a release left in progress");
+        let work = async move {
+            let opened = tokio::task::spawn_blocking(move || Ledger::open_at(&ledger)).await;
+            let Ok(Ok(ledger)) = opened else {
+                return;
+            };
+            let mut desk = ReleaseDesk {
+                ledger,
+                cfg,
+                actor: Actor::current(),
+                data_dir,
+                progress: Box::new(|_| {}),
+                // The desk's own token means "roll back" during a deploy: never this one.
+                cancel: Default::default(),
+            };
+            match desk.reconcile().await {
+                Ok(settled) => {
+                    for r in settled {
+                        tracing::info!(id = r.id, status = %r.status, "reconciled a release left in progress");
+                    }
                 }
+                Err(e) => tracing::warn!("release reconciliation failed: {e}"),
             }
-            Err(e) => tracing::warn!("release reconciliation failed: {e}"),
+        };
+        tokio::select! {
+            () = work => {}
+            () = stop.cancelled() => {
+                tracing::info!("release reconciliation stopped by the shutdown; the next start settles what it left");
+            }
         }
-    });
+    })
 }

@@ -415,7 +415,9 @@ async fn recv(
     }
 }
 
-/// Runs the retention cleanup once and records it as a run of `job` in the history.
+/// Runs the retention cleanup once and records it as a run of `job` in the history; what
+/// it did (`3 file(s) deleted`) or why it failed. The history's SQLite calls and the
+/// deletions run on blocking threads.
 pub async fn run_cleanup(
     store: ExportStore,
     history: RunHistory,
@@ -423,13 +425,19 @@ pub async fn run_cleanup(
     days: u32,
     job: String,
     trigger: Trigger,
-) {
-    let run = history
-        .start_run(&job, trigger.label(), trigger.scheduled_for())
-        .ok();
-    let res = tokio::task::spawn_blocking(move || store.apply_retention(days, Utc::now())).await;
-    let (outcome, detail) = match res {
-        Ok(Ok(files)) => {
+) -> Result<String, String> {
+    let res = {
+        let (history, job) = (history.clone(), job.clone());
+        tokio::task::spawn_blocking(move || {
+            let run = history
+                .start_run(&job, trigger.label(), trigger.scheduled_for())
+                .ok();
+            (run, store.apply_retention(days, Utc::now()))
+        })
+        .await
+    };
+    let (run, result) = match res {
+        Ok((run, Ok(files))) => {
             let detail = format!("{} file(s) deleted", files.len());
             if !files.is_empty() {
                 let _ = events
@@ -439,13 +447,20 @@ pub async fn run_cleanup(
                     })
                     .await;
             }
-            ("ok", detail)
+            (run, Ok(detail))
         }
-        Ok(Err(e)) => ("failed", e.to_string()),
-        Err(e) => ("failed", e.to_string()),
+        Ok((run, Err(e))) => (run, Err(e.to_string())),
+        Err(e) => (None, Err(e.to_string())),
     };
     if let Some(run) = run {
-        let _ = history.finish_run(run, outcome, Some(&detail));
+        let (outcome, detail) = match &result {
+            Ok(d) => ("ok", d.clone()),
+            Err(e) => ("failed", e.clone()),
+        };
+        let _ =
+            tokio::task::spawn_blocking(move || history.finish_run(run, outcome, Some(&detail)))
+                .await;
     }
     let _ = events.send(Event::JobFinished { job }).await;
+    result
 }

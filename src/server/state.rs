@@ -545,13 +545,18 @@ impl ServerState {
             let Ok(mut desk) = me.desk(&system, None) else {
                 return;
             };
-            match desk.reconcile().await {
-                Ok(settled) => {
-                    for r in settled {
-                        tracing::info!(id = r.id, status = %r.status, "reconciled a release left in progress");
+            // Stopped at shutdown like everything else; each transition is one transaction,
+            // so the next start (or leader) settles what this left.
+            tokio::select! {
+                settled = desk.reconcile() => match settled {
+                    Ok(settled) => {
+                        for r in settled {
+                            tracing::info!(id = r.id, status = %r.status, "reconciled a release left in progress");
+                        }
                     }
-                }
-                Err(e) => tracing::warn!("release reconciliation failed: {e}"),
+                    Err(e) => tracing::warn!("release reconciliation failed: {e}"),
+                },
+                () = me.shutdown.cancelled() => {}
             }
         });
     }

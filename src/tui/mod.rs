@@ -260,11 +260,12 @@ pub async fn run_on(
                 tx.clone(),
                 cancel.clone(),
             ));
-            crate::release::desk::reconcile_in_background(
+            tasks.push(crate::release::desk::reconcile_in_background(
                 cfg.releases.clone(),
                 ledger_path.clone(),
                 data_dir.to_path_buf(),
-            );
+                cancel.clone(),
+            ));
             let mut local = crate::client::LocalBackend::new(
                 &cfg,
                 &s,

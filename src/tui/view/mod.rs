@@ -136,7 +136,6 @@ pub fn draw(f: &mut Frame, app: &App) {
             let view = super::tabs::exports::view::View {
                 es: &app.exports,
                 shared: &shared,
-                filter_input: app.filter_input.as_ref(),
             };
             super::tabs::exports::view::draw(f, &view, &theme)
         }

@@ -13,12 +13,10 @@ use crate::tui::layout;
 use crate::tui::view::format::{bytes, countdown, gauge, short_time, sparkline};
 use crate::tui::view::{Shared, Theme, keys_title};
 
-/// What the tab's view reads: its state, the values all tabs share, and the filter prompt
-/// while it is typed.
+/// What the tab's view reads: its state and the values all tabs share.
 pub(crate) struct View<'a> {
     pub es: &'a ExportsState,
     pub shared: &'a Shared<'a>,
-    pub filter_input: Option<&'a tui_input::Input>,
 }
 
 /// Draws the tab.
@@ -122,12 +120,10 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
                 row
             }
         });
-    let filter = match (
-        v.filter_input,
-        v.shared.filters.get(&crate::tui::tab::Tab::Exports),
-    ) {
-        (Some(input), _) => format!(" /{}▏", input.value()),
-        (None, Some(f)) if !f.is_empty() => format!(" /{f} (Esc clears)"),
+    // The filter as it applies, like the other tabs' titles; while it is typed the prompt
+    // (status bar) holds the cursor.
+    let filter = match v.shared.filters.get(&crate::tui::tab::Tab::Exports) {
+        Some(f) if !f.is_empty() => format!(" /{f} (Esc clears)"),
         _ => String::new(),
     };
     let title = Line::from(vec![
