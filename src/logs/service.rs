@@ -80,6 +80,8 @@ pub struct LogTailerHandle {
     logs: LogTx,
     next_id: Arc<AtomicUsize>,
     cancel: CancellationToken,
+    /// The services' followers; the tailer's task ends after them.
+    followers: tokio_util::task::TaskTracker,
 }
 
 impl LogTailerHandle {
@@ -91,7 +93,7 @@ impl LogTailerHandle {
                 let _ = self.files.send((id, source));
             }
             SourceKind::Service(_) => {
-                tokio::spawn(follow_service(
+                self.followers.spawn(follow_service(
                     source,
                     id,
                     self.logs.clone(),
@@ -102,7 +104,8 @@ impl LogTailerHandle {
     }
 }
 
-/// Starts the tailer with `sources`, reporting on `logs`.
+/// Starts the tailer with `sources`, reporting on `logs`. The task it returns ends once
+/// `cancel` has stopped the file reader and every service follower.
 pub fn spawn(
     sources: Vec<LogSource>,
     logs: LogTx,
@@ -114,11 +117,13 @@ pub fn spawn(
         logs: logs.clone(),
         next_id: Arc::new(AtomicUsize::new(0)),
         cancel: cancel.clone(),
+        followers: tokio_util::task::TaskTracker::new(),
     };
+    let followers = handle.followers.clone();
     for s in sources {
         handle.add(s);
     }
-    let task = tokio::task::spawn_blocking(move || {
+    let files = tokio::task::spawn_blocking(move || {
         let mut tails: Vec<(usize, Tail)> = Vec::new();
         while !cancel.is_cancelled() {
             while let Ok((id, source)) = rx.try_recv() {
@@ -148,6 +153,11 @@ pub fn spawn(
             std::thread::sleep(POLL);
         }
     });
+    let task = tokio::spawn(async move {
+        let _ = files.await;
+        followers.close();
+        followers.wait().await;
+    });
     (handle, task)
 }
 
@@ -160,9 +170,16 @@ async fn follow_service(source: LogSource, id: usize, logs: LogTx, cancel: Cance
     if logs.send(LogEvent::Added { id, source }).await.is_err() {
         return;
     }
+    // A full channel nobody drains must not outlive the cancel: the tailer's task waits for
+    // this one at shutdown.
     let send = |event: TailEvent| {
-        let logs = logs.clone();
-        async move { logs.send(LogEvent::Tail { id, event }).await.is_ok() }
+        let (logs, cancel) = (logs.clone(), cancel.clone());
+        async move {
+            tokio::select! {
+                sent = logs.send(LogEvent::Tail { id, event }) => sent.is_ok(),
+                () = cancel.cancelled() => false,
+            }
+        }
     };
     let mut since: i32 = 0;
     let mut first = true;
@@ -236,5 +253,52 @@ async fn follow_service(source: LogSource, id: usize, logs: LogTx, cancel: Cance
         }
         tokio::select! { () = cancel.cancelled() => return, () = tokio::time::sleep(Duration::from_secs(2)) => {} }
         // Lines of the last second may come again; better twice than lost.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tailer's task ends after its service followers (they were detached): once it has
+    /// ended, no follower holds a sender, even with a full channel nobody drains.
+    #[tokio::test]
+    async fn the_tailers_task_ends_after_its_service_followers() {
+        // Room for the announcement only: the follower's next message waits.
+        let (tx, mut rx) = mpsc::channel(1);
+        let cancel = CancellationToken::new();
+        let (handle, task) = spawn(
+            vec![LogSource {
+                name: "web".into(),
+                kind: SourceKind::Service("opsdeck-test-no-such-service".into()),
+            }],
+            tx,
+            cancel.clone(),
+        );
+        drop(handle);
+        let Some(LogEvent::Added { source, .. }) = rx.recv().await else {
+            panic!("no announcement");
+        };
+        assert_eq!(source.name, "web");
+        // Whatever it says next (engine unreachable, no such service) fills the channel.
+        while rx.capacity() > 0 {
+            tokio::task::yield_now().await;
+        }
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the tailer's task outlived its cancel")
+            .unwrap();
+        // Every sender is gone once the task has ended: only what was queued is left.
+        loop {
+            match rx.try_recv() {
+                Ok(LogEvent::Tail { .. }) => continue,
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => {
+                    assert_eq!(e, mpsc::error::TryRecvError::Disconnected);
+                    break;
+                }
+            }
+        }
     }
 }

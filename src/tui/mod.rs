@@ -362,6 +362,9 @@ pub async fn run_on(
     )
     .await;
     terminal::restore();
+    // Nobody reads the channels any more: a task waiting for room in one now ends at once
+    // instead of holding up the awaits below.
+    drop(inputs);
     if let Some(p) = &memory
         && let Err(e) = memory::save(p, &memory::of(&app))
     {
