@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
         Some(Command::Health) => cli::server::health(&cli).await,
         Some(Command::Whoami { json }) => cli::server::whoami(&cli, *json).await,
         Some(Command::Check) => cli::check(&cli).await,
-        Some(Command::Demo) => cli::demo().await,
+        Some(Command::Demo) => cli::demo(&cli).await,
         Some(Command::Release { cmd }) => cli::release::run(&cli, cmd).await,
         Some(Command::Token { cmd }) => cli::token::run(&cli, cmd).await,
         Some(Command::Services { json }) => cli::services::run(&cli, *json).await,

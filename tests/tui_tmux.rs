@@ -575,3 +575,29 @@ async fn the_command_line_readonly_and_the_remembered_tab() {
     tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
         .await;
 }
+
+/// A new user's finding: `opsdeck demo --readonly` ignored the flag, so `e` still exported.
+#[tokio::test]
+async fn the_demo_honours_readonly() {
+    let cmd = format!(
+        "env -u OPSDECK_SERVER TERM=xterm-256color {} demo --readonly; echo OPSDECK-EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_opsdeck"),
+    );
+    let Some(tmux) = Tmux::start(&cmd, 120, 35) else {
+        return;
+    };
+    let screen = tmux
+        .wait_screen("the demo, read-only", |s| {
+            s.contains("DEMO") && s.contains("Groups") && s.contains("read-only")
+        })
+        .await;
+    assert!(!screen.contains("e export"), "{screen}");
+    tmux.send("e");
+    let screen = tmux
+        .wait_screen("the refusal", |s| s.contains("read-only: started with"))
+        .await;
+    assert!(!screen.contains("saved testops_export"), "{screen}");
+    tmux.send("q");
+    tmux.wait_screen("a clean exit", |s| s.contains("OPSDECK-EXIT=0"))
+        .await;
+}

@@ -517,9 +517,9 @@ pub async fn tui_on(cli: &Cli, logs: &[String]) -> ExitCode {
     }
 }
 
-/// `opsdeck demo`.
-pub async fn demo() -> ExitCode {
-    let demo = match crate::demo::start().await {
+/// `opsdeck demo`; `--readonly` applies as to the dashboard.
+pub async fn demo(cli: &Cli) -> ExitCode {
+    let mut demo = match crate::demo::start().await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot start the demo: {e:#}");
@@ -532,6 +532,7 @@ pub async fn demo() -> ExitCode {
         1,
         LogTarget::FileOnly,
     );
+    demo.config.ui.readonly |= cli.readonly;
     tracing::info!(dir = %demo.root.path().display(), "demo started");
     let result = crate::tui::run(demo.config.clone(), &demo.data_dir(), true).await;
     match result {

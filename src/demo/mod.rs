@@ -102,7 +102,15 @@ pub async fn start() -> anyhow::Result<Demo> {
     text.push_str(DEMO_RELEASES);
     seed_releases(&data_dir.join("releases.db"))?;
     let config_path = root.path().join("config.toml");
-    std::fs::write(&config_path, &text)?;
+    // It holds a token (the simulator's): private, as a user's config should be.
+    {
+        use std::io::Write;
+        crate::private::options()
+            .write(true)
+            .create_new(true)
+            .open(&config_path)?
+            .write_all(text.as_bytes())?;
+    }
     let config = Config::from_parts(Some(&config_path), &text, &|_| None)?;
     Ok(Demo { sim, root, config })
 }

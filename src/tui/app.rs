@@ -670,7 +670,11 @@ fn command_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                     if app.command_history.last() != Some(&text) {
                         app.command_history.push(text);
                     }
-                    return run_command(app, c, cmds);
+                    // What it cannot do is said on the line, which stays open to fix it.
+                    match run_command(app, c, cmds) {
+                        Ok(()) => return,
+                        Err(e) => line.error = Some(e),
+                    }
                 }
                 Err(e) => line.error = Some(e),
             }
@@ -707,30 +711,39 @@ fn command_key(app: &mut App, k: KeyEvent, cmds: &mut Vec<Cmd>) {
 }
 
 /// Carries out a parsed `:` command through the same checks and dialogs as the keys.
-fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
+/// Runs a parsed command; `Err` says why it could not (checked before anything changes).
+fn run_command(
+    app: &mut App,
+    c: super::command::Command,
+    cmds: &mut Vec<Cmd>,
+) -> Result<(), String> {
     use super::command::Command;
+    let refused = |app: &App, action: Action| {
+        app.refused(action)
+            .map(|r| crate::sanitize::clean_max(r, 200))
+    };
     match c {
         Command::Tab(t) => app.tab = t,
         Command::Releases(service) => {
-            app.tab = Tab::Releases;
             if let Some(s) = service
                 && !app.releases.select_service(&s)
             {
-                app.toast(Level::Error, format!("no service {s} in the list"));
+                return Err(format!(
+                    "no service {s}: {}",
+                    app.releases.service_names().join(", ")
+                ));
             }
+            app.tab = Tab::Releases;
             app.releases.follow_selection(&mut ctx!(app), cmds);
         }
         Command::Logs(source) => {
-            app.tab = Tab::Logs;
             if let Some(s) = source
                 && !app.logs.select_named(&s)
             {
                 let names: Vec<&str> = app.logs.sources.iter().map(|s| s.name.as_str()).collect();
-                app.toast(
-                    Level::Error,
-                    format!("no log source {s}: {}", names.join(", ")),
-                );
+                return Err(format!("no log source {s}: {}", names.join(", ")));
             }
+            app.tab = Tab::Logs;
         }
         Command::Filter(text) => {
             if text.is_empty() {
@@ -745,25 +758,27 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
                 reorder_releases(app);
             }
         }
-        Command::Export(groups) => match app.refused(Action::Export) {
-            Some(reason) => {
-                let reason = crate::sanitize::clean_max(reason, 200);
-                app.toast(Level::Error, reason);
-            }
+        Command::Export(groups) => match refused(app, Action::Export) {
+            Some(reason) => return Err(reason),
             None => cmds.push(Cmd::Export(groups)),
         },
         Command::Release { action, id, tag } => {
+            let Some(r) = app.releases.list.iter().find(|r| r.id == id).cloned() else {
+                return Err(format!("no release {id}"));
+            };
+            if let Some(reason) = refused(app, action) {
+                return Err(reason);
+            }
+            let why = match &tag {
+                Some(to) => app.releases.rollback_to_refusal(&r, to),
+                None => app.releases.refusal(action, &r),
+            };
+            if let Some(why) = why {
+                return Err(why);
+            }
             app.tab = Tab::Releases;
-            if !app.releases.select_id(id, &mut ctx!(app)) {
-                app.toast(Level::Error, format!("no release {id}"));
-                return;
-            }
+            app.releases.select_id(id, &mut ctx!(app));
             app.releases.follow_selection(&mut ctx!(app), cmds);
-            if let Some(reason) = app.refused(action) {
-                let reason = crate::sanitize::clean_max(reason, 200);
-                app.toast(Level::Error, reason);
-                return;
-            }
             match tag {
                 Some(to) => app.releases.rollback_to(&to, &mut ctx!(app)),
                 None => app.releases.action(action, &mut ctx!(app)),
@@ -784,6 +799,7 @@ fn run_command(app: &mut App, c: super::command::Command, cmds: &mut Vec<Cmd>) {
             }
         }
     }
+    Ok(())
 }
 
 fn filter_key(app: &mut App, k: KeyEvent) {
@@ -885,11 +901,19 @@ pub fn help_rows(app: &App, scope: Scope) -> Vec<crate::tui::popups::help::HelpR
             text: format!("{} {}", c.args, c.help).trim().to_string(),
             greyed: false,
         });
-    keys.chain(std::iter::once(HelpRow {
-        key: String::new(),
-        text: "commands after :".into(),
+    let mouse = HelpRow {
+        key: "mouse".into(),
+        text: "click a tab, a row or a log source to select it; the wheel moves".into(),
         greyed: false,
-    }))
+    };
+    keys.chain([
+        mouse,
+        HelpRow {
+            key: String::new(),
+            text: "commands after :".into(),
+            greyed: false,
+        },
+    ])
     .chain(commands)
     .collect()
 }

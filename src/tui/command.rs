@@ -122,12 +122,8 @@ fn lookup(word: &str) -> Result<&'static Spec, String> {
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(format!(
-            "no command `{word}`: {}",
-            COMMANDS
-                .iter()
-                .map(|s| s.name)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "no command `{}` · Tab lists them, :help explains them",
+            crate::sanitize::clean_max(word, 40)
         )),
         many => Err(format!(
             "`{word}` could be {}",

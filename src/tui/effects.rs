@@ -387,7 +387,7 @@ impl Effects {
         let results = self.results.clone();
         // Opening the log (fsync'd dirs) and fork/exec: on a blocking thread.
         self.tracker.spawn_blocking(move || {
-            let started = start_detached(&log, &args, config.as_deref(), &data_dir);
+            let started = start_detached(&log, &args, config.as_deref(), &data_dir, &results);
             if let Err(e) = started {
                 let _ = results.blocking_send(Msg::Done(Err(format!(
                     "cannot start opsdeck release {}: {e}",
@@ -493,6 +493,7 @@ fn start_detached(
     args: &[String],
     config: Option<&std::path::Path>,
     data_dir: &std::path::Path,
+    results: &mpsc::Sender<Msg>,
 ) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     let out = crate::private::append(log)?;
@@ -507,10 +508,54 @@ fn start_detached(
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0);
-    let mut child = cmd.spawn()?;
+    let child = cmd.spawn()?;
     // Reap it when it ends (if we are still here); it outlives us otherwise, on purpose.
-    std::thread::spawn(move || child.wait());
+    let (log, what, results) = (
+        log.to_path_buf(),
+        format!("opsdeck release {}", args.join(" ")),
+        results.clone(),
+    );
+    std::thread::spawn(move || report_exit(child, &log, &what, &results));
     Ok(())
+}
+
+/// Waits for a detached `opsdeck release` and, when it failed, says why in a toast: the
+/// last line it wrote to its log (a refusal such as an unknown tag changes nothing in the
+/// ledger, so nothing else would tell the dashboard). Blocking.
+pub fn report_exit(
+    mut child: std::process::Child,
+    log: &std::path::Path,
+    what: &str,
+    results: &mpsc::Sender<Msg>,
+) {
+    let Ok(status) = child.wait() else {
+        return;
+    };
+    if status.success() {
+        return;
+    }
+    let why = last_line(log).unwrap_or_else(|| status.to_string());
+    let _ = results.blocking_send(Msg::Done(Err(format!(
+        "{what} failed: {} (its log: {})",
+        why.trim_start_matches("error: "),
+        log.display()
+    ))));
+}
+
+/// The last non-empty line of a file, read from its end (a deploy log can be long).
+fn last_line(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| crate::sanitize::clean_max(l, 300))
 }
 
 /// Reads what the dashboard shows from the run history. Blocking.
@@ -597,5 +642,45 @@ mod alert_tests {
             super::alert_sequence("api v2 waits; \x07\x1b[2J"),
             "\x07\x1b]9;api v2 waits    [2J\x07\x1b]777;notify;opsdeck;api v2 waits    [2J\x07"
         );
+    }
+}
+
+#[cfg(test)]
+mod detached_tests {
+    use super::*;
+
+    /// A detached `opsdeck release` that fails says why in a toast: the last line of its
+    /// log. One that succeeds says nothing (the ledger's events tell).
+    #[test]
+    fn a_failed_detached_release_reports_its_last_log_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("deploy.log");
+        let (tx, mut rx) = mpsc::channel(4);
+        let run = |script: &str| {
+            let out = std::fs::File::create(&log).unwrap();
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdout(out)
+                .spawn()
+                .unwrap()
+        };
+        let child =
+            run("echo 'rolling back'; echo 'error: `v1.3.2` never ran on worker'; echo; exit 2");
+        report_exit(child, &log, "opsdeck release rollback 6", &tx);
+        match rx.try_recv() {
+            Ok(Msg::Done(Err(m))) => {
+                assert!(
+                    m.starts_with(
+                        "opsdeck release rollback 6 failed: `v1.3.2` never ran on worker"
+                    ),
+                    "{m}"
+                );
+                assert!(m.contains("deploy.log"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        report_exit(run("echo deployed"), &log, "opsdeck release approve 8", &tx);
+        assert!(rx.try_recv().is_err(), "a success is not an error toast");
     }
 }

@@ -1070,6 +1070,44 @@ mod logs {
             .collect()
     }
 
+    /// A new user's findings: the search prompt started with the old search, ran off the
+    /// border with long input, and a bad regex toasted the parser's drawing with `\n`s.
+    #[test]
+    fn the_search_prompt_starts_empty_scrolls_and_says_a_bad_regex_on_one_line() {
+        let mut app = app_with_logs();
+        update(&mut app, key('/'));
+        for c in "request".chars() {
+            update(&mut app, key(c));
+        }
+        update(&mut app, code(KeyCode::Enter));
+        assert_eq!(app.logs.search, "request");
+        update(&mut app, key('/'));
+        assert_eq!(app.logs.search_input.as_ref().map(|i| i.value()), Some(""));
+        for c in std::iter::repeat_n('z', 200).chain("END".chars()) {
+            update(&mut app, key(c));
+        }
+        let screen = render(&app);
+        let prompt = screen
+            .lines()
+            .find(|l| l.contains("/…"))
+            .unwrap_or_else(|| panic!("{screen}"));
+        assert!(prompt.contains("END▏"), "{prompt}");
+        update(&mut app, code(KeyCode::Esc));
+        // Esc cancels the typing; the search before it stays.
+        assert_eq!(app.logs.search, "request");
+        update(&mut app, key('/'));
+        for c in "(((".chars() {
+            update(&mut app, key(c));
+        }
+        update(&mut app, code(KeyCode::Enter));
+        let toast = app
+            .toasts
+            .last()
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        assert_eq!(toast, "not a regex: unclosed group");
+    }
+
     #[test]
     fn scrolling_up_pauses_and_counts_new_lines_f_follows_again() {
         let mut app = app_with_logs();
@@ -2280,6 +2318,18 @@ mod live {
             app.overlay,
             Some(Overlay::ReleaseInfo { top: 0, .. })
         ));
+        // `?` opens the help over the details; Esc comes back to them, scrolled as left.
+        update(&mut app, key('G'));
+        update(&mut app, key('?'));
+        assert!(
+            matches!(&app.overlay, Some(Overlay::Help { back: Some(b), .. }) if matches!(**b, Overlay::ReleaseInfo { id: 7, top: t } if t == top)),
+            "{:?}",
+            app.overlay
+        );
+        let screen = render(&app);
+        assert!(screen.contains("Keys"), "{screen}");
+        update(&mut app, code(KeyCode::Esc));
+        assert!(matches!(app.overlay, Some(Overlay::ReleaseInfo { id: 7, top: t }) if t == top));
         update(&mut app, code(KeyCode::Esc));
         assert!(app.overlay.is_none());
     }
@@ -2785,18 +2835,33 @@ mod habits {
             render(&app)
         );
         update(&mut app, code(KeyCode::Esc));
-        // A release that cannot be rolled back says so.
+        // What a command cannot do is said on the line, which stays open to fix it: a
+        // release that cannot be rolled back, a tag it never ran, an unknown service.
+        let error_of = |app: &crate::tui::App| app.command.as_ref().and_then(|c| c.error.clone());
+        for (line, says) in [
+            ("rollback 9 v1.3.2", "only deployed or production_failed"),
+            ("rollback 6 v9.9.9", "`v9.9.9` never ran on"),
+            ("releases nosuch", "no service nosuch"),
+            ("logs nosuch", "no log source nosuch"),
+            ("reject 6", "only releases awaiting approval"),
+        ] {
+            let tab = app.tab;
+            update(&mut app, key(':'));
+            type_text(&mut app, line);
+            update(&mut app, code(KeyCode::Enter));
+            assert!(app.overlay.is_none(), "{line}");
+            assert_eq!(app.tab, tab, "{line} switched the tab");
+            let error = error_of(&app).unwrap_or_default();
+            assert!(error.contains(says), "{line}: {error:?}");
+            assert!(status_line(&app).contains(says), "{line}: {}", render(&app));
+            update(&mut app, code(KeyCode::Esc));
+        }
+        // A long line keeps its error in view.
         update(&mut app, key(':'));
-        type_text(&mut app, "rollback 9 v1.3.2");
+        type_text(&mut app, &format!("nosuch{}", "y".repeat(300)));
         update(&mut app, code(KeyCode::Enter));
-        assert!(app.overlay.is_none());
-        assert!(
-            app.toasts
-                .last()
-                .is_some_and(|t| t.text.contains("only deployed or production_failed")),
-            "{:?}",
-            app.toasts
-        );
+        assert!(status_line(&app).contains("no command"), "{}", render(&app));
+        update(&mut app, code(KeyCode::Esc));
         update(&mut app, key(':'));
         type_text(&mut app, "q");
         update(&mut app, code(KeyCode::Enter));
@@ -2812,6 +2877,57 @@ mod habits {
         let line = status_line(&app);
         assert!(line.starts_with('…') || line.starts_with(":…"), "{line}");
         assert!(line.trim_end().ends_with("xx▏"), "{line}");
+    }
+
+    #[test]
+    fn the_delete_question_keeps_its_keys_in_view_for_a_long_path() {
+        let mut app = fixture::app((80, 24));
+        let long = PathBuf::from(format!("/srv/{}/exports/file.csv", "deep/".repeat(30)));
+        app.overlay = Some(Overlay::ConfirmDelete(long));
+        let screen = render(&app);
+        assert!(screen.contains("y delete · n/Esc keep"), "{screen}");
+        assert!(screen.contains("file.csv?"), "{screen}");
+    }
+
+    #[test]
+    fn a_files_filter_says_how_many_match_and_when_none_do() {
+        let mut app = fixture::app((100, 24));
+        let all = app.exports.files.len();
+        update(&mut app, key('/'));
+        type_text(&mut app, "API");
+        update(&mut app, code(KeyCode::Enter));
+        let shown = app.exports.visible_files(&app.filters).len();
+        assert!(shown > 0 && shown < all, "{shown} of {all}");
+        let screen = render(&app);
+        assert!(
+            screen.contains(&format!("Files: {shown} of {all}")),
+            "{screen}"
+        );
+        update(&mut app, key('/'));
+        type_text(&mut app, "nothing-is-called-this");
+        let screen = render(&app);
+        assert!(screen.contains("no file matches the filter"), "{screen}");
+    }
+
+    #[test]
+    fn the_quit_question_follows_the_export_it_warns_about() {
+        let mut app = fixture::app((80, 24));
+        update(
+            &mut app,
+            progress(
+                "API",
+                Stage::Downloading {
+                    bytes: 1,
+                    total: None,
+                },
+            ),
+        );
+        update(&mut app, key('q'));
+        assert!(render(&app).contains("An export is running"));
+        app.exports.groups[0].status = GroupStatus::Idle;
+        let screen = render(&app);
+        assert!(!screen.contains("An export is running"), "{screen}");
+        assert!(screen.contains("nothing is lost by quitting"), "{screen}");
     }
 
     #[test]
@@ -2831,6 +2947,13 @@ mod habits {
             app.toasts
         );
         update(&mut app, key('1'));
+        app.toasts.clear();
+        let files = render(&app);
+        assert!(
+            files.contains("Enter preview · D diff · o pager"),
+            "{files}"
+        );
+        assert!(!files.contains("d delete"), "{files}");
         let (cmds, _) = update(&mut app, key('E'));
         assert!(cmds.is_empty(), "{cmds:?}");
         update(&mut app, key('?'));

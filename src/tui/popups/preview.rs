@@ -51,7 +51,7 @@ pub fn key(mut p: Box<Preview>, size: (u16, u16), k: KeyEvent) -> Option<Overlay
         Some(Action::Right) => {
             p.first_col = (p.first_col + 1).min(p.header.len().saturating_sub(1))
         }
-        Some(Action::Search) => p.search_input = Some(Input::new(p.search.clone())),
+        Some(Action::Search) => p.search_input = Some(Input::default()),
         Some(Action::NextMatch) => jump_match(&mut p, true),
         Some(Action::PrevMatch) => jump_match(&mut p, false),
         Some(Action::Help) => {

@@ -7,6 +7,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 use super::help::HelpRow;
 use super::{CronEdit, DiffView, Preview};
@@ -31,17 +32,20 @@ pub(crate) fn confirm(
     text: &str,
     keys: &str,
 ) {
-    let r = centered(area, 60, 6);
+    // Tall enough for the wrapped text (a long path) and the keys, which sit in the bottom
+    // border so that no text can push them out of sight.
+    let inner = area.width.min(60).saturating_sub(2).max(1) as usize;
+    let wrapped = text.width().div_ceil(inner).max(1) as u16;
+    let r = centered(area, 60, wrapped.saturating_add(3));
     f.render_widget(Clear, r);
-    let lines = vec![
-        Line::from(text.to_string()),
-        Line::from(""),
-        Line::from(Span::styled(keys.to_string(), theme.title())),
-    ];
     f.render_widget(
-        Paragraph::new(lines)
+        Paragraph::new(Line::from(text.to_string()))
             .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(title.to_string())),
+            .block(
+                Block::bordered()
+                    .title(title.to_string())
+                    .title_bottom(Span::styled(format!(" {keys} "), theme.title())),
+            ),
         r,
     );
 }
@@ -111,7 +115,7 @@ pub(crate) fn preview(f: &mut Frame, p: &Preview, theme: &Theme, area: Rect) {
         p.header.len()
     );
     let bottom = match (&p.search_input, &p.error) {
-        (Some(i), _) => format!(" /{}▏", i.value()),
+        (Some(i), _) => crate::tui::view::search_prompt(i, area.width),
         (None, Some(e)) => format!(" error: {e} "),
         (None, None) if !p.search.is_empty() => {
             format!(" /{}: {} matches · n/N ", p.search, p.matches.len())
@@ -209,20 +213,25 @@ pub(crate) fn edit_cron(f: &mut Frame, e: &CronEdit, theme: &Theme, area: Rect) 
     let lines = vec![
         Line::from(vec![
             Span::raw("> "),
-            Span::raw(e.input.value().to_string()),
-            Span::raw("▏"),
+            Span::raw(crate::tui::view::typed(
+                &e.input,
+                r.width.saturating_sub(4) as usize,
+            )),
         ]),
         Line::from(check),
-        Line::from(""),
-        Line::from(Span::styled(
-            "Enter save to the config file · Esc cancel",
-            theme.dim(),
-        )),
     ];
+    // The keys sit in the border: a long error wraps without pushing them out.
+    let keys = if e.check.is_ok() {
+        " Enter save to the config file · Esc cancel "
+    } else {
+        " fix it to save · Esc cancel "
+    };
     f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(format!(" Cron for {} ", e.job))),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(format!(" Cron for {} ", e.job))
+                .title_bottom(Span::styled(keys, theme.dim())),
+        ),
         r,
     );
 }

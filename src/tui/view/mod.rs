@@ -208,17 +208,38 @@ pub(crate) fn typed(input: &tui_input::Input, width: usize) -> String {
     out
 }
 
+/// A `/` search typed in a pane's bottom border (Logs, the CSV preview), fitted to `width`:
+/// long input scrolls, and the keys are said while there is room.
+pub(crate) fn search_prompt(input: &tui_input::Input, width: u16) -> String {
+    let hint = " · Enter searches · Esc cancels ";
+    let room = (width as usize).saturating_sub(4);
+    if room > hint.width() + 20 {
+        format!(" /{}{hint}", typed(input, room - hint.width()))
+    } else {
+        format!(" /{} ", typed(input, room))
+    }
+}
+
 /// The `:` command line or the `/` filter, in place of the status bar while typed.
 fn draw_prompt(f: &mut Frame, app: &App, theme: &Theme, area: Rect) -> bool {
     let clean = |s: &str| crate::sanitize::clean_max(s, 400);
     let mut spans = match (&app.command, &app.filter_input) {
         (Some(c), _) => {
+            // An error keeps up to half the line, so long input never hides it.
+            let width = area.width.saturating_sub(1) as usize;
+            let error = c.error.as_ref().map(|e| format!("  {}", clean(e)));
+            let text_room = match &error {
+                Some(e) => width.saturating_sub(e.width()).max(width / 2),
+                None => width,
+            };
             let mut spans = vec![
                 Span::styled(":", theme.title()),
-                Span::raw(typed(&c.input, area.width.saturating_sub(1) as usize)),
+                Span::raw(typed(&c.input, text_room)),
             ];
-            if let Some(e) = &c.error {
-                spans.push(Span::styled(format!("  {}", clean(e)), theme.bad()));
+            if let Some(e) = error {
+                spans.push(Span::styled(e, theme.bad()));
+                f.render_widget(Paragraph::new(Line::from(spans)), area);
+                return true;
             } else if !c.candidates.is_empty() {
                 spans.push(Span::styled(
                     format!("  {}", clean(&c.candidates.join("  "))),

@@ -12,15 +12,28 @@ use crate::tui::tab::Scope;
 
 pub(super) fn draw(f: &mut Frame, app: &App, theme: &Theme) {
     let (_, content, _) = layout::frame(app.size);
-    match &app.overlay {
+    draw_one(f, app, app.overlay.as_ref(), theme, content);
+}
+
+fn draw_one(f: &mut Frame, app: &App, overlay: Option<&Overlay>, theme: &Theme, content: Rect) {
+    match overlay {
         None => {}
-        Some(Overlay::Help { scope, top, .. }) => help(f, app, *scope, *top, theme, content),
+        // The view the help returns to stays underneath it.
+        Some(Overlay::Help { scope, top, back }) => {
+            draw_one(f, app, back.as_deref(), theme, content);
+            help(f, app, *scope, *top, theme, content)
+        }
+        // Drawn from the state: the export may end while the question is open.
         Some(Overlay::ConfirmQuit) => confirm(
             f,
             theme,
             content,
             " Quit? ",
-            "An export is running. Quitting cancels it (no partial file is kept).",
+            if app.exporting() {
+                "An export is running. Quitting cancels it (no partial file is kept)."
+            } else {
+                "The export has finished: nothing is lost by quitting now."
+            },
             "y quit · n/Esc stay",
         ),
         Some(Overlay::ConfirmDelete(path)) => confirm(

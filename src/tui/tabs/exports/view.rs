@@ -120,17 +120,28 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
                 row
             }
         });
+    let mut rows: Vec<Row> = rows.collect();
+    if rows.is_empty() && !v.es.files.is_empty() {
+        rows.push(
+            Row::new(["", "", "", "", "no file matches the filter · Esc clears it"])
+                .style(theme.dim()),
+        );
+    }
     // The filter as it applies, like the other tabs' titles; while it is typed the prompt
     // (status bar) holds the cursor.
     let filter = match v.shared.filters.get(&crate::tui::tab::Tab::Exports) {
         Some(f) if !f.is_empty() => format!(" /{f} (Esc clears)"),
         _ => String::new(),
     };
+    let count = if filter.is_empty() {
+        v.es.files.len().to_string()
+    } else {
+        format!("{} of {}", visible.len(), v.es.files.len())
+    };
     let title = Line::from(vec![
         Span::styled(
             format!(
-                " Files: {} · {} in {} ",
-                v.es.files.len(),
+                " Files: {count} · {} in {} ",
                 bytes(v.es.total_bytes),
                 v.es.export_dir.display()
             ),
@@ -145,11 +156,23 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
         Constraint::Length(7),
         Constraint::Min(10),
     ];
+    // Read-only hides delete here as in the help.
+    let footer: Vec<&str> = [
+        (Action::Open, "Enter preview"),
+        (Action::Diff, "D diff"),
+        (Action::Delete, "d delete"),
+        (Action::Pager, "o pager"),
+        (Action::Copy, "y copy path"),
+    ]
+    .into_iter()
+    .filter(|(a, _)| !v.shared.keys.hidden(*a))
+    .map(|(_, text)| text)
+    .collect();
     let table =
         Table::new(rows, widths)
             .header(header)
             .block(Block::bordered().title(title).title_bottom(Span::styled(
-                " Enter preview · D diff · d delete · o pager · y copy path ",
+                format!(" {} ", footer.join(" · ")),
                 theme.dim(),
             )));
     f.render_widget(table, files_area);

@@ -159,6 +159,18 @@ impl LogsState {
 }
 
 /// A regex with smart case: case-insensitive unless the pattern has an upper-case letter.
+/// A regex error on one line: the parser's reason without its drawn pointer
+/// (`unclosed group`), for a toast.
+pub fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&text);
+    last.trim().trim_start_matches("error: ").to_string()
+}
+
 pub fn smart_regex(pattern: &str) -> Result<Regex, regex::Error> {
     let insensitive = !pattern.chars().any(char::is_uppercase);
     regex::RegexBuilder::new(pattern)
@@ -378,7 +390,8 @@ impl LogsState {
             Action::Bottom | Action::Follow => self.resume(),
             Action::Left => self.select(self.sel.saturating_sub(1)),
             Action::Right => self.select(self.sel + 1),
-            Action::Search => self.search_input = Some(Input::new(self.search.clone())),
+            // A new search starts empty, like the filters' `/`; n/N repeat the last one.
+            Action::Search => self.search_input = Some(Input::default()),
             Action::NextMatch | Action::PrevMatch => match self.regex.clone() {
                 Some(r) => self.jump(
                     action == Action::NextMatch,
@@ -575,7 +588,10 @@ impl LogsState {
                         // Jump to the newest match at or above the view.
                         self.jump(false, |l| r.is_match(&l.text), "match", ctx);
                     }
-                    Err(e) => ctx.toast(ToastLevel::Error, format!("not a regex: {e}")),
+                    Err(e) => ctx.toast(
+                        ToastLevel::Error,
+                        format!("not a regex: {}", regex_error(&e)),
+                    ),
                 }
             }
             _ => {

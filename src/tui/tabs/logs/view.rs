@@ -114,7 +114,7 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
         title.push(Span::raw("· folded "));
     }
     let bottom = match (&logs.search_input, &src.note) {
-        (Some(i), _) => format!(" /{}▏", i.value()),
+        (Some(i), _) => crate::tui::view::search_prompt(i, body.width),
         (None, _) if !logs.search.is_empty() => {
             let file = match &logs.file_search {
                 Some(fs) if fs.finished => {

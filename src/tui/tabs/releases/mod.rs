@@ -705,6 +705,15 @@ impl ReleasesState {
         }
     }
 
+    /// The services the list shows, in its order (for messages).
+    pub fn service_names(&self) -> Vec<String> {
+        self.order
+            .groups
+            .iter()
+            .map(|g| g.service.clone())
+            .collect()
+    }
+
     /// Selects the first release of `service` (its release name or its Swarm name).
     pub fn select_service(&mut self, service: &str) -> bool {
         let name = self
@@ -739,12 +748,8 @@ impl ReleasesState {
         let Some(r) = self.selected().cloned() else {
             return;
         };
-        if let Some(why) = not_rollbackable(&r) {
+        if let Some(why) = self.rollback_to_refusal(&r, to) {
             ctx.toast(Level::Error, why);
-            return;
-        }
-        if !crate::release::valid_tag(to) {
-            ctx.toast(Level::Error, format!("`{to}` is not a valid tag"));
             return;
         }
         *ctx.overlay = Some(self.rollback_confirm(r.id, r.service_name.clone(), to.to_string()));
@@ -797,6 +802,64 @@ impl ReleasesState {
     }
 
     /// `a`, `x`, `r`, `d`, `c`, `Enter`, `[`, `]`, `J`, `K` on the Releases tab.
+    /// Why `action` cannot start on `r` (its status, or nothing to roll back to); the key
+    /// and the `:` command line both ask here first.
+    pub fn refusal(&self, action: Action, r: &Release) -> Option<String> {
+        match action {
+            Action::Approve | Action::Reject if r.status != Status::ManualTesting => Some(format!(
+                "release {} is {}; only releases awaiting approval (manual_testing) can be approved or rejected",
+                r.id, r.status
+            )),
+            Action::Rollback => not_rollbackable(r).or_else(|| {
+                self.rollback_targets(r).is_empty().then(|| {
+                    format!(
+                        "no earlier deployed tag of {} to roll back to",
+                        r.service_name
+                    )
+                })
+            }),
+            Action::Deploy if r.status != Status::ManualTestPassed => Some(format!(
+                "release {} is {}; only approved releases (manual_test_passed) can be deployed",
+                r.id, r.status
+            )),
+            Action::CancelDeploy
+                if !matches!(r.status, Status::ManualTestPassed | Status::Deploying) =>
+            {
+                Some(format!(
+                    "release {} is {}; only a queued (manual_test_passed) or deploying release can be cancelled",
+                    r.id, r.status
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why `:rollback ID TAG` cannot roll the selected release back to `to`: the release's
+    /// status, a malformed tag, or a tag that is not among its rollback targets (those the
+    /// `r` picker lists; the engine's own once the details have loaded).
+    pub fn rollback_to_refusal(&self, r: &Release, to: &str) -> Option<String> {
+        if let Some(why) = not_rollbackable(r) {
+            return Some(why);
+        }
+        if !crate::release::valid_tag(to) {
+            return Some(format!("`{to}` is not a valid tag"));
+        }
+        let targets = self.rollback_targets(r);
+        if targets.iter().any(|t| t.tag == to) {
+            return None;
+        }
+        let known: Vec<&str> = targets.iter().take(6).map(|t| t.tag.as_str()).collect();
+        Some(if known.is_empty() {
+            format!("no earlier tag of {} to roll back to", r.service_name)
+        } else {
+            format!(
+                "`{to}` never ran on {}: Tab offers {}",
+                r.service_name,
+                known.join(", ")
+            )
+        })
+    }
+
     pub fn action(&mut self, action: Action, ctx: &mut Ctx) {
         match action {
             Action::NextService => return self.jump_service(true),
@@ -809,10 +872,11 @@ impl ReleasesState {
             ctx.toast(Level::Info, "no release selected");
             return;
         };
+        if let Some(why) = self.refusal(action, &r) {
+            ctx.toast(Level::Error, why);
+            return;
+        }
         match action {
-            Action::Approve | Action::Reject if r.status != Status::ManualTesting => {
-                ctx.toast(Level::Error, format!("release {} is {}; only releases awaiting approval (manual_testing) can be approved or rejected", r.id, r.status));
-            }
             Action::Approve => {
                 *ctx.overlay = Some(Overlay::Approve {
                     id: r.id,
@@ -828,36 +892,12 @@ impl ReleasesState {
                 })
             }
             Action::Rollback => {
-                if let Some(why) = not_rollbackable(&r) {
-                    ctx.toast(Level::Error, why);
-                    return;
-                }
-                let targets = self.rollback_targets(&r);
-                if targets.is_empty() {
-                    ctx.toast(
-                        Level::Error,
-                        format!(
-                            "no earlier deployed tag of {} to roll back to",
-                            r.service_name
-                        ),
-                    );
-                } else {
-                    *ctx.overlay = Some(Overlay::RollbackPick {
-                        id: r.id,
-                        service: r.service_name.clone(),
-                        targets,
-                        sel: 0,
-                    });
-                }
-            }
-            Action::Deploy if r.status != Status::ManualTestPassed => {
-                ctx.toast(
-                    Level::Error,
-                    format!(
-                        "release {} is {}; only approved releases (manual_test_passed) can be deployed",
-                        r.id, r.status
-                    ),
-                );
+                *ctx.overlay = Some(Overlay::RollbackPick {
+                    id: r.id,
+                    service: r.service_name.clone(),
+                    targets: self.rollback_targets(&r),
+                    sel: 0,
+                });
             }
             Action::Deploy => {
                 *ctx.overlay = Some(Overlay::Deploy {
@@ -865,17 +905,6 @@ impl ReleasesState {
                     service: r.service_name.clone(),
                     to: release_image(&r),
                 });
-            }
-            Action::CancelDeploy
-                if !matches!(r.status, Status::ManualTestPassed | Status::Deploying) =>
-            {
-                ctx.toast(
-                    Level::Error,
-                    format!(
-                        "release {} is {}; only a queued (manual_test_passed) or deploying release can be cancelled",
-                        r.id, r.status
-                    ),
-                );
             }
             Action::CancelDeploy => {
                 *ctx.overlay = Some(Overlay::CancelDeploy {
@@ -1048,6 +1077,14 @@ impl ReleasesState {
                     .saturating_sub(page);
                 let top = match k.code {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => return None,
+                    // The help, and back here when it closes.
+                    KeyCode::Char('?') => {
+                        return Some(Overlay::Help {
+                            scope: crate::tui::tab::Scope::Tab(Tab::Releases),
+                            top: 0,
+                            back: Some(Box::new(Overlay::ReleaseInfo { id, top })),
+                        });
+                    }
                     KeyCode::Char('j') | KeyCode::Down => top + 1,
                     KeyCode::Char('k') | KeyCode::Up => top.saturating_sub(1),
                     KeyCode::PageDown | KeyCode::Char(' ') => top + page.max(1),
