@@ -55,7 +55,10 @@ pub fn tab_at(_size: (u16, u16), x: u16, y: u16) -> Option<Tab> {
 /// files table.
 pub fn exports(size: (u16, u16), groups: usize) -> (Rect, Rect) {
     let (_, content, _) = frame(size);
-    let wanted = u16::try_from(groups).unwrap_or(u16::MAX).saturating_add(3);
+    // No groups still gets a row: it says how to add one.
+    let wanted = u16::try_from(groups.max(1))
+        .unwrap_or(u16::MAX)
+        .saturating_add(3);
     let groups_h = wanted.min(content.height / 2).max(3.min(content.height));
     let groups = Rect {
         height: groups_h,

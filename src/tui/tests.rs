@@ -2910,6 +2910,17 @@ mod habits {
     }
 
     #[test]
+    fn no_groups_says_how_to_add_one() {
+        let mut app = fixture::app((80, 24));
+        app.exports.groups.clear();
+        let screen = render(&app);
+        assert!(
+            screen.contains("no groups to export: add [[testops.groups]]"),
+            "{screen}"
+        );
+    }
+
+    #[test]
     fn the_quit_question_follows_the_export_it_warns_about() {
         let mut app = fixture::app((80, 24));
         update(

@@ -90,6 +90,22 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             ],
         )));
     f.render_widget(table, groups_area);
+    if v.es.groups.is_empty() && groups_area.height > 3 {
+        // Under the header, across the columns.
+        let line = ratatui::layout::Rect {
+            x: groups_area.x + 1,
+            y: groups_area.y + 2,
+            width: groups_area.width.saturating_sub(2),
+            height: 1,
+        };
+        f.render_widget(
+            ratatui::widgets::Paragraph::new(Span::styled(
+                "no groups to export: add [[testops.groups]] (name, id) to the config",
+                theme.dim(),
+            )),
+            line,
+        );
+    }
 
     let visible = v.es.visible_files(v.shared.filters);
     let shown = layout::table_rows(files_area);
