@@ -47,11 +47,13 @@ pub fn jobs(cfg: &Config) -> Vec<JobSpec> {
             name: "export".into(),
             kind: JobKind::Export,
             schedule: cfg.export.schedule.clone(),
+            since: None,
         },
         JobSpec {
             name: "cleanup".into(),
             kind: JobKind::Cleanup,
             schedule: cfg.export.cleanup_schedule.clone(),
+            since: None,
         },
     ]
 }

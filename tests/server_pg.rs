@@ -488,7 +488,12 @@ retry_max = "1s"
     wait_until("the first message", Duration::from_secs(30), || {
         !delivered(&got).is_empty()
     });
-    assert!(leader.stderr.lock().unwrap().contains("notify: delivered"));
+    // Its log line is read from the pipe by a thread: it may follow the delivery.
+    wait_until(
+        "the leader's delivery log line",
+        Duration::from_secs(30),
+        || leader.stderr.lock().unwrap().contains("notify: delivered"),
+    );
     assert!(
         !follower
             .stderr

@@ -35,6 +35,9 @@ pub struct JobSpec {
     pub name: String,
     pub kind: JobKind,
     pub schedule: CronSchedule,
+    /// When its schedule was changed while running: an instant of the new schedule before
+    /// this (already past when it was saved) does not fire.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// What the scheduler reports.
@@ -227,7 +230,7 @@ impl Scheduler {
                 .enumerate()
                 .map(|(i, j)| {
                     let last = fired.get(&j.name).copied().unwrap_or(now);
-                    (i, j.schedule.next_after(last))
+                    (i, next_run(j, last))
                 })
                 .collect();
             for (i, at) in &next {
@@ -310,6 +313,7 @@ impl Scheduler {
                 if let Some(j) = self.jobs.iter_mut().find(|j| j.name == job) {
                     tracing::info!(%job, "schedule changed to `{}`", schedule.expr());
                     j.schedule = schedule;
+                    j.since = Some(Utc::now());
                 }
             }
         }
@@ -390,6 +394,13 @@ impl Scheduler {
     }
 }
 
+/// When `job` runs next, having last fired at `last`: after that, and after the moment its
+/// schedule was changed (an instant that passed before the edit was saved is not a run).
+fn next_run(job: &JobSpec, last: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let from = job.since.map_or(last, |since| since.max(last));
+    job.schedule.next_after(from)
+}
+
 /// Resolves when the election says this server no longer leads (never with the file lock,
 /// which is held until the process ends).
 async fn lost_leadership(rx: Option<watch::Receiver<Role>>) {
@@ -463,4 +474,31 @@ pub async fn run_cleanup(
     }
     let _ = events.send(Event::JobFinished { job }).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new user's finding: saving `31 * * * *` at 11:31:27, with the job last fired at
+    /// 07:00, ran an export at once (for 07:31, then 11:31). The next run counts from the edit.
+    #[test]
+    fn a_changed_schedule_runs_next_after_the_change() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let mut job = JobSpec {
+            name: "export".into(),
+            kind: JobKind::Export,
+            schedule: CronSchedule::parse("31 * * * *", None).unwrap(),
+            since: None,
+        };
+        let last = at("2026-12-03T07:00:00Z");
+        assert_eq!(next_run(&job, last), Some(at("2026-12-03T07:31:00Z")));
+        job.since = Some(at("2026-12-03T11:31:27Z"));
+        assert_eq!(next_run(&job, last), Some(at("2026-12-03T12:31:00Z")));
+        // A run fired after the change counts as usual.
+        assert_eq!(
+            next_run(&job, at("2026-12-03T12:31:00Z")),
+            Some(at("2026-12-03T13:31:00Z"))
+        );
+    }
 }
