@@ -438,35 +438,8 @@ async fn a_locked_ledger_never_holds_up_the_dashboards_runtime() {
         }
         r.id
     };
-    let (tx, _rx) = opsdeck::events::channel();
-    let services = Services::start(
-        &cfg,
-        &data,
-        tx.clone(),
-        ServiceSet {
-            scheduler: false,
-            watcher: false,
-            health: false,
-            exports_optional: true,
-        },
-    )
-    .unwrap();
-    let backend = opsdeck::client::Backend::Local(opsdeck::client::LocalBackend::new(
-        &cfg,
-        &services,
-        tx,
-        data.clone(),
-        opsdeck::storage::LedgerAt::Sqlite(ledger_path.clone()),
-    ));
-    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(8);
-    let mut effects = Effects::new(
-        cfg,
-        backend,
-        results_tx,
-        Box::new(Clipboard::default()),
-        data.clone(),
-        None,
-    );
+    let (services, mut effects, mut results_rx, _events) =
+        local_effects(cfg, &data, ledger_path.clone());
 
     let holder = rusqlite::Connection::open(&ledger_path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -529,10 +502,38 @@ async fn the_local_cleanup_runs_inside_the_tracked_task_and_replies_what_it_did(
     )
     .unwrap();
     let cfg = Config::load(Some(&cfg_path), &|_: &str| None).unwrap();
-    let (tx, _rx) = opsdeck::events::channel();
+    let (services, mut effects, mut results_rx, _events) =
+        local_effects(cfg, &data, data.join("releases.db"));
+    effects.run(Cmd::RunCleanup);
+    match tokio::time::timeout(Duration::from_secs(30), results_rx.recv())
+        .await
+        .expect("no reply to the cleanup")
+    {
+        Some(Msg::Done(Ok(m))) => assert_eq!(m, "cleanup: 1 file(s) deleted"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!old.exists(), "the reply came before the cleanup was done");
+    assert!(new.exists());
+    assert!(effects.shutdown(Duration::from_secs(10)).await);
+    services.shutdown().await;
+}
+
+/// Effects over a local backend with no scheduler, watcher or probe: the dashboard's
+/// actions in local mode, for tests of what they do; the services' events are kept open.
+fn local_effects(
+    cfg: Config,
+    data: &std::path::Path,
+    ledger: std::path::PathBuf,
+) -> (
+    Services,
+    Effects,
+    tokio::sync::mpsc::Receiver<opsdeck::tui::msg::Msg>,
+    opsdeck::events::EventRx,
+) {
+    let (tx, events) = opsdeck::events::channel();
     let services = Services::start(
         &cfg,
-        &data,
+        data,
         tx.clone(),
         ServiceSet {
             scheduler: false,
@@ -546,28 +547,17 @@ async fn the_local_cleanup_runs_inside_the_tracked_task_and_replies_what_it_did(
         &cfg,
         &services,
         tx,
-        data.clone(),
-        opsdeck::storage::LedgerAt::Sqlite(data.join("releases.db")),
+        data.to_path_buf(),
+        opsdeck::storage::LedgerAt::Sqlite(ledger),
     ));
-    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(8);
-    let mut effects = Effects::new(
+    let (results_tx, results_rx) = tokio::sync::mpsc::channel(8);
+    let effects = Effects::new(
         cfg,
         backend,
         results_tx,
         Box::new(Clipboard::default()),
-        data.clone(),
+        data.to_path_buf(),
         None,
     );
-    effects.run(Cmd::RunCleanup);
-    match tokio::time::timeout(Duration::from_secs(30), results_rx.recv())
-        .await
-        .expect("no reply to the cleanup")
-    {
-        Some(Msg::Done(Ok(m))) => assert_eq!(m, "cleanup: 1 file(s) deleted"),
-        other => panic!("{other:?}"),
-    }
-    assert!(!old.exists(), "the reply came before the cleanup was done");
-    assert!(new.exists());
-    assert!(effects.shutdown(Duration::from_secs(10)).await);
-    services.shutdown().await;
+    (services, effects, results_rx, events)
 }
