@@ -544,18 +544,15 @@ pub fn report_exit(
 
 /// The last non-empty line of a file, read from its end (a deploy log can be long).
 fn last_line(path: &std::path::Path) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail).ok()?;
-    let text = String::from_utf8_lossy(&tail);
-    text.lines()
+    let (lines, _) = crate::logs::tail::read_last_lines(&mut f, len, 8);
+    lines
+        .iter()
         .rev()
-        .map(str::trim)
+        .map(|l| String::from_utf8_lossy(l).trim().to_string())
         .find(|l| !l.is_empty())
-        .map(|l| crate::sanitize::clean_max(l, 300))
+        .map(|l| crate::sanitize::clean_max(&l, 300))
 }
 
 /// Reads what the dashboard shows from the run history. Blocking.

@@ -30,6 +30,13 @@ fn code(c: KeyCode) -> Msg {
     Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
 }
 
+/// Types `text` key by key.
+fn type_text(app: &mut super::app::App, text: &str) {
+    for c in text.chars() {
+        update(app, key(c));
+    }
+}
+
 /// A rollback target the ledger deployed on 2026-11-20 10:00 UTC.
 fn target(tag: &str) -> crate::release::targets::RollbackTarget {
     crate::release::targets::RollbackTarget {
@@ -1076,9 +1083,7 @@ mod logs {
     fn the_search_prompt_starts_empty_scrolls_and_says_a_bad_regex_on_one_line() {
         let mut app = app_with_logs();
         update(&mut app, key('/'));
-        for c in "request".chars() {
-            update(&mut app, key(c));
-        }
+        type_text(&mut app, "request");
         update(&mut app, code(KeyCode::Enter));
         assert_eq!(app.logs.search, "request");
         update(&mut app, key('/'));
@@ -1096,9 +1101,7 @@ mod logs {
         // Esc cancels the typing; the search before it stays.
         assert_eq!(app.logs.search, "request");
         update(&mut app, key('/'));
-        for c in "(((".chars() {
-            update(&mut app, key(c));
-        }
+        type_text(&mut app, "(((");
         update(&mut app, code(KeyCode::Enter));
         let toast = app
             .toasts
@@ -1138,9 +1141,7 @@ mod logs {
     fn search_smart_case_next_match_and_only_matching() {
         let mut app = app_with_logs();
         update(&mut app, key('/'));
-        for c in "user3$".chars() {
-            update(&mut app, key(c));
-        }
+        type_text(&mut app, "user3$");
         let (cmds, _) = update(&mut app, code(KeyCode::Enter));
         assert!(
             matches!(&cmds[..], [Cmd::SearchFile { pattern, .. }] if pattern == "user3$"),
@@ -2709,12 +2710,6 @@ mod habits {
             row: y,
             modifiers: KeyModifiers::NONE,
         })
-    }
-
-    fn type_text(app: &mut crate::tui::app::App, text: &str) {
-        for c in text.chars() {
-            update(app, key(c));
-        }
     }
 
     fn status_line(app: &crate::tui::app::App) -> String {
