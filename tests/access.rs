@@ -48,10 +48,7 @@ fn team_server() -> TestServer {
     let mut s = TestServer::new("0.1", ACCESS);
     std::fs::set_permissions(s.root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // Every user must be able to run the binary: a copy in the shared root.
-    let bin = s.dir.join("opsdeck");
-    std::fs::copy(env!("CARGO_BIN_EXE_opsdeck"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.bin = bin;
+    s.bin = users::runnable_copy_of_opsdeck(&s.dir);
     std::fs::set_permissions(&s.config, std::fs::Permissions::from_mode(0o644)).unwrap();
     for d in ["state", "run", "exports"] {
         let p = s.dir.join(d);

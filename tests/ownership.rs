@@ -162,10 +162,7 @@ id = 1
     let uid = if nix::unistd::geteuid().is_root() {
         users::ensure(&[], &[("odk_srv", "")]);
         chmod(s.root.path(), 0o755);
-        let bin = s.dir.join("opsdeck");
-        std::fs::copy(env!("CARGO_BIN_EXE_opsdeck"), &bin).unwrap();
-        chmod(&bin, 0o755);
-        s.bin = bin;
+        s.bin = users::runnable_copy_of_opsdeck(&s.dir);
         for d in [&s.data, &s.dir.join("run"), &s.dir.join("exports")] {
             std::fs::create_dir_all(d).unwrap();
             sh(&["chown", "odk_srv", d.to_str().unwrap()]);
@@ -262,9 +259,7 @@ async fn exports_are_0640_with_export_group_and_readable_by_its_members_only() {
     let sim = SimTestOps::start(SimOptions::default()).await.unwrap();
     let ws = Workspace::new(&sim.base_url(), "group = \"odk_team\"");
     chmod(ws.root.path(), 0o755);
-    let bin = ws.root.path().join("opsdeck");
-    std::fs::copy(env!("CARGO_BIN_EXE_opsdeck"), &bin).unwrap();
-    chmod(&bin, 0o755);
+    let bin = users::runnable_copy_of_opsdeck(ws.root.path());
     for d in [&ws.export_dir, &ws.data_dir] {
         std::fs::create_dir_all(d).unwrap();
         sh(&["chown", "odk_exporter", d.to_str().unwrap()]);

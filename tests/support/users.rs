@@ -44,3 +44,34 @@ pub fn ensure(groups: &[&str], users: &[(&str, &str)]) {
         }
     }
 }
+
+/// A copy of the opsdeck binary at `dir/opsdeck` that every user may run (the build's own
+/// path sits under a directory other users cannot enter).
+///
+/// Waits until the copy can be executed: a test thread that forks while the copy is open for
+/// writing hands the write descriptor to its child until that child calls exec, and exec of
+/// the copy fails with "Text file busy" (ETXTBSY) meanwhile.
+pub fn runnable_copy_of_opsdeck(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("opsdeck");
+    std::fs::copy(env!("CARGO_BIN_EXE_opsdeck"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Command::new(&bin).arg("--version").output() {
+            Ok(out) => {
+                assert!(out.status.success(), "the copy of opsdeck does not run");
+                return bin;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: {e}",
+                    bin.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{}: {e}", bin.display()),
+        }
+    }
+}
