@@ -96,7 +96,7 @@ impl Parser {
         let cont = match self.head {
             None => false,
             Some(_) if p.continues => true,
-            Some(_) if p.matched || has_own_ts(&p) => false,
+            Some(_) if p.matched || has_own_ts(&p) || starts_with_level(&p, inner) => false,
             Some(head) => {
                 let timed = |h: &Head| h.own_ts || (h.any_ts && p.ts.is_none());
                 let head_timed = timed(&head) || self.timed.as_ref().is_some_and(timed);
@@ -162,6 +162,17 @@ impl Parser {
             self.detect_seen += texts.len();
         }
     }
+}
+
+/// True when a timed line starts with its level word (after spaces): a message of its own
+/// even where the time is read as a Docker prefix, as with tracing's padded `...Z  INFO`.
+fn starts_with_level(p: &format::Parsed, inner: &str) -> bool {
+    p.ts.is_some()
+        && p.level.is_some()
+        && inner
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| Level::from_word(w.trim_matches(['[', ']', ':'])).is_some())
 }
 
 /// True when the line's timestamp is its own (not only a Docker prefix's): a Docker prefix
@@ -231,6 +242,56 @@ mod tests {
         ]);
         assert!(lines[1].cont && lines[2].cont);
         assert!(lines.iter().all(|l| l.level == Some(Level::Error)));
+    }
+
+    #[test]
+    fn tracing_lines_with_a_padded_level_are_messages_of_their_own() {
+        // Rust's `tracing` pads INFO and WARN to five columns: `...Z  INFO`, two spaces.
+        // Opsdeck's own log is written so.
+        let lines = [
+            "2026-12-03T10:00:01.000001Z  INFO opsdeck::server: listening on /run/opsdeck.sock",
+            "2026-12-03T10:00:02.000001Z ERROR opsdeck::notify: delivery failed: 502",
+            "2026-12-03T10:00:03.000001Z  WARN span{id=7}:opsdeck::desk: slow engine",
+            "    at the second attempt",
+            "2026-12-03T10:00:04.000001Z  INFO opsdeck::notify: delivered",
+        ];
+        let mut p = Parser::new(Choice::Auto);
+        let parsed = p.parse_batch(&lines);
+        assert_eq!(p.format_name(), "tracing");
+        assert_eq!(
+            parsed.iter().map(|l| l.cont).collect::<Vec<_>>(),
+            [false, false, false, true, false]
+        );
+        assert_eq!(
+            parsed.iter().map(|l| l.level).collect::<Vec<_>>(),
+            [
+                Some(Level::Info),
+                Some(Level::Error),
+                Some(Level::Warn),
+                Some(Level::Warn),
+                Some(Level::Info)
+            ]
+        );
+        // The same behind Docker's prefix, and with the format chosen as plain (heuristics
+        // only): a timed line that starts with its level is a message of its own.
+        let docker: Vec<String> = lines
+            .iter()
+            .map(|l| format!("2026-12-03T10:00:05.1Z {l}"))
+            .collect();
+        for choice in [Choice::Auto, Choice::Fixed(None)] {
+            let conts: Vec<bool> = Parser::new(choice)
+                .parse_batch(&docker)
+                .iter()
+                .map(|l| l.cont)
+                .collect();
+            assert_eq!(conts, [false, false, false, true, false], "{choice:?}");
+        }
+        let plain: Vec<bool> = Parser::new(Choice::Fixed(None))
+            .parse_batch(&lines)
+            .iter()
+            .map(|l| l.cont)
+            .collect();
+        assert_eq!(plain, [false, false, false, true, false]);
     }
 
     #[test]
