@@ -836,8 +836,11 @@ fn overlay_key(app: &mut App, overlay: Overlay, k: KeyEvent, cmds: &mut Vec<Cmd>
     use super::popups::{self, Answer};
     let keep = match overlay {
         Overlay::Help { scope, top, back } => {
-            let rows = help_rows(app, scope).len();
-            popups::help::key(scope, top, back, rows, app.size, k)
+            // The help scrolls through its rows wrapped to the popup's width.
+            let rows = help_rows(app, scope);
+            let width = popups::help::width(&rows, super::layout::frame(app.size).1.width);
+            let lines = popups::help::lines(&rows, width).len();
+            popups::help::key(scope, top, back, lines, app.size, k)
         }
         Overlay::ConfirmQuit => match popups::confirm::key(k) {
             Answer::Yes => {
@@ -884,7 +887,7 @@ pub fn help_rows(app: &App, scope: Scope) -> Vec<crate::tui::popups::help::HelpR
         .map(|b| match app.refused(b.action) {
             Some(reason) => HelpRow {
                 key: b.label.to_string(),
-                text: crate::sanitize::clean_max(reason, 120),
+                text: crate::sanitize::clean_max(reason, 400),
                 greyed: true,
             },
             None => HelpRow {

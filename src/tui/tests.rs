@@ -2768,6 +2768,42 @@ mod habits {
     }
 
     #[test]
+    fn the_help_is_as_wide_as_its_rows_and_wraps_what_the_screen_cannot_hold() {
+        let long = "details: audit trail and deploy log (j/k/PgDn/PgUp/g/G scroll, Esc closes)";
+        // At 120 columns the longest row fits on one line.
+        let mut app = fixture::app_on_releases((120, 35));
+        update(&mut app, key('?'));
+        let wide = render(&app);
+        assert!(wide.contains(long), "{wide}");
+        // At 60 columns it wraps: every word is there, on two lines, nothing cut.
+        let mut app = fixture::app_on_releases((60, 40));
+        update(&mut app, key('?'));
+        let narrow = render(&app);
+        assert!(!narrow.contains(long), "{narrow}");
+        let at = narrow
+            .lines()
+            .position(|l| l.contains("details: audit trail"))
+            .unwrap_or_else(|| panic!("{narrow}"));
+        let both: String = narrow.lines().skip(at).take(2).collect();
+        let words: Vec<&str> = both.split(['│', ' ']).filter(|w| !w.is_empty()).collect();
+        assert!(words.join(" ").contains(long), "{narrow}");
+        // G scrolls to the last wrapped line: the last command shows, wrapped or not.
+        update(&mut app, key('G'));
+        let last = render(&app);
+        assert!(last.contains(":quit"), "{last}");
+        let title = last
+            .lines()
+            .find(|l| l.contains("Keys · Esc closes"))
+            .unwrap_or_default();
+        let (shown, total) = title
+            .split_once(" j/k")
+            .and_then(|(a, _)| a.rsplit_once(' '))
+            .and_then(|(_, n)| n.split_once('/'))
+            .unwrap_or_else(|| panic!("{title}"));
+        assert_eq!(shown.split('-').nth(1), Some(total), "{title}");
+    }
+
+    #[test]
     fn colon_runs_commands_with_completion_history_and_errors_in_place() {
         let mut app = fixture::app_on_releases((100, 30));
         update(&mut app, key('1'));

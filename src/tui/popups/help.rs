@@ -1,7 +1,8 @@
-//! The `?` help's keys; `rows` (how many lines the help of a scope has) comes from
+//! The `?` help: its keys, its width and its rows wrapped to it. The rows come from
 //! `app::help_rows` (the lines for this user: read-only hides the actions).
 
 use crossterm::event::{KeyCode, KeyEvent};
+use unicode_width::UnicodeWidthStr;
 
 use super::Overlay;
 use crate::tui::layout;
@@ -42,4 +43,42 @@ pub fn key(
         top: top.min(last),
         back,
     })
+}
+
+/// Columns of the key column (and the space after it).
+pub const KEY_WIDTH: u16 = 11;
+
+/// One drawn line of the help: a row's key and text, or the wrapped rest of its text (with
+/// no key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpLine<'a> {
+    pub row: &'a HelpRow,
+    pub key: &'a str,
+    pub text: String,
+}
+
+/// The popup's width on a screen `screen` columns wide: as wide as its longest row, within
+/// the screen.
+pub fn width(rows: &[HelpRow], screen: u16) -> u16 {
+    let text = rows.iter().map(|r| r.text.width()).max().unwrap_or(0);
+    let want = (KEY_WIDTH as usize + 1 + text + 2).max(40);
+    (want.min(usize::from(u16::MAX)) as u16).min(screen)
+}
+
+/// The rows wrapped to a popup `width` columns wide: what the help draws and scrolls through.
+/// The rest of a long text goes on lines of its own, indented, so nothing is cut.
+pub fn lines(rows: &[HelpRow], width: u16) -> Vec<HelpLine<'_>> {
+    let text_width = usize::from(width.saturating_sub(2 + KEY_WIDTH + 1)).max(8);
+    rows.iter()
+        .flat_map(|row| {
+            crate::tui::view::wrap(&row.text, text_width, 2)
+                .into_iter()
+                .enumerate()
+                .map(move |(i, text)| HelpLine {
+                    row,
+                    key: if i == 0 { row.key.as_str() } else { "" },
+                    text,
+                })
+        })
+        .collect()
 }

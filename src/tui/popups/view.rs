@@ -236,12 +236,28 @@ pub(crate) fn edit_cron(f: &mut Frame, e: &CronEdit, theme: &Theme, area: Rect) 
     );
 }
 
-/// The help: `rows` from line `top`, with a position count when they do not all fit.
+/// The help: `rows`, wrapped to the popup's width, from line `top`, with a position count
+/// when they do not all fit.
 pub(crate) fn help(f: &mut Frame, rows: &[HelpRow], top: usize, theme: &Theme, area: Rect) {
-    let r = centered(area, 72, rows.len() as u16 + 2);
-    let table: Vec<Row> = rows
+    let width = super::help::width(rows, area.width);
+    let lines = super::help::lines(rows, width);
+    let r = centered(area, width, lines.len() as u16 + 2);
+    let shown = r.height.saturating_sub(2) as usize;
+    let more = if lines.len() > shown {
+        format!(
+            " {}-{}/{} j/k scroll",
+            top + 1,
+            (top + shown).min(lines.len()),
+            lines.len()
+        )
+    } else {
+        String::new()
+    };
+    let table: Vec<Row> = lines
         .iter()
-        .map(|h| {
+        .skip(top)
+        .map(|l| {
+            let h = l.row;
             let key = if h.greyed { theme.dim() } else { theme.title() };
             let text = if h.greyed || h.key.is_empty() {
                 theme.dim()
@@ -249,27 +265,19 @@ pub(crate) fn help(f: &mut Frame, rows: &[HelpRow], top: usize, theme: &Theme, a
                 ratatui::style::Style::new()
             };
             Row::new([
-                Cell::from(Span::styled(h.key.clone(), key)),
-                Cell::from(Span::styled(h.text.clone(), text)),
+                Cell::from(Span::styled(l.key, key)),
+                Cell::from(Span::styled(l.text.clone(), text)),
             ])
         })
         .collect();
-    let shown = r.height.saturating_sub(2) as usize;
-    let more = if rows.len() > shown {
-        format!(
-            " {}-{}/{} j/k scroll",
-            top + 1,
-            (top + shown).min(rows.len()),
-            rows.len()
-        )
-    } else {
-        String::new()
-    };
     f.render_widget(Clear, r);
     f.render_widget(
         Table::new(
-            table.into_iter().skip(top),
-            [Constraint::Length(11), Constraint::Min(20)],
+            table,
+            [
+                Constraint::Length(super::help::KEY_WIDTH),
+                Constraint::Min(8),
+            ],
         )
         .block(Block::bordered().title(format!(" Keys · Esc closes{more} "))),
         r,

@@ -1,6 +1,7 @@
 //! Small text formatting helpers for the views.
 
 use chrono::{DateTime, Utc};
+use unicode_width::UnicodeWidthChar;
 
 /// `1.5 MB`, `820 KB`, `12 B`.
 pub fn bytes(n: u64) -> String {
@@ -69,6 +70,43 @@ pub fn gauge(done: usize, total: usize) -> String {
         .collect()
 }
 
+/// Word-wraps `text` at `width` display columns; lines after the first start with `indent`
+/// spaces. A word longer than a line is cut.
+pub fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+    let width = width.max(1);
+    let indent = if indent < width { indent } else { 0 };
+    let mut out = Vec::new();
+    let mut line = String::new();
+    // The line's width, and whether it holds more than its indent.
+    let (mut w, mut content) = (0usize, false);
+    let newline = |out: &mut Vec<String>, line: &mut String, w: &mut usize, c: &mut bool| {
+        out.push(std::mem::replace(line, " ".repeat(indent)));
+        (*w, *c) = (indent, false);
+    };
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+            if content && w + 1 + ww > width {
+                newline(&mut out, &mut line, &mut w, &mut content);
+            } else if w < width {
+                line.push(' ');
+                w += 1;
+            }
+        }
+        for c in word.chars() {
+            let cw = c.width().unwrap_or(0);
+            if content && w + cw > width {
+                newline(&mut out, &mut line, &mut w, &mut content);
+            }
+            line.push(c);
+            w += cw;
+            content = true;
+        }
+    }
+    out.push(line);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +120,19 @@ mod tests {
         assert_eq!(sparkline(&[1, 5, 9]), "▁▄█");
         assert_eq!(sparkline(&[3, 3]), "▄▄");
         assert_eq!(gauge(2, 4), "■■□□");
+    }
+
+    #[test]
+    fn wrap_keeps_words_and_indents_the_rest() {
+        assert_eq!(
+            wrap("the engine did not answer at all", 12, 2),
+            ["the engine", "  did not", "  answer at", "  all"]
+        );
+        assert_eq!(wrap("abcdefghij", 4, 0), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 10, 2), [""]);
+        // Wide characters count double.
+        assert_eq!(wrap("日本語 ok", 6, 0), ["日本語", "ok"]);
+        // Never a panic at width 0 or an indent wider than the line.
+        assert_eq!(wrap("ab", 0, 5).concat(), "ab");
     }
 }

@@ -15,7 +15,7 @@ use super::layout;
 use super::msg::Level;
 use super::tab::Tab;
 
-pub use format::{bytes, sparkline};
+pub use format::{bytes, sparkline, wrap};
 
 /// Styles by role, from the palette of `ui.theme`; they honour `NO_COLOR` (modifiers
 /// stay, colours go).

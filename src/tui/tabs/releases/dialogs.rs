@@ -8,10 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use super::{ReleasesState, TextLine, Tone, wrap};
+use super::{ReleasesState, TextLine, Tone};
 use crate::tui::popups::Overlay;
 use crate::tui::popups::view::centered;
 use crate::tui::view::Theme;
+use crate::tui::view::wrap;
 
 /// Draws `o` over `content` when it is one of the tab's dialogs.
 pub(crate) fn draw(

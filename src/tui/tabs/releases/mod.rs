@@ -12,7 +12,6 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 use tui_input::Input;
-use unicode_width::UnicodeWidthChar;
 
 use super::Ctx;
 use crate::release::engine::ServiceLive;
@@ -24,6 +23,7 @@ use crate::tui::popups::input::{self, Typed};
 use crate::tui::popups::picker::{self, Picked};
 use crate::tui::request::Req;
 use crate::tui::tab::Tab;
+use crate::tui::view::wrap;
 
 /// Why `c` does nothing in local mode.
 pub use crate::client::LOCAL_CANCEL;
@@ -161,43 +161,6 @@ fn not_rollbackable(r: &Release) -> Option<String> {
 pub struct TextLine {
     pub tone: Tone,
     pub text: String,
-}
-
-/// Word-wraps `text` at `width` display columns; lines after the first start with `indent`
-/// spaces. A word longer than a line is cut.
-pub fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
-    let width = width.max(1);
-    let indent = if indent < width { indent } else { 0 };
-    let mut out = Vec::new();
-    let mut line = String::new();
-    // The line's width, and whether it holds more than its indent.
-    let (mut w, mut content) = (0usize, false);
-    let newline = |out: &mut Vec<String>, line: &mut String, w: &mut usize, c: &mut bool| {
-        out.push(std::mem::replace(line, " ".repeat(indent)));
-        (*w, *c) = (indent, false);
-    };
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
-            if content && w + 1 + ww > width {
-                newline(&mut out, &mut line, &mut w, &mut content);
-            } else if w < width {
-                line.push(' ');
-                w += 1;
-            }
-        }
-        for c in word.chars() {
-            let cw = c.width().unwrap_or(0);
-            if content && w + cw > width {
-                newline(&mut out, &mut line, &mut w, &mut content);
-            }
-            line.push(c);
-            w += cw;
-            content = true;
-        }
-    }
-    out.push(line);
-    out
 }
 
 fn push_wrapped(out: &mut Vec<TextLine>, tone: Tone, text: &str, width: usize, indent: usize) {
@@ -1293,24 +1256,5 @@ impl ReleasesState {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wrap_keeps_words_and_indents_the_rest() {
-        assert_eq!(
-            wrap("the engine did not answer at all", 12, 2),
-            ["the engine", "  did not", "  answer at", "  all"]
-        );
-        assert_eq!(wrap("abcdefghij", 4, 0), ["abcd", "efgh", "ij"]);
-        assert_eq!(wrap("", 10, 2), [""]);
-        // Wide characters count double.
-        assert_eq!(wrap("日本語 ok", 6, 0), ["日本語", "ok"]);
-        // Never a panic at width 0 or an indent wider than the line.
-        assert_eq!(wrap("ab", 0, 5).concat(), "ab");
     }
 }

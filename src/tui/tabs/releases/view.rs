@@ -9,13 +9,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::{Group, ReleasesState, Section, TextLine, Tone, status_look, update_message, wrap};
+use super::{Group, ReleasesState, Section, TextLine, Tone, status_look, update_message};
 use crate::release::engine::{ServiceLive, TaskLive};
 use crate::release::{Release, Status};
 use crate::tui::keymap::Action;
 use crate::tui::layout;
 use crate::tui::tab::Tab;
 use crate::tui::view::format::span;
+use crate::tui::view::wrap;
 use crate::tui::view::{Shared, Theme, keys_title};
 
 /// What the tab's view reads: its state and the values all tabs share.
