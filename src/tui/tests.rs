@@ -169,6 +169,43 @@ fn quitting_asks_while_an_export_runs() {
 }
 
 #[test]
+fn a_long_toast_wraps_on_the_screen_and_stays_long_enough_to_read() {
+    let mut app = fixture::app((80, 24));
+    let error = "the TestOps server answered 502 Bad Gateway three times in a row; the export \
+                 of UI is kept as it was and the next try runs at the schedule's next instant";
+    update(
+        &mut app,
+        Msg::Service(Event::Export(ExportEvent::Failed {
+            run_id: 1,
+            group: "UI".into(),
+            error: error.into(),
+            attempts: 3,
+        })),
+    );
+    let screen = render(&app);
+    // Every word shows, on several lines above the status bar.
+    let joined: Vec<&str> = screen.split_whitespace().collect();
+    let joined = joined.join(" ");
+    for w in error.split(' ') {
+        assert!(joined.contains(w), "{w} missing:\n{screen}");
+    }
+    assert!(screen.contains("next instant"), "{screen}");
+    // A short info toast fades after 4 s; this error is still there after 10 s.
+    crate::tui::toast::push(
+        &mut app.toasts,
+        fixture::now(),
+        crate::tui::msg::Level::Info,
+        "saved",
+    );
+    update(
+        &mut app,
+        Msg::Tick(fixture::now() + chrono::Duration::seconds(10)),
+    );
+    assert_eq!(app.toasts.len(), 1, "{:?}", app.toasts);
+    assert!(app.toasts[0].text.contains("next instant"));
+}
+
+#[test]
 fn saved_and_failed_exports_update_status_trend_and_toasts_that_fade() {
     let mut app = fixture::app((80, 24));
     let before = app.exports.groups[0].trend.len();

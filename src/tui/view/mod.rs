@@ -394,25 +394,33 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 }
 
 fn draw_toasts(f: &mut Frame, app: &App, theme: &Theme, status: Rect) {
-    for (i, t) in app.toasts.iter().rev().enumerate() {
-        let text = format!(" {} ", t.text);
-        let w = (text.chars().count() as u16).min(status.width);
-        let y = status.y.saturating_sub(1 + i as u16);
-        if y == 0 {
+    // Newest at the bottom, stacked upwards; a toast wider than the screen wraps.
+    let mut bottom = status.y;
+    for t in app.toasts.iter().rev() {
+        let width = status.width.saturating_sub(2).max(1);
+        let lines = wrap(&t.text, width as usize, 0);
+        let w = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16 + 2;
+        let h = lines.len() as u16;
+        if bottom <= h {
             break;
         }
+        bottom -= h;
         let r = Rect {
-            x: status.width - w,
-            y,
-            width: w,
-            height: 1,
+            x: status.width.saturating_sub(w),
+            y: bottom,
+            width: w.min(status.width),
+            height: h,
         };
         let style = match t.level {
             Level::Info => theme.ok().add_modifier(Modifier::REVERSED),
             Level::Error => theme.bad().add_modifier(Modifier::REVERSED),
         };
+        let text: Vec<Line> = lines
+            .into_iter()
+            .map(|l| Line::from(format!(" {l}")))
+            .collect();
         f.render_widget(ratatui::widgets::Clear, r);
-        f.render_widget(Paragraph::new(Span::styled(text, style)), r);
+        f.render_widget(Paragraph::new(text).style(style), r);
     }
 }
 
