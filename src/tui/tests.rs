@@ -493,6 +493,38 @@ fn snapshot_schedules_tab() {
 }
 
 #[test]
+fn a_paused_job_lists_no_runs_and_a_long_description_shows_in_full() {
+    let mut app = fixture::app((80, 24));
+    app.schedules.jobs[0].schedule =
+        crate::schedule::CronSchedule::parse("*/15 9-17 * * 1-5", None).unwrap();
+    update(&mut app, key('2'));
+    let describe = app.schedules.jobs[0].schedule.describe();
+    assert!(describe.len() > 30, "{describe}");
+    let screen = render(&app);
+    // The details pane (left, under its title) holds it all, wrapped.
+    let details: String = screen
+        .lines()
+        .skip_while(|l| !l.contains("export · UTC"))
+        .skip(1)
+        .take(4)
+        .map(|l| l.chars().take(37).collect::<String>())
+        .collect();
+    let words: Vec<&str> = details
+        .split(['│', ' '])
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(words.join(" ").contains(&describe), "{describe}:\n{screen}");
+    assert!(screen.contains("Next runs (UTC)"), "{screen}");
+    // The paused cleanup: no next run in the list, none in its details.
+    update(&mut app, key('j'));
+    let screen = render(&app);
+    let row = screen.lines().find(|l| l.contains("cleanup")).unwrap();
+    assert!(row.contains("none while paused"), "{row}");
+    assert!(!screen.contains("Next runs (UTC)"), "{screen}");
+    assert!(screen.contains("no runs until p resumes it"), "{screen}");
+}
+
+#[test]
 fn snapshot_placeholders_help_confirm_and_cron_edit() {
     let mut app = fixture::app((80, 24));
     update(&mut app, key('4'));

@@ -34,13 +34,15 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             j.name.clone(),
             j.schedule.expr().to_string(),
             j.schedule.describe(),
-            next.map_or("never".into(), |t| {
-                format!(
+            match next {
+                _ if j.paused => "none while paused".into(),
+                None => "never".into(),
+                Some(t) => format!(
                     "{} (in {})",
                     t.format("%m-%d %H:%M"),
                     span(t - v.shared.now)
-                )
-            }),
+                ),
+            },
             if j.paused {
                 "paused".into()
             } else {
@@ -91,16 +93,31 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
     let [left, right] =
         Layout::horizontal([Constraint::Length(37), Constraint::Min(20)]).areas(details_area);
 
-    let mut lines = vec![Line::from(Span::styled(
-        "Next runs (UTC)  local",
-        theme.title(),
-    ))];
-    for t in job.schedule.upcoming(v.shared.now, 5) {
-        lines.push(Line::from(format!(
-            "{}  {}",
-            t.format("%a %m-%d %H:%M"),
-            t.with_timezone(&v.shared.local).format("%a %m-%d %H:%M")
+    // The whole description, which the list's When column may cut.
+    let inner = usize::from(left.width.saturating_sub(2));
+    let mut lines: Vec<Line> = crate::tui::view::wrap(&job.schedule.describe(), inner, 2)
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    lines.push(Line::from(""));
+    if job.paused {
+        lines.push(Line::from(Span::styled("Paused", theme.busy())));
+        lines.push(Line::from(Span::styled(
+            "  no runs until p resumes it",
+            theme.dim(),
         )));
+    } else {
+        lines.push(Line::from(Span::styled(
+            "Next runs (UTC)  local",
+            theme.title(),
+        )));
+        for t in job.schedule.upcoming(v.shared.now, 5) {
+            lines.push(Line::from(format!(
+                "{}  {}",
+                t.format("%a %m-%d %H:%M"),
+                t.with_timezone(&v.shared.local).format("%a %m-%d %H:%M")
+            )));
+        }
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled("Scheduler lock", theme.title())));
