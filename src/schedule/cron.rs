@@ -20,7 +20,12 @@ impl CronSchedule {
             .seconds(Seconds::Optional)
             .build()
             .parse(expr.trim())
-            .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "`{expr}` is not a valid cron expression: {}",
+                    explain(expr, &e.to_string())
+                )
+            })?;
         Ok(Self {
             expr: expr.trim().to_string(),
             cron,
@@ -80,6 +85,71 @@ impl CronSchedule {
     }
 }
 
+/// The fields of a 5-field expression and their ranges (a 6th, seconds, goes first).
+const FIELDS: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
+
+/// Croner's error in the user's terms: which field is wrong and what it accepts.
+fn explain(expr: &str, croner: &str) -> String {
+    let parts: Vec<&str> = expr.split_whitespace().collect();
+    if !(5..=7).contains(&parts.len()) {
+        return format!(
+            "it has {} field{}; cron wants 5 (minute hour day-of-month month day-of-week), \
+             or 6 with seconds first",
+            parts.len(),
+            if parts.len() == 1 { "" } else { "s" }
+        );
+    }
+    let mut fields: Vec<(&str, u32, u32)> = Vec::new();
+    if parts.len() >= 6 {
+        fields.push(("second", 0, 59));
+    }
+    fields.extend(FIELDS);
+    let named = parts.iter().zip(&fields);
+    if croner.contains("out of bounds") {
+        for (part, (name, lo, hi)) in named.clone() {
+            // Values of each list item (`1-5`, `*/15`, `30`); a step is no value of the field.
+            let bad = part
+                .split(',')
+                .flat_map(|item| item.split('/').next().unwrap_or(item).split('-'))
+                .filter_map(|n| n.parse::<u32>().ok())
+                .find(|n| n < lo || n > hi);
+            if let Some(n) = bad {
+                return format!("{name} {n} is out of range {lo}-{hi}");
+            }
+        }
+        return "a number is out of range".into();
+    }
+    if let Some(c) = croner
+        .split("illegal character '")
+        .nth(1)
+        .and_then(|r| r.chars().next())
+    {
+        let field = named
+            .clone()
+            .find(|(p, _)| p.to_ascii_uppercase().contains(c.to_ascii_uppercase()))
+            .map_or(String::new(), |(p, (name, ..))| {
+                format!(" in the {name} field `{p}`")
+            });
+        return format!("`{c}` is not allowed{field}");
+    }
+    if croner.contains("Step cannot be zero") {
+        return "a step of 0 (`*/0`) never moves; use 1 or more".into();
+    }
+    // Anything else in croner's words, without its category prefix.
+    let rest = croner.rsplit(": ").next().unwrap_or(croner);
+    let mut chars = rest.trim_end_matches('.').chars();
+    chars
+        .next()
+        .map(|f| f.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +181,31 @@ mod tests {
         let e = CronSchedule::parse("0 25 * * *", None).unwrap_err();
         assert!(e.contains("0 25 * * *"), "{e}");
         assert!(CronSchedule::parse("every day", None).is_err());
+        let said = |e: &str| CronSchedule::parse(e, None).unwrap_err();
+        for (expr, why) in [
+            ("0 25 * * *", "hour 25 is out of range 0-23"),
+            ("61 * * * *", "minute 61 is out of range 0-59"),
+            ("0 7 32 * *", "day of month 32 is out of range 1-31"),
+            ("0 7 * 13 *", "month 13 is out of range 1-12"),
+            ("0 7 * * 1-9", "day of week 9 is out of range 0-7"),
+            ("*/90 7-24 * * *", "hour 24 is out of range 0-23"),
+            ("0 0 7 * * 9", "day of week 9 is out of range 0-7"),
+            ("0 7 * *", "it has 4 fields; cron wants 5"),
+            ("every day", "it has 2 fields"),
+            ("X 7 * * *", "`X` is not allowed in the minute field `X`"),
+            (
+                "0 7 * * MON-XYZ",
+                "`X` is not allowed in the day of week field `MON-XYZ`",
+            ),
+            ("*/0 * * * *", "a step of 0"),
+        ] {
+            let e = said(expr);
+            assert!(e.contains(why), "{expr}: {e}");
+            assert!(
+                !e.contains("Invalid pattern") && !e.contains("Component error"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
