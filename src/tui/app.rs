@@ -334,7 +334,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
     cancel_closed(app, &mut cmds);
     let waiting = app.waiting_on_me();
     let changed = changed || waiting != app.waiting;
-    if waiting > app.waiting && app.ui_notify {
+    if waiting > app.waiting && app.ui_notify && !app.readonly {
         cmds.push(Cmd::Alert(alert_text(app, waiting)));
     }
     app.waiting = waiting;

@@ -3045,9 +3045,18 @@ mod habits {
     fn readonly_hides_every_action_and_refuses_it() {
         let mut app = fixture::app_on_releases((120, 30));
         app.readonly = true;
+        update(&mut app, Msg::Tick(fixture::now()));
         let screen = render(&app);
         assert!(!screen.contains("a approve"), "{screen}");
         assert!(screen.contains(" read-only "), "{screen}");
+        // What waits is counted, but not as this user's to do.
+        assert!(app.waiting > 0);
+        let status = status_line(&app);
+        assert!(
+            status.contains(&format!("{} awaiting approval", app.waiting)),
+            "{status}"
+        );
+        assert!(!status.contains("waiting on you"), "{status}");
         update(&mut app, key('a'));
         assert!(app.overlay.is_none());
         assert!(

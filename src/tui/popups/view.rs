@@ -118,7 +118,11 @@ pub(crate) fn preview(f: &mut Frame, p: &Preview, theme: &Theme, area: Rect) {
         (Some(i), _) => crate::tui::view::search_prompt(i, area.width),
         (None, Some(e)) => format!(" error: {e} "),
         (None, None) if !p.search.is_empty() => {
-            format!(" /{}: {} matches · n/N ", p.search, p.matches.len())
+            format!(
+                " /{}: {} · n/N ",
+                p.search,
+                crate::tui::view::format::count(p.matches.len() as u64, "match", "matches")
+            )
         }
         _ => " ←/→ columns · / search · Esc close ".into(),
     };

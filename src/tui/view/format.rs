@@ -3,6 +3,11 @@
 use chrono::{DateTime, Utc};
 use unicode_width::UnicodeWidthChar;
 
+/// `1 match`, `2 matches`: a count with its noun in the right number.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `1.5 MB`, `820 KB`, `12 B`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -114,6 +119,8 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(bytes(999), "999 B");
+        assert_eq!(count(1, "match", "matches"), "1 match");
+        assert_eq!(count(0, "match", "matches"), "0 matches");
         assert_eq!(bytes(1_500_000), "1.5 MB");
         assert_eq!(span(chrono::Duration::seconds(7300)), "2h");
         assert_eq!(countdown(chrono::Duration::seconds(252)), "4m12s");

@@ -309,8 +309,14 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         spans.push(sep());
     }
     if app.waiting > 0 {
+        // Read-only cannot approve here: the count only says what waits.
+        let label = if app.readonly {
+            "awaiting approval"
+        } else {
+            "waiting on you"
+        };
         spans.push(Span::styled(
-            format!(" {} waiting on you", app.waiting),
+            format!(" {} {label}", app.waiting),
             theme.busy().add_modifier(Modifier::BOLD),
         ));
         spans.push(sep());

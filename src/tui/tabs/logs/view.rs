@@ -13,6 +13,7 @@ use super::{LogsState, MatchView};
 use crate::logs::Level;
 use crate::tui::layout;
 use crate::tui::view::Theme;
+use crate::tui::view::format::count;
 
 fn level_style(l: Option<Level>, theme: &Theme) -> Style {
     match l {
@@ -119,8 +120,8 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
             let file = match &logs.file_search {
                 Some(fs) if fs.finished => {
                     format!(
-                        " · whole file: {} matching lines (M lists them)",
-                        fs.matches
+                        " · whole file: {} (M lists them)",
+                        count(fs.matches, "matching line", "matching lines")
                     )
                 }
                 Some(fs) => format!(
@@ -284,9 +285,9 @@ fn draw_matches(
                 })
                 .collect();
             let title = format!(
-                " /{} · {} matching lines{status} · listed: {} ",
+                " /{} · {}{status} · listed: {} ",
                 logs.search,
-                fs.matches,
+                count(fs.matches, "matching line", "matching lines"),
                 fs.hits.len()
             );
             f.render_widget(
