@@ -1238,6 +1238,25 @@ mod logs {
     }
 
     #[test]
+    fn a_filter_that_hides_every_line_says_so_and_how_to_undo_it() {
+        let mut app = app_with_logs();
+        // worker has a WARN and an INFO line: at ≥ERROR nothing is left.
+        update(&mut app, code(KeyCode::Right));
+        assert_eq!(app.logs.sel, 1);
+        update(&mut app, key('l'));
+        assert!(shown(&app).is_empty());
+        let screen = render(&app);
+        assert!(
+            screen.contains("no message at ERROR or above in 2 lines"),
+            "{screen}"
+        );
+        assert!(screen.contains("l until all shows every level"), "{screen}");
+        // With lines to show, the note is gone.
+        update(&mut app, code(KeyCode::Left));
+        assert!(!render(&app).contains("no message at"));
+    }
+
+    #[test]
     fn level_filter_error_jumps_merge_and_timestamps() {
         let mut app = app_with_logs();
         update(&mut app, key('l'));

@@ -87,7 +87,36 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
         rows.extend(line_rows);
     }
     rows.reverse();
-    let lines: Vec<Line> = rows.split_off(rows.len().saturating_sub(h));
+    let mut lines: Vec<Line> = rows.split_off(rows.len().saturating_sub(h));
+    // A filter that hides every line says so, rather than leaving an empty pane.
+    if visible.is_empty() && (logs.min_level.is_some() || logs.only_matching) {
+        let total: usize = if logs.merged {
+            logs.sources.iter().map(|s| s.lines.len()).sum()
+        } else {
+            src.lines.len()
+        };
+        let why = match (logs.min_level, logs.only_matching) {
+            (Some(min), false) => format!("no message at {} or above", min.as_str()),
+            (None, _) => format!("no line matches /{}", logs.search),
+            (Some(min), true) => format!(
+                "no message at {} or above matches /{}",
+                min.as_str(),
+                logs.search
+            ),
+        };
+        let undo = match (logs.min_level.is_some(), logs.only_matching) {
+            (true, true) => "l until all shows every level · & shows every line",
+            (true, false) => "l until all shows every level",
+            _ => "& shows every line",
+        };
+        lines = vec![
+            Line::from(Span::styled(
+                format!("{why} in {}", count(total as u64, "line", "lines")),
+                theme.dim(),
+            )),
+            Line::from(Span::styled(undo, theme.dim())),
+        ];
+    }
     let shown_name = if logs.merged {
         "all sources, by time"
     } else {
@@ -98,7 +127,10 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
         title.push(Span::styled("FOLLOW ", theme.ok()));
     } else {
         title.push(Span::styled(
-            format!("PAUSED · {} new lines (F follows) ", logs.new_lines),
+            format!(
+                "PAUSED · {} (F follows) ",
+                count(logs.new_lines as u64, "new line", "new lines")
+            ),
             theme.busy(),
         ));
     }
