@@ -137,6 +137,17 @@ struct SeedRelease {
 fn seed_releases(path: &Path) -> anyhow::Result<()> {
     use crate::release::{Actor, Ledger, NewRelease, Status};
     let seed: SeedFile = toml::from_str(include_str!("../../assets/demo/releases.toml"))?;
+    // Each release names its service's repository, as `release create` stores it: the dialogs
+    // show the image the deploy will run.
+    let services: toml::Value = toml::from_str(DEMO_RELEASES)?;
+    let repository = |service: &str| {
+        services["releases"]["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"].as_str() == Some(service))
+            .and_then(|s| s.get("repository")?.as_str().map(str::to_string))
+    };
     let mut ledger = Ledger::open(path)?;
     let ci = Actor {
         user: "ci".into(),
@@ -160,6 +171,7 @@ fn seed_releases(path: &Path) -> anyhow::Result<()> {
                     s.service, s.run
                 )),
                 github_ref: Some(format!("refs/tags/{}", s.tag)),
+                image: repository(&s.service),
                 ..Default::default()
             },
             &ci,
@@ -233,6 +245,26 @@ mod tests {
             2
         );
         assert_eq!(demo.config.releases.services.len(), 3);
+        // Every release holds the image its deploy runs (the config's repository).
+        for r in &all {
+            let svc = demo
+                .config
+                .releases
+                .services
+                .iter()
+                .find(|s| s.name == r.service_name)
+                .unwrap();
+            assert_eq!(
+                crate::tui::tabs::releases::release_image(r),
+                crate::release::desk::image_of(svc, r.image.as_deref(), &r.release_tag)
+            );
+            assert!(
+                r.image
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("registry.example.com/shop/")
+            );
+        }
         let files = std::fs::read_dir(demo.export_dir()).unwrap().count();
         assert_eq!(files, 60, "30 days of API and UI");
         assert!(ledger.verify().is_ok());
