@@ -9,8 +9,13 @@ use super::tab::Tab;
 /// Below this the dashboard shows "terminal too small" instead of its tabs.
 pub const MIN_SIZE: (u16, u16) = (50, 12);
 
-/// Width of the Logs tab's source list.
-pub const LOG_SOURCES_W: u16 = 22;
+/// Width of the Logs tab's source list on a screen `screen_w` wide whose longest source name
+/// is `longest` columns: the name and a line count of up to six digits, within 15 to 28
+/// columns and a quarter of the screen (the lines need the room more).
+pub fn log_sources_width(screen_w: u16, longest: usize) -> u16 {
+    let want = (longest + 2 + 9).clamp(15, 28) as u16;
+    want.min(screen_w / 4).max(10)
+}
 
 /// The whole screen.
 pub fn screen(size: (u16, u16)) -> Rect {

@@ -1238,6 +1238,22 @@ mod logs {
     }
 
     #[test]
+    fn the_source_list_fits_its_names_within_a_quarter_of_the_screen() {
+        let mut app = app_with_logs();
+        // "worker (2)": short names take a narrow pane at 100 columns.
+        assert_eq!(app.logs.sources_width(app.size), 17);
+        let screen = render(&app);
+        assert!(screen.contains("┌ Sources ←/→ ──┐┌"), "{screen}");
+        // A click inside the narrower pane still selects, one past it does not.
+        assert_eq!(app.logs.source_at(app.size, 16, 3), Some(1));
+        assert_eq!(app.logs.source_at(app.size, 17, 3), None);
+        // A long name widens it, up to a quarter of the screen.
+        assert_eq!(crate::tui::layout::log_sources_width(100, 40), 25);
+        assert_eq!(crate::tui::layout::log_sources_width(160, 40), 28);
+        assert_eq!(crate::tui::layout::log_sources_width(80, 3), 15);
+    }
+
+    #[test]
     fn a_filter_that_hides_every_line_says_so_and_how_to_undo_it() {
         let mut app = app_with_logs();
         // worker has a WARN and an INFO line: at ≥ERROR nothing is left.

@@ -496,11 +496,22 @@ impl LogsState {
         ctx.toast(ToastLevel::Info, name);
     }
 
+    /// The source list's width on a `size` terminal (it fits the longest name).
+    pub fn sources_width(&self, size: (u16, u16)) -> u16 {
+        let longest = self
+            .sources
+            .iter()
+            .map(|s| unicode_width::UnicodeWidthStr::width(s.name.as_str()))
+            .max()
+            .unwrap_or(0);
+        layout::log_sources_width(layout::frame(size).1.width, longest)
+    }
+
     /// The source under a click on the source list (one line each, inside its border).
     pub fn source_at(&self, size: (u16, u16), x: u16, y: u16) -> Option<usize> {
         let (_, content, _) = layout::frame(size);
         let first = content.y + 1;
-        let inside = x >= content.x && x < content.x + layout::LOG_SOURCES_W && y >= first;
+        let inside = x >= content.x && x < content.x + self.sources_width(size) && y >= first;
         let i = (y - first.min(y)) as usize;
         (inside && i < self.sources.len()).then_some(i)
     }

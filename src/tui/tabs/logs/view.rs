@@ -29,7 +29,7 @@ fn level_style(l: Option<Level>, theme: &Theme) -> Style {
 pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Theme) {
     let (_, content, _) = layout::frame(size);
     let [list, body] = Layout::horizontal([
-        Constraint::Length(layout::LOG_SOURCES_W),
+        Constraint::Length(logs.sources_width(size)),
         Constraint::Min(10),
     ])
     .areas(content);
