@@ -1239,7 +1239,7 @@ mod logs {
 
     #[test]
     fn the_source_list_fits_its_names_within_a_quarter_of_the_screen() {
-        let mut app = app_with_logs();
+        let app = app_with_logs();
         // "worker (2)": short names take a narrow pane at 100 columns.
         assert_eq!(app.logs.sources_width(app.size), 17);
         let screen = render(&app);
