@@ -198,12 +198,25 @@ async fn keys_drive_exports_copy_delete_cron_edit_and_pause() {
         !clipboard.0.lock().unwrap().is_empty()
     })
     .await;
+    // The dashboard's clock as it is after a quiet minute: ticks come once a minute then.
+    h.app.now -= chrono::Duration::seconds(50);
     h.send(key('d'));
     h.send(key('y'));
     h.until(Duration::from_secs(5), "a file deleted", |_| {
         exports_only(&list(&export_dir)).len() == 1
     })
     .await;
+    // Its toast counts from the key, not from the last tick: it is there for seconds.
+    h.until(Duration::from_secs(5), "the deletion's toast", |app| {
+        app.toasts.iter().any(|t| t.text.starts_with("deleted "))
+    })
+    .await;
+    let toast = h.app.toasts.iter().find(|t| t.text.starts_with("deleted "));
+    assert!(
+        toast.is_some_and(|t| t.until > chrono::Utc::now() + chrono::Duration::seconds(1)),
+        "{:?}",
+        h.app.toasts
+    );
     h.send(key('2'));
     h.send(key('c'));
     for _ in 0..9 {

@@ -108,6 +108,14 @@ where
             }
             () = tokio::time::sleep(wake) => msgs.push(Msg::Tick(Utc::now())),
         }
+        // The clock moves before any message, not only on the loop's ticks (up to a minute
+        // apart when idle): a toast counts its seconds from now, ages are current.
+        if !matches!(msgs.first(), Some(Msg::Tick(_))) {
+            let now = Utc::now();
+            if now - app.now >= chrono::Duration::seconds(1) {
+                msgs.insert(0, Msg::Tick(now));
+            }
+        }
         for msg in msgs {
             stats.messages += 1;
             let (cmds, changed) = update(app, msg);
