@@ -122,7 +122,39 @@ pub fn rollback_targets(
             .then(a.origin.cmp(&b.origin))
             .then(a.tag.cmp(&b.tag))
     });
+    // Without the engine (the command deployer), the ledger says what runs now.
+    if engine.is_empty()
+        && let Some(tag) = running_by_ledger(ledger, &release.service_name)?
+        && let Some(t) = out.iter_mut().find(|t| t.tag == tag)
+    {
+        t.running = true;
+    }
     Ok(out)
+}
+
+/// The tag the ledger says a service runs: that of its last completed deploy or rollback.
+/// `None` when the last one failed (the engine may run either tag) or none completed.
+pub fn running_by_ledger(ledger: &Ledger, service: &str) -> Result<Option<String>, LedgerError> {
+    use super::Status;
+    let last = ledger
+        .list(Some(service), None)?
+        .into_iter()
+        .filter(|r| r.completed_at.is_some())
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Deployed
+                    | Status::RollbackDone
+                    | Status::ProductionFailed
+                    | Status::RollbackFailed
+            )
+        })
+        .max_by_key(|r| (r.completed_at, r.id));
+    Ok(last.and_then(|r| match r.status {
+        Status::Deployed => Some(r.release_tag),
+        Status::RollbackDone => r.rollback_to_tag,
+        _ => None,
+    }))
 }
 
 /// Tags the engine knows for `r`'s service (see `SwarmDeployer::known_tags`); empty with
@@ -152,6 +184,67 @@ mod tests {
 
     fn at(s: &str) -> Option<DateTime<Utc>> {
         Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc))
+    }
+
+    #[test]
+    fn without_the_engine_the_ledgers_last_deploy_or_rollback_is_running_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        let actor = Actor::current();
+        let mut ids = Vec::new();
+        for tag in ["v1", "v2", "v3"] {
+            let r = ledger
+                .create(
+                    &NewRelease {
+                        service_name: "api".into(),
+                        release_tag: tag.into(),
+                        status: Some(Status::ManualTesting),
+                        ..Default::default()
+                    },
+                    &actor,
+                )
+                .unwrap();
+            for s in [
+                Status::ManualTestPassed,
+                Status::Deploying,
+                Status::Deployed,
+            ] {
+                ledger.transition(r.id, s, &actor, None, None).unwrap();
+            }
+            ids.push(r.id);
+        }
+        // Rolling back the oldest: v3 runs now and is marked so; v2 is not.
+        let oldest = ledger.get(ids[0]).unwrap().unwrap();
+        let t = rollback_targets(&ledger, &oldest, &[]).unwrap();
+        let running: Vec<(&str, bool)> = t.iter().map(|t| (t.tag.as_str(), t.running)).collect();
+        assert_eq!(running, [("v3", true), ("v2", false)]);
+        assert_eq!(
+            t[0].when(&chrono::FixedOffset::east_opt(0).unwrap()),
+            "running now"
+        );
+        // v3 rolled back to v2: now v2 runs.
+        ledger
+            .transition(ids[2], Status::Rollback, &actor, None, Some("v2"))
+            .unwrap();
+        ledger
+            .transition(ids[2], Status::RollbackDone, &actor, None, None)
+            .unwrap();
+        assert_eq!(
+            running_by_ledger(&ledger, "api").unwrap().as_deref(),
+            Some("v2")
+        );
+        let t = rollback_targets(&ledger, &oldest, &[]).unwrap();
+        assert!(t.iter().any(|t| t.tag == "v2" && t.running), "{t:?}");
+        assert!(t.iter().all(|t| t.tag == "v2" || !t.running), "{t:?}");
+        // With the engine's word, the ledger's guess is not used.
+        let engine = [EngineTag {
+            tag: "v1".into(),
+            origin: TargetOrigin::EngineSpec,
+            last_ran: None,
+            running: true,
+        }];
+        let t = rollback_targets(&ledger, &ledger.get(ids[1]).unwrap().unwrap(), &engine).unwrap();
+        assert!(t.iter().all(|t| !t.running || t.tag == "v1"), "{t:?}");
     }
 
     #[test]
