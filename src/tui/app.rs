@@ -906,14 +906,14 @@ pub fn help_rows(app: &App, scope: Scope) -> Vec<crate::tui::popups::help::HelpR
         });
     let mouse = HelpRow {
         key: "mouse".into(),
-        text: "click a tab, a row or a log source to select it; the wheel moves".into(),
+        text: "click a tab, a row or a log source to select it; the wheel scrolls".into(),
         greyed: false,
     };
     keys.chain([
         mouse,
         HelpRow {
-            key: String::new(),
-            text: "commands after :".into(),
+            key: "commands".into(),
+            text: "type : and one of these (Tab completes)".into(),
             greyed: false,
         },
     ])

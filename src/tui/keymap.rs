@@ -584,11 +584,21 @@ pub fn action_for(scope: Scope, ev: &KeyEvent) -> Option<Action> {
 
 /// The bindings the help overlay lists for a scope: its own, then the global ones.
 pub fn help_for(scope: Scope) -> Vec<&'static Binding> {
-    let own = BINDINGS
+    let own: Vec<&Binding> = BINDINGS
         .iter()
-        .filter(|b| b.scope == scope && scope != Scope::Global);
-    own.chain(BINDINGS.iter().filter(|b| b.scope == Scope::Global))
-        .collect()
+        .filter(|b| b.scope == scope && scope != Scope::Global)
+        .collect();
+    // A global key the scope takes over (`/` searches the Logs) is listed once, as the
+    // scope's.
+    let shadowed = |g: &Binding| {
+        g.keys
+            .iter()
+            .all(|k| own.iter().any(|b| b.keys.contains(k)))
+    };
+    let global = BINDINGS
+        .iter()
+        .filter(|b| b.scope == Scope::Global && !shadowed(b));
+    own.iter().copied().chain(global).collect()
 }
 
 #[cfg(test)]
@@ -597,6 +607,28 @@ mod tests {
 
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn the_help_lists_a_key_once_with_the_meaning_it_has_in_the_scope() {
+        let logs = help_for(LOGS);
+        let slash: Vec<&str> = logs
+            .iter()
+            .filter(|b| b.keys.contains(&Key::Char('/')))
+            .map(|b| b.help)
+            .collect();
+        assert_eq!(slash.len(), 1, "{slash:?}");
+        assert_eq!(
+            action_for(LOGS, &key(KeyCode::Char('/'))),
+            Some(
+                logs.iter()
+                    .find(|b| b.keys.contains(&Key::Char('/')))
+                    .unwrap()
+                    .action
+            )
+        );
+        // Where no scope takes it over, the global key is listed.
+        assert!(help_for(EXPORTS).iter().any(|b| b.action == Action::Filter));
     }
 
     #[test]

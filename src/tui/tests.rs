@@ -1266,7 +1266,10 @@ mod logs {
             screen.contains("no message at ERROR or above in 2 lines"),
             "{screen}"
         );
-        assert!(screen.contains("l until all shows every level"), "{screen}");
+        assert!(
+            screen.contains("press l to cycle back to all levels"),
+            "{screen}"
+        );
         // With lines to show, the note is gone.
         update(&mut app, code(KeyCode::Left));
         assert!(!render(&app).contains("no message at"));

@@ -105,17 +105,17 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
             ),
         };
         let undo = match (logs.min_level.is_some(), logs.only_matching) {
-            (true, true) => "l until all shows every level · & shows every line",
-            (true, false) => "l until all shows every level",
-            _ => "& shows every line",
+            (true, true) => "press l to cycle back to all levels, & to show every line",
+            (true, false) => "press l to cycle back to all levels",
+            _ => "press & to show every line",
         };
-        lines = vec![
-            Line::from(Span::styled(
-                format!("{why} in {}", count(total as u64, "line", "lines")),
-                theme.dim(),
-            )),
-            Line::from(Span::styled(undo, theme.dim())),
-        ];
+        let width = usize::from(body.width.saturating_sub(2));
+        let why = format!("{why} in {}", count(total as u64, "line", "lines"));
+        lines = [why.as_str(), undo]
+            .iter()
+            .flat_map(|t| crate::tui::view::wrap(t, width, 2))
+            .map(|t| Line::from(Span::styled(t, theme.dim())))
+            .collect();
     }
     let shown_name = if logs.merged {
         "all sources, by time"
