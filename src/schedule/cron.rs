@@ -16,16 +16,22 @@ pub struct CronSchedule {
 impl CronSchedule {
     /// Parses a 5-field (or 6-field, with seconds) expression; `tz` defaults to UTC.
     pub fn parse(expr: &str, tz: Option<Tz>) -> Result<Self, String> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .build()
-            .parse(expr.trim())
-            .map_err(|e| {
-                format!(
-                    "`{expr}` is not a valid cron expression: {}",
-                    explain(expr, &e.to_string())
-                )
-            })?;
+        let fields = expr.split_whitespace().count();
+        if fields == 0 {
+            return Err(format!("the cron expression is empty: {WANTS}"));
+        }
+        // Croner also reads a 7th field (years); opsdeck's schedules are 5 or 6 fields.
+        if !(5..=6).contains(&fields) {
+            return Err(format!(
+                "`{expr}` is not a valid cron expression: it has {fields} fields; {WANTS}"
+            ));
+        }
+        let cron = cron_parser().parse(expr.trim()).map_err(|e| {
+            format!(
+                "`{expr}` is not a valid cron expression: {}",
+                explain(expr, &e.to_string())
+            )
+        })?;
         Ok(Self {
             expr: expr.trim().to_string(),
             cron,
@@ -94,36 +100,56 @@ const FIELDS: [(&str, u32, u32); 5] = [
     ("day of week", 0, 7),
 ];
 
-/// Croner's error in the user's terms: which field is wrong and what it accepts.
+/// What a cron expression is made of, for errors.
+const WANTS: &str =
+    "cron wants 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first";
+
+fn cron_parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Optional).build()
+}
+
+/// Croner's error in the user's terms: which field is wrong and what it accepts. `expr` has
+/// 5 or 6 fields.
 fn explain(expr: &str, croner: &str) -> String {
     let parts: Vec<&str> = expr.split_whitespace().collect();
-    if !(5..=7).contains(&parts.len()) {
-        return format!(
-            "it has {} field{}; cron wants 5 (minute hour day-of-month month day-of-week), \
-             or 6 with seconds first",
-            parts.len(),
-            if parts.len() == 1 { "" } else { "s" }
-        );
-    }
     let mut fields: Vec<(&str, u32, u32)> = Vec::new();
-    if parts.len() >= 6 {
+    if parts.len() == 6 {
         fields.push(("second", 0, 59));
     }
     fields.extend(FIELDS);
-    let named = parts.iter().zip(&fields);
+    let named: Vec<(&str, (&str, u32, u32))> =
+        parts.iter().copied().zip(fields.iter().copied()).collect();
+    // Numbers of each list item (`1-5`, `*/15`, `30`); a step is no value of the field.
+    let ranges = |part: &str| -> Vec<Vec<u32>> {
+        part.split(',')
+            .map(|item| {
+                item.split('/')
+                    .next()
+                    .unwrap_or(item)
+                    .split('-')
+                    .filter_map(|n| n.parse::<u32>().ok())
+                    .collect()
+            })
+            .collect()
+    };
+    for &(part, (name, ..)) in &named {
+        if let Some(r) = ranges(part).iter().find(|r| r.len() == 2 && r[0] > r[1]) {
+            return format!(
+                "the {name} range {}-{} runs backwards; write {}-{}",
+                r[0], r[1], r[1], r[0]
+            );
+        }
+    }
     if croner.contains("out of bounds") {
-        for (part, (name, lo, hi)) in named.clone() {
-            // Values of each list item (`1-5`, `*/15`, `30`); a step is no value of the field.
-            let bad = part
-                .split(',')
-                .flat_map(|item| item.split('/').next().unwrap_or(item).split('-'))
-                .filter_map(|n| n.parse::<u32>().ok())
-                .find(|n| n < lo || n > hi);
-            if let Some(n) = bad {
+        for &(part, (name, lo, hi)) in &named {
+            if let Some(n) = ranges(part)
+                .concat()
+                .into_iter()
+                .find(|&n| n < lo || n > hi)
+            {
                 return format!("{name} {n} is out of range {lo}-{hi}");
             }
         }
-        return "a number is out of range".into();
     }
     if let Some(c) = croner
         .split("illegal character '")
@@ -131,23 +157,42 @@ fn explain(expr: &str, croner: &str) -> String {
         .and_then(|r| r.chars().next())
     {
         let field = named
-            .clone()
+            .iter()
             .find(|(p, _)| p.to_ascii_uppercase().contains(c.to_ascii_uppercase()))
-            .map_or(String::new(), |(p, (name, ..))| {
-                format!(" in the {name} field `{p}`")
+            .map_or(String::new(), |&(p, (name, ..))| {
+                if p == c.to_string() {
+                    format!(" in the {name} field")
+                } else {
+                    format!(" in the {name} field `{p}`")
+                }
             });
         return format!("`{c}` is not allowed{field}");
     }
     if croner.contains("Step cannot be zero") {
         return "a step of 0 (`*/0`) never moves; use 1 or more".into();
     }
-    // Anything else in croner's words, without its category prefix.
-    let rest = croner.rsplit(": ").next().unwrap_or(croner);
-    let mut chars = rest.trim_end_matches('.').chars();
-    chars
-        .next()
-        .map(|f| f.to_lowercase().chain(chars).collect())
-        .unwrap_or_default()
+    // Anything else: the field that fails alone (every other one `*`), in croner's words.
+    let words = {
+        let rest = croner.rsplit(": ").next().unwrap_or(croner);
+        let mut chars = rest.trim_end_matches('.').chars();
+        chars
+            .next()
+            .map(|f| f.to_lowercase().chain(chars).collect::<String>())
+            .unwrap_or_default()
+    };
+    let alone = |i: usize| {
+        let probe: Vec<&str> = (0..parts.len())
+            .map(|j| if j == i { parts[j] } else { "*" })
+            .collect();
+        cron_parser().parse(&probe.join(" ")).is_err()
+    };
+    match (0..parts.len()).find(|&i| alone(i)) {
+        Some(i) => {
+            let (part, (name, lo, hi)) = named[i];
+            format!("the {name} field `{part}` is not valid ({lo}-{hi}): {words}")
+        }
+        None => words,
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +237,14 @@ mod tests {
             ("0 0 7 * * 9", "day of week 9 is out of range 0-7"),
             ("0 7 * *", "it has 4 fields; cron wants 5"),
             ("every day", "it has 2 fields"),
-            ("X 7 * * *", "`X` is not allowed in the minute field `X`"),
+            ("0 7 * * * * *", "it has 7 fields"),
+            ("", "the cron expression is empty: cron wants 5 fields"),
+            (
+                "0 7 5-1 * *",
+                "the day of month range 5-1 runs backwards; write 1-5",
+            ),
+            ("0 -1 * * *", "the hour field `-1` is not valid (0-23)"),
+            ("X 7 * * *", "`X` is not allowed in the minute field"),
             (
                 "0 7 * * MON-XYZ",
                 "`X` is not allowed in the day of week field `MON-XYZ`",
@@ -206,6 +258,8 @@ mod tests {
                 "{e}"
             );
         }
+        // The value is not said twice when it is the whole field.
+        assert!(said("X 7 * * *").ends_with("in the minute field"));
     }
 
     #[test]
