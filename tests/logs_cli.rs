@@ -64,6 +64,30 @@ fn json_messages_count_level_and_docker_prefixed_lines() {
 }
 
 #[test]
+fn a_missing_file_is_reported_and_fails_the_run_after_the_others_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app.log");
+    std::fs::write(&p, LOG).unwrap();
+    let missing = dir.path().join("nonexist.log");
+    let out = opsdeck(dir.path())
+        .args(["logs", "--print", "--count"])
+        .arg(&p)
+        .arg(&missing)
+        .output()
+        .unwrap();
+    // Like cat: the readable file is printed, the missing one named, and the exit is 1.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexist.log"));
+    let ok = opsdeck(dir.path())
+        .args(["logs", "--print", "--count"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
 fn a_bad_regex_or_level_exits_2_and_prints_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("app.log");

@@ -137,6 +137,9 @@ pub async fn print(cli: &Cli, names: &[String], args: &PrintArgs) -> ExitCode {
         }
     };
     match res {
+        // Like `cat`: the readable sources were printed, and a missing one fails the run
+        // (following, a file may still appear).
+        Ok(Ok(p)) if p.unreadable > 0 && !args.follow => ExitCode::FAILURE,
         Ok(Ok(_)) => ExitCode::SUCCESS,
         // `| head` closed the pipe: what was wanted was printed.
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

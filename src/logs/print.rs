@@ -226,17 +226,27 @@ fn special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file())
 }
 
+/// What `run` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Printed {
+    /// Messages that passed the filters.
+    pub messages: u64,
+    /// Sources that could not be read (missing, not a regular file, no permission); `cat`
+    /// prints the others and fails, and so does `--print` without `--follow`.
+    pub unreadable: usize,
+}
+
 /// Prints `sources` to `out`; problems with single sources go to `err` and the others are
-/// still printed. Returns the number of messages that passed the filters. With `follow`, runs
-/// until `stop` is set.
+/// still printed. With `follow`, runs until `stop` is set.
 pub fn run(
     sources: &[Source],
     opts: &Options,
     out: &mut dyn Write,
     err: &mut dyn Write,
     stop: &AtomicBool,
-) -> std::io::Result<u64> {
+) -> std::io::Result<Printed> {
     let mut count = 0;
+    let mut unreadable = 0;
     let tag = sources.len() > 1;
     let mut followed: Vec<(Feed, Assembler)> = Vec::new();
     for s in sources {
@@ -266,6 +276,7 @@ pub fn run(
         }
         let Some(path) = super::tail::resolve(&s.path) else {
             writeln!(err, "warning: {}: no file matches", s.path)?;
+            unreadable += 1;
             continue;
         };
         if special(&path) {
@@ -274,6 +285,7 @@ pub fn run(
                 "warning: {} is not a regular file (a FIFO or device); not read",
                 path.display()
             )?;
+            unreadable += 1;
             continue;
         }
         // Following: the tail starts where the file ends now; what is before is read first.
@@ -282,6 +294,7 @@ pub fn run(
             Ok(f) => f,
             Err(e) => {
                 writeln!(err, "warning: {}: {e}", path.display())?;
+                unreadable += 1;
                 continue;
             }
         };
@@ -330,7 +343,10 @@ pub fn run(
         }
         out.flush()?;
     }
-    Ok(count)
+    Ok(Printed {
+        messages: count,
+        unreadable,
+    })
 }
 
 #[cfg(test)]
