@@ -58,6 +58,8 @@ pub struct App {
     /// The first ledger row that fails verification: shown red in the status bar.
     pub ledger_tampered: Option<String>,
     pub testops: Option<Result<(), String>>,
+    /// This process has no TestOps settings (local mode): not a failure, nothing to check.
+    pub testops_off: bool,
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
     pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
@@ -131,6 +133,7 @@ impl App {
             logs: Default::default(),
             schedules: super::tabs::schedules::SchedulesState::new(jobs),
             lock: LockState::Unknown,
+            testops_off: false,
             ledger_tampered: None,
             testops: None,
             disk_free: None,

@@ -91,12 +91,41 @@ pub fn log_sources(cfg: &Config, data_dir: &Path, extra: &[String]) -> Vec<crate
             (None, None) => tracing::warn!("log source {} has neither path nor service", s.name),
         }
     }
-    for e in extra {
-        if !v.iter().any(|s| &s.name == e) {
-            v.push(LogSource::file(e.clone(), e.clone()));
-        }
-    }
+    let paths: Vec<&String> = extra
+        .iter()
+        .filter(|e| !v.iter().any(|s| &s.name == *e))
+        .collect();
+    let mut taken: Vec<String> = v.iter().map(|s| s.name.clone()).collect();
+    v.extend(path_sources(paths, &mut taken));
     v
+}
+
+/// Sources for paths named on the command line, each called by its file name (`app.log`),
+/// or by its whole path where that name is taken (two `app.log`s, a configured source).
+pub fn path_sources<'a>(
+    paths: impl IntoIterator<Item = &'a String>,
+    taken: &mut Vec<String>,
+) -> Vec<crate::logs::LogSource> {
+    let paths: Vec<&String> = paths.into_iter().collect();
+    let short = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .map_or(p.to_string(), |n| n.to_string_lossy().into_owned())
+    };
+    paths
+        .iter()
+        .map(|p| {
+            let name = short(p);
+            let shared = paths.iter().filter(|q| short(q) == name).count() > 1;
+            let name = if shared || taken.contains(&name) {
+                p.to_string()
+            } else {
+                name
+            };
+            taken.push(name.clone());
+            crate::logs::LogSource::file(name, p.to_string())
+        })
+        .collect()
 }
 
 /// Sends each new live state of the services as `Event::Services` (the first one too),
@@ -171,6 +200,8 @@ pub async fn run_on(
     let mut services = None;
     let mut notifier: Option<std::sync::Arc<crate::notify::Notifier>> = None;
     let mut remote_logs: Vec<String> = Vec::new();
+    // Local mode without TestOps settings: no scheduler, nothing to check.
+    let mut testops_off = false;
     // Passes the services' events on (local mode with notifications); ends when they stop.
     let mut forwarder = None;
     let backend = match server {
@@ -226,6 +257,7 @@ pub async fn run_on(
                 }
             };
             let s = Services::start(&cfg, data_dir, svc_tx, set)?;
+            testops_off = s.scheduler.is_none();
             let ledger_path = crate::storage::LedgerAt::of(&cfg, data_dir);
             // What the engine runs (the service lines, tasks and drift of the Releases tab),
             // read again whenever the ledger changes, as the server does.
@@ -284,10 +316,8 @@ pub async fn run_on(
     let remote_mode = matches!(backend, crate::client::Backend::Remote(_));
     let local_paths: Vec<&String> = logs.iter().filter(|l| !remote_logs.contains(l)).collect();
     let local_sources = if remote_mode {
-        local_paths
-            .iter()
-            .map(|e| crate::logs::LogSource::file(e.to_string(), e.to_string()))
-            .collect()
+        let mut taken = remote_logs.clone();
+        path_sources(local_paths.iter().copied(), &mut taken)
     } else {
         log_sources(&cfg, data_dir, logs)
     };
@@ -308,6 +338,10 @@ pub async fn run_on(
         memory::restore(&mut app, memory::load(p));
     }
     app.remote = remote_mode;
+    if testops_off {
+        app.testops_off = true;
+        app.lock = tabs::schedules::LockState::Off;
+    }
     if !remote_mode {
         // "Waiting on you" in local mode: the desk's own approvers list decides.
         let me = crate::release::Actor::current();

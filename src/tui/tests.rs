@@ -3351,3 +3351,45 @@ mod pictures {
         check("logs", &logs);
     }
 }
+
+#[test]
+fn a_path_named_on_the_command_line_is_called_by_its_file_name_unless_that_is_taken() {
+    let paths: Vec<String> = ["/a/app.log", "/b/app.log", "/c/web.log", "/d/opsdeck"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut taken = vec!["opsdeck".to_string()];
+    let names: Vec<String> = super::path_sources(&paths, &mut taken)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["/a/app.log", "/b/app.log", "web.log", "/d/opsdeck"]);
+    assert!(taken.contains(&"web.log".to_string()));
+}
+
+#[test]
+fn without_testops_settings_the_status_bar_says_not_set_up_rather_than_failing() {
+    let mut app = fixture::app((120, 24));
+    app.testops_off = true;
+    app.lock = crate::tui::app::LockState::Off;
+    // The probe still reports its reason; it is no failure here.
+    update(
+        &mut app,
+        Msg::Service(Event::TestOpsHealth(Err(
+            "testops.base_url or the token is not configured".into(),
+        ))),
+    );
+    let screen = render(&app);
+    let status = screen.lines().last().unwrap_or_default();
+    assert!(status.contains("TestOps not set up"), "{status}");
+    assert!(status.contains("no scheduler"), "{status}");
+    assert!(!status.contains("failing"), "{status}");
+    // One space between a separator and a field.
+    assert!(!status.contains("│  "), "{status}");
+    update(&mut app, key('2'));
+    let schedules = render(&app);
+    assert!(
+        schedules.contains("none: TestOps is not set up"),
+        "{schedules}"
+    );
+}

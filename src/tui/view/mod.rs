@@ -274,6 +274,8 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         return;
     }
     let sep = || Span::styled(" │ ", theme.dim());
+    // Each field is written without leading space; one space leads the bar or follows a
+    // badge.
     let mut spans = vec![];
     if app.readonly {
         spans.push(Span::styled(
@@ -281,6 +283,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             theme.busy().add_modifier(Modifier::REVERSED),
         ));
     }
+    spans.push(Span::raw(" "));
     if let Some(row) = &app.ledger_tampered {
         let text = format!(
             " ledger tampered at {} ",
@@ -290,7 +293,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             text,
             theme.bad().add_modifier(Modifier::REVERSED),
         ));
-        spans.push(sep());
+        spans.push(Span::raw(" "));
     }
     if let Some(sessions) = &app.sessions {
         // "server · 3 sessions (alice, bob)": who else is looking.
@@ -299,7 +302,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         users.dedup();
         spans.push(Span::styled(
             format!(
-                " server · {} session{} ({})",
+                "server · {} session{} ({})",
                 sessions.len(),
                 if sessions.len() == 1 { "" } else { "s" },
                 users.join(", ")
@@ -316,7 +319,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             "waiting on you"
         };
         spans.push(Span::styled(
-            format!(" {} {label}", app.waiting),
+            format!("{} {label}", app.waiting),
             theme.busy().add_modifier(Modifier::BOLD),
         ));
         spans.push(sep());
@@ -325,7 +328,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         let more = app.notify_failing.len() - 1;
         spans.push(Span::styled(
             format!(
-                " notify {} failing{}",
+                "notify {} failing{}",
                 f.sink,
                 if more > 0 {
                     format!(" (+{more})")
@@ -337,8 +340,9 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ));
         spans.push(sep());
     }
-    spans.push(Span::raw(" TestOps "));
+    spans.push(Span::raw("TestOps "));
     spans.push(match &app.testops {
+        _ if app.testops_off => Span::styled("not set up", theme.dim()),
         None => Span::styled("checking…", theme.dim()),
         Some(Ok(())) => Span::styled("ok", theme.ok()),
         Some(Err(e)) => {
@@ -363,6 +367,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     spans.push(sep());
     spans.push(match &app.lock {
         LockState::Unknown => Span::styled("scheduler …", theme.dim()),
+        LockState::Off => Span::styled("no scheduler", theme.dim()),
         LockState::Leader => Span::styled("scheduler: here", theme.ok()),
         LockState::Follower(h) => Span::styled(format!("scheduler: {h}"), theme.busy()),
     });
@@ -380,12 +385,29 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 budget -= n;
                 kept.push(span);
             } else {
-                let cut: String = span.content.chars().take(budget).collect();
-                kept.push(Span::styled(cut, span.style));
+                // Whole words only: "scheduler:" alone, or half a word, says the wrong thing.
+                let mut cut = String::new();
+                for w in span.content.split_inclusive(' ') {
+                    if cut.chars().count() + w.trim_end().chars().count() > budget {
+                        break;
+                    }
+                    cut.push_str(w);
+                }
+                let cut = cut.trim_end();
+                if !cut.is_empty() && !cut.ends_with(':') {
+                    kept.push(Span::styled(format!("{cut} "), span.style));
+                }
                 break;
             }
         }
+        // A separator left last goes with the field it separated.
+        if kept.last().is_some_and(|s| s.content == " │ ") {
+            kept.pop();
+            kept.push(Span::raw(" "));
+        }
         kept.push(Span::raw("…"));
+        let used: usize = kept.iter().map(|s| s.content.chars().count()).sum();
+        kept.push(Span::raw(" ".repeat(room.saturating_sub(used))));
         kept.push(Span::styled(clock, theme.dim()));
         Line::from(kept)
     } else {

@@ -33,6 +33,9 @@ pub enum LockState {
     Unknown,
     Leader,
     Follower(String),
+    /// No scheduler runs in this process: TestOps is not set up, so there is nothing to
+    /// export (`opsdeck logs FILE` with no config).
+    Off,
 }
 
 /// The tab's state.

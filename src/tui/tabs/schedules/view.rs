@@ -125,6 +125,7 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
         LockState::Leader => Span::styled("  held by this process", theme.ok()),
         LockState::Follower(h) => Span::styled(format!("  held by {h}"), theme.busy()),
         LockState::Unknown => Span::styled("  not known yet", theme.dim()),
+        LockState::Off => Span::styled("  none: TestOps is not set up", theme.dim()),
     }));
     for g in v.groups {
         if let GroupStatus::Retrying {
