@@ -522,7 +522,7 @@ async fn the_local_cleanup_runs_inside_the_tracked_task_and_replies_what_it_did(
         .await
         .expect("no reply to the cleanup")
     {
-        Some(Msg::Done(Ok(m))) => assert_eq!(m, "cleanup: 1 file(s) deleted"),
+        Some(Msg::Done(Ok(m))) => assert_eq!(m, "cleanup: 1 file deleted"),
         other => panic!("{other:?}"),
     }
     assert!(!old.exists(), "the reply came before the cleanup was done");

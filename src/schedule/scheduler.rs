@@ -427,7 +427,7 @@ async fn recv(
 }
 
 /// Runs the retention cleanup once and records it as a run of `job` in the history; what
-/// it did (`3 file(s) deleted`) or why it failed. The history's SQLite calls and the
+/// it did (`3 files deleted`) or why it failed. The history's SQLite calls and the
 /// deletions run on blocking threads.
 pub async fn run_cleanup(
     store: ExportStore,
@@ -449,7 +449,10 @@ pub async fn run_cleanup(
     };
     let (run, result) = match res {
         Ok((run, Ok(files))) => {
-            let detail = format!("{} file(s) deleted", files.len());
+            let detail = match files.len() {
+                1 => "1 file deleted".to_string(),
+                n => format!("{n} files deleted"),
+            };
             if !files.is_empty() {
                 let _ = events
                     .send(Event::RetentionDeleted {

@@ -451,7 +451,10 @@ fn on_service(app: &mut App, ev: Event, cmds: &mut Vec<Cmd>) -> bool {
         Event::RetentionDeleted { files, .. } => {
             app.toast(
                 Level::Info,
-                format!("retention deleted {} old export(s)", files.len()),
+                format!(
+                    "retention deleted {}",
+                    super::view::format::count(files.len() as u64, "old export", "old exports")
+                ),
             );
         }
         Event::JobFinished { .. } => cmds.push(load_history(app)),

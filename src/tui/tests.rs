@@ -520,6 +520,7 @@ fn a_paused_job_lists_no_runs_and_a_long_description_shows_in_full() {
     let screen = render(&app);
     let row = screen.lines().find(|l| l.contains("cleanup")).unwrap();
     assert!(row.contains("none while paused"), "{row}");
+    assert!(screen.contains("p resume"), "{screen}");
     assert!(!screen.contains("Next runs (UTC)"), "{screen}");
     assert!(screen.contains("no runs until p resumes it"), "{screen}");
 }

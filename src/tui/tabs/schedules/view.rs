@@ -62,6 +62,11 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
         Constraint::Length(22),
         Constraint::Length(7),
     ];
+    // `p` resumes a paused job: the title says what it does to the selected one.
+    let pause = match visible.get(v.ss.sel).map(|&i| v.ss.jobs[i].paused) {
+        Some(true) => "p resume",
+        _ => "p pause",
+    };
     let title = match v.shared.filters.get(&crate::tui::tab::Tab::Schedules) {
         Some(f) if !f.is_empty() => Line::from(Span::styled(format!(" Jobs /{f} "), theme.title())),
         _ => keys_title(
@@ -71,7 +76,7 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             "Jobs",
             &[
                 (Some(Action::RunNow), "r run now"),
-                (Some(Action::Pause), "p pause"),
+                (Some(Action::Pause), pause),
                 (Some(Action::EditCron), "c edit cron"),
             ],
         ),
