@@ -515,6 +515,8 @@ fn a_paused_job_lists_no_runs_and_a_long_description_shows_in_full() {
         .collect();
     assert!(words.join(" ").contains(&describe), "{describe}:\n{screen}");
     assert!(screen.contains("Next runs (UTC)"), "{screen}");
+    // The list shows the whole expression, not a cut one.
+    assert!(screen.contains("│export   */15 9-17 * * 1-5 "), "{screen}");
     // The paused cleanup: no next run in the list, none in its details.
     update(&mut app, key('j'));
     let screen = render(&app);

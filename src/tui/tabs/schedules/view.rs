@@ -55,9 +55,18 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             row
         }
     });
+    // The cron column fits the longest expression: a cut one reads as another schedule.
+    let cron_w =
+        v.ss.jobs
+            .iter()
+            .map(|j| j.schedule.expr().chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(12, 32) as u16
+            + 1;
     let widths = [
         Constraint::Length(8),
-        Constraint::Length(13),
+        Constraint::Length(cron_w),
         Constraint::Min(16),
         Constraint::Length(22),
         Constraint::Length(7),
