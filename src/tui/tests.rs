@@ -3115,6 +3115,8 @@ mod habits {
             "{files}"
         );
         assert!(!files.contains("d delete"), "{files}");
+        // A title left with no keys has no trailing gap.
+        assert!(files.contains("┌ Groups ─"), "{files}");
         let (cmds, _) = update(&mut app, key('E'));
         assert!(cmds.is_empty(), "{cmds:?}");
         update(&mut app, key('?'));

@@ -461,12 +461,15 @@ pub(crate) fn keys_title(
     name: &str,
     keys: &[(Option<crate::tui::keymap::Action>, &'static str)],
 ) -> Line<'static> {
-    let mut spans = vec![Span::styled(format!(" {name}  "), style)];
     // Read-only hides the actions rather than greying them.
     let keys: Vec<_> = keys
         .iter()
         .filter(|(a, _)| !a.is_some_and(|a| shared.keys.hidden(a)))
         .collect();
+    if keys.is_empty() {
+        return Line::from(Span::styled(format!(" {name} "), style));
+    }
+    let mut spans = vec![Span::styled(format!(" {name}  "), style)];
     for (i, (action, text)) in keys.iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", style));
