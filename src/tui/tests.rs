@@ -523,6 +523,13 @@ fn a_paused_job_lists_no_runs_and_a_long_description_shows_in_full() {
     let row = screen.lines().find(|l| l.contains("cleanup")).unwrap();
     assert!(row.contains("none while paused"), "{row}");
     assert!(screen.contains("p resume"), "{screen}");
+    // Its cron editor says the next run waits for the resume.
+    update(&mut app, key('c'));
+    let editor = render(&app);
+    assert!(
+        editor.contains("paused; once resumed (p), next run: 2026-11-24 03:30 UTC"),
+        "{editor}"
+    );
     assert!(!screen.contains("Next runs (UTC)"), "{screen}");
     assert!(screen.contains("no runs until p resumes it"), "{screen}");
 }

@@ -54,6 +54,8 @@ pub struct CronEdit {
     pub input: Input,
     /// The next run, or why the expression is invalid.
     pub check: Result<DateTime<Utc>, String>,
+    /// The job is paused: the next run is when it would run once resumed.
+    pub paused: bool,
 }
 
 /// What covers the tab.

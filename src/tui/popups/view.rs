@@ -208,6 +208,13 @@ pub(crate) fn edit_cron(f: &mut Frame, e: &CronEdit, theme: &Theme, area: Rect) 
     let r = centered(area, 64, 7);
     f.render_widget(Clear, r);
     let check = match &e.check {
+        Ok(next) if e.paused => Span::styled(
+            format!(
+                "paused; once resumed (p), next run: {}",
+                next.format("%Y-%m-%d %H:%M UTC")
+            ),
+            theme.dim(),
+        ),
         Ok(next) => Span::styled(
             format!("next run: {}", next.format("%Y-%m-%d %H:%M UTC")),
             theme.ok(),

@@ -141,6 +141,7 @@ impl SchedulesState {
                     job: j.name.clone(),
                     input,
                     check,
+                    paused: j.paused,
                 }));
             }
             _ => {}
