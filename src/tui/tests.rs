@@ -1283,6 +1283,23 @@ mod logs {
         // With lines to show, the note is gone.
         update(&mut app, code(KeyCode::Left));
         assert!(!render(&app).contains("no message at"));
+        // A source with no line yet says it waits for them.
+        update(
+            &mut app,
+            Msg::Log(LogEvent::Added {
+                id: 2,
+                source: LogSource::file("empty", "/var/log/empty.log"),
+            }),
+        );
+        update(&mut app, code(KeyCode::Right));
+        update(&mut app, code(KeyCode::Right));
+        assert_eq!(app.logs.sel, 2);
+        let screen = render(&app);
+        assert!(screen.contains("no lines yet"), "{screen}");
+        // Wrapping shows in the title.
+        update(&mut app, key('w'));
+        assert!(app.logs.wrap);
+        assert!(render(&app).contains("· wrap"));
     }
 
     #[test]

@@ -88,8 +88,15 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
     }
     rows.reverse();
     let mut lines: Vec<Line> = rows.split_off(rows.len().saturating_sub(h));
+    // An empty source says it is waiting, rather than leaving a blank pane.
+    if visible.is_empty() && !logs.merged && src.lines.is_empty() {
+        lines = vec![Line::from(Span::styled(
+            "no lines yet: they show here as they are written",
+            theme.dim(),
+        ))];
+    }
     // A filter that hides every line says so, rather than leaving an empty pane.
-    if visible.is_empty() && (logs.min_level.is_some() || logs.only_matching) {
+    else if visible.is_empty() && (logs.min_level.is_some() || logs.only_matching) {
         let total: usize = if logs.merged {
             logs.sources.iter().map(|s| s.lines.len()).sum()
         } else {
@@ -145,6 +152,9 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
     }
     if logs.folded {
         title.push(Span::raw("· folded "));
+    }
+    if logs.wrap {
+        title.push(Span::raw("· wrap "));
     }
     let bottom = match (&logs.search_input, &src.note) {
         (Some(i), _) => crate::tui::view::search_prompt(i, body.width),
