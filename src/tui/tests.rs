@@ -530,6 +530,17 @@ fn a_paused_job_lists_no_runs_and_a_long_description_shows_in_full() {
         editor.contains("paused; once resumed (p), next run: 2026-11-24 03:30 UTC"),
         "{editor}"
     );
+    update(&mut app, code(KeyCode::Esc));
+    // Resumed, a job whose next run falls in another year names the year.
+    app.schedules.jobs[1].paused = false;
+    app.schedules.jobs[1].schedule =
+        crate::schedule::CronSchedule::parse("0 9 1 1 *", None).unwrap();
+    let resumed = render(&app);
+    assert!(
+        resumed.contains("2027-01-01 09:00  2027-01-01 09:00"),
+        "{resumed}"
+    );
+    // This year's runs keep the short form (the snapshots hold `Tue 11-24 07:00`).
     assert!(!screen.contains("Next runs (UTC)"), "{screen}");
     assert!(screen.contains("no runs until p resumes it"), "{screen}");
 }

@@ -1,5 +1,6 @@
 //! The Schedules tab: every job with its cron, next runs, last runs and lock holder.
 
+use chrono::Datelike;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
@@ -125,11 +126,21 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             "Next runs (UTC)  local",
             theme.title(),
         )));
+        // A run in another year names it (`Fri 01-01` of next year reads as this one's).
+        let this_year = v.shared.now.year();
+        let shape = |year: i32| {
+            if year == this_year {
+                "%a %m-%d %H:%M"
+            } else {
+                "%Y-%m-%d %H:%M"
+            }
+        };
         for t in job.schedule.upcoming(v.shared.now, 5) {
+            let local = t.with_timezone(&v.shared.local);
             lines.push(Line::from(format!(
-                "{}  {}",
-                t.format("%a %m-%d %H:%M"),
-                t.with_timezone(&v.shared.local).format("%a %m-%d %H:%M")
+                "{:<15}  {}",
+                t.format(shape(t.year())).to_string(),
+                local.format(shape(local.year()))
             )));
         }
     }
