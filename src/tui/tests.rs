@@ -2450,6 +2450,11 @@ mod live {
         assert!(top > 0);
         let screen = render(&app);
         assert!(screen.contains("deploy log"), "{screen}");
+        // An empty deploy log says so under its heading.
+        assert!(
+            screen.contains("none: this release has not been deployed"),
+            "{screen}"
+        );
         // j past the end stays at the end; g goes back.
         update(&mut app, key('j'));
         assert!(matches!(app.overlay, Some(Overlay::ReleaseInfo { top: t, .. }) if t == top));

@@ -1249,11 +1249,21 @@ impl ReleasesState {
             tone: Tone::Title,
             text: "deploy log".into(),
         });
-        if let Some(d) = self.detail.as_ref().filter(|d| d.id == id) {
-            for l in &d.log {
-                // The deploy log is a script's output: escapes and secrets stop here too.
-                push_wrapped(&mut out, Tone::Plain, &clean(l), width, 2);
+        match self.detail.as_ref().filter(|d| d.id == id) {
+            Some(d) if d.log.is_empty() => out.push(TextLine {
+                tone: Tone::Dim,
+                text: "  none: this release has not been deployed from here".into(),
+            }),
+            Some(d) => {
+                for l in &d.log {
+                    // The deploy log is a script's output: escapes and secrets stop here too.
+                    push_wrapped(&mut out, Tone::Plain, &clean(l), width, 2);
+                }
             }
+            None => out.push(TextLine {
+                tone: Tone::Dim,
+                text: "  loading…".into(),
+            }),
         }
         out
     }
