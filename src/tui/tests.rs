@@ -1275,6 +1275,33 @@ mod logs {
     }
 
     #[test]
+    fn wrapped_long_lines_still_follow_to_the_newest() {
+        let mut app = app_with_logs();
+        let long: Vec<String> = (0..30)
+            .map(|i| format!("2026-11-23T09:01:{i:02}Z INFO {} END-{i}", "x".repeat(150)))
+            .collect();
+        feed(
+            &mut app,
+            0,
+            &long.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        update(&mut app, key('w'));
+        assert!(app.logs.wrap && app.logs.follow);
+        let screen = render(&app);
+        // The newest line's end is on screen, on the last row of the pane.
+        assert!(screen.contains("END-29"), "{screen}");
+        let rows: Vec<&str> = screen.lines().collect();
+        let last_row = rows[rows.len() - 3];
+        assert!(last_row.contains("END-29"), "{screen}");
+        // Nothing is cut at the border: the newest line's rows together hold all of it.
+        let xs: usize = rows[rows.len() - 5..rows.len() - 2]
+            .iter()
+            .map(|r| r.matches('x').count())
+            .sum();
+        assert_eq!(xs, 150, "{screen}");
+    }
+
+    #[test]
     fn a_filter_that_hides_every_line_says_so_and_how_to_undo_it() {
         let mut app = app_with_logs();
         // worker has a WARN and an INFO line: at ≥ERROR nothing is left.

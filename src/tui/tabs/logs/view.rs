@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
 use super::{LogsState, MatchView};
 use crate::logs::Level;
@@ -78,6 +78,15 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
             break;
         }
         let mut line_rows = line_rows(logs, s, i, name_w, theme);
+        // Wrapped here, not by the paragraph: counted from the bottom, the newest line is
+        // the last row drawn.
+        if logs.wrap {
+            let width = usize::from(body.width.saturating_sub(2)).max(1);
+            line_rows = line_rows
+                .into_iter()
+                .flat_map(|l| hard_wrap(l, width))
+                .collect();
+        }
         if logs.cursor == Some(n) {
             for r in &mut line_rows {
                 *r = std::mem::take(r).style(Style::new().add_modifier(Modifier::UNDERLINED));
@@ -181,15 +190,41 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
         _ => " / search · l level · e/E errors · z fold · f format · J json · m merge · ? keys "
             .into(),
     };
-    let mut p = Paragraph::new(lines).block(
+    let p = Paragraph::new(lines).block(
         Block::bordered()
             .title(Line::from(title))
             .title_bottom(Span::styled(bottom, theme.dim())),
     );
-    if logs.wrap {
-        p = p.wrap(Wrap { trim: false });
-    }
     f.render_widget(p, body);
+}
+
+/// `line` cut into rows of `width` display columns, each span keeping its style.
+fn hard_wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
+    use unicode_width::UnicodeWidthChar;
+    let style = line.style;
+    let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut row: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for span in line.spans {
+        let mut piece = String::new();
+        for c in span.content.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w > width && used > 0 {
+                if !piece.is_empty() {
+                    row.push(Span::styled(std::mem::take(&mut piece), span.style));
+                }
+                rows.push(Line::from(std::mem::take(&mut row)).style(style));
+                used = 0;
+            }
+            piece.push(c);
+            used += w;
+        }
+        if !piece.is_empty() {
+            row.push(Span::styled(piece, span.style));
+        }
+    }
+    rows.push(Line::from(row).style(style));
+    rows
 }
 
 /// The screen rows of line `i` of source `s`: one, or a pretty-printed JSON object's.
