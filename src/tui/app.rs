@@ -234,6 +234,14 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
         Msg::Tick(now) => {
             let minute_changed = now.timestamp() / 60 != app.now.timestamp() / 60;
             app.now = now;
+            // An export asked for that nothing reported within 15 s is not running.
+            if app
+                .exports
+                .requested
+                .is_some_and(|t| now - t > chrono::Duration::seconds(15))
+            {
+                app.exports.requested = None;
+            }
             let before = app.toasts.len();
             app.toasts.retain(|t| t.until > now);
             if app.releases.watching_deploy(app.tab) {
@@ -326,6 +334,8 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
             true
         }
         Msg::Done(Err(text)) => {
+            // A refused export (unknown group, no TestOps) never starts.
+            app.exports.requested = None;
             app.toast(Level::Error, text);
             true
         }
@@ -335,6 +345,9 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
         }
     };
     cancel_closed(app, &mut cmds);
+    if cmds.iter().any(|c| matches!(c, Cmd::Export(_))) {
+        app.exports.requested = Some(app.now);
+    }
     let waiting = app.waiting_on_me();
     let changed = changed || waiting != app.waiting;
     if waiting > app.waiting && app.ui_notify && !app.readonly {

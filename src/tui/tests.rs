@@ -155,6 +155,32 @@ fn quitting_asks_while_an_export_runs() {
     update(&mut app, key('q'));
     update(&mut app, key('y'));
     assert!(app.quit);
+    // q right after E, before the export reports anything, asks too.
+    let mut asked = fixture::app((80, 24));
+    let (cmds, _) = update(&mut asked, key('E'));
+    assert!(matches!(&cmds[..], [Cmd::Export(_)]), "{cmds:?}");
+    update(&mut asked, key('q'));
+    assert!(!asked.quit && matches!(asked.overlay, Some(Overlay::ConfirmQuit)));
+    update(&mut asked, key('n'));
+    // Once the export has reported, its group's state decides; an export nothing reports
+    // within 15 s is not waited for.
+    update(
+        &mut asked,
+        Msg::Service(Event::Export(ExportEvent::Failed {
+            run_id: 1,
+            group: "API".into(),
+            error: "HTTP 503".into(),
+            attempts: 1,
+        })),
+    );
+    assert!(!asked.exporting());
+    update(&mut asked, key('E'));
+    assert!(asked.exporting());
+    update(
+        &mut asked,
+        Msg::Tick(fixture::now() + chrono::Duration::seconds(16)),
+    );
+    assert!(!asked.exporting());
     // Idle: q quits at once; Ctrl-C always does.
     let mut idle = fixture::app((80, 24));
     update(&mut idle, key('q'));

@@ -78,6 +78,9 @@ pub struct ExportsState {
     pub pane: Pane,
     pub total_bytes: u64,
     pub rows_by_file: HashMap<PathBuf, u64>,
+    /// When an export was asked for here that no export event has reported yet: quitting
+    /// asks meanwhile (a quit right after `E` cancelled the export unasked).
+    pub requested: Option<DateTime<Utc>>,
 }
 
 impl ExportsState {
@@ -93,6 +96,7 @@ impl ExportsState {
                 })
                 .collect(),
             group_sel: 0,
+            requested: None,
             files: vec![],
             file_sel: 0,
             pane: Pane::Groups,
@@ -103,12 +107,13 @@ impl ExportsState {
 
     /// True while a group exports or waits to retry.
     pub fn exporting(&self) -> bool {
-        self.groups.iter().any(|g| {
-            matches!(
-                g.status,
-                GroupStatus::Running { .. } | GroupStatus::Retrying { .. }
-            )
-        })
+        self.requested.is_some()
+            || self.groups.iter().any(|g| {
+                matches!(
+                    g.status,
+                    GroupStatus::Running { .. } | GroupStatus::Retrying { .. }
+                )
+            })
     }
 
     /// Indexes of the files that pass the filter.
@@ -185,6 +190,9 @@ impl ExportsState {
 
     /// The export job's report (a finished run reloads the history, which `App` asks).
     pub fn on_event(&mut self, e: ExportEvent, ctx: &mut Ctx) {
+        // The export asked for has been heard of (or another one runs): the groups' states
+        // say the rest.
+        self.requested = None;
         match e {
             ExportEvent::Progress {
                 group,
