@@ -82,6 +82,10 @@ pub struct App {
     pub requests: super::request::Requests,
 }
 
+/// Why exports are off in a dashboard without TestOps settings.
+pub const NO_TESTOPS: &str = "TestOps is not set up: set testops.base_url and the token in the \
+     config (opsdeck check says what is missing)";
+
 /// Why an action is refused in read-only mode.
 pub const READONLY: &str =
     "read-only: started with --readonly (or ui.readonly = true); nothing can be changed from here";
@@ -92,6 +96,14 @@ impl App {
     pub fn refused(&self, action: super::keymap::Action) -> Option<&str> {
         if self.hidden(action) {
             return Some(READONLY);
+        }
+        if self.testops_off
+            && matches!(
+                action,
+                super::keymap::Action::Export | super::keymap::Action::ExportAll
+            )
+        {
+            return Some(NO_TESTOPS);
         }
         if action == super::keymap::Action::CancelDeploy && !self.remote {
             return Some(super::tabs::releases::LOCAL_CANCEL);
@@ -345,6 +357,11 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
         }
     };
     cancel_closed(app, &mut cmds);
+    // Without TestOps nothing exports: say so rather than "export started" and nothing.
+    if app.testops_off && cmds.iter().any(|c| matches!(c, Cmd::Export(_))) {
+        cmds.retain(|c| !matches!(c, Cmd::Export(_)));
+        app.toast(Level::Error, NO_TESTOPS);
+    }
     if cmds.iter().any(|c| matches!(c, Cmd::Export(_))) {
         app.exports.requested = Some(app.now);
     }

@@ -3484,8 +3484,35 @@ fn without_testops_settings_the_status_bar_says_not_set_up_rather_than_failing()
     assert!(!status.contains("failing"), "{status}");
     // One space between a separator and a field.
     assert!(!status.contains("│  "), "{status}");
+    // Exporting says why it cannot, from the key, the job and the command line.
+    for keys in ["E", "2r", ":export all\n"] {
+        app.toasts.clear();
+        for c in keys.chars() {
+            let k = if c == '\n' {
+                code(KeyCode::Enter)
+            } else {
+                key(c)
+            };
+            let (cmds, _) = update(&mut app, k);
+            assert!(
+                !cmds.iter().any(|c| matches!(c, Cmd::Export(_))),
+                "{keys}: {cmds:?}"
+            );
+        }
+        // A key toasts; the command line says it in place.
+        let said = app
+            .toasts
+            .iter()
+            .any(|t| t.text.starts_with("TestOps is not set up"))
+            || render(&app).contains("TestOps is not set up");
+        assert!(said, "{keys}: {:?}\n{}", app.toasts, render(&app));
+        assert!(!app.exporting());
+        update(&mut app, code(KeyCode::Esc));
+        update(&mut app, key('1'));
+    }
     update(&mut app, key('2'));
     let schedules = render(&app);
+    assert!(schedules.contains("none: no scheduler"), "{schedules}");
     assert!(
         schedules.contains("none: TestOps is not set up"),
         "{schedules}"

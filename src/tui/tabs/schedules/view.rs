@@ -37,6 +37,7 @@ pub(crate) fn draw(f: &mut Frame, v: &View, theme: &Theme) {
             j.schedule.describe(),
             match next {
                 _ if j.paused => "none while paused".into(),
+                _ if *v.lock == LockState::Off => "none: no scheduler".into(),
                 None => "never".into(),
                 Some(t) => format!(
                     "{} (in {})",
