@@ -20,10 +20,12 @@ impl CronSchedule {
         if fields == 0 {
             return Err(format!("the cron expression is empty: {WANTS}"));
         }
-        // Croner also reads a 7th field (years); opsdeck's schedules are 5 or 6 fields.
-        if !(5..=6).contains(&fields) {
+        // Croner also reads a 7th field (years); opsdeck's schedules are 5 or 6 fields, or a
+        // nickname (`@daily`).
+        if !(5..=6).contains(&fields) && !expr.trim_start().starts_with('@') {
+            let noun = if fields == 1 { "field" } else { "fields" };
             return Err(format!(
-                "`{expr}` is not a valid cron expression: it has {fields} fields; {WANTS}"
+                "`{expr}` is not a valid cron expression: it has {fields} {noun}; {WANTS}"
             ));
         }
         let cron = cron_parser().parse(expr.trim()).map_err(|e| {
@@ -111,6 +113,9 @@ fn cron_parser() -> CronParser {
 /// Croner's error in the user's terms: which field is wrong and what it accepts. `expr` has
 /// 5 or 6 fields.
 fn explain(expr: &str, croner: &str) -> String {
+    if expr.trim_start().starts_with('@') {
+        return "the nicknames are @yearly, @monthly, @weekly, @daily and @hourly".into();
+    }
     let parts: Vec<&str> = expr.split_whitespace().collect();
     let mut fields: Vec<(&str, u32, u32)> = Vec::new();
     if parts.len() == 6 {
@@ -189,6 +194,12 @@ fn explain(expr: &str, croner: &str) -> String {
     match (0..parts.len()).find(|&i| alone(i)) {
         Some(i) => {
             let (part, (name, lo, hi)) = named[i];
+            // Croner's "invalid start of range" for `-1` or `MON-`.
+            let words = if words.contains("of range") {
+                "a range needs a value on each side of `-`".to_string()
+            } else {
+                words
+            };
             format!("the {name} field `{part}` is not valid ({lo}-{hi}): {words}")
         }
         None => words,
@@ -243,7 +254,16 @@ mod tests {
                 "0 7 5-1 * *",
                 "the day of month range 5-1 runs backwards; write 1-5",
             ),
-            ("0 -1 * * *", "the hour field `-1` is not valid (0-23)"),
+            (
+                "0 -1 * * *",
+                "the hour field `-1` is not valid (0-23): a range needs a value",
+            ),
+            (
+                "0 7 * * MON-",
+                "the day of week field `MON-` is not valid (0-7): a range needs",
+            ),
+            ("daily", "it has 1 field;"),
+            ("@sometimes", "the nicknames are @yearly"),
             ("X 7 * * *", "`X` is not allowed in the minute field"),
             (
                 "0 7 * * MON-XYZ",
@@ -258,6 +278,12 @@ mod tests {
                 "{e}"
             );
         }
+        // Nicknames are cron too.
+        let daily = CronSchedule::parse("@daily", None).unwrap();
+        assert_eq!(
+            daily.next_after(utc("2026-11-23T06:59:59Z")),
+            Some(utc("2026-11-24T00:00:00Z"))
+        );
         // The value is not said twice when it is the whole field.
         assert!(said("X 7 * * *").ends_with("in the minute field"));
     }

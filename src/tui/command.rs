@@ -177,9 +177,14 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
                     .filter(|g| !known.iter().any(|k| k == g))
                     .collect();
                 if unknown.is_empty() {
-                    Ok(Command::Export(
-                        groups.iter().map(|g| g.to_string()).collect(),
-                    ))
+                    // Each group once, in the order given (`:export API API` exports once).
+                    let mut once: Vec<String> = Vec::new();
+                    for g in groups {
+                        if !once.iter().any(|o| o == g) {
+                            once.push(g.to_string());
+                        }
+                    }
+                    Ok(Command::Export(once))
                 } else {
                     Err(format!(
                         "no group {}: the groups are {}",

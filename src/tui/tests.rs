@@ -3518,3 +3518,17 @@ fn without_testops_settings_the_status_bar_says_not_set_up_rather_than_failing()
         "{schedules}"
     );
 }
+
+#[test]
+fn export_names_a_group_once_however_often_it_is_typed() {
+    let mut app = fixture::app((100, 30));
+    update(&mut app, key(':'));
+    for c in "export API UI API".chars() {
+        update(&mut app, key(c));
+    }
+    let (cmds, _) = update(&mut app, code(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Export(g)] if g == &["API".to_string(), "UI".to_string()]),
+        "{cmds:?}"
+    );
+}
