@@ -827,6 +827,30 @@ mod releases {
     }
 
     #[test]
+    fn rolling_back_to_the_tag_that_runs_now_says_it_changes_nothing() {
+        let mut app = fixture::app_on_releases((80, 24));
+        update(&mut app, key('j'));
+        let mut running = target("v1.3.2");
+        running.running = true;
+        give(
+            &mut app,
+            ReleaseDetail {
+                id: 6,
+                targets: vec![running],
+                ..Default::default()
+            },
+        );
+        update(&mut app, key('r'));
+        update(&mut app, code(KeyCode::Enter));
+        let screen = render(&app);
+        assert!(
+            screen.contains("v1.3.2 runs now: rolling back to it changes nothing."),
+            "{screen}"
+        );
+        // A target not running gets no such line: the `rollback_confirm` snapshot.
+    }
+
+    #[test]
     fn rollback_picks_a_target_and_needs_the_service_name_typed() {
         let mut app = fixture::app_on_releases((80, 24));
         let (cmds, _) = update(&mut app, key('j'));

@@ -196,6 +196,21 @@ pub(crate) fn draw(
             for t in wrap(&now.text, width, 7) {
                 lines.push(Line::from(Span::styled(t, theme.tone(now.tone))));
             }
+            // Rolling back to what runs now changes nothing: say so before it is typed.
+            let runs_now = rs.list.iter().find(|r| r.id == *id).is_some_and(|r| {
+                rs.rollback_targets(r)
+                    .iter()
+                    .any(|t| t.tag == *to && t.running)
+            });
+            if runs_now {
+                for t in wrap(
+                    &format!("{to} runs now: rolling back to it changes nothing."),
+                    width,
+                    0,
+                ) {
+                    lines.push(Line::from(Span::styled(t, theme.busy())));
+                }
+            }
             for t in wrap(
                 &format!("Roll {service} back to {to}. Type {names} to confirm:"),
                 width,
