@@ -79,6 +79,18 @@ fn a_missing_file_is_reported_and_fails_the_run_after_the_others_print() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexist.log"));
+    // A directory is named as one.
+    let out = opsdeck(dir.path())
+        .args(["logs", "--print"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ok = opsdeck(dir.path())
         .args(["logs", "--print", "--count"])
         .arg(&p)

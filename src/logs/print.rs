@@ -282,8 +282,9 @@ pub fn run(
         if special(&path) {
             writeln!(
                 err,
-                "warning: {} is not a regular file (a FIFO or device); not read",
-                path.display()
+                "warning: {} {}; not read",
+                path.display(),
+                super::tail::not_a_file(&path)
             )?;
             unreadable += 1;
             continue;

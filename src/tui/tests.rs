@@ -3556,3 +3556,25 @@ fn export_names_a_group_once_however_often_it_is_typed() {
         "{cmds:?}"
     );
 }
+
+#[test]
+fn the_same_toast_twice_is_one_and_ampersand_without_a_search_says_so() {
+    let mut app = fixture::app((100, 30));
+    update(&mut app, key('4'));
+    update(&mut app, key('&'));
+    update(&mut app, key('&'));
+    assert!(!app.logs.only_matching);
+    assert_eq!(app.toasts.len(), 1, "{:?}", app.toasts);
+    assert_eq!(app.toasts[0].text, "search first with /");
+    let first_until = app.toasts[0].until;
+    update(
+        &mut app,
+        Msg::Tick(fixture::now() + chrono::Duration::seconds(2)),
+    );
+    update(&mut app, key('&'));
+    assert_eq!(app.toasts.len(), 1);
+    assert!(
+        app.toasts[0].until > first_until,
+        "the repeat shows it longer"
+    );
+}

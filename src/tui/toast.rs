@@ -29,6 +29,14 @@ fn shown_for(chars: usize, level: Level) -> chrono::Duration {
 pub fn push(toasts: &mut Vec<Toast>, now: DateTime<Utc>, level: Level, text: impl Into<String>) {
     let text = crate::sanitize::clean_max(&text.into(), 200);
     let until = now + shown_for(text.chars().count(), level);
+    // The same message again (a key pressed four times) stays one toast, shown longer.
+    if let Some(last) = toasts.last_mut()
+        && last.text == text
+        && last.level == level
+    {
+        last.until = until;
+        return;
+    }
     toasts.push(Toast { text, level, until });
     if toasts.len() > 3 {
         toasts.remove(0);

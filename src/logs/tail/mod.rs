@@ -262,10 +262,17 @@ impl Tail {
 }
 
 fn special_note(p: &std::path::Path) -> String {
-    format!(
-        "{} is not a regular file (a FIFO or device); not followed",
-        p.display()
-    )
+    format!("{} {}; not followed", p.display(), not_a_file(p))
+}
+
+/// What a path that is no regular file is: "is a directory (name a file in it, or a glob such
+/// as dir/*.log)", or "is not a regular file (a FIFO or device)".
+pub fn not_a_file(p: &std::path::Path) -> &'static str {
+    if p.is_dir() {
+        "is a directory (name a file in it, or a glob such as dir/*.log)"
+    } else {
+        "is not a regular file (a FIFO or device)"
+    }
 }
 
 /// Up to 64 bytes just before `offset`.

@@ -401,6 +401,10 @@ impl LogsState {
                 ),
                 None => ctx.toast(ToastLevel::Info, "search first with /"),
             },
+            // Nothing to match: turning it on would show every line and say "only matches".
+            Action::OnlyMatching if !self.only_matching && self.search.is_empty() => {
+                ctx.toast(ToastLevel::Info, "search first with /")
+            }
             Action::OnlyMatching => {
                 self.only_matching = !self.only_matching;
                 self.offset = 0;

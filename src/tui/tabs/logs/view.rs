@@ -97,8 +97,9 @@ pub(crate) fn draw(f: &mut Frame, logs: &LogsState, size: (u16, u16), theme: &Th
     }
     rows.reverse();
     let mut lines: Vec<Line> = rows.split_off(rows.len().saturating_sub(h));
-    // An empty source says it is waiting, rather than leaving a blank pane.
-    if visible.is_empty() && !logs.merged && src.lines.is_empty() {
+    // An empty source says it is waiting, rather than leaving a blank pane (a source with a
+    // note, such as a missing file, says why in the border instead).
+    if visible.is_empty() && !logs.merged && src.lines.is_empty() && src.note.is_none() {
         lines = vec![Line::from(Span::styled(
             "no lines yet: they show here as they are written",
             theme.dim(),
