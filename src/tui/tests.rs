@@ -674,6 +674,50 @@ fn snapshot_preview_and_diff() {
         },
     );
     insta::assert_snapshot!("diff", render_styled(&app));
+    // The view draws as many lines as the keys count.
+    let Some(Overlay::Diff(d)) = &app.overlay else {
+        panic!()
+    };
+    assert_eq!(crate::tui::popups::diff::line_count(d), 5);
+    // A long diff: G shows its last page, g its first; ? opens the help and Esc comes back.
+    let mut long = CsvDiff {
+        key_column: "allure_id".into(),
+        old_rows: 0,
+        new_rows: 60,
+        added: vec![],
+        removed: vec![],
+        changed: vec![],
+    };
+    long.added = (0..60)
+        .map(|i| CaseRef {
+            key: format!("{}", 50_000 + i),
+            name: format!("case {i}"),
+        })
+        .collect();
+    update(&mut app, code(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    let (cmds, _) = update(&mut app, key('D'));
+    let Cmd::Diff { generation, .. } = cmds[0].clone() else {
+        panic!("{cmds:?}")
+    };
+    update(
+        &mut app,
+        Msg::Diff {
+            generation,
+            result: Ok(long),
+        },
+    );
+    update(&mut app, key('G'));
+    let bottom = render(&app);
+    assert!(bottom.contains("+ 50059  case 59"), "{bottom}");
+    assert!(!bottom.contains("+ 50000  case 0 "), "{bottom}");
+    update(&mut app, key('?'));
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Help { back: Some(b), .. }) if matches!(**b, Overlay::Diff(_)))
+    );
+    update(&mut app, code(KeyCode::Esc));
+    update(&mut app, code(KeyCode::Home));
+    assert!(render(&app).contains("+ 50000  case 0"));
 }
 
 #[test]
