@@ -3013,7 +3013,7 @@ mod habits {
         let mut app = fixture::app((80, 24));
         update(&mut app, key('?'));
         let first = render(&app);
-        assert!(first.contains("Keys · Esc closes 1-20/"), "{first}");
+        assert!(first.contains("Keys · Esc closes · 1-20/"), "{first}");
         assert!(!first.contains(":quit"), "{first}");
         update(&mut app, key('G'));
         let last = render(&app);
@@ -3067,7 +3067,7 @@ mod habits {
             .find(|l| l.contains("Keys · Esc closes"))
             .unwrap_or_default();
         let (shown, total) = title
-            .split_once(" j/k")
+            .split_once(" · j/k")
             .and_then(|(a, _)| a.rsplit_once(' '))
             .and_then(|(_, n)| n.split_once('/'))
             .unwrap_or_else(|| panic!("{title}"));

@@ -256,7 +256,7 @@ pub(crate) fn help(f: &mut Frame, rows: &[HelpRow], top: usize, theme: &Theme, a
     let shown = r.height.saturating_sub(2) as usize;
     let more = if lines.len() > shown {
         format!(
-            " {}-{}/{} j/k scroll",
+            " · {}-{}/{} · j/k scroll",
             top + 1,
             (top + shown).min(lines.len()),
             lines.len()
