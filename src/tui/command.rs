@@ -142,6 +142,27 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
     if app.readonly && spec.acts {
         return Err(format!("read-only: :{} is off", spec.name));
     }
+    // Words past what the command reads are refused, not ignored (`:q now` did quit).
+    let most = match spec.name {
+        "exports" | "schedules" | "help" | "quit" => Some(0),
+        "releases" | "approve" | "reject" | "deploy" | "cancel" => Some(1),
+        "rollback" => Some(2),
+        _ => None,
+    };
+    if let Some(most) = most
+        && args.len() > most
+    {
+        let takes = if spec.args.is_empty() {
+            "nothing after it".to_string()
+        } else {
+            spec.args.to_string()
+        };
+        return Err(format!(
+            "`{}` is too much: :{} takes {takes}",
+            crate::sanitize::clean_max(&args[most..].join(" "), 40),
+            spec.name
+        ));
+    }
     let id = |what: &str| -> Result<i64, String> {
         let raw = args
             .first()

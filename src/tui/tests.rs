@@ -3622,3 +3622,29 @@ fn the_same_toast_twice_is_one_and_ampersand_without_a_search_says_so() {
         "the repeat shows it longer"
     );
 }
+
+#[test]
+fn a_command_with_words_it_does_not_read_is_refused_in_place() {
+    let mut app = fixture::app((100, 30));
+    for (line, said) in [
+        ("q now", "`now` is too much: :quit takes nothing after it"),
+        (
+            "schedules extra",
+            "`extra` is too much: :schedules takes nothing",
+        ),
+        (
+            "rollback 5 v1.3.2 extra",
+            "`extra` is too much: :rollback takes ID [TAG]",
+        ),
+    ] {
+        update(&mut app, key(':'));
+        for c in line.chars() {
+            update(&mut app, key(c));
+        }
+        update(&mut app, code(KeyCode::Enter));
+        assert!(!app.quit, "{line}");
+        let screen = render(&app);
+        assert!(screen.contains(said), "{line}: {screen}");
+        update(&mut app, code(KeyCode::Esc));
+    }
+}
