@@ -186,18 +186,17 @@ mod tests {
         Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc))
     }
 
-    #[test]
-    fn without_the_engine_the_ledgers_last_deploy_or_rollback_is_running_now() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+    /// A ledger in `dir` with a release of api per tag, each deployed in turn; their ids.
+    fn deployed(dir: &std::path::Path, tags: &[&str]) -> (Ledger, Vec<i64>) {
+        let mut ledger = Ledger::open(&dir.join("ledger.db")).unwrap();
         let actor = Actor::current();
         let mut ids = Vec::new();
-        for tag in ["v1", "v2", "v3"] {
+        for tag in tags {
             let r = ledger
                 .create(
                     &NewRelease {
                         service_name: "api".into(),
-                        release_tag: tag.into(),
+                        release_tag: tag.to_string(),
                         status: Some(Status::ManualTesting),
                         ..Default::default()
                     },
@@ -213,6 +212,14 @@ mod tests {
             }
             ids.push(r.id);
         }
+        (ledger, ids)
+    }
+
+    #[test]
+    fn without_the_engine_the_ledgers_last_deploy_or_rollback_is_running_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ledger, ids) = deployed(dir.path(), &["v1", "v2", "v3"]);
+        let actor = Actor::current();
         // Rolling back the oldest: v3 runs now and is marked so; v2 is not.
         let oldest = ledger.get(ids[0]).unwrap().unwrap();
         let t = rollback_targets(&ledger, &oldest, &[]).unwrap();
@@ -250,30 +257,7 @@ mod tests {
     #[test]
     fn ledger_first_then_engine_newest_run_first_each_tag_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        let actor = Actor::current();
-        let mut ids = Vec::new();
-        for tag in ["v2", "v3", "v4"] {
-            let r = ledger
-                .create(
-                    &NewRelease {
-                        service_name: "api".into(),
-                        release_tag: tag.into(),
-                        status: Some(Status::ManualTesting),
-                        ..Default::default()
-                    },
-                    &actor,
-                )
-                .unwrap();
-            for s in [
-                Status::ManualTestPassed,
-                Status::Deploying,
-                Status::Deployed,
-            ] {
-                ledger.transition(r.id, s, &actor, None, None).unwrap();
-            }
-            ids.push(r.id);
-        }
+        let (ledger, ids) = deployed(dir.path(), &["v2", "v3", "v4"]);
         let current = ledger.get(ids[2]).unwrap().unwrap();
         let engine = vec![
             EngineTag {

@@ -3591,9 +3591,7 @@ fn without_testops_settings_the_status_bar_says_not_set_up_rather_than_failing()
 fn export_names_a_group_once_however_often_it_is_typed() {
     let mut app = fixture::app((100, 30));
     update(&mut app, key(':'));
-    for c in "export API UI API".chars() {
-        update(&mut app, key(c));
-    }
+    type_text(&mut app, "export API UI API");
     let (cmds, _) = update(&mut app, code(KeyCode::Enter));
     assert!(
         matches!(&cmds[..], [Cmd::Export(g)] if g == &["API".to_string(), "UI".to_string()]),
@@ -3638,9 +3636,7 @@ fn a_command_with_words_it_does_not_read_is_refused_in_place() {
         ),
     ] {
         update(&mut app, key(':'));
-        for c in line.chars() {
-            update(&mut app, key(c));
-        }
+        type_text(&mut app, line);
         update(&mut app, code(KeyCode::Enter));
         assert!(!app.quit, "{line}");
         let screen = render(&app);
