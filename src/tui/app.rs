@@ -58,8 +58,6 @@ pub struct App {
     /// The first ledger row that fails verification: shown red in the status bar.
     pub ledger_tampered: Option<String>,
     pub testops: Option<Result<(), String>>,
-    /// This process has no TestOps settings (local mode): not a failure, nothing to check.
-    pub testops_off: bool,
     pub disk_free: Option<u64>,
     /// Connected to a server: its sessions (`None` in local mode).
     pub sessions: Option<Vec<crate::server::hub::SessionInfo>>,
@@ -97,7 +95,7 @@ impl App {
         if self.hidden(action) {
             return Some(READONLY);
         }
-        if self.testops_off
+        if self.testops_off()
             && matches!(
                 action,
                 super::keymap::Action::Export | super::keymap::Action::ExportAll
@@ -145,7 +143,6 @@ impl App {
             logs: Default::default(),
             schedules: super::tabs::schedules::SchedulesState::new(jobs),
             lock: LockState::Unknown,
-            testops_off: false,
             ledger_tampered: None,
             testops: None,
             disk_free: None,
@@ -160,6 +157,12 @@ impl App {
             quit: false,
             requests: Default::default(),
         }
+    }
+
+    /// This process has no TestOps settings (local mode), so it runs no scheduler: not a
+    /// failure, nothing to check or export.
+    pub fn testops_off(&self) -> bool {
+        self.lock == LockState::Off
     }
 
     /// How many releases wait for this user's verdict: in manual_testing, and approving is
@@ -358,7 +361,7 @@ pub fn update(app: &mut App, msg: Msg) -> (Vec<Cmd>, bool) {
     };
     cancel_closed(app, &mut cmds);
     // Without TestOps nothing exports: say so rather than "export started" and nothing.
-    if app.testops_off && cmds.iter().any(|c| matches!(c, Cmd::Export(_))) {
+    if app.testops_off() && cmds.iter().any(|c| matches!(c, Cmd::Export(_))) {
         cmds.retain(|c| !matches!(c, Cmd::Export(_)));
         app.toast(Level::Error, NO_TESTOPS);
     }

@@ -200,8 +200,8 @@ pub async fn run_on(
     let mut services = None;
     let mut notifier: Option<std::sync::Arc<crate::notify::Notifier>> = None;
     let mut remote_logs: Vec<String> = Vec::new();
-    // Local mode without TestOps settings: no scheduler, nothing to check.
-    let mut testops_off = false;
+    // Local mode without TestOps settings runs no scheduler: nothing to check or export.
+    let mut scheduler_off = false;
     // Passes the services' events on (local mode with notifications); ends when they stop.
     let mut forwarder = None;
     let backend = match server {
@@ -257,7 +257,7 @@ pub async fn run_on(
                 }
             };
             let s = Services::start(&cfg, data_dir, svc_tx, set)?;
-            testops_off = s.scheduler.is_none();
+            scheduler_off = s.scheduler.is_none();
             let ledger_path = crate::storage::LedgerAt::of(&cfg, data_dir);
             // What the engine runs (the service lines, tasks and drift of the Releases tab),
             // read again whenever the ledger changes, as the server does.
@@ -338,8 +338,7 @@ pub async fn run_on(
         memory::restore(&mut app, memory::load(p));
     }
     app.remote = remote_mode;
-    if testops_off {
-        app.testops_off = true;
+    if scheduler_off {
         app.lock = tabs::schedules::LockState::Off;
     }
     if !remote_mode {

@@ -3536,7 +3536,6 @@ fn a_path_named_on_the_command_line_is_called_by_its_file_name_unless_that_is_ta
 #[test]
 fn without_testops_settings_the_status_bar_says_not_set_up_rather_than_failing() {
     let mut app = fixture::app((120, 24));
-    app.testops_off = true;
     app.lock = crate::tui::app::LockState::Off;
     // The probe still reports its reason; it is no failure here.
     update(

@@ -342,7 +342,7 @@ fn draw_status(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
     spans.push(Span::raw("TestOps "));
     spans.push(match &app.testops {
-        _ if app.testops_off => Span::styled("not set up", theme.dim()),
+        _ if app.testops_off() => Span::styled("not set up", theme.dim()),
         None => Span::styled("checking…", theme.dim()),
         Some(Ok(())) => Span::styled("ok", theme.ok()),
         Some(Err(e)) => {
