@@ -16,6 +16,8 @@ pub struct Spec {
     pub help: &'static str,
     /// It changes something: hidden and refused in read-only mode.
     pub acts: bool,
+    /// The most words it reads after its name (`None`: any number); more are refused.
+    pub most: Option<usize>,
 }
 
 const fn spec(name: &'static str, args: &'static str, help: &'static str, acts: bool) -> Spec {
@@ -24,19 +26,31 @@ const fn spec(name: &'static str, args: &'static str, help: &'static str, acts: 
         args,
         help,
         acts,
+        most: None,
+    }
+}
+
+impl Spec {
+    /// Reads at most `n` words after its name.
+    const fn most(self, n: usize) -> Spec {
+        Spec {
+            most: Some(n),
+            ..self
+        }
     }
 }
 
 /// Every command, in the order the help lists them.
 pub const COMMANDS: &[Spec] = &[
-    spec("exports", "", "the Exports tab", false),
-    spec("schedules", "", "the Schedules tab", false),
+    spec("exports", "", "the Exports tab", false).most(0),
+    spec("schedules", "", "the Schedules tab", false).most(0),
     spec(
         "releases",
         "[SERVICE]",
         "the Releases tab, at SERVICE",
         false,
-    ),
+    )
+    .most(1),
     spec("logs", "[SOURCE]", "the Logs tab, on SOURCE", false),
     spec(
         "filter",
@@ -45,28 +59,31 @@ pub const COMMANDS: &[Spec] = &[
         false,
     ),
     spec("export", "GROUP|all", "export now", true),
-    spec("approve", "ID", "approve a release (asks)", true),
+    spec("approve", "ID", "approve a release (asks)", true).most(1),
     spec(
         "reject",
         "ID",
         "reject a release (asks for the reason)",
         true,
-    ),
-    spec("rollback", "ID [TAG]", "roll a release back (asks)", true),
+    )
+    .most(1),
+    spec("rollback", "ID [TAG]", "roll a release back (asks)", true).most(2),
     spec(
         "deploy",
         "ID",
         "deploy an approved release again (asks)",
         true,
-    ),
+    )
+    .most(1),
     spec(
         "cancel",
         "ID",
         "cancel a queued or running deploy (asks)",
         true,
-    ),
-    spec("help", "", "the keys and commands", false),
-    spec("quit", "", "quit (also :q)", false),
+    )
+    .most(1),
+    spec("help", "", "the keys and commands", false).most(0),
+    spec("quit", "", "quit (also :q)", false).most(0),
 ];
 
 /// A parsed command.
@@ -143,13 +160,7 @@ pub fn parse(app: &App, line: &str) -> Result<Command, String> {
         return Err(format!("read-only: :{} is off", spec.name));
     }
     // Words past what the command reads are refused, not ignored (`:q now` did quit).
-    let most = match spec.name {
-        "exports" | "schedules" | "help" | "quit" => Some(0),
-        "releases" | "approve" | "reject" | "deploy" | "cancel" => Some(1),
-        "rollback" => Some(2),
-        _ => None,
-    };
-    if let Some(most) = most
+    if let Some(most) = spec.most
         && args.len() > most
     {
         let takes = if spec.args.is_empty() {
