@@ -172,8 +172,8 @@ pub fn scroll_offset(selected: usize, visible: usize) -> usize {
     }
 }
 
-/// Help rows that fit on screen (inside the centred box's borders).
-pub fn help_rows_shown(size: (u16, u16)) -> usize {
+/// Rows a full-height overlay (the help, the diff) shows inside its borders.
+pub fn overlay_rows_shown(size: (u16, u16)) -> usize {
     let (_, content, _) = frame(size);
     content.height.saturating_sub(2) as usize
 }

@@ -20,7 +20,7 @@ pub fn line_count(d: &DiffView) -> usize {
 
 /// j/k, pages, g/G scroll (G to the last page); Esc or q close; `?` opens the help over it.
 pub fn key(mut d: Box<DiffView>, size: (u16, u16), k: KeyEvent) -> Option<Overlay> {
-    let last = line_count(&d).saturating_sub(layout::help_rows_shown(size));
+    let last = line_count(&d).saturating_sub(layout::overlay_rows_shown(size));
     let top = match k.code {
         KeyCode::Esc | KeyCode::Char('q') => return None,
         KeyCode::Char('?') => {

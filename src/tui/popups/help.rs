@@ -26,8 +26,8 @@ pub fn key(
     size: (u16, u16),
     k: KeyEvent,
 ) -> Option<Overlay> {
-    let last = rows.saturating_sub(layout::help_rows_shown(size));
-    let page = layout::help_rows_shown(size).max(1);
+    let last = rows.saturating_sub(layout::overlay_rows_shown(size));
+    let page = layout::overlay_rows_shown(size).max(1);
     let top = match k.code {
         KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => return back.map(|b| *b),
         KeyCode::Char('j') | KeyCode::Down => top + 1,

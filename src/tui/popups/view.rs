@@ -192,6 +192,8 @@ pub(crate) fn diff(f: &mut Frame, d: &DiffView, theme: &Theme, area: Rect) {
             }
         }
     }
+    // The keys scroll by this count (`diff::line_count`): it must stay the lines drawn.
+    debug_assert_eq!(lines.len(), super::diff::line_count(d));
     let top = d.top.min(lines.len().saturating_sub(1));
     let body: Vec<Line> = lines.into_iter().skip(top).collect();
     f.render_widget(
