@@ -100,7 +100,6 @@ pub async fn start() -> anyhow::Result<Demo> {
         export_dir.display()
     ));
     text.push_str(DEMO_RELEASES);
-    seed_releases(&data_dir.join("releases.db"))?;
     let config_path = root.path().join("config.toml");
     // It holds a token (the simulator's): private, as a user's config should be.
     {
@@ -112,6 +111,7 @@ pub async fn start() -> anyhow::Result<Demo> {
             .write_all(text.as_bytes())?;
     }
     let config = Config::from_parts(Some(&config_path), &text, &|_| None)?;
+    seed_releases(&data_dir.join("releases.db"), &config.releases)?;
     Ok(Demo { sim, root, config })
 }
 
@@ -134,20 +134,12 @@ struct SeedRelease {
 }
 
 /// Sample releases in every section of the Releases tab.
-fn seed_releases(path: &Path) -> anyhow::Result<()> {
+fn seed_releases(path: &Path, releases: &crate::config::ReleasesConfig) -> anyhow::Result<()> {
     use crate::release::{Actor, Ledger, NewRelease, Status};
     let seed: SeedFile = toml::from_str(include_str!("../../assets/demo/releases.toml"))?;
     // Each release names its service's repository, as `release create` stores it: the dialogs
     // show the image the deploy will run.
-    let services: toml::Value = toml::from_str(DEMO_RELEASES)?;
-    let repository = |service: &str| {
-        services["releases"]["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["name"].as_str() == Some(service))
-            .and_then(|s| s.get("repository")?.as_str().map(str::to_string))
-    };
+    let repository = |service: &str| releases.service(service).and_then(|s| s.repository.clone());
     let mut ledger = Ledger::open(path)?;
     let ci = Actor {
         user: "ci".into(),
